@@ -1,0 +1,30 @@
+# The two README commands:
+#   make demo   set up everything, then run the main job (the robustness report)
+#   make test   set up everything, then run the whole test matrix
+# Both are idempotent: a second run reuses the venv and the compiled core.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test lint bench core clean
+
+setup:
+	bash tools/setup.sh
+
+core:
+	bash tools/build_core.sh
+
+demo: setup
+	$(VENV)/bin/nox -s demo
+
+test: setup
+	$(VENV)/bin/nox -s lint tests
+
+bench: setup
+	$(VENV)/bin/nox -s bench
+
+lint: setup
+	$(VENV)/bin/nox -s lint
+
+clean:
+	rm -rf $(VENV) build .nox report

@@ -1,0 +1,207 @@
+// CPU fills for the Philox sampler: tiles of blocks computed in vectorisable
+// structure-of-arrays loops, threads over tiles and rows (OpenMP).
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <cstring>
+#include <vector>
+
+#include "common/parallel.h"
+#include "rng/philox.h"
+#include "rng/rng.h"
+
+namespace certkit {
+namespace rng {
+namespace {
+
+constexpr int64_t kTile = 512;  // blocks per tile
+
+// Raw words of blocks [b0, b0 + nb) into w (4 arrays of kTile).
+inline void philox_tile(uint64_t seed, uint64_t stream, uint64_t b0, int64_t nb,
+                        uint32_t* __restrict w0, uint32_t* __restrict w1,
+                        uint32_t* __restrict w2, uint32_t* __restrict w3) {
+  const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  const uint32_t s0 = uint32_t(stream), s1 = uint32_t(stream >> 32);
+  const uint64_t blo = b0;
+#pragma omp simd
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint64_t blk = blo + uint64_t(i);
+    uint32_t c0 = uint32_t(blk), c1 = uint32_t(blk >> 32), c2 = s0, c3 = s1;
+    philox4x32_10(c0, c1, c2, c3, k0, k1);
+    w0[i] = c0;
+    w1[i] = c1;
+    w2[i] = c2;
+    w3[i] = c3;
+  }
+}
+
+struct TileF32 {
+  alignas(64) uint32_t w[4][kTile];
+  alignas(64) float v[4 * kTile];
+};
+
+inline void transform_f32(TileF32& t, int64_t nb, Dist dist, float a, float b) {
+  float* __restrict v = t.v;
+  const uint32_t* __restrict w0 = t.w[0];
+  const uint32_t* __restrict w1 = t.w[1];
+  const uint32_t* __restrict w2 = t.w[2];
+  const uint32_t* __restrict w3 = t.w[3];
+  if (dist == Dist::Normal) {
+#pragma omp simd
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint32_t w[4] = {w0[i], w1[i], w2[i], w3[i]};
+      float o[4];
+      normal4f(w, o);
+      v[4 * i + 0] = a + b * o[0];
+      v[4 * i + 1] = a + b * o[1];
+      v[4 * i + 2] = a + b * o[2];
+      v[4 * i + 3] = a + b * o[3];
+    }
+  } else if (dist == Dist::Uniform) {
+    const float span = b - a;
+#pragma omp simd
+    for (int64_t i = 0; i < nb; ++i) {
+      v[4 * i + 0] = a + span * u32_to_open01f(w0[i]);
+      v[4 * i + 1] = a + span * u32_to_open01f(w1[i]);
+      v[4 * i + 2] = a + span * u32_to_open01f(w2[i]);
+      v[4 * i + 3] = a + span * u32_to_open01f(w3[i]);
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint32_t w[4] = {w0[i], w1[i], w2[i], w3[i]};
+      for (int j = 0; j < 4; ++j) {
+        const float s = u32_to_open01f(w[j]) - 0.5f;  // (-0.5, 0.5), exact
+        const float mag = -logf_open01(1.0f - 2.0f * (s < 0.0f ? -s : s));
+        v[4 * i + j] = a + b * (s < 0.0f ? -mag : mag);
+      }
+    }
+  }
+}
+
+// Fill out[0:n) with float32 elements [off, off + n) of (seed, stream).
+void fill_row_f32(float* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t off, Dist dist,
+                  float a, float b, TileF32& t) {
+  if (n <= 0) return;
+  const uint64_t first_block = off / 4;
+  const uint64_t last_block = (off + uint64_t(n) - 1) / 4;
+  uint64_t written = 0;
+  for (uint64_t b0 = first_block; b0 <= last_block; b0 += kTile) {
+    const int64_t nb = int64_t(std::min<uint64_t>(kTile, last_block - b0 + 1));
+    philox_tile(seed, stream, b0, nb, t.w[0], t.w[1], t.w[2], t.w[3]);
+    transform_f32(t, nb, dist, a, b);
+    const uint64_t tile_first = b0 * 4;  // element index of t.v[0]
+    const uint64_t lo = std::max<uint64_t>(tile_first, off);
+    const uint64_t hi = std::min<uint64_t>(tile_first + uint64_t(nb) * 4, off + uint64_t(n));
+    std::memcpy(out + written, t.v + (lo - tile_first), (hi - lo) * sizeof(float));
+    written += hi - lo;
+  }
+}
+
+struct TileF64 {
+  alignas(64) uint32_t w[4][kTile];
+  alignas(64) double v[2 * kTile];
+};
+
+inline void transform_f64(TileF64& t, int64_t nb, Dist dist, double a, double b) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const double u1 = u64_to_open01(t.w[0][i], t.w[1][i]);
+    const double u2 = u64_to_open01(t.w[2][i], t.w[3][i]);
+    if (dist == Dist::Normal) {
+      const double r = std::sqrt(-2.0 * std::log(u1));
+      const double th = 6.283185307179586476925 * u2;
+      t.v[2 * i] = a + b * (r * std::cos(th));
+      t.v[2 * i + 1] = a + b * (r * std::sin(th));
+    } else if (dist == Dist::Uniform) {
+      t.v[2 * i] = a + (b - a) * u1;
+      t.v[2 * i + 1] = a + (b - a) * u2;
+    } else {
+      const double us[2] = {u1, u2};
+      for (int j = 0; j < 2; ++j) {
+        const double s = us[j] - 0.5;
+        const double mag = -std::log1p(-2.0 * std::fabs(s));
+        t.v[2 * i + j] = a + b * (s < 0 ? -mag : mag);
+      }
+    }
+  }
+}
+
+void fill_row_f64(double* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t off,
+                  Dist dist, double a, double b, TileF64& t) {
+  if (n <= 0) return;
+  const uint64_t first_block = off / 2;
+  const uint64_t last_block = (off + uint64_t(n) - 1) / 2;
+  uint64_t written = 0;
+  for (uint64_t b0 = first_block; b0 <= last_block; b0 += kTile) {
+    const int64_t nb = int64_t(std::min<uint64_t>(kTile, last_block - b0 + 1));
+    philox_tile(seed, stream, b0, nb, t.w[0], t.w[1], t.w[2], t.w[3]);
+    transform_f64(t, nb, dist, a, b);
+    const uint64_t tile_first = b0 * 2;
+    const uint64_t lo = std::max<uint64_t>(tile_first, off);
+    const uint64_t hi = std::min<uint64_t>(tile_first + uint64_t(nb) * 2, off + uint64_t(n));
+    std::memcpy(out + written, t.v + (lo - tile_first), (hi - lo) * sizeof(double));
+    written += hi - lo;
+  }
+}
+
+// Splits the (B, M) fill into independent pieces of about `piece` elements.
+template <class Tile, class RowFn>
+void fill_rows(int64_t B, int64_t M, const uint64_t* offsets, int64_t piece, RowFn&& row_fn) {
+  if (B <= 0 || M <= 0) return;
+  const int64_t per_row = (M + piece - 1) / piece;
+  const int64_t total = B * per_row;
+  parallel_for(total, 1, [&](int64_t lo, int64_t hi) {
+    std::unique_ptr<Tile> tile(new Tile);
+    for (int64_t p = lo; p < hi; ++p) {
+      const int64_t r = p / per_row;
+      const int64_t c = p % per_row;
+      const int64_t start = c * piece;
+      const int64_t len = std::min(piece, M - start);
+      row_fn(r, start, len, offsets[r] + uint64_t(start), *tile);
+    }
+  });
+}
+
+}  // namespace
+
+void fill_f32(float* out, int64_t B, int64_t M, uint64_t seed, const uint64_t* streams,
+              const uint64_t* offsets, Dist dist, float a, float b) {
+  fill_rows<TileF32>(B, M, offsets, 1 << 16,
+                     [&](int64_t r, int64_t start, int64_t len, uint64_t off, TileF32& t) {
+                       fill_row_f32(out + r * M + start, len, seed, streams[r], off, dist, a, b, t);
+                     });
+}
+
+void fill_f64(double* out, int64_t B, int64_t M, uint64_t seed, const uint64_t* streams,
+              const uint64_t* offsets, Dist dist, double a, double b) {
+  fill_rows<TileF64>(B, M, offsets, 1 << 15,
+                     [&](int64_t r, int64_t start, int64_t len, uint64_t off, TileF64& t) {
+                       fill_row_f64(out + r * M + start, len, seed, streams[r], off, dist, a, b, t);
+                     });
+}
+
+void fill_bits(uint32_t* out, int64_t B, int64_t M, uint64_t seed, const uint64_t* streams,
+               const uint64_t* offsets) {
+  struct TileBits {
+    alignas(64) uint32_t w[4][kTile];
+  };
+  fill_rows<TileBits>(B, M, offsets, 1 << 16,
+                      [&](int64_t r, int64_t start, int64_t len, uint64_t off, TileBits& t) {
+                        uint32_t* dst = out + r * M + start;
+                        const uint64_t first_block = off / 4;
+                        const uint64_t last_block = (off + uint64_t(len) - 1) / 4;
+                        for (uint64_t b0 = first_block; b0 <= last_block; b0 += kTile) {
+                          const int64_t nb = int64_t(std::min<uint64_t>(kTile, last_block - b0 + 1));
+                          philox_tile(seed, streams[r], b0, nb, t.w[0], t.w[1], t.w[2], t.w[3]);
+                          for (int64_t i = 0; i < nb; ++i) {
+                            for (int j = 0; j < 4; ++j) {
+                              const uint64_t e = (b0 + uint64_t(i)) * 4 + uint64_t(j);
+                              if (e >= off && e < off + uint64_t(len)) dst[e - off] = t.w[j][i];
+                            }
+                          }
+                        }
+                      });
+}
+
+}  // namespace rng
+}  // namespace certkit

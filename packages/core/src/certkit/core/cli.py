@@ -1,0 +1,128 @@
+"""The ``certkit`` command's dispatcher.
+
+Subcommands come from the entry-point group ``certkit.commands``: each entry point names a
+``typer.Typer`` app, mounted under the entry point's name. So ``pip install certkit-vision``
+alone gives ``certkit vision ...``; the ``certkit`` distribution adds ``report``, ``merge``
+and the distributed backends. The dispatcher lives in certkit-core, which every domain
+package depends on, so the command exists whatever subset is installed.
+
+Errors a user can fix (:class:`UsageError`, ``ValueError``, ``TypeError``,
+``FileNotFoundError``) print one line and exit with code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+from typing import Annotated, Any
+
+import typer
+
+from certkit.core import progress
+
+
+class UsageError(Exception):
+    """A user-fixable problem: printed as one line, exit code 2."""
+
+
+STATE: dict[str, Any] = {"json": False, "debug": False, "quiet": False}
+
+app = typer.Typer(
+    name="certkit",
+    help="Certify and attack ML models: vision, point clouds, RL, ranking, theory.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+
+
+@app.callback()
+def _root(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    STATE.update(quiet=quiet, json=json_out, debug=debug)
+    progress.set_quiet(quiet)
+
+
+@app.command("info")
+def info() -> None:
+    """Print build_info() of the compiled core and the installed certkit packages."""
+    import certkit.core as core
+
+    data = {"build_info": core.build_info(), "packages": installed_packages()}
+    if STATE["json"]:
+        echo_json(data)
+        return
+    for k, v in data["build_info"].items():
+        typer.echo(f"{k:>16}: {v}")
+    for name, ver in data["packages"].items():
+        typer.echo(f"{name:>16}: {ver}")
+
+
+def installed_packages() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("certkit-core", "certkit-vision", "certkit-pointcloud", "certkit-rl",
+                 "certkit-rank", "certkit-theory", "certkit"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def echo_json(obj: Any) -> None:
+    from certkit.core.results import _json_default
+
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+
+
+def _mount_plugins() -> None:
+    for ep in entry_points(group="certkit.commands"):
+        try:
+            sub = ep.load()
+        except Exception as exc:  # a broken plugin must not break the whole command
+            print(f"certkit: could not load command {ep.name!r}: {exc}", file=sys.stderr)
+            continue
+        if isinstance(sub, typer.Typer):
+            app.add_typer(sub, name=ep.name)
+        elif callable(sub):
+            app.command(ep.name)(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _mount_plugins()
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="certkit", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        if debug:
+            raise
+        print(f"certkit: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 2
+        if debug:
+            raise
+        print(f"certkit: error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

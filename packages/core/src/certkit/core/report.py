@@ -1,0 +1,96 @@
+"""Building blocks of ``certkit report``: each domain contributes sections.
+
+A domain registers a callable under the entry-point group ``certkit.report``::
+
+    [project.entry-points."certkit.report"]
+    vision = "certkit.vision.report:sections"
+
+The callable takes a :class:`ReportContext` and returns a :class:`Section` (or a list).
+The ``certkit`` distribution's report command gathers every installed domain's sections
+into one self-contained ``report/index.html`` plus ``report/summary.json``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Figure:
+    """A PNG plot. ``png`` holds the encoded bytes (see :func:`figure_from_matplotlib`)."""
+
+    name: str
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class Table:
+    """A small results table; cells are numbers or strings."""
+
+    name: str
+    columns: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    """One report section.
+
+    summary: headline numbers, copied into ``summary.json`` under the section's key.
+    reproduce: the command line that reproduces this section alone.
+    full: what ``certkit report --full`` runs instead of the quick default.
+    """
+
+    domain: str
+    title: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    text: str = ""
+    reproduce: str = ""
+    full: str = ""
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.domain}/{self.title}"
+
+
+@dataclass
+class ReportContext:
+    """What a section needs to know about the run.
+
+    out_dir: where the report is written (sections may write extra files below it).
+    cache_dir: the user's cache directory for trained reference models.
+    full: run the paper-scale version instead of the quick default.
+    """
+
+    out_dir: Path
+    cache_dir: Path
+    full: bool = False
+    seed: int = 0
+    quiet: bool = True
+    device: str = "cpu"
+
+
+def figure_from_matplotlib(fig: Any, name: str, caption: str = "", dpi: int = 110) -> Figure:
+    """Encode a matplotlib figure as PNG (Agg) and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return Figure(name=name, png=buf.getvalue(), caption=caption)
+
+
+def use_agg() -> None:
+    """Select matplotlib's non-interactive Agg backend (call before pyplot import)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)

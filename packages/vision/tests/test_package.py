@@ -1,0 +1,14 @@
+import importlib
+
+import certkit.vision
+
+
+def test_version_matches_metadata() -> None:
+    from importlib.metadata import version
+
+    assert certkit.vision.__version__ == version("certkit-vision")
+
+
+def test_namespace_is_pep420() -> None:
+    ns = importlib.import_module("certkit")
+    assert getattr(ns, "__file__", None) is None, "certkit must be a PEP 420 namespace"
