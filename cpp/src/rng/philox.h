@@ -98,31 +98,49 @@ CK_HD void sincos_2pi(float u, float& s, float& c) {
       1.0f + p2 * (-0.5f + p2 * (4.16666667e-2f + p2 * (-1.38888889e-3f + p2 * (2.48015873e-5f -
                                                                                p2 * 2.75573192e-7f))));
   const int32_t qi = int32_t(q) & 3;
-  // rotate (cp, sp) by qi quarter turns
-  const float c1 = (qi == 0) ? cp : (qi == 1) ? -sp : (qi == 2) ? -cp : sp;
-  const float s1 = (qi == 0) ? sp : (qi == 1) ? cp : (qi == 2) ? -sp : -cp;
+  // rotate (cp, sp) by qi quarter turns with selects only (no branches, exact):
+  // qi: 0 -> (c, s) = (cp, sp); 1 -> (-sp, cp); 2 -> (-cp, -sp); 3 -> (sp, -cp)
+  const bool swap = (qi & 1) != 0;
+  const float x = swap ? sp : cp;
+  const float y = swap ? cp : sp;
+  const bool neg_c = ((qi + 1) & 2) != 0;
+  const bool neg_s = (qi & 2) != 0;
+  const float c1 = neg_c ? -x : x;
+  const float s1 = neg_s ? -y : y;
   s = s1;
   c = c1;
 }
 
 // ---- distributions ------------------------------------------------------------------
-// 4 standard normals (float32) from one block: Box-Muller on (w0,w1) and (w2,w3).
-CK_HD void normal4f(const uint32_t w[4], float out[4]) {
-  for (int h = 0; h < 2; ++h) {
-    const float u1 = u32_to_open01f(w[2 * h]);
-    const float u2 = u32_to_open01f(w[2 * h + 1]);
-    float r = -2.0f * logf_open01(u1);
-    r = r > 0.0f ? r : 0.0f;
+// Two standard normals (float32) by Box-Muller from two words.
+CK_HD void box_muller_f(uint32_t wa, uint32_t wb, float& n0, float& n1) {
+  const float u1 = u32_to_open01f(wa);
+  const float u2 = u32_to_open01f(wb);
+  float r = -2.0f * logf_open01(u1);
+  r = r > 0.0f ? r : 0.0f;
 #if defined(__CUDACC__)
-    r = __fsqrt_rn(r);
+  r = __fsqrt_rn(r);
 #else
-    r = __builtin_sqrtf(r);
+  r = __builtin_sqrtf(r);
 #endif
-    float s, c;
-    sincos_2pi(u2, s, c);
-    out[2 * h] = r * c;
-    out[2 * h + 1] = r * s;
-  }
+  float s, c;
+  sincos_2pi(u2, s, c);
+  n0 = r * c;
+  n1 = r * s;
+}
+
+// Standard Laplace (float32, density e^{-|x|}/2) by inversion of one word.
+CK_HD float laplace_std(uint32_t w) {
+  const float s = u32_to_open01f(w) - 0.5f;  // (-0.5, 0.5), exact
+  const float mag = -logf_open01(1.0f - 2.0f * (s < 0.0f ? -s : s));
+  return s < 0.0f ? -mag : mag;
+}
+
+// 4 standard normals (float32) from one block: Box-Muller on (w0,w1) and (w2,w3).
+CK_HD void normal4f(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, float& o0, float& o1,
+                    float& o2, float& o3) {
+  box_muller_f(w0, w1, o0, o1);
+  box_muller_f(w2, w3, o2, o3);
 }
 
 }  // namespace rng

@@ -49,13 +49,12 @@ inline void transform_f32(TileF32& t, int64_t nb, Dist dist, float a, float b) {
   if (dist == Dist::Normal) {
 #pragma omp simd
     for (int64_t i = 0; i < nb; ++i) {
-      const uint32_t w[4] = {w0[i], w1[i], w2[i], w3[i]};
-      float o[4];
-      normal4f(w, o);
-      v[4 * i + 0] = a + b * o[0];
-      v[4 * i + 1] = a + b * o[1];
-      v[4 * i + 2] = a + b * o[2];
-      v[4 * i + 3] = a + b * o[3];
+      float o0, o1, o2, o3;
+      normal4f(w0[i], w1[i], w2[i], w3[i], o0, o1, o2, o3);
+      v[4 * i + 0] = a + b * o0;
+      v[4 * i + 1] = a + b * o1;
+      v[4 * i + 2] = a + b * o2;
+      v[4 * i + 3] = a + b * o3;
     }
   } else if (dist == Dist::Uniform) {
     const float span = b - a;
@@ -69,12 +68,10 @@ inline void transform_f32(TileF32& t, int64_t nb, Dist dist, float a, float b) {
   } else {
 #pragma omp simd
     for (int64_t i = 0; i < nb; ++i) {
-      const uint32_t w[4] = {w0[i], w1[i], w2[i], w3[i]};
-      for (int j = 0; j < 4; ++j) {
-        const float s = u32_to_open01f(w[j]) - 0.5f;  // (-0.5, 0.5), exact
-        const float mag = -logf_open01(1.0f - 2.0f * (s < 0.0f ? -s : s));
-        v[4 * i + j] = a + b * (s < 0.0f ? -mag : mag);
-      }
+      v[4 * i + 0] = a + b * laplace_std(w0[i]);
+      v[4 * i + 1] = a + b * laplace_std(w1[i]);
+      v[4 * i + 2] = a + b * laplace_std(w2[i]);
+      v[4 * i + 3] = a + b * laplace_std(w3[i]);
     }
   }
 }

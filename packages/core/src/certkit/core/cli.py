@@ -108,11 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"certkit: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+        # typer vendors its own click: recognise its exceptions by their interface
+        if type(exc).__name__ == "Abort":
             return 130
-        if isinstance(exc, click.ClickException):
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             return 2
         if debug:
