@@ -1,0 +1,16 @@
+"""Bound propagation on torch models (needs the ``torch`` extra: ``certkit-core[torch]``).
+
+``BoundedModel(model, input_shape).compute_bounds(x, eps, norm, method, C, x_L, x_U, y=)``
+returns certified lower/upper bounds on ``C @ model(x')`` over an ℓ∞/ℓ2 ball, by IBP,
+CROWN, CROWN-IBP or α-CROWN (auto_LiRPA-compatible names). Inference-only CPU calls on
+Linear/Conv/ReLU chains run in the compiled kernels (``certkit.core._core.bounds``).
+See :mod:`certkit.core.bounds.model` for the guarantee and the intermediate-bound policy.
+"""
+
+from __future__ import annotations
+
+from certkit.core.bounds.graph import UnsupportedLayerError
+from certkit.core.bounds.model import BoundedModel, margin_spec
+from certkit.core.bounds.tightness import ibp_tightness
+
+__all__ = ["BoundedModel", "UnsupportedLayerError", "ibp_tightness", "margin_spec"]

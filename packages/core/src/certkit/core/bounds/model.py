@@ -1,0 +1,450 @@
+"""``BoundedModel``: certified lower/upper bounds on ``C @ model(x')`` for every x' in an
+ℓ∞ or ℓ2 ball around x, by
+
+- IBP (interval bound propagation; Gowal et al. 2018, arXiv:1810.12715),
+- CROWN (backward linear relaxation; Zhang et al. 2018, arXiv:1811.00866),
+- CROWN-IBP (IBP intermediate bounds, CROWN at the output; Zhang et al. 2020,
+  arXiv:1906.06316),
+- α-CROWN (CROWN with the lower ReLU slopes optimised by projected gradient; Xu et al.
+  2021, arXiv:2011.13824).
+
+Guarantee: for every x' in the perturbation set (and within ``[x_L, x_U]`` when given),
+``lower <= C @ model(x') <= upper`` holds exactly in real arithmetic; in floating point the
+bounds are computed with the same ops as the model (no directed rounding), like
+auto_LiRPA. The method names and call shape mirror auto_LiRPA's so users can switch.
+
+Intermediate bounds (documented choice): for CROWN, every ReLU's pre-activation bounds are
+computed by CROWN and intersected with the IBP bounds of the same node; CROWN is evaluated
+only on the neurons that IBP finds unstable (stable neurons keep their IBP bounds, which
+fix the same, exact relaxation). With ``tighten_with_ibp=True`` the final bounds are also
+intersected with IBP's, so the result is never looser than IBP.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from certkit.core.bounds import ops
+from certkit.core.bounds.graph import Graph, capture
+
+Tensor = torch.Tensor
+Method = Literal["IBP", "CROWN", "CROWN-IBP", "alpha-CROWN"]
+_METHODS = {"ibp": "IBP", "crown": "CROWN", "crown-ibp": "CROWN-IBP", "alpha-crown": "alpha-CROWN",
+            "crown-optimized": "alpha-CROWN", "ibp+backward": "CROWN-IBP"}
+
+
+def margin_spec(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """C (B, K-1, K) with rows e_y - e_j for every j != y: ``C @ logits`` are the margins of
+    the true class; all lower bounds > 0 certify the prediction."""
+    y = y.reshape(-1).long()
+    B = y.shape[0]
+    eye = torch.eye(num_classes, dtype=dtype, device=y.device)
+    C = eye[y].unsqueeze(1) - eye.unsqueeze(0)  # (B, K, K)
+    others = torch.arange(num_classes, device=y.device).unsqueeze(0).expand(B, -1)
+    keep = others != y.unsqueeze(1)
+    idx = others[keep].reshape(B, num_classes - 1)
+    return C.gather(1, idx.unsqueeze(-1).expand(-1, -1, num_classes))
+
+
+class BoundedModel(nn.Module):
+    """Wrap ``model`` (eval-mode semantics for BN unless the model is in train mode, see
+    :class:`~certkit.core.bounds.ops.BatchNorm`) for bound propagation.
+
+    Args:
+        model: a torch module made of supported layers (see :mod:`certkit.core.bounds.graph`).
+        input_shape: the per-example input shape without the batch dimension, e.g.
+            ``(1, 28, 28)``.
+        use_compiled: dispatch inference-only CPU calls on Linear/Conv/ReLU chains to the
+            compiled kernels (``certkit.core._core.bounds``); ``False`` forces torch.
+    """
+
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...] | torch.Size, *,
+                 use_compiled: bool = True) -> None:
+        super().__init__()
+        shape = tuple(int(s) for s in input_shape)
+        if not shape or any(s <= 0 for s in shape):
+            raise ValueError(f"input_shape: expected positive sizes, got {tuple(input_shape)!r}")
+        self.model = model
+        self.input_shape = shape
+        self.graph: Graph = capture(model, shape)
+        self.use_compiled = use_compiled
+        self._compiled_plan: Any = None
+
+    # ------------------------------------------------------------------ helpers
+    def forward(self, x: Tensor) -> Tensor:
+        """The model's output through the captured graph. (B, *input_shape) → (B, K)."""
+        return self.graph.forward(x)[self.graph.output]
+
+    def _check_params(self) -> None:
+        for name, p in self.model.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise ValueError(f"model: parameter '{name}' contains NaN or inf")
+        for name, b in self.model.named_buffers():
+            if b.is_floating_point() and not bool(torch.isfinite(b).all()):
+                raise ValueError(f"model: buffer '{name}' contains NaN or inf")
+
+    def _input_box(self, x: Tensor, eps: float | Tensor, norm: float, x_L: Tensor | None,
+                   x_U: Tensor | None) -> tuple[Tensor, Tensor]:
+        if norm == math.inf:
+            lo = x - eps
+            hi = x + eps
+            if x_L is not None:
+                lo = torch.max(lo, x_L)
+            if x_U is not None:
+                hi = torch.min(hi, x_U)
+        else:
+            lo, hi = x - eps, x + eps  # the ℓ2 ball lies inside this box
+        return lo, hi
+
+    # ------------------------------------------------------------------ public API
+    def compute_bounds(self, x: Tensor, eps: float | Tensor = 0.0, norm: float | str = math.inf,
+                       method: str = "CROWN", C: Tensor | None = None, x_L: Tensor | None = None,
+                       x_U: Tensor | None = None, *, y: Tensor | None = None,
+                       bound_lower: bool = True, bound_upper: bool = True,
+                       tighten_with_ibp: bool = False, alpha_iterations: int = 20,
+                       alpha_lr: float = 0.1) -> tuple[Tensor, Tensor]:
+        """Lower and upper bounds on ``C @ model(x')`` over the perturbation set.
+
+        Args:
+            x: (B, *input_shape) clean inputs.
+            eps: radius (float, or a (B,) tensor of per-example radii), >= 0.
+            norm: ``inf`` (also ``"inf"``, ``"linf"``) or ``2``.
+            method: ``"IBP"``, ``"CROWN"``, ``"CROWN-IBP"`` or ``"alpha-CROWN"``
+                (case-insensitive).
+            C: (S, K) or (B, S, K) specification. When ``None``: the margin spec
+                :func:`margin_spec` of ``y`` if ``y`` is given, else the identity
+                (bounds on the logits themselves).
+            x_L, x_U: (B, *input_shape) domain bounds (e.g. 0 and 1 for images), intersected
+                with the ℓ∞ ball; with ``eps=0`` they define the box alone. Only for ℓ∞.
+            y: (B,) labels, used for the default margin spec.
+            tighten_with_ibp: intersect the final CROWN/α-CROWN bounds with IBP's.
+            alpha_iterations, alpha_lr: α-CROWN's Adam steps and learning rate.
+
+        Returns:
+            ``(lower, upper)``, each (B, S). A bound that is not requested is ``None``.
+        """
+        norm_v = _check_norm(norm)
+        m = _METHODS.get(str(method).lower())
+        if m is None:
+            raise ValueError(f"method: expected one of IBP, CROWN, CROWN-IBP, alpha-CROWN, got {method!r}")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+        if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:
+            raise ValueError(f"x: expected shape (B, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x: contains NaN or inf")
+        B = x.shape[0]
+        eps_t = _check_eps(eps, B, x)
+        for nm, t in (("x_L", x_L), ("x_U", x_U)):
+            if t is not None:
+                if not isinstance(t, torch.Tensor):
+                    raise TypeError(f"{nm}: expected a torch.Tensor, got {type(t).__name__}")
+                if tuple(t.shape) != tuple(x.shape):
+                    raise ValueError(f"{nm}: shape {tuple(t.shape)} does not match x {tuple(x.shape)}")
+                if bool(torch.isnan(t).any()):
+                    raise ValueError(f"{nm}: contains NaN")
+                if norm_v != math.inf:
+                    raise ValueError(f"{nm}: domain bounds are only supported with norm=inf")
+        if x_L is not None and x_U is not None and bool((x_L > x_U).any()):
+            raise ValueError("x_L, x_U: x_L must be <= x_U")
+        self._check_params()
+        K = self.graph.shapes[self.graph.output]
+        if len(K) != 1:
+            raise ValueError(f"model: expected a (B, K) output, got per-example shape {K}")
+        Cb = self._spec(C, y, B, K[0], x)
+        lo_box, hi_box = self._input_box(x, eps_t, norm_v, x_L, x_U)
+        if bool((lo_box > hi_box).any()):
+            raise ValueError("x_L, x_U: the perturbation set is empty (x ± eps does not meet [x_L, x_U])")
+
+        if self._use_compiled(x, m, norm_v):
+            from certkit.core.bounds import compiled
+            res = compiled.compute(self, lo_box, hi_box, Cb, m)
+            if res is not None:
+                lo, up = res
+                return (lo if bound_lower else None), (up if bound_upper else None)  # type: ignore[return-value]
+
+        ctx = _Ctx(self.graph, x, lo_box, hi_box, eps_t, norm_v)
+        if m == "IBP":
+            lo, up = ctx.ibp_output(Cb)
+        elif m == "CROWN-IBP":
+            ctx.fill_ibp()
+            lo, up = ctx.crown(self.graph.output, Cb, bound_lower, bound_upper)
+        else:
+            ctx.fill_ibp()
+            ctx.fill_crown_intermediate()
+            if m == "alpha-CROWN":
+                lo, up = ctx.alpha_crown(Cb, bound_lower, bound_upper, alpha_iterations, alpha_lr)
+            else:
+                lo, up = ctx.crown(self.graph.output, Cb, bound_lower, bound_upper)
+            if tighten_with_ibp:
+                il, iu = ctx.ibp_output(Cb)
+                lo = torch.max(lo, il) if lo is not None else None
+                up = torch.min(up, iu) if up is not None else None
+        return (lo if bound_lower else None), (up if bound_upper else None)  # type: ignore[return-value]
+
+    def intermediate_bounds(self, x: Tensor, eps: float, norm: float | str = math.inf, method: str = "IBP",
+                            x_L: Tensor | None = None, x_U: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+        """Bounds of every ReLU's pre-activation, keyed by the ReLU's name (IBP or CROWN)."""
+        norm_v = _check_norm(norm)
+        eps_t = _check_eps(eps, x.shape[0], x)
+        lo_box, hi_box = self._input_box(x, eps_t, norm_v, x_L, x_U)
+        ctx = _Ctx(self.graph, x, lo_box, hi_box, eps_t, norm_v)
+        ctx.fill_ibp()
+        if str(method).lower() == "crown":
+            ctx.fill_crown_intermediate()
+        out = {}
+        for i, op in enumerate(self.graph.nodes):
+            if isinstance(op, (ops.ReLU, ops._MaxWindows)):
+                out[op.name] = ctx.bounds[self.graph.inputs[i][0]]
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _spec(self, C: Tensor | None, y: Tensor | None, B: int, K: int, x: Tensor) -> Tensor:
+        if C is None:
+            if y is None:
+                return torch.eye(K, dtype=x.dtype, device=x.device).unsqueeze(0).expand(B, K, K)
+            if not isinstance(y, torch.Tensor):
+                y = torch.as_tensor(y)
+            if y.shape != (B,):
+                raise ValueError(f"y: expected shape ({B},), got {tuple(y.shape)}")
+            if bool(((y < 0) | (y >= K)).any()):
+                raise ValueError(f"y: labels must lie in [0, {K})")
+            return margin_spec(y.to(x.device), K, x.dtype)
+        if not isinstance(C, torch.Tensor):
+            raise TypeError(f"C: expected a torch.Tensor, got {type(C).__name__}")
+        if C.dim() == 2:
+            C = C.unsqueeze(0).expand(B, *C.shape)
+        if C.dim() != 3 or C.shape[0] != B or C.shape[2] != K:
+            raise ValueError(f"C: expected shape (S, {K}) or ({B}, S, {K}), got {tuple(C.shape)}")
+        if not bool(torch.isfinite(C).all()):
+            raise ValueError("C: contains NaN or inf")
+        return C.to(x.dtype)
+
+    def _use_compiled(self, x: Tensor, method: str, norm: float) -> bool:
+        if not self.use_compiled or x.device.type != "cpu" or torch.is_grad_enabled() and (
+                x.requires_grad or any(p.requires_grad for p in self.model.parameters())):
+            return False
+        if method not in ("IBP", "CROWN", "CROWN-IBP") or norm != math.inf:
+            return False
+        if x.dtype not in (torch.float32, torch.float64):
+            return False
+        from certkit.core.bounds import compiled
+        return compiled.supported(self)
+
+
+def _check_norm(norm: float | str) -> float:
+    if isinstance(norm, str):
+        s = norm.lower()
+        if s in ("inf", "linf", "l_inf", "∞"):
+            return math.inf
+        if s in ("2", "l2"):
+            return 2.0
+        raise ValueError(f"norm: expected inf or 2, got {norm!r}")
+    try:
+        v = float(norm)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"norm: expected inf or 2, got {norm!r}") from exc
+    if v == math.inf or v == 2.0:
+        return v
+    raise ValueError(f"norm: expected inf or 2, got {norm!r}")
+
+
+def _check_eps(eps: float | Tensor, B: int, x: Tensor) -> Tensor:
+    if isinstance(eps, torch.Tensor):
+        e = eps.to(dtype=x.dtype, device=x.device)
+        if e.dim() == 0:
+            e = e.expand(B)
+        if e.shape != (B,):
+            raise ValueError(f"eps: expected a scalar or shape ({B},), got {tuple(eps.shape)}")
+    else:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+            raise TypeError(f"eps: expected a real number, got {type(eps).__name__}")
+        e = torch.full((B,), float(eps), dtype=x.dtype, device=x.device)
+    if not bool(torch.isfinite(e).all()):
+        raise ValueError(f"eps: expected a finite value, got {eps!r}")
+    if bool((e < 0).any()):
+        raise ValueError(f"eps: expected a value >= 0, got {eps!r}")
+    return e.reshape(B, *([1] * (x.dim() - 1)))
+
+
+class _Ctx:
+    """One bounding call: per-node bounds and the backward pass."""
+
+    def __init__(self, g: Graph, x: Tensor, lo: Tensor, hi: Tensor, eps: Tensor, norm: float) -> None:
+        self.g, self.x, self.lo, self.hi, self.eps, self.norm = g, x, lo, hi, eps, norm
+        self.bounds: dict[int, tuple[Tensor, Tensor]] = {}
+        self.consumers = g.consumers()
+        if any(isinstance(op, ops.BatchNorm) and (op.m.training or op.m.running_mean is None) for op in g.nodes):
+            g.forward(x)  # batch statistics of the clean input
+
+    # ---- IBP
+    def _node_ibp(self, i: int) -> tuple[Tensor, Tensor]:
+        g = self.g
+        op = g.nodes[i]
+        if i == 0:
+            return self.lo, self.hi
+        ins = g.inputs[i]
+        if self.norm == 2.0 and ins == [0] and isinstance(op, (ops.Linear, ops.Conv)):
+            return op.l2_first(self.x, self.eps.reshape(-1, *([1] * (len(op.out_shape)))))
+        return op.ibp(*[self.bounds[j] for j in ins])
+
+    def fill_ibp(self, upto: int | None = None) -> None:
+        n = len(self.g.nodes) if upto is None else upto + 1
+        for i in range(n):
+            if i not in self.bounds:
+                self.bounds[i] = self._node_ibp(i)
+
+    def ibp_output(self, C: Tensor) -> tuple[Tensor, Tensor]:
+        g = self.g
+        out = g.output
+        op = g.nodes[out]
+        self.fill_ibp(out - 1)
+        for i in range(out):
+            self.bounds.setdefault(i, self._node_ibp(i))
+        if isinstance(op, ops.Linear) and not (self.norm == 2.0 and g.inputs[out] == [0]):
+            return op.ibp_with_spec(self.bounds[g.inputs[out][0]], C)
+        lo, hi = self._node_ibp(out)
+        Cp, Cn = C.clamp(min=0), C.clamp(max=0)
+        low = torch.einsum("bsk,bk->bs", Cp, lo) + torch.einsum("bsk,bk->bs", Cn, hi)
+        up = torch.einsum("bsk,bk->bs", Cp, hi) + torch.einsum("bsk,bk->bs", Cn, lo)
+        return low, up
+
+    # ---- CROWN
+    def _concretize(self, A: Tensor) -> Tensor:
+        """min over the input set of sum(A * x'): A (B, S, *in) → (B, S)."""
+        B, S = A.shape[:2]
+        a = A.reshape(B, S, -1)
+        if self.norm == math.inf:
+            mid = ((self.hi + self.lo) / 2).reshape(B, -1, 1)
+            rad = ((self.hi - self.lo) / 2).reshape(B, -1, 1)
+            return torch.bmm(a, mid).squeeze(-1) - torch.bmm(a.abs(), rad).squeeze(-1)
+        x0 = self.x.reshape(B, -1, 1)
+        return torch.bmm(a, x0).squeeze(-1) - self.eps.reshape(B, 1) * a.norm(dim=-1)
+
+    def backward(self, start: int, A0: Tensor, alphas: dict[int, Tensor] | None = None) -> Tensor:
+        """Lower bound of sum(A0 * node[start]) over the input set. A0: (B, S, *shape)."""
+        g = self.g
+        As: dict[int, Tensor] = {start: A0}
+        bias = torch.zeros(A0.shape[:2], dtype=A0.dtype, device=A0.device)
+        for i in range(start, 0, -1):
+            A = As.pop(i, None)
+            if A is None:
+                continue
+            op = g.nodes[i]
+            ins = g.inputs[i]
+            alpha = alphas.get(i) if alphas is not None else None
+            Ain, b = op.backward(A, [self.bounds[j] for j in ins], alpha)
+            if b is not None:
+                bias = bias + b
+            for j, a in zip(ins, Ain):
+                As[j] = As[j] + a if j in As else a
+        A_in = As.get(0)
+        if A_in is None:
+            return bias
+        return bias + self._concretize(A_in)
+
+    def crown(self, node: int, C: Tensor, lower: bool = True, upper: bool = True,
+              alphas: dict[int, Tensor] | None = None) -> tuple[Tensor | None, Tensor | None]:
+        """CROWN bounds on C @ node (C: (B, S, n)); intermediate bounds must be filled."""
+        S = C.shape[1]
+        shape = self.g.shapes[node]
+        parts = ([C] if lower else []) + ([-C] if upper else [])
+        A0 = torch.cat(parts, 1).reshape(C.shape[0], len(parts) * S, *shape)
+        r = self.backward(node, A0, alphas)
+        lo = r[:, :S] if lower else None
+        up = -r[:, -S:] if upper else None
+        return lo, up
+
+    def _needs_crown(self, i: int) -> bool:
+        # pre-activation nodes of a ReLU / max, which are not the input or directly exact
+        if i == 0:
+            return False
+        ins = self.g.inputs[i]
+        op = self.g.nodes[i]
+        if ins == [0] and op.linear:
+            return False  # IBP is exact for an affine map of the input box
+        return any(isinstance(self.g.nodes[c], (ops.ReLU, ops._MaxWindows)) for c in self.consumers[i])
+
+    def fill_crown_intermediate(self, chunk: int = 4096) -> None:
+        """Replace IBP bounds of every ReLU/max pre-activation by CROWN ∩ IBP, in
+        topological order, so later layers use the tightened bounds."""
+        g = self.g
+        for i in range(1, len(g.nodes)):
+            if not self._needs_crown(i):
+                # nodes between: recompute IBP from possibly tightened inputs
+                if i in self.bounds and i > 0:
+                    self.bounds[i] = self._intersect(self.bounds[i], self._node_ibp(i))
+                continue
+            il, iu = self._node_ibp(i)
+            il, iu = self._intersect((il, iu), self.bounds[i])
+            B = il.shape[0]
+            n = il[0].numel()
+            unstable = ((il < 0) & (iu > 0)).reshape(B, n).any(0)
+            rows = torch.nonzero(unstable).flatten()
+            lo, up = il.reshape(B, n).clone(), iu.reshape(B, n).clone()
+            for s in range(0, rows.numel(), chunk):
+                r = rows[s:s + chunk]
+                k = r.numel()
+                C = torch.zeros(B, k, n, dtype=il.dtype, device=il.device)
+                C[:, torch.arange(k), r] = 1.0
+                cl, cu = self.crown(i, C)
+                assert cl is not None and cu is not None
+                lo[:, r] = torch.max(lo[:, r], cl)
+                up[:, r] = torch.min(up[:, r], cu)
+            self.bounds[i] = (lo.reshape(il.shape), up.reshape(iu.shape))
+
+    @staticmethod
+    def _intersect(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        return torch.max(a[0], b[0]), torch.min(a[1], b[1])
+
+    # ---- alpha-CROWN
+    def alpha_crown(self, C: Tensor, lower: bool, upper: bool, iters: int, lr: float
+                    ) -> tuple[Tensor | None, Tensor | None]:
+        """Optimise the lower ReLU slopes (one per spec row and neuron) for the output bounds
+        by Adam with projection to [0, 1]; keeps the best bound seen per row (so never
+        looser than CROWN). Intermediate bounds stay CROWN's."""
+        g = self.g
+        out = g.output
+        with torch.no_grad():
+            best_lo, best_up = self.crown(out, C, lower, upper)
+        S = C.shape[1]
+        nparts = int(lower) + int(upper)
+        alphas: dict[int, Tensor] = {}
+        for i, op in enumerate(g.nodes):
+            if isinstance(op, ops.ReLU):
+                l, u = self.bounds[g.inputs[i][0]]
+                _, _, ld = ops.relu_relaxation(l, u)
+                a = ld.detach().unsqueeze(1).expand(l.shape[0], nparts * S, *l.shape[1:]).clone()
+                alphas[i] = a.requires_grad_(True)
+        if not alphas or iters <= 0:
+            return best_lo, best_up
+        opt = torch.optim.Adam(list(alphas.values()), lr=lr)
+        with torch.enable_grad():
+            for _ in range(iters):
+                lo, up = self.crown(out, C, lower, upper, alphas)
+                loss = 0.0
+                if lo is not None:
+                    loss = loss - lo.sum()
+                    best_lo = torch.max(best_lo, lo.detach())  # type: ignore[arg-type]
+                if up is not None:
+                    loss = loss + up.sum()
+                    best_up = torch.min(best_up, up.detach())  # type: ignore[arg-type]
+                params = list(alphas.values())
+                grads = torch.autograd.grad(loss, params)  # type: ignore[arg-type]
+                for a, gr in zip(params, grads):
+                    a.grad = gr
+                opt.step()
+                with torch.no_grad():
+                    for a in alphas.values():
+                        a.clamp_(0.0, 1.0)
+            with torch.no_grad():
+                lo, up = self.crown(out, C, lower, upper, alphas)
+                if lo is not None:
+                    best_lo = torch.max(best_lo, lo)  # type: ignore[arg-type]
+                if up is not None:
+                    best_up = torch.min(best_up, up)  # type: ignore[arg-type]
+        return best_lo, best_up

@@ -1,0 +1,491 @@
+"""Bounded operators: forward, interval (IBP) and backward linear-relaxation (CROWN) rules.
+
+Conventions (B = batch, S = number of linear specifications):
+
+- a value / bound of a node is a tensor (B, *shape);
+- a backward coefficient ``A`` of a node is (B, S, *shape): the bound being built is
+  ``sum(A * node_value) + bias`` with bias (B, S);
+- ``backward`` always builds a *lower* bound. An upper bound on ``A·f`` is computed as
+  ``-lower(-A·f)``, so the caller stacks ``[C, -C]`` and runs one pass.
+
+ReLU relaxation (Zhang et al. 2018, CROWN, arXiv:1811.00866): for pre-activation bounds
+l < 0 < u the upper line is ``u/(u-l)·(z-l)`` and the lower line ``α·z`` with the adaptive
+choice α = 1 if u > -l else 0 (the same "adaptive" rule as auto_LiRPA); stable neurons are
+exact. Max-pool relaxation (derived here, sound by construction): lower ``max ≥ x_j*`` with
+j* the window element of largest lower bound; upper ``max ≤ x_j*`` when that element
+dominates (l_j* ≥ u_i for every other i), else the constant ``max_i u_i``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Tensor = torch.Tensor
+Bounds = tuple[Tensor, Tensor]
+
+
+class Op:
+    """Base class. ``in_shapes`` / ``out_shape`` are per-example shapes set by capture."""
+
+    linear = False  # affine in its (single) input
+    name: str
+    in_shapes: list[tuple[int, ...]]
+    out_shape: tuple[int, ...]
+    prepare_shapes = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def forward(self, *xs: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def ibp(self, *bounds: Bounds) -> Bounds:
+        raise NotImplementedError
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name})"
+
+
+class Input(Op):
+    pass
+
+
+class Identity(Op):
+    linear = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return b
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        return [A], None
+
+
+class Flatten(Identity):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(1)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return b[0].flatten(1), b[1].flatten(1)
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        return [A.reshape(*A.shape[:2], *self.in_shapes[0])], None
+
+
+class Reshape(Flatten):
+    """``x.view(B, -1)`` style reshapes (batch dimension kept)."""
+
+    def __init__(self, name: str, args: Any) -> None:
+        super().__init__(name)
+        self.args = args
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.prepare_shapes:
+            shape = [a if isinstance(a, int) else None for a in self.args]
+            if len(self.args) == 1 and isinstance(self.args[0], (tuple, list)):
+                shape = [a if isinstance(a, int) else None for a in self.args[0]]
+            if not shape or shape[0] not in (None, x.shape[0]):
+                raise ValueError(f"function '{self.name}' (view/reshape): the batch dimension must be kept")
+            rest = [s for s in shape[1:]]
+            if rest.count(None) > 0 or (any(s == -1 for s in rest) and len(rest) > 1):
+                # only (B, -1) or an explicit per-example shape
+                if rest != [-1]:
+                    raise ValueError(f"function '{self.name}' (view/reshape): only x.view(B, -1) or an explicit shape is supported")
+            self.target = tuple(int(s) for s in rest)
+        return x.reshape(x.shape[0], *self.target)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return self.forward(b[0]), self.forward(b[1])
+
+
+class Linear(Op):
+    linear = True
+
+    def __init__(self, name: str, m: nn.Linear) -> None:
+        super().__init__(name)
+        self.m = m
+
+    @property
+    def weight(self) -> Tensor:
+        return self.m.weight
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.m.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.m.weight, self.m.bias)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+        c = F.linear(mid, self.m.weight, self.m.bias)
+        d = F.linear(rad, self.m.weight.abs())
+        return c - d, c + d
+
+    def ibp_with_spec(self, b: Bounds, C: Tensor) -> Bounds:
+        """IBP of C @ (W x + b) with C merged into W (tighter); C: (B, S, out)."""
+        W = torch.matmul(C, self.m.weight)  # (B, S, in)
+        mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+        c = torch.einsum("bsi,bi->bs", W, mid)
+        if self.m.bias is not None:
+            c = c + torch.matmul(C, self.m.bias)
+        d = torch.einsum("bsi,bi->bs", W.abs(), rad)
+        return c - d, c + d
+
+    def l2_first(self, x: Tensor, eps: float) -> Bounds:
+        c = self.forward(x)
+        d = eps * self.m.weight.norm(dim=1)
+        return c - d, c + d
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        bias = torch.matmul(A, self.m.bias) if self.m.bias is not None else None
+        return [torch.matmul(A, self.m.weight)], bias
+
+
+class Conv(Op):
+    """nn.Conv1d / nn.Conv2d (zero padding)."""
+
+    linear = True
+
+    def __init__(self, name: str, m: nn.Conv1d | nn.Conv2d) -> None:
+        super().__init__(name)
+        self.m = m
+        self.nd = 1 if isinstance(m, nn.Conv1d) else 2
+        self._conv = F.conv1d if self.nd == 1 else F.conv2d
+        self._convT = F.conv_transpose1d if self.nd == 1 else F.conv_transpose2d
+
+    def _kw(self) -> dict[str, Any]:
+        m = self.m
+        return dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv(x, self.m.weight, self.m.bias, **self._kw())
+
+    def ibp(self, b: Bounds) -> Bounds:
+        mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+        c = self._conv(mid, self.m.weight, self.m.bias, **self._kw())
+        d = self._conv(rad, self.m.weight.abs(), None, **self._kw())
+        return c - d, c + d
+
+    def l2_first(self, x: Tensor, eps: float) -> Bounds:
+        c = self.forward(x)
+        d = eps * self._conv(torch.ones_like(x), self.m.weight ** 2, None, **self._kw()).clamp_min(0).sqrt()
+        return c - d, c + d
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        B, S = A.shape[:2]
+        m = self.m
+        out_sp = self.out_shape[1:]
+        in_sp = self.in_shapes[0][1:]
+        op = []
+        for i in range(self.nd):
+            full = (out_sp[i] - 1) * m.stride[i] - 2 * m.padding[i] + m.dilation[i] * (m.kernel_size[i] - 1) + 1
+            op.append(in_sp[i] - full)
+        a = A.reshape(B * S, *self.out_shape)
+        Ain = self._convT(a, m.weight, None, stride=m.stride, padding=m.padding, output_padding=tuple(op),
+                          groups=m.groups, dilation=m.dilation)
+        bias = None
+        if m.bias is not None:
+            bias = torch.matmul(A.reshape(B, S, self.out_shape[0], -1).sum(-1), m.bias)
+        return [Ain.reshape(B, S, *self.in_shapes[0])], bias
+
+
+class BatchNorm(Op):
+    """Per-channel affine. Eval: running statistics. Train: statistics of the clean batch
+    seen by the last ``forward`` (run by ``compute_bounds`` before bounding), as in
+    certified training with BN (Shi et al. 2021). Running statistics are not updated."""
+
+    linear = True
+
+    def __init__(self, name: str, m: nn.BatchNorm1d | nn.BatchNorm2d) -> None:
+        super().__init__(name)
+        self.m = m
+        self._scale: Tensor | None = None
+        self._shift: Tensor | None = None
+
+    def _affine(self, x: Tensor | None) -> tuple[Tensor, Tensor]:
+        m = self.m
+        if m.training or not m.track_running_stats or m.running_mean is None:
+            if x is None:
+                if self._scale is None or self._shift is None:
+                    raise RuntimeError(f"BatchNorm '{self.name}': train mode needs a clean forward first")
+                return self._scale, self._shift
+            dims = [0] + list(range(2, x.dim()))
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+        else:
+            mean, var = m.running_mean, m.running_var
+        scale = torch.rsqrt(var + m.eps)
+        if m.weight is not None:
+            scale = scale * m.weight
+        shift = -mean * scale
+        if m.bias is not None:
+            shift = shift + m.bias
+        self._scale, self._shift = scale, shift
+        return scale, shift
+
+    def _view(self, t: Tensor, ndim: int) -> Tensor:
+        return t.reshape(t.shape[0], *([1] * (ndim - 1)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        s, b = self._affine(x)
+        return x * self._view(s, x.dim() - 1) + self._view(b, x.dim() - 1)
+
+    def ibp(self, bd: Bounds) -> Bounds:
+        s, b = self._affine(None)
+        nd = bd[0].dim() - 1
+        s, b = self._view(s, nd), self._view(b, nd)
+        mid, rad = (bd[1] + bd[0]) / 2, (bd[1] - bd[0]) / 2
+        c = mid * s + b
+        d = rad * s.abs()
+        return c - d, c + d
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        s, b = self._affine(None)
+        nd = A.dim() - 2
+        sv, bv = self._view(s, nd), self._view(b, nd)
+        bias = (A * bv).reshape(*A.shape[:2], -1).sum(-1)
+        return [A * sv], bias
+
+
+class AvgPool2d(Conv):
+    """Average pooling as a depthwise convolution with constant weights."""
+
+    def __init__(self, name: str, channels: int, k: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int]) -> None:
+        conv = nn.Conv2d(channels, channels, k, stride=stride, padding=padding, groups=channels, bias=False)
+        with torch.no_grad():
+            conv.weight.fill_(1.0 / (k[0] * k[1]))
+        conv.requires_grad_(False)
+        Op.__init__(self, name)
+        self.m = conv
+        self.nd = 2
+        self._conv, self._convT = F.conv2d, F.conv_transpose2d
+
+    @staticmethod
+    def from_module(name: str, m: nn.AvgPool2d) -> _LazyAvgPool:
+        def pair(v: Any) -> tuple[int, int]:
+            return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+        k = pair(m.kernel_size)
+        st = pair(m.stride if m.stride is not None else m.kernel_size)
+        pad = pair(m.padding)
+        if m.ceil_mode:
+            raise ValueError(f"module '{name}' (AvgPool2d): ceil_mode=True is not supported")
+        if (pad[0] or pad[1]) and not m.count_include_pad:
+            raise ValueError(f"module '{name}' (AvgPool2d): padding with count_include_pad=False is not supported")
+        if m.divisor_override is not None:
+            raise ValueError(f"module '{name}' (AvgPool2d): divisor_override is not supported")
+        return _LazyAvgPool(name, k, st, pad)
+
+
+class _LazyAvgPool(Op):
+    """AvgPool2d whose channel count is known at the first forward."""
+
+    linear = True
+
+    def __init__(self, name: str, k: tuple[int, int], st: tuple[int, int], pad: tuple[int, int]) -> None:
+        super().__init__(name)
+        self.k, self.st, self.pad = k, st, pad
+        self.impl: AvgPool2d | None = None
+
+    def _get(self, x: Tensor) -> AvgPool2d:
+        if self.impl is None or self.impl.m.weight.shape[0] != x.shape[1]:
+            self.impl = AvgPool2d(self.name, int(x.shape[1]), self.k, self.st, self.pad)
+            self.impl.m.to(dtype=x.dtype, device=x.device)
+        return self.impl
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, self.k, self.st, self.pad)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return F.avg_pool2d(b[0], self.k, self.st, self.pad), F.avg_pool2d(b[1], self.k, self.st, self.pad)
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        impl = self._get(in_bounds[0][0])
+        impl.in_shapes, impl.out_shape = self.in_shapes, self.out_shape
+        impl.m.to(dtype=A.dtype, device=A.device)
+        return impl.backward(A, in_bounds)
+
+
+class GlobalAvgPool2d(Op):
+    linear = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return self.forward(b[0]), self.forward(b[1])
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        h, w = self.in_shapes[0][1:]
+        return [(A / (h * w)).expand(*A.shape[:3], h, w)], None
+
+
+class Add(Op):
+    """Residual sum of two tensors of the same shape."""
+
+    linear = False  # two inputs: handled specially
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return a + b
+
+    def ibp(self, a: Bounds, b: Bounds) -> Bounds:
+        return a[0] + b[0], a[1] + b[1]
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        return [A, A], None
+
+
+def relu_relaxation(l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """CROWN ReLU relaxation. Returns (upper slope, upper intercept, adaptive lower slope),
+    each shaped like ``l``. Stable neurons get exact lines."""
+    lr = l.clamp(max=0)
+    ur = u.clamp(min=0)
+    ur = torch.max(ur, lr + 1e-8)
+    ud = ur / (ur - lr)
+    ub = -lr * ud
+    ld = (ud > 0.5).to(ud.dtype)
+    return ud, ub, ld
+
+
+class ReLU(Op):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return b[0].clamp_min(0), b[1].clamp_min(0)
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        l, u = in_bounds[0]
+        ud, ub, ld = relu_relaxation(l, u)
+        ud, ub = ud.unsqueeze(1), ub.unsqueeze(1)
+        if alpha is not None:
+            # alpha: (B, S, *shape) in [0, 1], used only where the neuron is unstable
+            unstable = ((l < 0) & (u > 0)).unsqueeze(1)
+            ld = torch.where(unstable, alpha, ld.unsqueeze(1))
+        else:
+            ld = ld.unsqueeze(1)
+        Ap, An = A.clamp(min=0), A.clamp(max=0)
+        Ain = Ap * ld + An * ud
+        bias = (An * ub).reshape(*A.shape[:2], -1).sum(-1)
+        return [Ain], bias
+
+
+class _MaxWindows(Op):
+    """max over windows of the flattened input: out[o] = max_k in_flat[index[o, k]]."""
+
+    index: Tensor  # (n_out, K) long, built at the first forward
+
+    def _windows(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _gather(self, x: Tensor) -> Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        idx = self._windows(x).to(x.device)
+        return flat[:, idx]  # (B, n_out, K)
+
+    def _shape_out(self, y: Tensor, x: Tensor) -> Tensor:
+        return y.reshape(x.shape[0], *self.out_shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(x)
+
+    def pool(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return self.pool(b[0]), self.pool(b[1])
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        l, u = in_bounds[0]
+        B, S = A.shape[:2]
+        idx = self._windows(l).to(l.device)  # (n_out, K)
+        gl = l.reshape(B, -1)[:, idx]  # (B, n_out, K)
+        gu = u.reshape(B, -1)[:, idx]
+        jstar = gl.argmax(-1)  # (B, n_out)
+        lstar = gl.gather(-1, jstar.unsqueeze(-1)).squeeze(-1)
+        gu_others = gu.scatter(-1, jstar.unsqueeze(-1), float("-inf"))
+        dominates = lstar >= gu_others.max(-1).values  # (B, n_out)
+        umax = gu.max(-1).values
+        src = idx.unsqueeze(0).expand(B, -1, -1).gather(-1, jstar.unsqueeze(-1)).squeeze(-1)  # (B, n_out)
+        a = A.reshape(B, S, -1)
+        Ap, An = a.clamp(min=0), a.clamp(max=0)
+        coef = Ap + An * dominates.unsqueeze(1).to(a.dtype)
+        bias = (An * (~dominates).unsqueeze(1).to(a.dtype) * umax.unsqueeze(1)).sum(-1)
+        n_in = math.prod(self.in_shapes[0])
+        Ain = torch.zeros(B, S, n_in, dtype=A.dtype, device=A.device)
+        Ain.scatter_add_(2, src.unsqueeze(1).expand(B, S, -1), coef)
+        return [Ain.reshape(B, S, *self.in_shapes[0])], bias
+
+
+class MaxPool2d(_MaxWindows):
+    def __init__(self, name: str, k: tuple[int, int], st: tuple[int, int]) -> None:
+        super().__init__(name)
+        self.k, self.st = k, st
+        self._idx: Tensor | None = None
+
+    @staticmethod
+    def from_module(name: str, m: nn.MaxPool2d) -> MaxPool2d:
+        def pair(v: Any) -> tuple[int, int]:
+            return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+        if pair(m.padding) != (0, 0) or pair(m.dilation) != (1, 1) or m.ceil_mode or m.return_indices:
+            raise ValueError(f"module '{name}' (MaxPool2d): only padding=0, dilation=1, ceil_mode=False is supported")
+        return MaxPool2d(name, pair(m.kernel_size), pair(m.stride if m.stride is not None else m.kernel_size))
+
+    def pool(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.k, self.st)
+
+    def _windows(self, x: Tensor) -> Tensor:
+        C, H, W = x.shape[1:]
+        if self._idx is None or self._idx_shape != (C, H, W):
+            ar = torch.arange(C * H * W, dtype=torch.float64).reshape(1, C, H, W)
+            cols = F.unfold(ar, self.k, stride=self.st)  # (1, C*k*k, L)
+            K = self.k[0] * self.k[1]
+            L = cols.shape[-1]
+            self._idx = cols.reshape(C, K, L).permute(0, 2, 1).reshape(C * L, K).round().long()
+            self._idx_shape = (C, H, W)
+        return self._idx
+
+
+class GlobalMax(_MaxWindows):
+    """max over one non-batch dimension (PointNet's global max-pool)."""
+
+    def __init__(self, name: str, dim: int, keepdim: bool) -> None:
+        super().__init__(name)
+        self.dim, self.keepdim = dim, keepdim
+        self._idx: Tensor | None = None
+
+    def pool(self, x: Tensor) -> Tensor:
+        if self.dim % x.dim() == 0:
+            raise ValueError(f"function '{self.name}' (max): the max over the batch dimension is not supported")
+        return x.amax(self.dim, keepdim=self.keepdim)
+
+    def _windows(self, x: Tensor) -> Tensor:
+        shape = tuple(x.shape[1:])
+        if self._idx is None or self._idx_shape != shape:
+            d = self.dim % x.dim() - 1
+            ar = torch.arange(math.prod(shape)).reshape(shape)
+            self._idx = ar.movedim(d, -1).reshape(-1, shape[d])
+            self._idx_shape = shape
+        return self._idx

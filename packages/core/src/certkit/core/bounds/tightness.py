@@ -1,0 +1,3 @@
+"""stub"""
+def ibp_tightness(*a, **k):
+    raise NotImplementedError
