@@ -75,7 +75,7 @@ class ResultLog:
         if idx in self._rows:
             raise ValueError(f"row: index {idx} already has a result in {self.path}")
         if self._fh is None:
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._fh = open(self.path, "a", encoding="utf-8")
         self._fh.write(json.dumps(row, sort_keys=True, default=_json_default) + "\n")
         self._fh.flush()
         self._rows[idx] = row
