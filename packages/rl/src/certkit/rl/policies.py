@@ -1,0 +1,160 @@
+"""Policy adapters: everything the certifier needs is ``obs_batch → action_batch``.
+
+A policy here is a callable taking observations of shape ``(N, *obs_shape)`` (float32) and
+returning actions ``(N,)`` (discrete, int64) or ``(N, action_dim)`` (continuous, float32).
+Attacks additionally need differentiable action scores: :meth:`TorchPolicy.scores` maps a
+``(N, *obs_shape)`` tensor to ``(N, n_actions)`` Q-values or logits.
+
+Adapters: :class:`TorchPolicy` (argmax of Q-values/logits, or the raw output for continuous
+actions), :class:`SB3Policy` (stable-baselines3 models, optional extra), and
+:class:`FunctionPolicy` (plain numpy functions). :func:`as_policy` picks one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+
+class FunctionPolicy:
+    """Wraps ``fn(obs (N, ...)) -> actions (N,)``; checks the batch size of the output."""
+
+    differentiable = False
+
+    def __init__(self, fn: Callable[[npt.NDArray[np.float32]], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        out = np.asarray(self.fn(obs))
+        if out.ndim == 0 or out.shape[0] != obs.shape[0]:
+            raise ValueError(f"policy: returned shape {out.shape} for a batch of {obs.shape[0]} "
+                             f"observations (expected ({obs.shape[0]},) or ({obs.shape[0]}, A))")
+        return out
+
+    def describe(self) -> str:
+        return f"function {getattr(self.fn, '__name__', type(self.fn).__name__)}"
+
+
+class TorchPolicy:
+    """A torch module mapping (N, *obs_shape) → (N, A).
+
+    discrete=True: actions are the argmax over A (Q-values or logits). discrete=False: the
+    output is the action, clipped to [action_low, action_high] when given.
+    """
+
+    differentiable = True
+
+    def __init__(self, module: nn.Module, discrete: bool = True,
+                 action_low: Any = None, action_high: Any = None) -> None:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+        self.module = module.eval()
+        self.discrete = discrete
+        self.action_low = None if action_low is None else np.asarray(action_low, np.float32)
+        self.action_high = None if action_high is None else np.asarray(action_high, np.float32)
+
+    def scores(self, obs: torch.Tensor) -> torch.Tensor:
+        """Differentiable Q-values / logits, (N, A)."""
+        return self.module(obs)
+
+    def __call__(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)))
+        if self.discrete:
+            return out.argmax(dim=1).numpy()
+        a = out.numpy().astype(np.float32)
+        if self.action_low is not None or self.action_high is not None:
+            a = np.clip(a, self.action_low, self.action_high)
+        return a
+
+    def describe(self) -> str:
+        n = sum(p.numel() for p in self.module.parameters())
+        return f"torch {type(self.module).__name__} ({n} parameters)"
+
+
+class SB3Policy:
+    """A stable-baselines3 model (``model.predict(obs, deterministic=True)``).
+
+    :meth:`scores` uses the DQN Q-network or the actor's logits (discrete PPO/A2C) so the
+    gradient attacks apply. Requires the ``sb3`` extra.
+    """
+
+    def __init__(self, model: Any) -> None:
+        if not hasattr(model, "predict") or not hasattr(model, "policy"):
+            raise TypeError(f"model: expected a stable-baselines3 model, got {type(model).__name__}")
+        self.model = model
+        self.differentiable = hasattr(model, "q_net") or hasattr(model.policy, "get_distribution")
+
+    def __call__(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        actions, _ = self.model.predict(obs, deterministic=True)
+        return np.asarray(actions)
+
+    def scores(self, obs: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.model, "q_net"):
+            return self.model.q_net(obs)
+        dist = self.model.policy.get_distribution(obs)
+        return dist.distribution.logits
+
+    def describe(self) -> str:
+        return f"stable-baselines3 {type(self.model).__name__}"
+
+
+def as_policy(obj: Any, *, discrete: bool = True, action_low: Any = None,
+              action_high: Any = None) -> Any:
+    """Adapt a torch module, an SB3 model, an adapter or a function to a policy callable."""
+    if isinstance(obj, (TorchPolicy, SB3Policy, FunctionPolicy)):
+        return obj
+    if isinstance(obj, nn.Module):
+        return TorchPolicy(obj, discrete, action_low, action_high)
+    mod = type(obj).__module__ or ""
+    if mod.startswith("stable_baselines3"):
+        return SB3Policy(obj)
+    if callable(obj):
+        return FunctionPolicy(obj)
+    raise TypeError(f"policy: expected a torch module, a stable-baselines3 model or a callable "
+                    f"obs_batch -> action_batch, got {type(obj).__name__}")
+
+
+def mlp(obs_dim: int, n_out: int, hidden: Sequence[int] = (64, 64)) -> nn.Sequential:
+    """A small tanh MLP, (N, obs_dim) → (N, n_out)."""
+    layers: list[nn.Module] = []
+    d = obs_dim
+    for h in hidden:
+        layers += [nn.Linear(d, h), nn.Tanh()]
+        d = h
+    layers.append(nn.Linear(d, n_out))
+    return nn.Sequential(*layers)
+
+
+def load_module(spec: str, state_dict: str | None = None) -> nn.Module:
+    """A TorchScript file, or ``package.module:factory`` (called with no arguments) with an
+    optional state_dict file loaded with ``weights_only=True``."""
+    p = Path(spec)
+    if p.exists():
+        try:
+            return torch.jit.load(str(p), map_location="cpu")
+        except RuntimeError:
+            if state_dict is None:
+                from certkit.rl.train import load_trained
+
+                return load_trained(p).module
+            raise
+    if ":" not in spec:
+        raise ValueError(f"model: {spec!r} is neither a file nor 'module:factory'")
+    mod_name, fn_name = spec.split(":", 1)
+    try:
+        factory = getattr(importlib.import_module(mod_name), fn_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"model: cannot import {spec!r}: {exc}") from exc
+    module = factory()
+    if state_dict is not None:
+        sd = torch.load(state_dict, map_location="cpu", weights_only=True)
+        module.load_state_dict(sd)
+    return module
