@@ -48,7 +48,7 @@ def checkpoints(steps: int) -> list[int]:
     p = [0.0, 0.22]
     while p[-1] < 1.0:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return sorted({math.ceil(pj * steps) for pj in p[1:] if pj <= 1.0} - {0})
+    return sorted({math.ceil(round(pj * steps, 9)) for pj in p[1:] if pj <= 1.0 + 1e-12} - {0})
 
 
 def targeted_dlr_loss(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

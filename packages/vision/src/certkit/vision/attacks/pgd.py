@@ -10,6 +10,7 @@ Guarantee (of the implementation, not of the model): every returned x_adv satisf
 ‖x_adv − x‖ ≤ ε in the chosen norm (up to float rounding) and lies in the box. An attack
 gives an *upper* bound on robust accuracy; it proves nothing about robustness.
 
+PGD returns inputs the model already misclassifies unchanged (they need no attack).
 Strength: besides the final iterate we keep, per example, the first iterate that already
 fools the model (checked on the logits the step computes anyway, so it costs no extra
 forward pass), and restarts only re-attack the examples not yet broken; among unbroken
@@ -42,10 +43,21 @@ from certkit.vision.attacks._common import (
 def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
          targeted: bool = False, loss: str = "ce",
          bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-    """Fast gradient (sign) method. x: (B, ...) in ``bounds``; y: (B,) true labels (or
-    targets when ``targeted``). Returns x_adv (B, ...)."""
-    return pgd(model, x, y, eps, norm=norm, steps=1, step_size=eps, random_start=False,
-               restarts=1, targeted=targeted, loss=loss, bounds=bounds)
+    """Fast gradient (sign) method: x_adv = clip(x ± ε·dir(∇ₓL(x, y))), every example (also
+    the ones already misclassified). x: (B, ...) in ``bounds``; y: (B,) true labels (or
+    targets when ``targeted``, then the step descends). Returns x_adv (B, ...)."""
+    norm = check_norm(norm)
+    lo, hi = check_bounds(bounds)
+    x = check_inputs(x, (lo, hi))
+    eps = check_eps(eps, norm, (lo, hi), x[0].numel())
+    lf = loss_fn(loss)
+    with eval_mode(model):
+        z0 = first_logits(model, x)
+        y = check_labels(y, x.shape[0], z0.shape[1])
+        xr = x.clone().requires_grad_(True)
+        g, = torch.autograd.grad(lf(model(xr), y).sum(), xr)
+        sign = -1.0 if targeted else 1.0
+        return (x + sign * eps * ascent_direction(g, norm)).clamp(lo, hi).detach()
 
 
 def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
