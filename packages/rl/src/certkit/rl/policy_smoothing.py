@@ -65,11 +65,12 @@ THEOREM = ("adaptive Neyman-Pearson (Kumar, Levine & Feizi, ICLR 2022, arXiv 210
 
 def attacked_probability_bound(p_lower: Any, budget: float, sigma: float) -> npt.NDArray[np.float64]:
     """Φ(Φ⁻¹(p̲) − B/σ), elementwise; p̲ = 0 gives 0 and p̲ = 1 gives 1."""
-    p = np.clip(as_float_array(p_lower, "p_lower"), 0.0, 1.0)
+    shape = np.shape(p_lower)  # as_float_array turns 0-d input into shape (1,)
+    p = np.clip(as_float_array(p_lower, "p_lower"), 0.0, 1.0).reshape(shape)
     sigma = check_sigma(sigma)
     b = _check_budget(budget)
     inner = np.clip(p, 1e-300, 1.0 - 1e-16)
-    out = stats.norm_cdf(stats.norm_ppf(inner) - b / sigma)
+    out = np.asarray(stats.norm_cdf(stats.norm_ppf(inner) - b / sigma), np.float64).reshape(p.shape)
     out = np.where(p <= 0.0, 0.0, out)
     return np.where(p >= 1.0, 1.0, out)
 
@@ -305,7 +306,12 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
     restarted run only plays the missing episodes (bit-identical results).
     Returns a :class:`RewardCertificate` (curve of certified reward vs B).
     """
-    from certkit.rl.envs import make_env_factory, resolve_horizon, return_range
+    from certkit.rl.envs import (
+        check_box_observations,
+        make_env_factory,
+        resolve_horizon,
+        return_range,
+    )
     from certkit.rl.policies import as_policy
     from certkit.rl.rollout import smoothed_rollouts
 
@@ -317,6 +323,7 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
     if bound not in BOUNDS:
         raise ValueError(f"bound: expected one of {BOUNDS}, got {bound!r}")
     probe = make_env_factory(env_fn)()
+    check_box_observations(probe)
     T = resolve_horizon(probe, horizon)
     total_budgets(budgets, budget_kind, T)  # validate before the expensive part
     known = return_range(probe, T)

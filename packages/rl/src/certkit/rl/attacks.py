@@ -1,0 +1,228 @@
+"""Observation attacks on (smoothed) RL agents, and the soundness check of the reward
+certificate.
+
+- :class:`AdaptiveSmoothedAttack` — the adaptive attack of Kumar, Levine & Feizi (ICLR 2022,
+  arXiv 2106.11420, appendix; reconstructed from the paper's description): a total ℓ2 budget
+  B over the episode, carried over (remaining r² = B² − Σ‖ε_s‖²); at each step, the
+  smoothed Q-values Q̄(o) = E_δ[Q(o + δ)] (``n_samples`` = 128 noise draws); target actions
+  are those with Q̄ below Q̄(best) − ``threshold``; ℓ2 PGD moves o toward the lowest-valued
+  target (cross-entropy of the noisy scores, averaged over the noise draws), projected on
+  the remaining budget ball, stopping as soon as the smoothed argmax is a target; an
+  unsuccessful attempt is discarded and costs nothing. :func:`adaptive_attack_sweep` runs it
+  for several thresholds and keeps the worst.
+- :class:`PerStepAttack` — FGSM (one step) / PGD per-step attacks in the style of Huang et al.
+  2017 (arXiv 1702.02284) for undefended agents: each step, push the observation away from
+  the agent's preferred action within ‖ε_t‖ ≤ eps (ℓ2 or ℓ∞).
+
+Shapes: obs (N, D) float32; scores (N, A). The attack never sees the smoothing noise δ_t.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+
+from certkit.core.validation import check_int, check_positive, check_seed, check_sigma
+from certkit.rl.policies import as_policy
+
+
+def _scores_fn(policy: Any) -> Any:
+    pol = as_policy(policy)
+    if not getattr(pol, "differentiable", False):
+        raise TypeError("policy: gradient attacks need differentiable scores (a torch module or an "
+                        "SB3 DQN/PPO model), got a plain function")
+    return pol.scores
+
+
+class AdaptiveSmoothedAttack:
+    """Adaptive attack on a smoothed policy with a total ℓ2 budget per episode.
+
+    policy: differentiable policy (Q-values or logits). sigma: the smoothing σ.
+    budget: total ℓ2 budget B. threshold: the Q-gap that makes an action a target.
+    """
+
+    def __init__(self, policy: Any, sigma: float, budget: float, threshold: float = 0.0, *,
+                 n_samples: int = 128, pgd_samples: int = 32, pgd_steps: int = 10,
+                 seed: int = 0) -> None:
+        self.scores = _scores_fn(policy)
+        self.sigma = check_sigma(sigma)
+        self.budget = check_positive(budget, "budget", allow_zero=True)
+        self.threshold = check_positive(threshold, "threshold", allow_zero=True)
+        self.n_samples = check_int(n_samples, "n_samples", minimum=1)
+        self.pgd_samples = check_int(pgd_samples, "pgd_samples", minimum=1)
+        self.pgd_steps = check_int(pgd_steps, "pgd_steps", minimum=1)
+        self.seed = check_seed(seed)
+        self.remaining2 = np.zeros(0)
+        self.successes = 0
+        self.attempts = 0
+
+    def begin(self, episode_ids: npt.NDArray[np.int64]) -> None:
+        self.remaining2 = np.full(episode_ids.size, self.budget**2)
+        self.gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(episode_ids[0]))
+
+    def _smoothed_q(self, o: torch.Tensor, s: int) -> torch.Tensor:
+        n, d = o.shape
+        noise = torch.randn((s, n, d), generator=self.gen) * self.sigma
+        with torch.no_grad():
+            q = self.scores((o.unsqueeze(0) + noise).reshape(s * n, d)).reshape(s, n, -1)
+        return q.mean(0)
+
+    def perturb(self, obs: npt.NDArray[np.float32], active: npt.NDArray[np.bool_],
+                t: int) -> npt.NDArray[np.float32]:
+        n = obs.shape[0]
+        flat = obs.reshape(n, -1)
+        eps = np.zeros_like(flat)
+        live = np.flatnonzero(active & (self.remaining2 > 1e-12))
+        if live.size == 0 or self.budget == 0:
+            return eps.reshape(obs.shape)
+        o = torch.from_numpy(np.ascontiguousarray(flat[live]))
+        q = self._smoothed_q(o, self.n_samples)
+        best = q.max(dim=1).values
+        is_target = q < (best - self.threshold).unsqueeze(1)
+        has = is_target.any(dim=1)
+        if not bool(has.any()):
+            return eps.reshape(obs.shape)
+        sel = torch.nonzero(has).squeeze(1)
+        o_s = o[sel]
+        tgt_mask = is_target[sel]
+        target = torch.where(tgt_mask, q[sel], torch.full_like(q[sel], math.inf)).argmin(dim=1)
+        radius = torch.from_numpy(np.sqrt(self.remaining2[live[sel.numpy()]])).float()
+        step = radius * 2.5 / self.pgd_steps
+        delta = torch.zeros_like(o_s)
+        done = torch.zeros(o_s.shape[0], dtype=torch.bool)
+        m, d = o_s.shape
+        s = self.pgd_samples
+        for _ in range(self.pgd_steps):
+            delta.requires_grad_(True)
+            noise = torch.randn((s, m, d), generator=self.gen) * self.sigma
+            logits = self.scores((o_s + delta).unsqueeze(0).add(noise).reshape(s * m, d))
+            loss = F.cross_entropy(logits, target.repeat(s), reduction="sum")
+            (g,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                gn = g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                upd = delta - step.unsqueeze(1) * g / gn
+                nrm = upd.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                upd = upd * torch.clamp(radius.unsqueeze(1) / nrm, max=1.0)
+                delta = torch.where(done.unsqueeze(1), delta.detach(), upd)
+                qs = self._smoothed_q(o_s + delta, self.n_samples)
+                hit = tgt_mask.gather(1, qs.argmax(dim=1, keepdim=True)).squeeze(1)
+                done = done | hit
+            if bool(done.all()):
+                break
+        self.attempts += int(m)
+        self.successes += int(done.sum())
+        delta = delta.detach()
+        # Project once more in float64 so float32 rounding never exceeds the budget.
+        dn = delta.numpy().astype(np.float64)
+        rows = live[sel.numpy()]
+        nr = np.linalg.norm(dn, axis=1)
+        scale = np.minimum(1.0, np.sqrt(self.remaining2[rows]) * (1 - 1e-6) / np.maximum(nr, 1e-30))
+        dn = (dn * scale[:, None]).astype(np.float32)
+        ok = done.numpy()
+        dn[~ok] = 0.0  # an unsuccessful attempt costs nothing
+        eps[rows] = dn
+        self.remaining2[rows] = np.maximum(
+            self.remaining2[rows] - np.square(dn.astype(np.float64)).sum(axis=1), 0.0)
+        return eps.reshape(obs.shape)
+
+
+class PerStepAttack:
+    """FGSM / PGD per-step observation attack (Huang et al. 2017) with ‖ε_t‖ ≤ eps.
+
+    norm: "l2" or "linf". steps=1 is FGSM. The total ℓ2 budget reported to the rollout is
+    eps·sqrt(T) (ℓ2) or eps·sqrt(D·T) (ℓ∞), so it can be checked against a certificate.
+    """
+
+    def __init__(self, policy: Any, eps: float, horizon: int, *, norm: str = "l2",
+                 steps: int = 1, obs_dim: int | None = None) -> None:
+        self.scores = _scores_fn(policy)
+        self.eps = check_positive(eps, "eps", allow_zero=True)
+        if norm not in ("l2", "linf"):
+            raise ValueError(f"norm: expected 'l2' or 'linf', got {norm!r}")
+        self.norm = norm
+        self.steps = check_int(steps, "steps", minimum=1)
+        h = check_int(horizon, "horizon", minimum=1)
+        self.budget = self.eps * math.sqrt(h) * (math.sqrt(obs_dim) if norm == "linf" and obs_dim else 1.0)
+        if norm == "linf" and obs_dim is None:
+            self.budget = math.inf
+
+    def begin(self, episode_ids: npt.NDArray[np.int64]) -> None:
+        return None
+
+    def perturb(self, obs: npt.NDArray[np.float32], active: npt.NDArray[np.bool_],
+                t: int) -> npt.NDArray[np.float32]:
+        n = obs.shape[0]
+        o = torch.from_numpy(np.ascontiguousarray(obs.reshape(n, -1)))
+        with torch.no_grad():
+            a0 = self.scores(o).argmax(dim=1)
+        delta = torch.zeros_like(o)
+        alpha = self.eps if self.steps == 1 else 2.5 * self.eps / self.steps
+        for _ in range(self.steps):
+            delta.requires_grad_(True)
+            loss = F.cross_entropy(self.scores(o + delta), a0, reduction="sum")
+            (g,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                if self.norm == "linf":
+                    delta = (delta + alpha * g.sign()).clamp(-self.eps, self.eps)
+                else:
+                    delta = delta + alpha * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                    nrm = delta.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                    delta = delta * torch.clamp(self.eps * (1 - 1e-6) / nrm, max=1.0)
+        out = delta.detach().numpy()
+        out[~active] = 0.0
+        return out.reshape(obs.shape)
+
+
+@dataclass
+class SweepResult:
+    """Attacked mean return per Q-gap threshold; ``worst`` is the lowest mean.
+    returns: the per-episode returns (m,) of the worst threshold."""
+
+    budget: float
+    thresholds: list[float]
+    means: list[float]
+    worst_threshold: float
+    worst_mean: float
+    returns: npt.NDArray[np.float64]
+    max_spent: float
+    success_rate: float
+
+
+def adaptive_attack_sweep(policy: Any, env_fn: Any, sigma: float, budget: float,
+                          episodes: int, *, thresholds: Sequence[float] = (0.0, 0.5, 2.0),
+                          seed: int = 0, horizon: int | None = None, n_samples: int = 128,
+                          pgd_samples: int = 32, pgd_steps: int = 10,
+                          backend: str = "auto", batch_size: int = 1000) -> SweepResult:
+    """Run the adaptive attack at each threshold on the same episodes (same smoothing noise
+    and env seeds) and report the worst mean return."""
+    from certkit.rl.rollout import smoothed_rollouts
+
+    means, best = [], None
+    succ, tries = 0, 0
+    for tau in thresholds:
+        atk = AdaptiveSmoothedAttack(policy, sigma, budget, tau, n_samples=n_samples,
+                                     pgd_samples=pgd_samples, pgd_steps=pgd_steps, seed=seed)
+        ro = smoothed_rollouts(policy, env_fn, sigma, episodes, seed=seed, horizon=horizon,
+                               backend=backend, batch_size=batch_size, attack=atk)
+        means.append(float(ro.returns.mean()))
+        succ += atk.successes
+        tries += atk.attempts
+        if best is None or means[-1] < best[1]:
+            best = (float(tau), means[-1], ro)
+    assert best is not None
+    return SweepResult(budget=float(budget), thresholds=[float(t) for t in thresholds], means=means,
+                       worst_threshold=best[0], worst_mean=best[1], returns=best[2].returns,
+                       max_spent=float(best[2].spent.max()),
+                       success_rate=succ / tries if tries else 0.0)
+
+
+def soundness_margin(n: int, value_range: float, alpha: float) -> float:
+    """Hoeffding one-sided margin of a mean of n values in a range of width value_range."""
+    return value_range * math.sqrt(math.log(1.0 / alpha) / (2.0 * n))
