@@ -1,0 +1,48 @@
+// Graph spectral ops for point clouds: k-d tree kNN, graph Laplacians, symmetric
+// eigensolvers (full dense and truncated shift-invert Lanczos), batched over clouds.
+//
+// No LAPACK: the dense solver is Householder tridiagonalisation + implicit QL (with
+// Wilkinson shifts); the truncated solver is Lanczos with full (two-pass) reorthogonalisation
+// on (L + s I)^{-1}, applied through an envelope Cholesky factor in reverse Cuthill-McKee
+// order. Eigenvalues are returned ascending; eigenvectors are unit-norm columns whose
+// entry of largest magnitude is positive (ties within 1e-9 * max go to the smallest index).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace certkit {
+namespace spectral {
+
+// points: (N, 3) row-major doubles. Writes the k nearest neighbours of every point,
+// excluding the point itself: idx (N, k) int64 and squared distances d2 (N, k), sorted by
+// (distance, index). Duplicate points are ordinary neighbours at distance 0.
+// Requires 1 <= k < N. Threads over queries.
+void knn(const double* points, int64_t N, int64_t k, int64_t* idx, double* d2);
+
+// Symmetric kNN graph Laplacian in CSR (rows sorted, diagonal included).
+// weight: 0 = binary, 1 = Gaussian exp(-d^2 / (2 sigma^2)) (sigma <= 0: mean kNN distance).
+// normalized: L = I - D^{-1/2} A D^{-1/2}; otherwise L = D - A. The adjacency A is the
+// union (max) of the directed kNN relation.
+struct Csr {
+  int64_t n = 0;
+  std::vector<int64_t> indptr, indices;
+  std::vector<double> data;
+};
+Csr laplacian(const int64_t* idx, const double* d2, int64_t N, int64_t k, int weight,
+              double sigma, bool normalized);
+
+// Dense symmetric eigendecomposition of a (n, n) row-major matrix (only the lower triangle
+// is read). w (n) ascending, V (n, n) row-major with eigenvectors as columns.
+void eigh_dense(const double* A, int64_t n, double* w, double* V);
+
+// First m eigenpairs (smallest eigenvalues) of a symmetric positive semi-definite CSR
+// matrix. w (m), V (n, m) row-major (eigenvectors as columns). Splits the graph into
+// connected components first, so repeated eigenvalue 0 (disconnected graphs) is exact.
+// Returns the number of Lanczos steps taken in total.
+int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V);
+
+// Fixes signs column-wise (see file comment). V (n, m) row-major.
+void fix_signs(double* V, int64_t n, int64_t m);
+
+}  // namespace spectral
+}  // namespace certkit

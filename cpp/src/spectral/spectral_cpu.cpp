@@ -1,0 +1,825 @@
+// Graph spectral ops (see spectral.h). Algorithms written from their published
+// descriptions: k-d tree (Friedman, Bentley, Finkel 1977), Householder tridiagonalisation
+// and implicit QL with Wilkinson shifts (Golub & Van Loan, Matrix Computations, 8.3),
+// inverse iteration on tridiagonals with partial pivoting (as in LAPACK dstein/dlagtf),
+// reverse Cuthill-McKee ordering with envelope Cholesky (George & Liu 1981), Lanczos with
+// full reorthogonalisation and shift-invert (Ericsson & Ruhe 1980).
+#include "spectral/spectral.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <queue>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "common/parallel.h"
+
+namespace certkit {
+namespace spectral {
+namespace {
+
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+
+// ---------------------------------------------------------------- k-d tree -----------
+struct KdNode {
+  int64_t begin, end;
+  int32_t left, right, axis;
+  double split;
+};
+
+struct KdTree {
+  const double* p;
+  int64_t n;
+  std::vector<int64_t> perm;
+  std::vector<KdNode> nodes;
+
+  KdTree(const double* pts, int64_t N) : p(pts), n(N), perm(N) {
+    std::iota(perm.begin(), perm.end(), int64_t{0});
+    nodes.reserve(static_cast<size_t>(2 * N / 8 + 4));
+    build(0, N);
+  }
+
+  int32_t build(int64_t b, int64_t e) {
+    const int32_t id = static_cast<int32_t>(nodes.size());
+    nodes.push_back({b, e, -1, -1, 0, 0.0});
+    if (e - b <= 12) return id;
+    double lo[3] = {1e300, 1e300, 1e300}, hi[3] = {-1e300, -1e300, -1e300};
+    for (int64_t i = b; i < e; ++i)
+      for (int d = 0; d < 3; ++d) {
+        const double v = p[3 * perm[i] + d];
+        lo[d] = std::min(lo[d], v);
+        hi[d] = std::max(hi[d], v);
+      }
+    int axis = 0;
+    for (int d = 1; d < 3; ++d)
+      if (hi[d] - lo[d] > hi[axis] - lo[axis]) axis = d;
+    if (hi[axis] - lo[axis] <= 0) return id;  // all duplicates: leaf
+    const int64_t mid = (b + e) / 2;
+    std::nth_element(perm.begin() + b, perm.begin() + mid, perm.begin() + e,
+                     [&](int64_t x, int64_t y) { return p[3 * x + axis] < p[3 * y + axis]; });
+    const double split = p[3 * perm[mid] + axis];
+    const int32_t l = build(b, mid);
+    const int32_t r = build(mid, e);
+    nodes[id].left = l;
+    nodes[id].right = r;
+    nodes[id].axis = axis;
+    nodes[id].split = split;
+    return id;
+  }
+
+  // Max-heap by (d2, index): the k best candidates so far.
+  void query(const double* q, int64_t k, std::vector<std::pair<double, int64_t>>& heap) const {
+    heap.clear();
+    search(0, q, k, heap);
+    std::sort_heap(heap.begin(), heap.end());
+  }
+
+  void search(int32_t id, const double* q, int64_t k, std::vector<std::pair<double, int64_t>>& heap) const {
+    const KdNode& nd = nodes[id];
+    if (nd.left < 0) {
+      for (int64_t i = nd.begin; i < nd.end; ++i) {
+        const int64_t j = perm[i];
+        const double dx = p[3 * j] - q[0], dy = p[3 * j + 1] - q[1], dz = p[3 * j + 2] - q[2];
+        const std::pair<double, int64_t> c{dx * dx + dy * dy + dz * dz, j};
+        if (static_cast<int64_t>(heap.size()) < k) {
+          heap.push_back(c);
+          std::push_heap(heap.begin(), heap.end());
+        } else if (c < heap.front()) {
+          std::pop_heap(heap.begin(), heap.end());
+          heap.back() = c;
+          std::push_heap(heap.begin(), heap.end());
+        }
+      }
+      return;
+    }
+    const double diff = q[nd.axis] - nd.split;
+    const int32_t near = diff < 0 ? nd.left : nd.right;
+    const int32_t far = diff < 0 ? nd.right : nd.left;
+    search(near, q, k, heap);
+    if (static_cast<int64_t>(heap.size()) < k || diff * diff <= heap.front().first) search(far, q, k, heap);
+  }
+};
+
+// ------------------------------------------------------ tridiagonal eigensolvers ------
+// Implicit QL with Wilkinson shifts on d (n), e (n, e[i] couples i and i+1, e[n-1] unused).
+// If Zt is given (n rows of length ld), rotations are applied to its rows i, i+1.
+void tql(double* d, double* e, int64_t n, double* Zt, int64_t ld) {
+  if (n <= 1) return;
+  e[n - 1] = 0.0;
+  for (int64_t l = 0; l < n; ++l) {
+    int iter = 0;
+    int64_t m;
+    do {
+      for (m = l; m < n - 1; ++m) {
+        const double dd = std::fabs(d[m]) + std::fabs(d[m + 1]);
+        if (std::fabs(e[m]) <= kEps * dd) break;
+      }
+      if (m != l) {
+        if (iter++ == 100) throw std::runtime_error("eigh: QL iteration did not converge");
+        double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
+        double r = std::hypot(g, 1.0);
+        g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
+        double s = 1.0, c = 1.0, p = 0.0;
+        int64_t i;
+        bool underflow = false;
+        for (i = m - 1; i >= l; --i) {
+          const double f = s * e[i], b = c * e[i];
+          r = std::hypot(f, g);
+          e[i + 1] = r;
+          if (r == 0.0) {
+            d[i + 1] -= p;
+            e[m] = 0.0;
+            underflow = true;
+            break;
+          }
+          s = f / r;
+          c = g / r;
+          g = d[i + 1] - p;
+          r = (d[i] - g) * s + 2.0 * c * b;
+          p = s * r;
+          d[i + 1] = g + p;
+          g = c * r - b;
+          if (Zt) {
+            double* a = Zt + i * ld;
+            double* bb = Zt + (i + 1) * ld;
+#pragma omp simd
+            for (int64_t t = 0; t < ld; ++t) {
+              const double x = a[t], y = bb[t];
+              bb[t] = s * x + c * y;
+              a[t] = c * x - s * y;
+            }
+          }
+        }
+        if (underflow) continue;
+        d[l] -= p;
+        e[l] = g;
+        e[m] = 0.0;
+      }
+    } while (m != l);
+  }
+}
+
+// Inverse iteration: eigenvectors of the tridiagonal (a, b) for eigenvalues theta[0..m)
+// (any order). Z (m, p) row-major. Vectors for eigenvalues closer than `ortol` are
+// reorthogonalised against each other (modified Gram-Schmidt).
+void tridiag_inverse_iteration(const double* a, const double* b, int64_t p, const double* theta,
+                               int64_t m, double* Z) {
+  double tnorm = 0;
+  for (int64_t i = 0; i < p; ++i)
+    tnorm = std::max(tnorm, std::fabs(a[i]) + (i > 0 ? std::fabs(b[i - 1]) : 0) + (i + 1 < p ? std::fabs(b[i]) : 0));
+  if (tnorm == 0) tnorm = 1;
+  const double ortol = 1e-7 * tnorm;  // only (nearly) repeated eigenvalues are reorthogonalised
+  const double tiny = kEps * tnorm;
+  std::vector<double> U0(p), U1(p), U2(p), mult(p), y(p);
+  std::vector<char> swp(p);
+  std::vector<int64_t> order(m);
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t yy) { return theta[x] > theta[yy]; });
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  for (int64_t oi = 0; oi < m; ++oi) {
+    const int64_t idx = order[oi];
+    const double th = theta[idx];
+    // Factor T - th I = P L U with partial pivoting.
+    double cd = a[0] - th, cu = p > 1 ? b[0] : 0.0;
+    for (int64_t r = 0; r + 1 < p; ++r) {
+      const double lr = b[r];
+      const double dn = a[r + 1] - th, un = (r + 2 < p) ? b[r + 1] : 0.0;
+      if (std::fabs(lr) > std::fabs(cd)) {
+        swp[r] = 1;
+        U0[r] = lr;
+        U1[r] = dn;
+        U2[r] = un;
+        mult[r] = cd / lr;
+        const double ncd = cu - mult[r] * dn, ncu = -mult[r] * un;
+        cd = ncd;
+        cu = ncu;
+      } else {
+        swp[r] = 0;
+        if (cd == 0) cd = tiny;
+        U0[r] = cd;
+        U1[r] = cu;
+        U2[r] = 0.0;
+        mult[r] = lr / cd;
+        cd = dn - mult[r] * cu;
+        cu = un;
+      }
+    }
+    U0[p - 1] = (cd == 0) ? tiny : cd;
+    for (int64_t r = 0; r < p; ++r) {
+      if (U0[r] == 0 || std::fabs(U0[r]) < tiny) U0[r] = std::copysign(tiny, U0[r] == 0 ? 1.0 : U0[r]);
+    }
+    // Start vector: deterministic pseudo-random.
+    for (int64_t i = 0; i < p; ++i) {
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      y[i] = 0.5 + static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0);
+    }
+    double* z = Z + idx * p;
+    for (int it = 0; it < 3; ++it) {
+      for (int64_t r = 0; r + 1 < p; ++r) {
+        if (swp[r]) std::swap(y[r], y[r + 1]);
+        y[r + 1] -= mult[r] * y[r];
+      }
+      for (int64_t r = p - 1; r >= 0; --r) {
+        double v = y[r];
+        if (r + 1 < p) v -= U1[r] * y[r + 1];
+        if (r + 2 < p) v -= U2[r] * y[r + 2];
+        y[r] = v / U0[r];
+      }
+      // Reorthogonalise against earlier vectors of the cluster.
+      for (int64_t oj = oi - 1; oj >= 0; --oj) {
+        const int64_t jdx = order[oj];
+        if (std::fabs(theta[jdx] - th) > ortol) break;
+        const double* zj = Z + jdx * p;
+        double dot = 0;
+        for (int64_t i = 0; i < p; ++i) dot += zj[i] * y[i];
+        for (int64_t i = 0; i < p; ++i) y[i] -= dot * zj[i];
+      }
+      double nrm = 0;
+      for (int64_t i = 0; i < p; ++i) nrm += y[i] * y[i];
+      nrm = std::sqrt(nrm);
+      if (!(nrm > 0) || !std::isfinite(nrm)) {
+        for (int64_t i = 0; i < p; ++i) y[i] = (i == oi % p) ? 1.0 : 0.0;
+        nrm = 1.0;
+      }
+      for (int64_t i = 0; i < p; ++i) y[i] /= nrm;
+    }
+    std::memcpy(z, y.data(), sizeof(double) * p);
+  }
+}
+
+// ------------------------------------------------------------------- dense ------------
+// A: full symmetric (n, n) row-major, overwritten. Outputs w ascending and Vt (n, n) with
+// eigenvectors as rows.
+void eigh_dense_rows(double* A, int64_t n, double* w, double* Vt) {
+  std::vector<double> d(n), e(n, 0.0), beta(n, 0.0), v(n), pv(n);
+  std::vector<double> H(n > 2 ? (n - 2) * n : 1);  // Householder vectors, row k holds v_k (length n-k-1)
+  for (int64_t k = 0; k + 2 < n; ++k) {
+    const int64_t m = n - k - 1;
+    double* x = A + k * n + (k + 1);  // row k, cols k+1.. (== column k by symmetry)
+    double tail = 0;
+    for (int64_t i = 1; i < m; ++i) tail += x[i] * x[i];
+    d[k] = A[k * n + k];
+    double* hv = H.data() + k * n;
+    if (tail == 0.0) {
+      e[k] = x[0];
+      beta[k] = 0.0;
+      continue;
+    }
+    const double nrm = std::sqrt(x[0] * x[0] + tail);
+    const double alpha = x[0] > 0 ? -nrm : nrm;
+    for (int64_t i = 0; i < m; ++i) hv[i] = x[i];
+    hv[0] -= alpha;
+    const double vv = hv[0] * hv[0] + tail;
+    const double bt = 2.0 / vv;
+    beta[k] = bt;
+    e[k] = alpha;
+    // p = bt * A22 v
+    double* A22 = A + (k + 1) * n + (k + 1);
+    double pv_dot = 0;
+    for (int64_t i = 0; i < m; ++i) {
+      const double* row = A22 + i * n;
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < m; ++j) s += row[j] * hv[j];
+      pv[i] = bt * s;
+      pv_dot += pv[i] * hv[i];
+    }
+    const double K = 0.5 * bt * pv_dot;
+    for (int64_t i = 0; i < m; ++i) pv[i] -= K * hv[i];  // w
+    for (int64_t i = 0; i < m; ++i) {
+      double* row = A22 + i * n;
+      const double vi = hv[i], wi = pv[i];
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) row[j] -= vi * pv[j] + wi * hv[j];
+    }
+  }
+  if (n >= 2) {
+    d[n - 2] = A[(n - 2) * n + (n - 2)];
+    e[n - 2] = A[(n - 1) * n + (n - 2)];
+  }
+  d[n - 1] = A[(n - 1) * n + (n - 1)];
+  // Vt starts as Q^T, accumulated backwards: Qt[k+1:, k+1:] <- Qt[k+1:, k+1:] H_k.
+  std::fill(Vt, Vt + n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) Vt[i * n + i] = 1.0;
+  for (int64_t k = n - 3; k >= 0; --k) {
+    if (beta[k] == 0.0) continue;
+    const int64_t m = n - k - 1;
+    const double* hv = H.data() + k * n;
+    const double bt = beta[k];
+    for (int64_t r = k + 1; r < n; ++r) {
+      double* row = Vt + r * n + (k + 1);
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < m; ++j) s += row[j] * hv[j];
+      s *= bt;
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) row[j] -= s * hv[j];
+    }
+  }
+  tql(d.data(), e.data(), n, Vt, n);
+  // Sort ascending (stable, rows follow).
+  std::vector<int64_t> ord(n);
+  std::iota(ord.begin(), ord.end(), int64_t{0});
+  std::stable_sort(ord.begin(), ord.end(), [&](int64_t x, int64_t y) { return d[x] < d[y]; });
+  std::vector<double> tmp(static_cast<size_t>(n) * n);
+  for (int64_t i = 0; i < n; ++i) {
+    w[i] = d[ord[i]];
+    std::memcpy(tmp.data() + i * n, Vt + ord[i] * n, sizeof(double) * n);
+  }
+  std::memcpy(Vt, tmp.data(), sizeof(double) * n * n);
+}
+
+void fix_sign_row(double* v, int64_t n) {
+  double mx = 0;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, std::fabs(v[i]));
+  if (mx == 0) return;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::fabs(v[i]) >= mx * (1.0 - 1e-9)) {
+      if (v[i] < 0)
+        for (int64_t j = 0; j < n; ++j) v[j] = -v[j];
+      return;
+    }
+  }
+}
+
+// ------------------------------------------------- sparse: RCM + envelope Cholesky -----
+struct SubCsr {
+  int64_t n;
+  std::vector<int64_t> indptr, indices;
+  std::vector<double> data;
+};
+
+std::vector<int64_t> rcm_order(const SubCsr& A) {
+  const int64_t n = A.n;
+  std::vector<int64_t> deg(n);
+  for (int64_t i = 0; i < n; ++i) deg[i] = A.indptr[i + 1] - A.indptr[i];
+  auto bfs = [&](int64_t start, std::vector<int64_t>& order, std::vector<int64_t>& level) {
+    order.clear();
+    level.assign(n, -1);
+    level[start] = 0;
+    order.push_back(start);
+    std::vector<int64_t> nb;
+    for (size_t h = 0; h < order.size(); ++h) {
+      const int64_t u = order[h];
+      nb.clear();
+      for (int64_t t = A.indptr[u]; t < A.indptr[u + 1]; ++t) {
+        const int64_t v = A.indices[t];
+        if (level[v] < 0) {
+          level[v] = level[u] + 1;
+          nb.push_back(v);
+        }
+      }
+      std::sort(nb.begin(), nb.end(), [&](int64_t x, int64_t y) { return deg[x] != deg[y] ? deg[x] < deg[y] : x < y; });
+      order.insert(order.end(), nb.begin(), nb.end());
+    }
+  };
+  int64_t start = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (deg[i] < deg[start]) start = i;
+  std::vector<int64_t> order, level;
+  for (int rep = 0; rep < 3; ++rep) {  // pseudo-peripheral node
+    bfs(start, order, level);
+    const int64_t last = order.back();
+    if (level[last] <= level[start] + 0 && rep > 0) break;
+    int64_t best = last;
+    for (int64_t u : order)
+      if (level[u] == level[last] && deg[u] < deg[best]) best = u;
+    if (best == start) break;
+    start = best;
+  }
+  bfs(start, order, level);
+  if (static_cast<int64_t>(order.size()) != n) throw std::runtime_error("rcm: graph is not connected");
+  std::reverse(order.begin(), order.end());
+  return order;
+}
+
+struct EnvChol {
+  int64_t n;
+  std::vector<int64_t> first, start;  // row i holds cols first[i]..i at env[start[i]..]
+  std::vector<double> env;
+  // M = P (A + shift I) P^T, perm[new] = old.
+  EnvChol(const SubCsr& A, const std::vector<int64_t>& perm, double shift) : n(A.n), first(A.n), start(A.n + 1) {
+    std::vector<int64_t> inv(n);
+    for (int64_t i = 0; i < n; ++i) inv[perm[i]] = i;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t f = i;
+      const int64_t o = perm[i];
+      for (int64_t t = A.indptr[o]; t < A.indptr[o + 1]; ++t) f = std::min(f, inv[A.indices[t]]);
+      first[i] = f;
+    }
+    start[0] = 0;
+    for (int64_t i = 0; i < n; ++i) start[i + 1] = start[i] + (i - first[i] + 1);
+    env.assign(static_cast<size_t>(start[n]), 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t o = perm[i];
+      for (int64_t t = A.indptr[o]; t < A.indptr[o + 1]; ++t) {
+        const int64_t j = inv[A.indices[t]];
+        if (j <= i) env[start[i] + (j - first[i])] += A.data[t];
+      }
+      env[start[i] + (i - first[i])] += shift;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      double* Li = env.data() + start[i];
+      const int64_t fi = first[i];
+      for (int64_t j = fi; j < i; ++j) {
+        const double* Lj = env.data() + start[j];
+        const int64_t fj = first[j];
+        const int64_t k0 = std::max(fi, fj);
+        double s = Li[j - fi];
+        const double* a = Li + (k0 - fi);
+        const double* b = Lj + (k0 - fj);
+        const int64_t len = j - k0;
+        double acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t t = 0; t < len; ++t) acc += a[t] * b[t];
+        s -= acc;
+        Li[j - fi] = s / Lj[j - fj];
+      }
+      double s = Li[i - fi];
+      for (int64_t t = 0; t < i - fi; ++t) s -= Li[t] * Li[t];
+      if (!(s > 0)) throw std::runtime_error("eigh_truncated: matrix is not positive semi-definite (Cholesky failed)");
+      Li[i - fi] = std::sqrt(s);
+    }
+  }
+  // x <- M^{-1} x in permuted order.
+  void solve(double* x) const {
+    for (int64_t i = 0; i < n; ++i) {
+      const double* Li = env.data() + start[i];
+      const int64_t fi = first[i];
+      double s = x[i];
+      const double* xx = x + fi;
+      const int64_t len = i - fi;
+      double acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t t = 0; t < len; ++t) acc += Li[t] * xx[t];
+      x[i] = (s - acc) / Li[len];
+    }
+    for (int64_t i = n - 1; i >= 0; --i) {
+      const double* Li = env.data() + start[i];
+      const int64_t fi = first[i];
+      const int64_t len = i - fi;
+      x[i] /= Li[len];
+      const double xi = x[i];
+      double* xx = x + fi;
+#pragma omp simd
+      for (int64_t t = 0; t < len; ++t) xx[t] -= Li[t] * xi;
+    }
+  }
+};
+
+double rand01(uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0);
+}
+
+// First m eigenpairs of a connected component (smallest eigenvalues). Outputs w (m) ascending
+// and Y (m, n) rows = eigenvectors. Returns Lanczos steps.
+int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Y) {
+  const int64_t n = A.n;
+  double trace = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t t = A.indptr[i]; t < A.indptr[i + 1]; ++t)
+      if (A.indices[t] == i) trace += A.data[t];
+  const double shift = std::max(1e-3 * trace / n, 1e-12);
+  const std::vector<int64_t> perm = rcm_order(A);
+  const EnvChol chol(A, perm, shift);
+  std::vector<double> Q;  // rows: Lanczos vectors (permuted order)
+  std::vector<double> alpha, betav;
+  Q.reserve(static_cast<size_t>(std::min<int64_t>(n, 2 * m + 64)) * n);
+  uint64_t seed = 0x2545F4914F6CDD1Dull ^ static_cast<uint64_t>(n);
+  std::vector<double> q(n), wv(n), h;
+  auto orth = [&](std::vector<double>& x, int64_t nq) {
+    h.assign(nq, 0.0);
+    double before = 0;
+    for (int64_t i = 0; i < n; ++i) before += x[i] * x[i];
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int64_t j = 0; j < nq; ++j) {
+        const double* qj = Q.data() + j * n;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < n; ++i) s += qj[i] * x[i];
+        h[j] = s;
+      }
+      for (int64_t j = 0; j < nq; ++j) {
+        const double* qj = Q.data() + j * n;
+        const double s = h[j];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) x[i] -= s * qj[i];
+      }
+      // DGKS criterion: a second pass only when the first removed a large share.
+      double after = 0;
+      for (int64_t i = 0; i < n; ++i) after += x[i] * x[i];
+      if (after > 0.5 * before) break;
+      before = after;
+    }
+  };
+  auto random_unit = [&](int64_t nq) -> bool {
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      for (int64_t i = 0; i < n; ++i) q[i] = rand01(seed) - 0.5;
+      orth(q, nq);
+      double nr = 0;
+      for (int64_t i = 0; i < n; ++i) nr += q[i] * q[i];
+      nr = std::sqrt(nr);
+      if (nr > 1e-8) {
+        for (int64_t i = 0; i < n; ++i) q[i] /= nr;
+        return true;
+      }
+    }
+    return false;
+  };
+  random_unit(0);
+  Q.insert(Q.end(), q.begin(), q.end());
+  int64_t target = std::min(n, m + std::max<int64_t>(m / 2, 32));
+  std::vector<double> dd, ee, theta, Z;
+  int64_t p = 0;
+  double last_beta = 0;
+  bool exhausted = false;
+  while (true) {
+    while (p < target) {
+      // w = M^{-1} q_p
+      std::memcpy(wv.data(), Q.data() + p * n, sizeof(double) * n);
+      chol.solve(wv.data());
+      const double* qp = Q.data() + p * n;
+      double a = 0;
+      for (int64_t i = 0; i < n; ++i) a += wv[i] * qp[i];
+      orth(wv, p + 1);
+      double b = 0;
+      for (int64_t i = 0; i < n; ++i) b += wv[i] * wv[i];
+      b = std::sqrt(b);
+      alpha.push_back(a);
+      ++p;
+      if (p == n) {
+        last_beta = 0;
+        break;
+      }
+      if (b <= 1e-10 * std::fabs(a) || b == 0) {  // invariant subspace: restart
+        if (!random_unit(p)) {
+          last_beta = 0;
+          exhausted = true;
+          break;
+        }
+        betav.push_back(0.0);
+        Q.insert(Q.end(), q.begin(), q.end());
+      } else {
+        betav.push_back(b);
+        for (int64_t i = 0; i < n; ++i) wv[i] /= b;
+        Q.insert(Q.end(), wv.begin(), wv.end());
+      }
+      last_beta = betav.back();
+    }
+    // Ritz values: all eigenvalues of T_p, take the m largest.
+    dd.assign(alpha.begin(), alpha.begin() + p);
+    ee.assign(p, 0.0);
+    for (int64_t i = 0; i + 1 < p; ++i) ee[i] = betav[i];
+    tql(dd.data(), ee.data(), p, nullptr, 0);
+    std::sort(dd.begin(), dd.end(), std::greater<double>());
+    // A guard band of extra Ritz pairs must converge too, so that an eigenvalue the start
+    // vector barely touches is not skipped for the next one.
+    const int64_t guard = std::max<int64_t>(8, m / 5);
+    const int64_t mg = std::min(m + guard, n);
+    const int64_t mm = std::min(mg, p);
+    theta.assign(dd.begin(), dd.begin() + mm);
+    Z.assign(static_cast<size_t>(mm) * p, 0.0);
+    std::vector<double> bsub(betav.begin(), betav.begin() + (p > 0 ? p - 1 : 0));
+    tridiag_inverse_iteration(alpha.data(), bsub.data(), p, theta.data(), mm, Z.data());
+    bool ok = mm == mg;
+    for (int64_t i = 0; i < mm && ok; ++i) {
+      const double res = std::fabs(last_beta * Z[i * p + p - 1]);
+      if (res > 1e-12 * theta[0] + 1e-10 * theta[i]) ok = false;
+    }
+    if (ok || p >= n || exhausted) {
+      if (mm < m) throw std::runtime_error("eigh_truncated: Krylov space exhausted before m eigenpairs");
+      break;
+    }
+    target = std::min(n, p + std::max<int64_t>(m / 4, 16));
+  }
+  // Ritz vectors, back to the original order, Rayleigh quotients on A.
+  std::vector<double> yv(n), Ay(n);
+  std::vector<std::pair<double, int64_t>> lam(m);
+  std::vector<double> Yp(static_cast<size_t>(m) * n);
+  for (int64_t i = 0; i < m; ++i) {
+    std::fill(yv.begin(), yv.end(), 0.0);
+    const double* z = Z.data() + i * p;
+    for (int64_t j = 0; j < p; ++j) {
+      const double* qj = Q.data() + j * n;
+      const double c = z[j];
+#pragma omp simd
+      for (int64_t t = 0; t < n; ++t) yv[t] += c * qj[t];
+    }
+    double nr = 0;
+    for (int64_t t = 0; t < n; ++t) nr += yv[t] * yv[t];
+    nr = std::sqrt(nr);
+    double* out = Yp.data() + i * n;
+    for (int64_t t = 0; t < n; ++t) out[perm[t]] = yv[t] / nr;
+    double rq = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      double s = 0;
+      for (int64_t t = A.indptr[r]; t < A.indptr[r + 1]; ++t) s += A.data[t] * out[A.indices[t]];
+      rq += s * out[r];
+    }
+    lam[i] = {rq, i};
+  }
+  std::stable_sort(lam.begin(), lam.end());
+  for (int64_t i = 0; i < m; ++i) {
+    w[i] = lam[i].first;
+    std::memcpy(Y + i * n, Yp.data() + lam[i].second * n, sizeof(double) * n);
+  }
+  return p;
+}
+
+void dense_component(const SubCsr& A, int64_t m, double* w, double* Y) {
+  const int64_t n = A.n;
+  std::vector<double> D(static_cast<size_t>(n) * n, 0.0), Vt(static_cast<size_t>(n) * n), ww(n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t t = A.indptr[i]; t < A.indptr[i + 1]; ++t) D[i * n + A.indices[t]] = A.data[t];
+  eigh_dense_rows(D.data(), n, ww.data(), Vt.data());
+  std::memcpy(w, ww.data(), sizeof(double) * m);
+  std::memcpy(Y, Vt.data(), sizeof(double) * m * n);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ public --------------
+void knn(const double* points, int64_t N, int64_t k, int64_t* idx, double* d2) {
+  if (k < 1 || k >= N) throw std::invalid_argument("k: expected 1 <= k < number of points");
+  const KdTree tree(points, N);
+  std::string err;
+  parallel_for(N, 8192, [&](int64_t b, int64_t e) {
+    std::vector<std::pair<double, int64_t>> heap;
+    heap.reserve(k + 2);
+    for (int64_t i = b; i < e; ++i) {
+      tree.query(points + 3 * i, k + 1, heap);
+      int64_t w = 0;
+      bool dropped = false;
+      for (const auto& c : heap) {
+        if (!dropped && c.second == i) {
+          dropped = true;
+          continue;
+        }
+        if (w == k) break;
+        idx[i * k + w] = c.second;
+        d2[i * k + w] = c.first;
+        ++w;
+      }
+    }
+  });
+}
+
+Csr laplacian(const int64_t* idx, const double* d2, int64_t N, int64_t k, int weight, double sigma,
+              bool normalized) {
+  if (weight == 1 && !(sigma > 0)) {
+    double s = 0;
+    for (int64_t i = 0; i < N * k; ++i) s += std::sqrt(d2[i]);
+    sigma = s / static_cast<double>(N * k);
+    if (!(sigma > 0)) sigma = 1.0;
+  }
+  std::vector<std::vector<std::pair<int64_t, double>>> rows(N);
+  for (int64_t i = 0; i < N; ++i) {
+    for (int64_t t = 0; t < k; ++t) {
+      const int64_t j = idx[i * k + t];
+      if (j < 0 || j >= N) throw std::invalid_argument("idx: neighbour index out of range");
+      if (j == i) continue;
+      const double wgt = weight == 1 ? std::exp(-d2[i * k + t] / (2.0 * sigma * sigma)) : 1.0;
+      rows[i].push_back({j, wgt});
+      rows[j].push_back({i, wgt});
+    }
+  }
+  Csr L;
+  L.n = N;
+  L.indptr.assign(N + 1, 0);
+  std::vector<double> deg(N, 0.0);
+  for (int64_t i = 0; i < N; ++i) {
+    auto& r = rows[i];
+    std::sort(r.begin(), r.end());
+    size_t o = 0;
+    for (size_t t = 0; t < r.size(); ++t) {
+      if (o > 0 && r[o - 1].first == r[t].first) {
+        r[o - 1].second = std::max(r[o - 1].second, r[t].second);
+      } else {
+        r[o++] = r[t];
+      }
+    }
+    r.resize(o);
+    for (const auto& c : r) deg[i] += c.second;
+  }
+  for (int64_t i = 0; i < N; ++i) {
+    const auto& r = rows[i];
+    bool diag_done = false;
+    auto put_diag = [&]() {
+      L.indices.push_back(i);
+      L.data.push_back(normalized ? (deg[i] > 0 ? 1.0 : 0.0) : deg[i]);
+      diag_done = true;
+    };
+    for (const auto& c : r) {
+      if (!diag_done && c.first > i) put_diag();
+      L.indices.push_back(c.first);
+      const double v = normalized ? -c.second / std::sqrt(deg[i] * deg[c.first]) : -c.second;
+      L.data.push_back(v);
+    }
+    if (!diag_done) put_diag();
+    L.indptr[i + 1] = static_cast<int64_t>(L.indices.size());
+  }
+  return L;
+}
+
+void eigh_dense(const double* A, int64_t n, double* w, double* V) {
+  std::vector<double> M(static_cast<size_t>(n) * n), Vt(static_cast<size_t>(n) * n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j <= i; ++j) M[i * n + j] = M[j * n + i] = A[i * n + j];
+  eigh_dense_rows(M.data(), n, w, Vt.data());
+  for (int64_t i = 0; i < n; ++i) fix_sign_row(Vt.data() + i * n, n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) V[j * n + i] = Vt[i * n + j];
+}
+
+int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V) {
+  const int64_t n = L.n;
+  if (m < 1 || m > n) throw std::invalid_argument("m: expected 1 <= m <= number of points");
+  // Connected components.
+  std::vector<int64_t> comp(n, -1);
+  int64_t nc = 0;
+  std::vector<int64_t> stack;
+  for (int64_t s = 0; s < n; ++s) {
+    if (comp[s] >= 0) continue;
+    comp[s] = nc;
+    stack.push_back(s);
+    while (!stack.empty()) {
+      const int64_t u = stack.back();
+      stack.pop_back();
+      for (int64_t t = L.indptr[u]; t < L.indptr[u + 1]; ++t) {
+        const int64_t v = L.indices[t];
+        if (comp[v] < 0) {
+          comp[v] = nc;
+          stack.push_back(v);
+        }
+      }
+    }
+    ++nc;
+  }
+  std::vector<std::vector<int64_t>> members(nc);
+  for (int64_t i = 0; i < n; ++i) members[comp[i]].push_back(i);
+  std::vector<int64_t> local(n);
+  for (int64_t c = 0; c < nc; ++c)
+    for (size_t t = 0; t < members[c].size(); ++t) local[members[c][t]] = static_cast<int64_t>(t);
+  struct Pair {
+    double lam;
+    int64_t comp, row;
+  };
+  std::vector<Pair> all;
+  std::vector<std::vector<double>> Ys(nc);
+  int64_t steps = 0;
+  for (int64_t c = 0; c < nc; ++c) {
+    SubCsr S;
+    S.n = static_cast<int64_t>(members[c].size());
+    S.indptr.push_back(0);
+    for (int64_t u : members[c]) {
+      for (int64_t t = L.indptr[u]; t < L.indptr[u + 1]; ++t) {
+        S.indices.push_back(local[L.indices[t]]);
+        S.data.push_back(L.data[t]);
+      }
+      S.indptr.push_back(static_cast<int64_t>(S.indices.size()));
+    }
+    const int64_t mc = std::min(m, S.n);
+    std::vector<double> wc(mc);
+    Ys[c].assign(static_cast<size_t>(mc) * S.n, 0.0);
+    if (S.n <= std::max<int64_t>(96, 3 * mc)) {
+      dense_component(S, mc, wc.data(), Ys[c].data());
+    } else {
+      steps += lanczos_component(S, mc, wc.data(), Ys[c].data());
+    }
+    for (int64_t i = 0; i < mc; ++i) all.push_back({wc[i], c, i});
+  }
+  std::stable_sort(all.begin(), all.end(), [](const Pair& a, const Pair& b) { return a.lam < b.lam; });
+  std::vector<double> col(n);
+  for (int64_t i = 0; i < m; ++i) {
+    const Pair& pr = all[i];
+    w[i] = pr.lam;
+    std::fill(col.begin(), col.end(), 0.0);
+    const auto& mem = members[pr.comp];
+    const double* y = Ys[pr.comp].data() + pr.row * static_cast<int64_t>(mem.size());
+    for (size_t t = 0; t < mem.size(); ++t) col[mem[t]] = y[t];
+    fix_sign_row(col.data(), n);
+    for (int64_t r = 0; r < n; ++r) V[r * m + i] = col[r];
+  }
+  return steps;
+}
+
+void fix_signs(double* V, int64_t n, int64_t m) {
+  std::vector<double> col(n);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t r = 0; r < n; ++r) col[r] = V[r * m + i];
+    fix_sign_row(col.data(), n);
+    for (int64_t r = 0; r < n; ++r) V[r * m + i] = col[r];
+  }
+}
+
+}  // namespace spectral
+}  // namespace certkit
