@@ -1,11 +1,94 @@
-"""Dispatch to the compiled IBP/CROWN kernels (stub)."""
+"""Dispatch from :class:`~certkit.core.bounds.BoundedModel` to the compiled IBP/CROWN
+kernels (``certkit.core._core.bounds``, cpp/src/bounds/) for inference-only CPU calls on
+chains of Linear / Conv2d / ReLU (with Flatten / Identity in between).
+
+The kernels run the same algorithm as the torch layer (same relaxation, same per-example
+CROWN∩IBP intermediate-bound policy), so both agree up to float rounding; tests check it.
+"""
+
 from __future__ import annotations
+
 from typing import Any
+
+import numpy as np
+import torch
+
+from certkit.core.bounds import ops
+
+_DENSE, _CONV, _RELU = 0, 1, 2
+_CODES = {"IBP": 0, "CROWN": 1, "CROWN-IBP": 2}
+
+
+def _plan(bm: Any) -> list[tuple[Any, ...]] | None:
+    g = bm.graph
+    if not g.is_chain():
+        return None
+    layers: list[tuple[Any, ...]] = []
+    for i, op in enumerate(g.nodes[1:], start=1):
+        n_in = int(np.prod(g.shapes[i - 1]))
+        n_out = int(np.prod(g.shapes[i]))
+        if isinstance(op, ops.Linear):
+            layers.append(("dense", op, n_in, n_out, None))
+        elif isinstance(op, ops.Conv) and op.nd == 2 and op.m.groups == 1 and tuple(op.m.dilation) == (1, 1):
+            ci, hi, wi = g.shapes[i - 1]
+            co, ho, wo = g.shapes[i]
+            m = op.m
+            geo = (ci, hi, wi, co, ho, wo, m.kernel_size[0], m.kernel_size[1], m.stride[0], m.stride[1],
+                   m.padding[0], m.padding[1])
+            layers.append(("conv", op, n_in, n_out, geo))
+        elif isinstance(op, ops.ReLU):
+            layers.append(("relu", op, n_in, n_out, None))
+        elif type(op) in (ops.Flatten, ops.Identity) or (isinstance(op, ops.Reshape) and len(g.shapes[i]) == 1):
+            continue
+        else:
+            return None
+    if not layers or layers[0][0] == "relu":
+        return None
+    return layers
 
 
 def supported(bm: Any) -> bool:
-    return False
+    """True when the model is a Linear/Conv2d/ReLU chain the kernels handle."""
+    if bm._compiled_plan is None:
+        plan = _plan(bm)
+        bm._compiled_plan = plan if plan is not None else False
+    return bm._compiled_plan is not False
 
 
-def compute(bm: Any, lo: Any, hi: Any, C: Any, method: str) -> Any:
-    return None
+def _arrays(bm: Any, dtype: np.dtype) -> list[tuple[Any, ...]]:
+    plan = bm._compiled_plan
+    key = (np.dtype(dtype).str, tuple((p.data_ptr(), p._version) for p in bm.model.parameters()))
+    cache = getattr(bm, "_compiled_arrays", None)
+    if cache is not None and cache[0] == key:
+        return cache[1]  # type: ignore[no-any-return]
+    out = []
+    for kind, op, n_in, n_out, geo in plan:
+        meta = np.zeros(14, dtype=np.int64)
+        meta[0], meta[1] = n_in, n_out
+        if kind == "relu":
+            out.append((_RELU, None, None, meta))
+            continue
+        if geo is not None:
+            meta[2:] = geo
+        W = np.ascontiguousarray(op.m.weight.detach().cpu().numpy(), dtype=dtype)
+        b = None if op.m.bias is None else np.ascontiguousarray(op.m.bias.detach().cpu().numpy(), dtype=dtype)
+        out.append((_DENSE if kind == "dense" else _CONV, W, b, meta))
+    bm._compiled_arrays = (key, out)
+    return out
+
+
+def compute(bm: Any, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, method: str
+            ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Bounds (B, S) from the kernels, or None when the call is not eligible."""
+    from certkit.core._ext import core_ext
+
+    if method not in _CODES or not supported(bm):
+        return None
+    dt = np.float32 if lo.dtype == torch.float32 else np.float64
+    layers = _arrays(bm, np.dtype(dt))
+    B = lo.shape[0]
+    lo_n = np.ascontiguousarray(lo.detach().reshape(B, -1).numpy(), dtype=dt)
+    hi_n = np.ascontiguousarray(hi.detach().reshape(B, -1).numpy(), dtype=dt)
+    C_n = np.ascontiguousarray(C.detach().numpy(), dtype=dt)
+    low, up = core_ext.bounds.compute(layers, lo_n, hi_n, C_n, _CODES[method])
+    return torch.from_numpy(low), torch.from_numpy(up)

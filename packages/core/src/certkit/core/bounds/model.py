@@ -14,9 +14,11 @@ bounds are computed with the same ops as the model (no directed rounding), like
 auto_LiRPA. The method names and call shape mirror auto_LiRPA's so users can switch.
 
 Intermediate bounds (documented choice): for CROWN, every ReLU's pre-activation bounds are
-computed by CROWN and intersected with the IBP bounds of the same node; CROWN is evaluated
-only on the neurons that IBP finds unstable (stable neurons keep their IBP bounds, which
-fix the same, exact relaxation). With ``tighten_with_ibp=True`` the final bounds are also
+computed by CROWN and intersected with the IBP bounds of the same node (IBP recomputed from
+the already tightened earlier layers); CROWN is evaluated only on the neurons that IBP
+finds unstable for that example (stable neurons keep their IBP bounds, which fix the same,
+exact relaxation). This matches auto_LiRPA's default (sparse intermediate bounds with IBP
+references) up to the rare neuron where CROWN is looser than IBP. With ``tighten_with_ibp=True`` the final bounds are also
 intersected with IBP's, so the result is never looser than IBP.
 """
 
@@ -383,8 +385,8 @@ class _Ctx:
             il, iu = self._intersect((il, iu), self.bounds[i])
             B = il.shape[0]
             n = il[0].numel()
-            unstable = ((il < 0) & (iu > 0)).reshape(B, n).any(0)
-            rows = torch.nonzero(unstable).flatten()
+            unst_b = ((il < 0) & (iu > 0)).reshape(B, n)
+            rows = torch.nonzero(unst_b.any(0)).flatten()
             lo, up = il.reshape(B, n).clone(), iu.reshape(B, n).clone()
             for s in range(0, rows.numel(), chunk):
                 r = rows[s:s + chunk]
@@ -393,8 +395,10 @@ class _Ctx:
                 C[:, torch.arange(k), r] = 1.0
                 cl, cu = self.crown(i, C)
                 assert cl is not None and cu is not None
-                lo[:, r] = torch.max(lo[:, r], cl)
-                up[:, r] = torch.min(up[:, r], cu)
+                # per-example policy: only neurons unstable for that example take CROWN
+                u_r = unst_b[:, r]
+                lo[:, r] = torch.where(u_r, torch.max(lo[:, r], cl), lo[:, r])
+                up[:, r] = torch.where(u_r, torch.min(up[:, r], cu), up[:, r])
             self.bounds[i] = (lo.reshape(il.shape), up.reshape(iu.shape))
 
     @staticmethod
@@ -416,7 +420,7 @@ class _Ctx:
         alphas: dict[int, Tensor] = {}
         for i, op in enumerate(g.nodes):
             if isinstance(op, ops.ReLU):
-                l, u = self.bounds[g.inputs[i][0]]
+                l, u = self.bounds[g.inputs[i][0]]  # noqa: E741
                 _, _, ld = ops.relu_relaxation(l, u)
                 a = ld.detach().unsqueeze(1).expand(l.shape[0], nparts * S, *l.shape[1:]).clone()
                 alphas[i] = a.requires_grad_(True)

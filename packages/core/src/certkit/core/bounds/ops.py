@@ -355,7 +355,7 @@ class Add(Op):
         return [A, A], None
 
 
-def relu_relaxation(l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def relu_relaxation(l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # noqa: E741
     """CROWN ReLU relaxation. Returns (upper slope, upper intercept, adaptive lower slope),
     each shaped like ``l``. Stable neurons get exact lines."""
     lr = l.clamp(max=0)
@@ -376,7 +376,7 @@ class ReLU(Op):
 
     def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
                  ) -> tuple[list[Tensor], Tensor | None]:
-        l, u = in_bounds[0]
+        l, u = in_bounds[0]  # noqa: E741
         ud, ub, ld = relu_relaxation(l, u)
         ud, ub = ud.unsqueeze(1), ub.unsqueeze(1)
         if alpha is not None:
@@ -418,7 +418,7 @@ class _MaxWindows(Op):
 
     def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
                  ) -> tuple[list[Tensor], Tensor | None]:
-        l, u = in_bounds[0]
+        l, u = in_bounds[0]  # noqa: E741
         B, S = A.shape[:2]
         idx = self._windows(l).to(l.device)  # (n_out, K)
         gl = l.reshape(B, -1)[:, idx]  # (B, n_out, K)

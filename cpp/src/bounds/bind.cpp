@@ -1,0 +1,96 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "bounds/bounds.h"
+#include "common/buffers.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <class T>
+py::tuple run(const py::list& spec, const py::array& lo_a, const py::array& hi_a, const py::array& C_a,
+              int method) {
+  using Arr = py::array_t<T, py::array::c_style>;
+  std::vector<Arr> keep;
+  std::vector<certkit::bounds::Layer<T>> layers;
+  int64_t n = -1;
+  for (const auto& item : spec) {
+    py::tuple t = py::reinterpret_borrow<py::tuple>(item);
+    if (t.size() != 4) throw py::value_error("layers: each layer is (kind, W, b, meta)");
+    certkit::bounds::Layer<T> L;
+    L.kind = t[0].cast<int>();
+    auto meta = t[3].cast<py::array_t<int64_t, py::array::c_style | py::array::forcecast>>();
+    if (meta.size() != 14) throw py::value_error("layers: meta must hold 14 integers");
+    const int64_t* m = meta.data();
+    L.n_in = m[0]; L.n_out = m[1];
+    L.Ci = m[2]; L.Hi = m[3]; L.Wi = m[4]; L.Co = m[5]; L.Ho = m[6]; L.Wo = m[7];
+    L.kh = m[8]; L.kw = m[9]; L.sh = m[10]; L.sw = m[11]; L.ph = m[12]; L.pw = m[13];
+    if (L.n_in <= 0 || L.n_out <= 0) throw py::value_error("layers: sizes must be positive");
+    if (n >= 0 && L.n_in != n) throw py::value_error("layers: consecutive sizes do not match");
+    n = L.n_out;
+    if (L.kind == certkit::bounds::kDense || L.kind == certkit::bounds::kConv2d) {
+      Arr W = t[1].cast<Arr>();
+      const int64_t expect = L.kind == certkit::bounds::kDense ? L.n_in * L.n_out : L.Co * L.Ci * L.kh * L.kw;
+      certkit::require_same_size(W, expect, "layers: W");
+      if (L.kind == certkit::bounds::kConv2d &&
+          (L.Ci * L.Hi * L.Wi != L.n_in || L.Co * L.Ho * L.Wo != L.n_out))
+        throw py::value_error("layers: conv geometry does not match sizes");
+      keep.push_back(W);
+      L.W = keep.back().data();
+      if (!t[2].is_none()) {
+        Arr b = t[2].cast<Arr>();
+        certkit::require_same_size(b, L.kind == certkit::bounds::kDense ? L.n_out : L.Co, "layers: b");
+        keep.push_back(b);
+        L.b = keep.back().data();
+      }
+    } else if (L.kind == certkit::bounds::kReLU) {
+      if (L.n_in != L.n_out) throw py::value_error("layers: ReLU sizes differ");
+    } else {
+      throw py::value_error("layers: unknown kind " + std::to_string(L.kind));
+    }
+    layers.push_back(L);
+  }
+  if (layers.empty()) throw py::value_error("layers: empty");
+  Arr lo = lo_a.cast<Arr>(), hi = hi_a.cast<Arr>(), C = C_a.cast<Arr>();
+  certkit::require_ndim(lo, 2, "x_L");
+  certkit::require_ndim(hi, 2, "x_U");
+  certkit::require_ndim(C, 3, "C");
+  const int64_t B = lo.shape(0), S = C.shape(1);
+  if (lo.shape(1) != layers.front().n_in || hi.shape(0) != B || hi.shape(1) != lo.shape(1))
+    throw py::value_error("x_L, x_U: shape does not match the first layer");
+  if (C.shape(0) != B || C.shape(2) != layers.back().n_out)
+    throw py::value_error("C: expected (B, S, K)");
+  if (method < 0 || method > 2) throw py::value_error("method: expected 0, 1 or 2");
+  Arr out_lo({B, S}), out_hi({B, S});
+  const T* plo = lo.data();
+  const T* phi = hi.data();
+  const T* pC = C.data();
+  T* ol = out_lo.mutable_data();
+  T* oh = out_hi.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    certkit::bounds::compute<T>(layers, plo, phi, pC, B, S, method, ol, oh);
+  }
+  return py::make_tuple(out_lo, out_hi);
+}
+
+}  // namespace
+
+void certkit_bind_bounds(py::module_& m) {
+  auto sm = m.def_submodule("bounds", "IBP / CROWN on Linear-Conv2d-ReLU chains");
+  sm.def(
+      "compute",
+      [](const py::list& layers, const py::array& lo, const py::array& hi, const py::array& C, int method) {
+        if (lo.dtype().is(py::dtype::of<float>())) return run<float>(layers, lo, hi, C, method);
+        if (lo.dtype().is(py::dtype::of<double>())) return run<double>(layers, lo, hi, C, method);
+        throw py::type_error("x_L: expected float32 or float64");
+      },
+      py::arg("layers"), py::arg("lo"), py::arg("hi"), py::arg("C"), py::arg("method"),
+      "layers: list of (kind 0=dense 1=conv2d 2=relu, W, b|None, meta int64[14] = n_in, n_out, "
+      "Ci, Hi, Wi, Co, Ho, Wo, kh, kw, sh, sw, ph, pw); lo, hi: (B, n0); C: (B, S, K); "
+      "method 0=IBP 1=CROWN 2=CROWN-IBP. Returns (lower, upper), each (B, S).");
+}

@@ -1,0 +1,37 @@
+// Bound propagation (IBP and CROWN) for chains of Linear / Conv2d / ReLU layers on plain
+// buffers (one example at a time, examples in parallel). Mirrors certkit.core.bounds
+// (the torch layer) so that both give the same bounds up to float rounding.
+//
+// Shapes: a layer maps a flat input of n_in values to n_out values (C-contiguous CHW for
+// convolutions). Dense: W (n_out, n_in), b (n_out). Conv2d: W (Co, Ci, kh, kw), b (Co),
+// input (Ci, Hi, Wi), output (Co, Ho, Wo), zero padding, groups = 1, dilation = 1.
+// ReLU: n_in = n_out.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace certkit {
+namespace bounds {
+
+enum Kind : int { kDense = 0, kConv2d = 1, kReLU = 2 };
+
+template <class T>
+struct Layer {
+  int kind = kDense;
+  const T* W = nullptr;
+  const T* b = nullptr;  // may be null
+  int64_t n_in = 0, n_out = 0;
+  // conv2d geometry
+  int64_t Ci = 0, Hi = 0, Wi = 0, Co = 0, Ho = 0, Wo = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0;
+};
+
+// lo, hi: (B, n0) input box. C: (B, S, K) specification on the output (K = last n_out).
+// method: 0 = IBP, 1 = CROWN (CROWN∩IBP intermediate bounds on IBP-unstable neurons),
+// 2 = CROWN-IBP (IBP intermediate bounds, CROWN at the output).
+// out_lo, out_hi: (B, S). For IBP the spec is merged into the last dense layer.
+template <class T>
+void compute(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, const T* C, int64_t B,
+             int64_t S, int method, T* out_lo, T* out_hi);
+
+}  // namespace bounds
+}  // namespace certkit

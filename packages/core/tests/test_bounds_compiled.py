@@ -1,0 +1,92 @@
+"""The compiled IBP/CROWN kernels (cpp/src/bounds) equal the torch layer, and the torch
+layer dispatches to them only for inference-only CPU calls on supported chains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from certkit.core.bounds import BoundedModel, compiled  # noqa: E402
+
+
+def _nets(seed: int) -> list[tuple[nn.Module, tuple[int, ...]]]:
+    torch.manual_seed(seed)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(16, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
+                        nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 5))
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, stride=1, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 4, stride=2, padding=1),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(24, 12), nn.ReLU(), nn.Linear(12, 5))
+    return [(mlp, (1, 4, 4)), (cnn, (1, 4, 4))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["IBP", "CROWN", "CROWN-IBP"])
+def test_compiled_equals_torch(method: str, dtype: torch.dtype) -> None:
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    for seed in range(4):
+        for net, shape in _nets(seed):
+            net = net.to(dtype)
+            fast = BoundedModel(net, shape)
+            ref = BoundedModel(net, shape, use_compiled=False)
+            assert compiled.supported(fast)
+            x = torch.rand(6, *shape, dtype=dtype)
+            y = torch.randint(0, 5, (6,))
+            for eps in (0.02, 0.2):
+                with torch.no_grad():
+                    l1, u1 = fast.compute_bounds(x, eps, method=method, y=y,
+                                                 x_L=torch.zeros_like(x), x_U=torch.ones_like(x))
+                    l2, u2 = ref.compute_bounds(x, eps, method=method, y=y,
+                                                x_L=torch.zeros_like(x), x_U=torch.ones_like(x))
+                np.testing.assert_allclose(l1.numpy(), l2.numpy(), atol=tol, rtol=tol)
+                np.testing.assert_allclose(u1.numpy(), u2.numpy(), atol=tol, rtol=tol)
+
+
+def test_dispatch_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = compiled.compute
+
+    def spy(*a: object, **k: object) -> object:
+        calls.append(1)
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compiled, "compute", spy)
+    net, shape = _nets(0)[0]
+    bm = BoundedModel(net, shape)
+    x = torch.rand(2, *shape)
+    with torch.no_grad():
+        bm.compute_bounds(x, 0.1, method="CROWN")
+    assert len(calls) == 1
+    bm.compute_bounds(x, 0.1, method="CROWN")  # gradients wanted: torch path
+    with torch.no_grad():
+        bm.compute_bounds(x, 0.1, method="CROWN", norm=2)  # ℓ2: torch path
+        bm.compute_bounds(x, 0.1, method="alpha-CROWN")
+    assert len(calls) == 1
+    res = nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+    with pytest.raises(ValueError, match="Tanh"):
+        BoundedModel(res, (4,))
+
+
+def test_compiled_nan_weights_rejected() -> None:
+    net, shape = _nets(1)[0]
+    bm = BoundedModel(net, shape)
+    with torch.no_grad():
+        net[3].bias[0] = float("nan")
+        with pytest.raises(ValueError, match="NaN"):
+            bm.compute_bounds(torch.rand(1, *shape), 0.1)
+
+
+def test_kernel_rejects_bad_buffers() -> None:
+    from certkit.core._ext import core_ext
+
+    meta = np.array([4, 3] + [0] * 12, dtype=np.int64)
+    W = np.ones((3, 4), np.float32)
+    lo = np.zeros((2, 4), np.float32)
+    with pytest.raises(ValueError, match="C"):
+        core_ext.bounds.compute([(0, W, None, meta)], lo, lo, np.zeros((2, 1, 5), np.float32), 0)
+    with pytest.raises(ValueError, match="W"):
+        core_ext.bounds.compute([(0, np.ones((2, 4), np.float32), None, meta)], lo, lo,
+                                np.zeros((2, 1, 3), np.float32), 0)
+    with pytest.raises(TypeError):
+        core_ext.bounds.compute([(0, W, None, meta)], lo.astype(np.int32), lo, np.zeros((2, 1, 3), np.float32), 0)
