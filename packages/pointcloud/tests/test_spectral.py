@@ -1,0 +1,201 @@
+"""Compiled spectral ops against naive / scipy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import eigsh
+from scipy.spatial import cKDTree
+
+from certkit.core import spectral as S
+
+
+def _cloud(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x * (1 + 0.1 * rng.random((n, 1)))
+
+
+def _naive_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    n = len(x)
+    idx = np.zeros((n, k), np.int64)
+    dd = np.zeros((n, k))
+    for i in range(n):
+        order = sorted((d2[i, j], j) for j in range(n) if j != i)[:k]
+        idx[i] = [j for _, j in order]
+        dd[i] = [d for d, _ in order]
+    return idx, dd
+
+
+def _naive_laplacian(x: np.ndarray, k: int, weight: str, normalized: bool) -> np.ndarray:
+    idx, d2 = _naive_knn(x, k)
+    n = len(x)
+    A = np.zeros((n, n))
+    sigma = np.sqrt(d2).mean()
+    for i in range(n):
+        for t in range(k):
+            w = 1.0 if weight == "binary" else np.exp(-d2[i, t] / (2 * sigma**2))
+            A[i, idx[i, t]] = A[idx[i, t], i] = w
+    D = A.sum(1)
+    if normalized:
+        return np.eye(n) - A / np.sqrt(np.outer(D, D))
+    return np.diag(D) - A
+
+
+@pytest.mark.parametrize("n,k", [(50, 1), (120, 7), (300, 16)])
+def test_knn_matches_naive(n: int, k: int) -> None:
+    x = _cloud(n, n)
+    idx, d2 = S.knn(x, k)
+    ridx, rd2 = _naive_knn(x, k)
+    np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_allclose(d2, rd2, rtol=1e-12, atol=1e-15)
+
+
+def test_knn_batched_and_ckdtree() -> None:
+    xs = np.stack([_cloud(400, s) for s in range(3)])
+    idx, _ = S.knn(xs, 10)
+    for b in range(3):
+        _, ref = cKDTree(xs[b]).query(xs[b], 11)
+        np.testing.assert_array_equal(idx[b], ref[:, 1:])
+
+
+def test_knn_duplicates_are_zero_distance_neighbours() -> None:
+    x = np.repeat(_cloud(20, 1), 3, axis=0)  # every point three times
+    idx, d2 = S.knn(x, 2)
+    assert np.all(d2 == 0.0)
+    for i in range(len(x)):
+        assert i not in idx[i]
+        assert np.all(np.all(x[idx[i]] == x[i], axis=1))
+
+
+@pytest.mark.parametrize("weight", ["binary", "gaussian"])
+@pytest.mark.parametrize("normalized", [False, True])
+def test_laplacian_matches_naive(weight: str, normalized: bool) -> None:
+    x = _cloud(80, 3)
+    ip, ix, dt = S.laplacian(x, 6, weight=weight, normalized=normalized)  # type: ignore[arg-type]
+    L = sp.csr_matrix((dt, ix, ip), shape=(80, 80)).toarray()
+    np.testing.assert_allclose(L, _naive_laplacian(x, 6, weight, normalized), atol=1e-12)
+    assert np.all(np.diff(ip) > 0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 150])
+def test_dense_eigh_matches_numpy(n: int) -> None:
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(n, n))
+    a = a + a.T
+    w, V = S.eigh(a)
+    wn = np.linalg.eigvalsh(a)
+    np.testing.assert_allclose(w, wn, rtol=1e-10, atol=1e-10 * np.abs(wn).max())
+    assert np.all(np.diff(w) >= 0)
+    np.testing.assert_allclose(a @ V, V * w, atol=1e-9 * max(1.0, np.abs(wn).max()))
+    np.testing.assert_allclose(V.T @ V, np.eye(n), atol=1e-10)
+    big = np.argmax(np.abs(V) >= np.abs(V).max(axis=0) * (1 - 1e-9), axis=0)
+    assert np.all(V[big, np.arange(n)] > 0)
+
+
+def test_dense_eigh_repeated_and_diagonal() -> None:
+    a = np.diag([3.0, 1.0, 1.0, 2.0, 0.0])
+    w, V = S.eigh(a)
+    np.testing.assert_allclose(w, [0, 1, 1, 2, 3])
+    np.testing.assert_allclose(np.abs(V.T @ V), np.eye(5), atol=1e-14)
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+@pytest.mark.parametrize("n,m", [(200, 10), (600, 60)])
+def test_truncated_matches_scipy(n: int, m: int, normalized: bool) -> None:
+    x = _cloud(n, 7)
+    ip, ix, dt = S.laplacian(x, 10, normalized=normalized)
+    L = sp.csr_matrix((dt, ix, ip), shape=(n, n))
+    w, V = S.eigsh_csr(ip, ix, dt, m)
+    ref = np.sort(eigsh(L, k=m, sigma=-1e-3, which="LM", return_eigenvectors=False))
+    full = np.linalg.eigvalsh(L.toarray())[:m]
+    np.testing.assert_allclose(w, full, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(w, ref, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(L @ V, V * w, atol=1e-8)
+    np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-10)
+
+
+def test_truncated_disconnected_graph_keeps_multiplicity_of_zero() -> None:
+    parts = [_cloud(150, s) + 10 * s for s in range(3)]
+    x = np.concatenate(parts)
+    w, V = S.graph_basis(x, 5, 8)
+    assert np.sum(np.abs(w) < 1e-10) == 3
+    ip, ix, dt = S.laplacian(x, 5)
+    full = np.linalg.eigvalsh(sp.csr_matrix((dt, ix, ip), shape=(450, 450)).toarray())[:8]
+    np.testing.assert_allclose(w, full, atol=1e-9)
+
+
+def test_graph_basis_batched_equals_single_and_full() -> None:
+    xs = np.stack([_cloud(160, s) for s in range(4)])
+    w, V = S.graph_basis(xs, 8, 12)
+    for b in range(4):
+        w1, V1 = S.graph_basis(xs[b], 8, 12)
+        np.testing.assert_array_equal(w[b], w1)
+        np.testing.assert_array_equal(V[b], V1)
+    wf, Vf = S.graph_basis(xs[0], 8)
+    assert Vf.shape == (160, 160)
+    np.testing.assert_allclose(wf[:12], w[0], atol=1e-9)
+    # same eigenvectors up to the deterministic sign (non-degenerate spectrum here)
+    np.testing.assert_allclose(np.abs(Vf[:, 1:12].T @ V[0][:, 1:12]), np.eye(11), atol=1e-6)
+
+
+def test_gft_roundtrip_and_band_filter() -> None:
+    x = _cloud(120, 5)
+    _, V = S.graph_basis(x, 8)
+    c = S.gft(x, V)
+    np.testing.assert_allclose(S.igft(c, V), x, atol=1e-10)
+    lo = S.band_filter(x, V, 0, 20)
+    hi = S.band_filter(x, V, 20)
+    np.testing.assert_allclose(lo + hi, x, atol=1e-10)
+    np.testing.assert_allclose(S.gft(lo, V)[20:], 0, atol=1e-10)
+
+
+def test_fps_matches_naive() -> None:
+    x = _cloud(90, 2)
+    got = S.farthest_point_sample(x, 12, start=3)
+    chosen = [3]
+    dist = ((x - x[3]) ** 2).sum(1)
+    for _ in range(11):
+        j = int(np.argmax(dist))
+        chosen.append(j)
+        dist = np.minimum(dist, ((x - x[j]) ** 2).sum(1))
+    assert got.tolist() == chosen
+
+
+def test_normalize_unit_sphere() -> None:
+    x = _cloud(50, 1) * 7 + 3
+    out, c, s = S.normalize_unit_sphere(x)
+    np.testing.assert_allclose(c, x.mean(0))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1).max(), 1.0)
+    same, _, s1 = S.normalize_unit_sphere(np.ones((4, 3)))
+    assert s1 == 1.0 and np.all(same == 0)
+    assert s > 0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: S.knn(np.full((10, 3), np.nan), 2),
+        lambda: S.knn(np.zeros((10, 2)), 2),
+        lambda: S.knn(np.zeros((5, 3)), 5),
+        lambda: S.knn(np.zeros((5, 3)), 0),
+        lambda: S.graph_basis(np.zeros((5, 3)), 2, 6),
+        lambda: S.eigh(np.zeros((3, 4))),
+        lambda: S.eigh(np.array([[np.inf]])),
+        lambda: S.eigsh_csr([0, 1, 2], [0, 1], [-1.0, 1.0], 1),
+        lambda: S.eigsh_csr([0, 1, 5], [0, 1], [1.0, 1.0], 1),
+        lambda: S.laplacian(np.zeros((10, 3)), 3, weight="cosine"),  # type: ignore[arg-type]
+        lambda: S.farthest_point_sample(np.zeros((4, 3)), 5),
+    ],
+)
+def test_bad_input_raises_value_error(call) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError):
+        call()
+
+
+def test_knn_rejects_non_numeric() -> None:
+    with pytest.raises(TypeError):
+        S.knn(np.array([["a", "b", "c"]] * 4), 1)
