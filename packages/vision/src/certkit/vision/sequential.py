@@ -61,6 +61,9 @@ from certkit.core.validation import as_float_array, as_int_array, check_alpha, c
 
 FloatArray = npt.NDArray[np.float64]
 
+_BISECT = 14
+_NEWTON = 8
+
 DEFAULT_PRIOR: tuple[tuple[float, float, float], ...] = ((0.5, 1.0, 1.0), (0.5, 1.0, 0.05))
 
 
@@ -119,25 +122,48 @@ class BetaBinomialCS:
                 ll = np.where(s_f > 0, s_f * np.log(q), 0.0) + np.where(f_f > 0, f_f * np.log1p(-q), 0.0)
             return ll - thresh  # > 0 inside the CS
 
-        # lower end: h increasing on (0, phat]; keep lo outside (h <= 0), hi inside.
+        def dh(q: FloatArray) -> FloatArray:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return s_f / q - f_f / (1.0 - q)
+
+        # h is concave in q with its maximum at phat, so C_t is an interval. Each end is
+        # bracketed by bisection, then refined by Newton steps taken from the *outside*
+        # (h <= 0): for a concave h the tangent lies above h, so every Newton iterate stays
+        # outside the CS and the bound is conservative at every iteration.
         lo = np.zeros_like(phat)
         hi = phat.copy()
-        for _ in range(64):
+        for _ in range(_BISECT):
             mid = 0.5 * (lo + hi)
             inside = h(mid) > 0
             hi = np.where(inside, mid, hi)
             lo = np.where(inside, lo, mid)
+        lo = self._newton(h, dh, lo, hi)
         lower = np.where((s_arr == 0) | (t_arr == 0), 0.0, lo)
-        # upper end: h decreasing on [phat, 1); keep lo inside, hi outside.
         lo2 = phat.copy()
         hi2 = np.ones_like(phat)
-        for _ in range(64):
+        for _ in range(_BISECT):
             mid = 0.5 * (lo2 + hi2)
             inside = h(mid) > 0
             lo2 = np.where(inside, mid, lo2)
             hi2 = np.where(inside, hi2, mid)
+        hi2 = self._newton(h, dh, hi2, lo2)
         upper = np.where((s_arr == t_arr) | (t_arr == 0), 1.0, hi2)
         return lower, upper
+
+    @staticmethod
+    def _newton(h: Any, dh: Any, out: FloatArray, inner: FloatArray) -> FloatArray:
+        """Newton from the outside point ``out`` (h <= 0) towards the root; never crosses
+        into the CS (see :meth:`bounds`), never passes ``inner``."""
+        for _ in range(_NEWTON):
+            hv = h(out)
+            d = dh(out)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = np.where((d != 0) & np.isfinite(hv), -hv / d, 0.0)
+            cand = out + step
+            # keep a step only if it stays on the outside (guards against rounding)
+            ok = np.isfinite(cand) & (np.abs(cand - inner) <= np.abs(out - inner)) & (h(cand) <= 0)
+            out = np.where(ok, cand, out)
+        return out
 
     def lower_if_all_succeed(self, t: int) -> float:
         """The lower bound after ``t`` straight successes: the largest p̲ any run of length
