@@ -118,7 +118,7 @@ CK_HD void box_muller_f(uint32_t wa, uint32_t wb, float& n0, float& n1) {
   const float u2 = u32_to_open01f(wb);
   float r = -2.0f * logf_open01(u1);
   r = r > 0.0f ? r : 0.0f;
-#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__)
   r = __fsqrt_rn(r);
 #else
   r = __builtin_sqrtf(r);

@@ -41,7 +41,7 @@ def build_info() -> dict[str, Any]:
     if cuda.is_built():
         ci = cuda.require()._build_info()
         info["cuda"] = True
-        info["cuda_arch"] = [a for a in str(ci["cuda_archs"]).split(";") if a]
+        info["cuda_arch"] = [a for a in str(ci["cuda_archs"]).split(",") if a]
         info["cuda_runtime"] = int(ci["cuda_runtime"])
         info["cuda_devices"] = int(ci["device_count"])
     else:
