@@ -314,3 +314,29 @@ def test_unsupported_layer_named() -> None:
 def test_core_import_does_not_import_torch() -> None:
     code = "import sys, certkit.core; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ibp_tightness() -> None:
+    from certkit.core.bounds import ibp_tightness
+
+    # a linear net with positive weights: IBP is exact (τ = 1)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    bm = BoundedModel(net, (3,))
+    x = torch.rand(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(ibp_tightness(bm, x), torch.tensor(1.0, dtype=torch.float64))
+    # random signs: 0 < τ <= 1, and τ equals the brute-force ratio from the Jacobian
+    net = _mlp(7)
+    bm = BoundedModel(net, (6,))
+    x = torch.randn(4, 6, dtype=torch.float64)
+    tau = ibp_tightness(bm, x, reduce=False)
+    assert ((tau > 0) & (tau <= 1 + 1e-12)).all()
+    for b in range(4):
+        J = torch.autograd.functional.jacobian(net, x[b:b + 1]).reshape(4, 6)
+        D1 = (net[0](x[b]) > 0).double()
+        D2 = (net[2](torch.relu(net[0](x[b]))) > 0).double()
+        M = net[4].weight.abs() @ torch.diag(D2) @ net[2].weight.abs() @ torch.diag(D1) @ net[0].weight.abs()
+        ref = (J.abs().sum(1) / M.sum(1)).mean()
+        torch.testing.assert_close(tau[b], ref)

@@ -163,7 +163,7 @@ def capture(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
             elif t in (torch.relu, nn.functional.relu, "relu"):
                 idx[n] = g.add(ops.ReLU(name), [idx[tensor_args[0]]])
             elif t in (torch.flatten, "flatten"):
-                start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 0 if t is torch.flatten else 0)
+                start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 0)
                 if start != 1:
                     raise UnsupportedLayerError(f"function '{name}' (flatten): only start_dim=1 is supported")
                 idx[n] = g.add(ops.Flatten(name), [idx[tensor_args[0]]])

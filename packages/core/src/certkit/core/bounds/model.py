@@ -82,6 +82,14 @@ class BoundedModel(nn.Module):
         return self.graph.forward(x)[self.graph.output]
 
     def _check_params(self) -> None:
+        # re-checked only when a parameter or buffer changed (in-place updates bump _version)
+        key = tuple((t.data_ptr(), t._version) for t in (*self.model.parameters(), *self.model.buffers()))
+        if getattr(self, "_checked_key", None) == key:
+            return
+        self._check_params_now()
+        self._checked_key = key
+
+    def _check_params_now(self) -> None:
         for name, p in self.model.named_parameters():
             if not bool(torch.isfinite(p).all()):
                 raise ValueError(f"model: parameter '{name}' contains NaN or inf")
@@ -227,8 +235,8 @@ class BoundedModel(nn.Module):
         return C.to(x.dtype)
 
     def _use_compiled(self, x: Tensor, method: str, norm: float) -> bool:
-        if not self.use_compiled or x.device.type != "cpu" or torch.is_grad_enabled() and (
-                x.requires_grad or any(p.requires_grad for p in self.model.parameters())):
+        if not self.use_compiled or x.device.type != "cpu" or (torch.is_grad_enabled() and (
+                x.requires_grad or any(p.requires_grad for p in self.model.parameters()))):
             return False
         if method not in ("IBP", "CROWN", "CROWN-IBP") or norm != math.inf:
             return False

@@ -225,7 +225,7 @@ class BatchNorm(Op):
                 if self._scale is None or self._shift is None:
                     raise RuntimeError(f"BatchNorm '{self.name}': train mode needs a clean forward first")
                 return self._scale, self._shift
-            dims = [0] + list(range(2, x.dim()))
+            dims = [0, *range(2, x.dim())]
             mean = x.mean(dims)
             var = x.var(dims, unbiased=False)
         else:

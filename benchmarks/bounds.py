@@ -1,0 +1,144 @@
+"""Bound propagation: certkit.core.bounds (compiled kernels via the torch layer) vs
+auto_LiRPA on identical work (inference-only CPU, IBP and CROWN).
+
+Workloads: MLP 784-256-256-10 and the auto_LiRPA tutorial CNN (conv 1→16 k4 s2, conv
+16→32 k4 s2, linear 1568→100→10) on 28×28 inputs; batch 1, 32, 256; ε ∈ {0.01, 0.03, 0.1}.
+Reports max |Δbound|, median time and peak RSS increase per (model, method, batch, ε).
+
+auto_LiRPA is not on PyPI in a current version: point AUTO_LIRPA_PATH at a checkout of
+github.com/Verified-Intelligence/auto_LiRPA (plus its deps on PYTHONPATH: appdirs,
+graphviz). Without it, the anchor is certkit's own pure-torch path (use_compiled=False)
+and the output says so.
+
+Usage: python benchmarks/bounds.py [--quick] [--reps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from certkit.core.bounds import BoundedModel
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                         nn.Linear(256, 10))
+
+
+def _cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2, padding=1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def _peak_reset() -> int:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _rss_kib("VmRSS:")
+
+
+def _measure(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
+    out = fn()  # warm-up
+    base = _peak_reset()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t0)
+    peak = max(0, _rss_kib("VmHWM:") - base) / 1024
+    return statistics.median(ts), peak, out
+
+
+def _anchor() -> tuple[str, Any]:
+    path = os.environ.get("AUTO_LIRPA_PATH")
+    if path:
+        sys.path.insert(0, path)
+        try:
+            import auto_LiRPA  # noqa: F401
+
+            return "auto_LiRPA", auto_LiRPA
+        except ImportError as exc:
+            print(f"# auto_LiRPA at {path} could not be imported ({exc}); anchor = certkit torch path")
+    else:
+        print("# AUTO_LIRPA_PATH not set: auto_LiRPA skipped; anchor = certkit's pure-torch path")
+    return "certkit-torch", None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="batch 1 and 32, eps 0.03 only")
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    anchor_name, alirpa = _anchor()
+    batches = [1, 32] if args.quick else [1, 32, 256]
+    epss = [0.03] if args.quick else [0.01, 0.03, 0.1]
+    rows = []
+    tot_ours = tot_anchor = 0.0
+    print(f"{'model':5} {'method':6} {'B':>4} {'eps':>5} {'max|d|':>9} {'ours_ms':>9} {'anchor_ms':>10} "
+          f"{'speedup':>8} {'ours_MiB':>9} {'anch_MiB':>9}")
+    for mname, factory in (("mlp", _mlp), ("cnn", _cnn)):
+        net = factory().eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        ours = BoundedModel(net, (1, 28, 28))
+        if alirpa is not None:
+            from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
+            am = BoundedModule(net, torch.zeros(1, 1, 28, 28), verbose=0)
+        else:
+            ref = BoundedModel(net, (1, 28, 28), use_compiled=False)
+        for method in ("IBP", "CROWN"):
+            for B in batches:
+                x = torch.rand(B, 1, 28, 28)
+                y = torch.randint(0, 10, (B,))
+                from certkit.core.bounds import margin_spec
+                C = margin_spec(y, 10)
+                for eps in epss:
+                    xl, xu = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+                    with torch.no_grad():
+                        t_o, m_o, (lo, up) = _measure(
+                            lambda: ours.compute_bounds(x, eps, method=method, C=C, x_L=torch.zeros_like(x),
+                                                        x_U=torch.ones_like(x)), args.reps)
+                        if alirpa is not None:
+                            def run_anchor() -> Any:
+                                xb = BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), eps=eps, x_L=xl, x_U=xu))
+                                return am.compute_bounds(x=(xb,), C=C, method=method)
+                        else:
+                            def run_anchor() -> Any:
+                                return ref.compute_bounds(x, eps, method=method, C=C, x_L=torch.zeros_like(x),
+                                                          x_U=torch.ones_like(x))
+                        t_a, m_a, (alo, aup) = _measure(run_anchor, args.reps)
+                    d = max(float((lo - alo).abs().max()), float((up - aup).abs().max()))
+                    tot_ours += t_o
+                    tot_anchor += t_a
+                    rows.append(dict(model=mname, method=method, batch=B, eps=eps, max_diff=d, ours_s=t_o,
+                                     anchor_s=t_a, ours_mib=m_o, anchor_mib=m_a))
+                    print(f"{mname:5} {method:6} {B:>4} {eps:>5} {d:9.2e} {t_o * 1e3:9.2f} {t_a * 1e3:10.2f} "
+                          f"{t_a / t_o:8.2f} {m_o:9.1f} {m_a:9.1f}", flush=True)
+    print(json.dumps({"name": "bounds", "anchor": anchor_name, "ours_s": tot_ours, "anchor_s": tot_anchor,
+                      "ratio": tot_anchor / tot_ours,
+                      "max_diff": max(r["max_diff"] for r in rows)}))
+
+
+if __name__ == "__main__":
+    main()
