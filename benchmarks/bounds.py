@@ -1,3 +1,4 @@
+# ruff: noqa: B023  (closures are called immediately inside the loop)
 """Bound propagation: certkit.core.bounds (compiled kernels via the torch layer) vs
 auto_LiRPA on identical work (inference-only CPU, IBP and CROWN).
 
@@ -74,7 +75,7 @@ def _anchor() -> tuple[str, Any]:
     if path:
         sys.path.insert(0, path)
         try:
-            import auto_LiRPA  # noqa: F401
+            import auto_LiRPA
 
             return "auto_LiRPA", auto_LiRPA
         except ImportError as exc:
