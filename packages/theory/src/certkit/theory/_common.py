@@ -64,7 +64,7 @@ def is_prime(n: int) -> bool:
         return False
     if n % 2 == 0:
         return n == 2
-    r = int(math.isqrt(n))
+    r = math.isqrt(n)
     return all(n % k for k in range(3, r + 1, 2))
 
 

@@ -1,0 +1,388 @@
+"""Label distributionally robust (LDR) losses (Zhu, Ying & Yang 2023, "Label Distributionally
+Robust Losses for Multi-class Classification: Consistency, Robustness and Adaptivity",
+arXiv:2112.14869).
+
+LDR-KL loss (the form given in our issue, which is the paper's KL-regularised worst case over
+label weights p in the simplex: max_p sum_k p_k (c 1[k!=y] + f_k - f_y) - lam KL(p, 1/K)):
+
+    psi_lam(f, y) = lam * log( (1/K) sum_k exp((c 1[k != y] + f_k - f_y) / lam) ),   lam > 0.
+
+Limits (derived here; both exact statements about the formula):
+* lam -> 0: psi -> max(0, max_{k != y} (c + f_k - f_y)), the Crammer-Singer SVM loss, with
+  0 <= CS - psi <= lam log K.
+* lam = 1, c = 0: psi = CE(f, y) - log K exactly.
+
+Adaptive ALDR-KL: each example gets its own lam_i = argmin_{lam >= lam0} alpha lam + psi_lam,
+i.e. the dual of the worst case over the KL ball KL(p, 1/K) <= alpha. This is our
+reconstruction of the paper's adaptive loss (recalled, not verified against its equation).
+d/dlam [psi_lam] = -KL(softmax(z/lam), 1/K), so lam_i solves KL(softmax(z/lam), 1/K) = alpha
+(bisection in log lam), clipped below at lam0.
+
+Top-k consistency (paper's claim): population minimisers of LDR losses keep the order of the
+class probabilities; MAE's do not (the paper's negative result for symmetric losses). For
+c = 0 the minimiser of sum_y p_y psi_lam(f, y) is f = lam log p + const (derived: this is
+lam-scaled CE); :func:`check` compares it with a numerical minimiser, and checks the order
+for c > 0 numerically and the failure for MAE (all non-top classes tied at the box bound).
+
+Noisy-label benchmark (:func:`noisy_benchmark`): scikit-learn digits, linear softmax model,
+uniform noise (label replaced by a uniformly drawn class with probability r) and
+class-dependent pair-flip noise (y -> y+1 mod K with probability r), against CE, GCE, SCE, MAE
+and focal losses.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from certkit.core.validation import check_int, check_positive, check_seed
+from certkit.theory._common import (
+    TheoryCheckError,
+    TheoryRun,
+    assert_close,
+    check_mode,
+    check_range,
+    new_figure,
+    to_png,
+)
+
+NAME = "ldr-loss"
+TITLE = "LDR-KL losses: limits, top-k consistency, noisy labels (Zhu, Ying & Yang 2023)"
+CITATION = "arXiv:2112.14869"
+
+
+def _check_logits(f: torch.Tensor, y: torch.Tensor) -> None:
+    if f.ndim != 2:
+        raise ValueError(f"logits: expected shape (B, K), got {tuple(f.shape)}")
+    if y.shape != (f.shape[0],) or y.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"y: expected an integer tensor of shape ({f.shape[0]},)")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= f.shape[1]):
+        raise ValueError("y: labels must lie in [0, K)")
+
+
+def _margins(f: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
+    fy = f.gather(1, y[:, None].long())
+    off = torch.full_like(f, c)
+    off.scatter_(1, y[:, None].long(), 0.0)
+    return off + f - fy
+
+
+def ldr_kl_loss(logits: torch.Tensor, y: torch.Tensor, lam: float | torch.Tensor = 1.0,
+                c: float = 1.0, reduction: str = "mean") -> torch.Tensor:
+    """LDR-KL loss. logits: (B, K) float; y: (B,) long; lam > 0 (scalar or (B,) tensor);
+    c >= 0 the margin. reduction: 'mean' | 'sum' | 'none'."""
+    _check_logits(logits, y)
+    c = check_positive(c, "c", allow_zero=True)
+    if isinstance(lam, torch.Tensor):
+        if torch.any(lam <= 0):
+            raise ValueError("lam: expected values > 0")
+        lam_t = lam.reshape(-1, 1).to(logits.dtype)
+    else:
+        lam_t = torch.tensor(check_positive(lam, "lam"), dtype=logits.dtype)
+    z = _margins(logits, y, c)
+    k = logits.shape[1]
+    out = (lam_t * (torch.logsumexp(z / lam_t, dim=1, keepdim=True) - math.log(k)))[:, 0]
+    return _reduce(out, reduction)
+
+
+def _reduce(v: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return v.mean()
+    if reduction == "sum":
+        return v.sum()
+    if reduction == "none":
+        return v
+    raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def adaptive_lambda(logits: torch.Tensor, y: torch.Tensor, lam0: float = 1.0, alpha: float = 0.5,
+                    c: float = 1.0, iters: int = 40) -> torch.Tensor:
+    """Per-example lam_i = max(lam0, root of KL(softmax(z/lam), 1/K) = alpha). Returns (B,),
+    detached (the envelope theorem makes the loss gradient correct at the optimum)."""
+    lam0 = check_positive(lam0, "lam0")
+    alpha = check_positive(alpha, "alpha")
+    z = _margins(logits.detach(), y, c)
+    k = z.shape[1]
+
+    def kl(lam: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(z / lam[:, None], dim=1)
+        return (logp.exp() * (logp + math.log(k))).sum(1)
+
+    lo = torch.full((z.shape[0],), math.log(lam0), dtype=z.dtype)
+    hi = lo + 25.0
+    for _ in range(iters):                               # KL decreases in lam
+        mid = (lo + hi) / 2
+        above = kl(mid.exp()) > alpha
+        lo = torch.where(above, mid, lo)
+        hi = torch.where(above, hi, mid)
+    return hi.exp()
+
+
+def aldr_kl_loss(logits: torch.Tensor, y: torch.Tensor, lam0: float = 1.0, alpha: float = 0.5,
+                 c: float = 1.0, reduction: str = "mean") -> torch.Tensor:
+    """ALDR-KL: alpha lam_i + psi_{lam_i}(f, y) with the per-example lam_i of adaptive_lambda."""
+    _check_logits(logits, y)
+    lam = adaptive_lambda(logits, y, lam0, alpha, c)
+    return _reduce(alpha * lam + ldr_kl_loss(logits, y, lam, c, reduction="none"), reduction)
+
+
+def cs_svm_loss(logits: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> torch.Tensor:
+    """Crammer-Singer: max(0, max_{k != y} c + f_k - f_y). Returns (B,)."""
+    return _margins(logits, y, c).max(dim=1).values.clamp_min(0.0)
+
+
+# --- baselines for the noisy-label benchmark (each returns the batch mean) -------------------
+
+
+def gce_loss(f: torch.Tensor, y: torch.Tensor, q: float = 0.7) -> torch.Tensor:
+    q = check_range(q, "q", 0.0, 1.0, low_open=True)
+    return ((1 - torch.softmax(f, 1).gather(1, y[:, None])[:, 0] ** q) / q).mean()
+
+
+def sce_loss(f: torch.Tensor, y: torch.Tensor, a: float = 0.1, b: float = 1.0) -> torch.Tensor:
+    s_y = torch.softmax(f, 1).gather(1, y[:, None])[:, 0]
+    return a * torch.nn.functional.cross_entropy(f, y) + b * (-math.log(1e-4)) * (1 - s_y).mean()
+
+
+def mae_loss(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return 2 * (1 - torch.softmax(f, 1).gather(1, y[:, None])[:, 0]).mean()
+
+
+def focal_loss(f: torch.Tensor, y: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+    logp = torch.log_softmax(f, 1).gather(1, y[:, None])[:, 0]
+    return (-(1 - logp.exp()) ** gamma * logp).mean()
+
+
+LOSSES: dict[str, Any] = {
+    "CE": lambda f, y: torch.nn.functional.cross_entropy(f, y),
+    "GCE": gce_loss, "SCE": sce_loss, "MAE": mae_loss, "focal": focal_loss,
+    "LDR-KL": lambda f, y: ldr_kl_loss(f, y, 2.0, 1.0),
+    "ALDR-KL": lambda f, y: aldr_kl_loss(f, y, 1.0, 0.5, 1.0),
+}
+
+
+# --- closed forms and population minimisers ---------------------------------------------------
+
+
+def closed_form(p: npt.ArrayLike, lam: float = 1.0) -> npt.NDArray[np.float64]:
+    """Population minimiser of E_{y~p} psi_lam(f, y) for c = 0: f = lam log p (centred). p: (K,)."""
+    lam = check_positive(lam, "lam")
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim != 1 or np.any(p <= 0) or abs(p.sum() - 1) > 1e-9:
+        raise ValueError("p: expected a strictly positive probability vector (K,)")
+    f = lam * np.log(p)
+    return f - f.mean()
+
+
+def population_minimiser(p: npt.ArrayLike, loss: str = "ldr", lam: float = 1.0, c: float = 1.0,
+                         box: float = 50.0) -> npt.NDArray[np.float64]:
+    """Numerical minimiser over f in [-box, box]^K of sum_y p_y loss(f, y) (L-BFGS-B, float64).
+    loss: 'ldr' (LDR-KL with lam, c), 'ce' or 'mae'. Returns f (K,) centred."""
+    from scipy.optimize import minimize
+
+    p = np.asarray(p, dtype=np.float64)
+    k = p.size
+    ys = torch.arange(k)
+    pt = torch.as_tensor(p)
+
+    def fun(v: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        f = torch.as_tensor(v).requires_grad_(True)
+        fb = f[None, :].expand(k, k)
+        if loss == "ldr":
+            per = ldr_kl_loss(fb, ys, lam, c, reduction="none")
+        elif loss == "ce":
+            per = torch.nn.functional.cross_entropy(fb, ys, reduction="none")
+        elif loss == "mae":
+            per = 1 - torch.softmax(fb, 1).diagonal()
+        else:
+            raise ValueError(f"loss: expected 'ldr', 'ce' or 'mae', got {loss!r}")
+        val = (pt * per).sum()
+        (g,) = torch.autograd.grad(val, f)
+        return float(val.detach()), g.numpy().copy()
+
+    res = minimize(fun, np.zeros(k), jac=True, method="L-BFGS-B", bounds=[(-box, box)] * k,
+                   options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
+    return res.x - res.x.mean()
+
+
+def keeps_order(p: npt.NDArray[np.float64], f: npt.NDArray[np.float64], tol: float = 1e-6) -> bool:
+    """True if p_a > p_b implies f_a > f_b + tol for all pairs (top-k consistent for every k)."""
+    for a in range(p.size):
+        for b in range(p.size):
+            if p[a] > p[b] + 1e-9 and not f[a] > f[b] + tol:
+                return False
+    return True
+
+
+def simulate(k: int = 5, n: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Population minimisers for n random p ~ Dirichlet(1_K): fraction with class order kept,
+    per loss, and max |closed form - numerical| for LDR-KL with c = 0."""
+    rng = np.random.default_rng(check_seed(seed))
+    k, n = check_int(k, "k", minimum=2), check_int(n, "n", minimum=1)
+    kept = {"LDR-KL (lam=1, c=1)": 0, "CE": 0, "MAE": 0}
+    err = 0.0
+    for _ in range(n):
+        p = rng.dirichlet(np.ones(k))
+        f0 = population_minimiser(p, "ldr", lam=0.7, c=0.0)
+        err = max(err, float(np.max(np.abs(f0 - closed_form(p, 0.7)))))
+        kept["LDR-KL (lam=1, c=1)"] += keeps_order(p, population_minimiser(p, "ldr", 1.0, 1.0))
+        kept["CE"] += keeps_order(p, population_minimiser(p, "ce"))
+        kept["MAE"] += keeps_order(p, population_minimiser(p, "mae", box=10.0))
+    return {"order_kept": {key: v / n for key, v in kept.items()}, "c0_max_abs_err": err}
+
+
+# --- noisy labels -------------------------------------------------------------------------------
+
+
+def corrupt(y: npt.NDArray[np.int64], kind: str, rate: float, k: int, seed: int) -> npt.NDArray[np.int64]:
+    """uniform: with prob. rate replace by a uniform class; pair: y -> y+1 mod k with prob. rate."""
+    rate = check_range(rate, "rate", 0.0, 1.0)
+    rng = np.random.default_rng(seed)
+    flip = rng.random(y.size) < rate
+    if kind == "uniform":
+        return np.where(flip, rng.integers(0, k, y.size), y)
+    if kind == "pair":
+        return np.where(flip, (y + 1) % k, y)
+    raise ValueError(f"kind: expected 'uniform' or 'pair', got {kind!r}")
+
+
+def noisy_benchmark(settings: Any = (("uniform", 0.6), ("pair", 0.3)), losses: Any = None,
+                    seeds: Any = (0,), steps: int = 300, hidden: int = 0) -> list[dict[str, Any]]:
+    """Test accuracy on clean digits labels after training on noisy labels. Linear softmax
+    model (hidden = 0) or a one-hidden-layer MLP; full-batch Adam, lr 0.05, weight decay 1e-4."""
+    from sklearn.datasets import load_digits
+
+    ds = load_digits()
+    x = (ds.data / 16.0).astype(np.float32)
+    losses = list(LOSSES) if losses is None else list(losses)
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                             # tiny problem: threads only contend
+    try:
+        _bench(settings, losses, seeds, steps, hidden, x, ds.target, rows)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _bench(settings: Any, losses: list[str], seeds: Any, steps: int, hidden: int,
+           x: npt.NDArray[np.float32], target: npt.NDArray[np.int64], rows: list[dict[str, Any]]) -> None:
+    from sklearn.model_selection import train_test_split
+
+    for kind, rate in settings:
+        for seed in seeds:
+            xtr, xte, ytr, yte = train_test_split(x, target, test_size=0.3, random_state=seed,
+                                                  stratify=target)
+            ynoisy = corrupt(ytr, kind, rate, 10, seed + 1000)
+            xt, yt = torch.as_tensor(xtr), torch.as_tensor(ynoisy, dtype=torch.long)
+            for name in losses:
+                torch.manual_seed(seed)
+                model: torch.nn.Module = torch.nn.Linear(64, 10) if not hidden else torch.nn.Sequential(
+                    torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10))
+                opt = torch.optim.Adam(model.parameters(), lr=0.05, weight_decay=1e-4)
+                for _ in range(steps):
+                    opt.zero_grad()
+                    LOSSES[name](model(xt), yt).backward()
+                    opt.step()
+                with torch.no_grad():
+                    acc = float((model(torch.as_tensor(xte)).argmax(1).numpy() == yte).mean())
+                rows.append({"noise": f"{kind} {rate}", "seed": seed, "loss": name, "test_acc": acc})
+
+
+def check(mode: str = "quick") -> dict[str, Any]:
+    """Limits (CS-SVM at lam -> 0 within lam log K, CE - log K at lam = 1, c = 0, to 1e-10),
+    the c = 0 population minimiser vs lam log p (1e-4), class order kept by LDR-KL and CE for
+    every sampled p but not by MAE, and ALDR-KL's lam_i vs a brute-force minimiser over a lam
+    grid of alpha lam + psi_lam."""
+    mode = check_mode(mode)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _check(mode)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check(mode: str) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(64, 7, generator=g, dtype=torch.float64) * 3
+    y = torch.randint(0, 7, (64,), generator=g)
+    out: dict[str, Any] = {}
+    lam = 1e-3
+    gap = (cs_svm_loss(f, y) - ldr_kl_loss(f, y, lam, 1.0, reduction="none"))
+    if not (gap.min() >= -1e-12 and gap.max() <= lam * math.log(7) + 1e-12):
+        raise TheoryCheckError(f"lam->0 limit: CS-SVM gap outside [0, lam log K]: {gap.min()}, {gap.max()}")
+    out["cs_svm_max_gap"] = float(gap.max())
+    ce = torch.nn.functional.cross_entropy(f, y, reduction="none") - math.log(7)
+    d = float((ce - ldr_kl_loss(f, y, 1.0, 0.0, reduction="none")).abs().max())
+    if d > 1e-10:
+        raise TheoryCheckError(f"lam=1, c=0: LDR-KL differs from CE - log K by {d}")
+    out["ce_limit_max_err"] = d
+    sim = simulate(n=4 if mode == "quick" else 100)
+    if sim["c0_max_abs_err"] > 1e-4:
+        raise TheoryCheckError(f"c=0 minimiser differs from lam log p by {sim['c0_max_abs_err']:.3g}")
+    if sim["order_kept"]["LDR-KL (lam=1, c=1)"] < 1 or sim["order_kept"]["CE"] < 1:
+        raise TheoryCheckError(f"top-k consistency violated: {sim['order_kept']}")
+    if sim["order_kept"]["MAE"] > 0:
+        raise TheoryCheckError(f"MAE minimiser unexpectedly keeps the order: {sim['order_kept']}")
+    out.update(sim)
+    lam_i = adaptive_lambda(f[:8], y[:8], 0.5, 0.4)
+    grid = torch.exp(torch.linspace(math.log(0.5), math.log(200), 20000, dtype=torch.float64))
+    for b in range(8):
+        fb, yb = f[b:b + 1].expand(grid.numel(), -1), y[b:b + 1].expand(grid.numel())
+        vals = 0.4 * grid + ldr_kl_loss(fb, yb, grid, 1.0, reduction="none")
+        best = float(vals.min())
+        got = float(0.4 * lam_i[b] + ldr_kl_loss(f[b:b + 1], y[b:b + 1], float(lam_i[b])))
+        assert_close(f"ALDR-KL objective, example {b}", best, got, 1e-6 * max(1.0, abs(best)))
+    out["aldr_lambda"] = lam_i.tolist()
+    return out
+
+
+def plot(sim_rows: list[dict[str, Any]], bench: list[dict[str, Any]]) -> list[Any]:
+    fig, axes = new_figure(2, 4.0, 3.0)
+    lam = np.geomspace(1e-3, 3, 50)
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(256, 10, generator=g, dtype=torch.float64) * 2
+    y = torch.randint(0, 10, (256,), generator=g)
+    gaps = [float((cs_svm_loss(f, y) - ldr_kl_loss(f, y, lv, 1.0, reduction="none")).mean()) for lv in lam]
+    axes[0].loglog(lam, gaps, "-", label="mean CS-SVM - LDR-KL")
+    axes[0].loglog(lam, lam * math.log(10), "k--", label="lam log K (bound)")
+    axes[0].set_xlabel("lam")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("lam -> 0: LDR-KL -> CS-SVM", fontsize=9)
+    noises = sorted({r["noise"] for r in bench})
+    names = list(dict.fromkeys(r["loss"] for r in bench))
+    width = 0.8 / len(names)
+    for q, name in enumerate(names):
+        vals = [np.mean([r["test_acc"] for r in bench if r["noise"] == nz and r["loss"] == name]) for nz in noises]
+        axes[1].bar(np.arange(len(noises)) + q * width, vals, width, label=name)
+    axes[1].set_xticks(np.arange(len(noises)) + 0.4 - width / 2, noises, fontsize=7)
+    axes[1].set_ylabel("clean test accuracy")
+    axes[1].legend(fontsize=6, ncol=2)
+    axes[1].set_title("digits, noisy training labels", fontsize=9)
+    return [to_png(fig, "theory_ldr_loss", "LDR-KL limit and the noisy-label benchmark.")]
+
+
+ALL_SETTINGS = (("clean", 0.0), ("uniform", 0.3), ("uniform", 0.6), ("uniform", 0.9),
+                ("pair", 0.1), ("pair", 0.3), ("pair", 0.5))
+
+
+def run(paper_mode: bool = False, seed: int = 0) -> TheoryRun:
+    mode = "paper" if paper_mode else "quick"
+    res = check(mode)
+    if paper_mode:
+        settings = [(k if k != "clean" else "uniform", r) for k, r in ALL_SETTINGS]
+        bench = noisy_benchmark(settings, seeds=(0, 1, 2), steps=600, hidden=128)
+    else:
+        bench = noisy_benchmark((("uniform", 0.6), ("pair", 0.3)), seeds=(seed,), steps=150)
+    return TheoryRun(NAME, TITLE, CITATION, bench, plot([], bench),
+                     summary={"cs_svm_max_gap(lam=1e-3)": res["cs_svm_max_gap"],
+                              "ce_limit_max_err": res["ce_limit_max_err"],
+                              "order_kept": res["order_kept"], "c0_minimiser_err": res["c0_max_abs_err"]},
+                     paper_values={"note": "the paper benchmarks on 7 datasets (not digits) with tuned "
+                                   "hyperparameters; our digits numbers are not comparable to its tables"},
+                     mode=mode)
