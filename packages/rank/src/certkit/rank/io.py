@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import math
 import re
@@ -45,29 +44,25 @@ __all__ = [
 ]
 
 
-def _open_text(path: PathLike, errors: str = "strict") -> io.TextIOBase:
+def _check_errors(errors: str) -> None:
     if errors not in ("strict", "replace", "ignore"):
         raise ValueError(f"errors: expected 'strict', 'replace' or 'ignore', got {errors!r}")
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file")
-    raw = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline=None)
 
 
 def _lines(path: PathLike, errors: str = "strict") -> Iterator[tuple[int, str]]:
     """(1-based line number, line without newline); a decode error names the line."""
-    with _open_text(path, errors) as fh:
-        lineno = 0
-        while True:
+    _check_errors(errors)
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    opener = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
             try:
-                line = fh.readline()
+                line = raw.decode("utf-8", errors=errors)
             except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}:{lineno + 1}: not valid UTF-8 ({exc.reason}); "
+                raise ValueError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason}); "
                                  "pass errors='replace' to decode it anyway") from None
-            if not line:
-                return
-            lineno += 1
             yield lineno, line.rstrip("\r\n")
 
 

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import random
+import warnings
+
+import numpy as np
+import pytest
+
+from certkit.rank.collections import Collection, from_ir_datasets, load_cranfield, load_vaswani
+from certkit.rank.metrics import evaluate
+from certkit.rank.rankers import BM25Ranker, Ranker, rerank
+
+
+def test_default_collection_shape(default_coll: Collection) -> None:
+    c = default_coll
+    assert 300 <= len(c.corpus) <= 600 and len(c.queries) >= 30
+    assert set(c.qrels) == set(c.queries)
+    grades = {r for q in c.qrels.values() for r in q.values()}
+    assert grades == {1, 2}
+    assert c.check()["unknown_docids"] == 0
+
+
+def test_bm25_beats_random_on_default(default_coll: Collection, bm25: BM25Ranker) -> None:
+    run = bm25.retrieve(default_coll.queries, 100)
+    ours = evaluate(run, default_coll.qrels, ["ndcg@10", "map"]).mean()
+    rng = random.Random(0)
+    rnd = {q: {d: rng.random() for d in default_coll.corpus} for q in default_coll.queries}
+    base = evaluate(rnd, default_coll.qrels, ["ndcg@10", "map"]).mean()
+    assert ours["ndcg@10"] > base["ndcg@10"] + 0.4
+    assert 0.3 < ours["map"] < 0.99  # not trivial either
+
+
+def test_bm25_score_matches_bm25s_index(default_coll: Collection, bm25: BM25Ranker) -> None:
+    assert isinstance(bm25, Ranker)
+    docs = list(default_coll.corpus.values())
+    for q in list(default_coll.queries.values())[:5]:
+        np.testing.assert_allclose(bm25.score(q, docs), bm25.score_index(q), rtol=1e-5, atol=1e-5)
+
+
+def test_bm25_retrieve_matches_bm25s_directly(default_coll: Collection) -> None:
+    import bm25s
+    import Stemmer
+
+    texts = list(default_coll.corpus.values())
+    st = Stemmer.Stemmer("english")
+    ret = bm25s.BM25(k1=1.2, b=0.75)
+    ret.index(bm25s.tokenize(texts, stopwords="en", stemmer=st, show_progress=False), show_progress=False)
+    qs = list(default_coll.queries.values())
+    idx, sc = ret.retrieve(bm25s.tokenize(qs, stopwords="en", stemmer=st, show_progress=False),
+                           k=10, show_progress=False)
+    ours = BM25Ranker(default_coll.corpus)
+    oi, os_, empty = ours.retrieve_arrays(qs, 10)
+    assert not empty.any()
+    np.testing.assert_array_equal(oi, idx)
+    np.testing.assert_array_equal(os_, sc)
+
+
+def test_bm25_bad_input_and_empty(bm25: BM25Ranker) -> None:
+    with pytest.raises(TypeError, match="docs"):
+        bm25.score("q", "a doc")
+    with pytest.raises(TypeError, match="query"):
+        bm25.score(3, ["a"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="method"):
+        BM25Ranker(["a b"], method="bm42")
+    assert bm25.score("", ["solar panel"]).tolist() == [0.0]
+    assert bm25.score("solar", [""]).tolist() == [0.0]
+    with pytest.warns(UserWarning, match="1 queries have no indexed term"):
+        run = bm25.retrieve({"a": "solar panel", "b": "zzzqqq"}, 5)
+    assert run["b"] == {} and len(run["a"]) == 5
+
+
+def test_rerank(default_coll: Collection, bm25: BM25Ranker) -> None:
+    qs = dict(list(default_coll.queries.items())[:3])
+    cand = bm25.retrieve(qs, 20)
+    again = rerank(bm25, qs, cand, default_coll.corpus)
+    for q in qs:
+        for d in cand[q]:
+            assert again[q][d] == pytest.approx(cand[q][d], rel=1e-5)
+
+
+def test_ir_datasets_adapter_duck_typed() -> None:
+    from types import SimpleNamespace as N
+
+    class Fake:
+        name = "fake"
+
+        def docs_iter(self):
+            return iter([N(doc_id="1", title="T", body="body"), N(doc_id="2", text="plain", title=None)])
+
+        def queries_iter(self):
+            return iter([N(query_id="q", text="body")])
+
+        def qrels_iter(self):
+            return iter([N(query_id="q", doc_id="1", relevance=2), N(query_id="q", doc_id="9", relevance=1)])
+
+    with pytest.warns(UserWarning, match="1 qrels judgements"):
+        c = from_ir_datasets(Fake())
+    assert c.corpus == {"1": "T body", "2": "plain"} and c.qrels == {"q": {"1": 2, "9": 1}}
+
+
+@pytest.mark.shared_data
+def test_cranfield_traps_and_bm25(shared) -> None:
+    folder = shared("ir", "cranfield")
+    c = load_cranfield(folder)
+    assert len(c.corpus) == 1400 and len(c.queries) == 225 and set(c.qrels) <= set(c.queries)
+    assert c.meta["smart_ids"]["3"] == "004"  # .I ids have gaps; qids are file order
+    grades = {r for q in c.qrels.values() for r in q.values()}
+    assert grades <= {0, 1, 2, 3, 4} and 4 in grades
+    ev = evaluate(BM25Ranker(c.corpus).retrieve(c.queries, 1000), c.qrels, ["map", "ndcg@10"]).mean()
+    assert 0.28 < ev["map"] < 0.34
+    # the trap: mapping qrels by .I id ruins the metric
+    wrong = {c.meta["smart_ids"][q].lstrip("0"): v for q, v in c.qrels.items()}
+    wrong_q = {c.meta["smart_ids"][q].lstrip("0"): t for q, t in c.queries.items()}
+    bad_run = BM25Ranker(c.corpus).retrieve({q: c.queries[q] for q in c.queries}, 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev_bad = evaluate(bad_run, {k: v for k, v in wrong.items()}, ["map"]).mean()
+    assert ev_bad["map"] < 0.1 and wrong_q
+
+
+@pytest.mark.shared_data
+def test_vaswani_bm25_matches_pytrec_and_published(shared) -> None:
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    c = load_vaswani(shared("ir", "vaswani"))
+    assert len(c.corpus) == 11429 and len(c.queries) == 93
+    run = BM25Ranker(c.corpus).retrieve(c.queries, 1000)
+    ev = evaluate(run, c.qrels, ["map", "ndcg@10"])
+    ref = pytrec_eval.RelevanceEvaluator(c.qrels, {"map", "ndcg_cut_10"}).evaluate(run)
+    for q, m in zip(ev.qids, ev.per_query["map"], strict=True):
+        assert m == pytest.approx(ref[q]["map"], abs=1e-12)
+    mean = ev.mean()
+    assert abs(mean["ndcg@10"] - 0.43) < 0.03 and abs(mean["map"] - 0.28) < 0.03

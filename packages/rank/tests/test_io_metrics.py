@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import math
+import random
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from certkit.rank import io
+from certkit.rank.metrics import evaluate, parse_metric, rank_docs
+
+pytrec_eval = pytest.importorskip("pytrec_eval")
+
+PTE = {"ndcg@10": "ndcg_cut_10", "ndcg@5": "ndcg_cut_5", "map": "map", "p@5": "P_5",
+       "p@10": "P_10", "r@10": "recall_10", "r@100": "recall_100", "rr": "recip_rank",
+       "ndcg": "ndcg"}
+
+
+def _random_case(seed: int, ties: bool) -> tuple[dict, dict]:
+    rng = random.Random(seed)
+    docs = [f"d{i}" for i in range(30)]
+    qrels, run = {}, {}
+    for q in range(8):
+        qid = f"q{q}"
+        judged = rng.sample(docs, 12)
+        qrels[qid] = {d: rng.choice([0, 0, 1, 2, 3]) for d in judged}
+        if q == 7:
+            continue  # a query missing from the run
+        ret = rng.sample(docs, rng.randint(1, 25))
+        run[qid] = {d: float(rng.randint(0, 4) if ties else rng.random()) for d in ret}
+    return qrels, run
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("ties", [False, True])
+def test_metrics_match_pytrec_eval(seed: int, ties: bool) -> None:
+    qrels, run = _random_case(seed, ties)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = evaluate(run, qrels, list(PTE))
+    res = pytrec_eval.RelevanceEvaluator(qrels, set(PTE.values())).evaluate(run)
+    for m, pm in PTE.items():
+        ours = dict(zip(ev.qids, ev.per_query[m], strict=True))
+        for q in qrels:
+            ref = res[q][pm] if q in res else 0.0  # trec_eval -c: missing queries score 0
+            assert ours[q] == pytest.approx(ref, abs=1e-12), (m, q)
+
+
+def test_naive_reference_metrics() -> None:
+    qrels = {"q": {"a": 2, "b": 0, "c": 1, "z": 1}}
+    run = {"q": {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}}
+    ev = evaluate(run, qrels, ["ap", "rr@1", "p@2", "r@3", "ndcg@3"]).mean()
+    assert ev["ap"] == pytest.approx((1 / 1 + 2 / 3) / 3)
+    assert ev["rr@1"] == 1.0 and ev["p@2"] == 0.5 and ev["r@3"] == pytest.approx(2 / 3)
+    dcg = 2 / math.log2(2) + 1 / math.log2(4)
+    idcg = 2 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4)
+    assert ev["ndcg@3"] == pytest.approx(dcg / idcg)
+
+
+def test_trec_eval_tie_break_is_docno_descending() -> None:
+    scores = {"a": 1.0, "c": 1.0, "b": 1.0, "x": 2.0}
+    assert rank_docs(scores) == ["x", "c", "b", "a"]
+    assert rank_docs(scores, ties="input") == ["x", "a", "c", "b"]
+    qrels = {"q": {"a": 1}}
+    ev_te = evaluate({"q": scores}, qrels, ["rr"]).mean()["rr"]
+    ev_in = evaluate({"q": scores}, qrels, ["rr"], ties="input").mean()["rr"]
+    assert ev_te == 0.25 and ev_in == 0.5
+
+
+def test_missing_queries_count_zero_and_warn() -> None:
+    qrels = {"q1": {"a": 1}, "q2": {"b": 1}}
+    with pytest.warns(UserWarning) as rec:
+        ev = evaluate({"q1": {"a": 1.0}, "qx": {"a": 1.0}}, qrels, ["map"])
+    msgs = " ".join(str(w.message) for w in rec)
+    assert "1 qrels queries" in msgs and "1 run queries" in msgs
+    assert ev.mean()["map"] == 0.5
+    assert ev.worst(0.5)["map"] == 0.0
+
+
+def test_bad_metric_names() -> None:
+    for bad in ["ndcg@0", "p", "foo", "r"]:
+        with pytest.raises(ValueError, match="metrics"):
+            parse_metric(bad)
+    with pytest.raises(ValueError, match="ties"):
+        evaluate({}, {"q": {}}, ["map"], ties="random")
+
+
+def test_run_qrels_roundtrip(tmp_path) -> None:
+    qrels, run = _random_case(3, True)
+    io.write_qrels(qrels, tmp_path / "qrels")
+    io.write_run(run, tmp_path / "run")
+    assert io.read_qrels(tmp_path / "qrels") == qrels
+    back = io.read_run(tmp_path / "run")
+    assert back == run
+    # a run written by us evaluates identically in pytrec_eval from its file order
+    res = pytrec_eval.RelevanceEvaluator(qrels, {"map"}).evaluate(back)
+    ours = evaluate(back, qrels, ["map"], warn_unknown=False)
+    for q, v in zip(ours.qids, ours.per_query["map"], strict=True):
+        assert v == pytest.approx(res.get(q, {"map": 0.0})["map"])
+
+
+def test_malformed_lines_name_line(tmp_path) -> None:
+    p = tmp_path / "qrels"
+    p.write_text("1 0 d1 1\n1 0 d2\n")
+    with pytest.raises(ValueError, match=":2:"):
+        io.read_qrels(p)
+    p.write_text("1 0 d1 x\n")
+    with pytest.raises(ValueError, match=":1: relevance"):
+        io.read_qrels(p)
+    r = tmp_path / "run"
+    r.write_text("1 Q0 d1 1 2.0 t\n1 Q0 d2 2 nan t\n")
+    with pytest.raises(ValueError, match=":2: score"):
+        io.read_run(r)
+    r.write_text("1 Q0 d1 1 2.0 t\n\n1 Q0 d1 2 1.0 t\n")
+    with pytest.raises(ValueError, match=":3: document"):
+        io.read_run(r)
+
+
+def test_non_utf8(tmp_path) -> None:
+    p = tmp_path / "qrels"
+    p.write_bytes(b"1 0 d1 1\n1 0 d\xff2 1\n")
+    with pytest.raises(ValueError, match=":2: not valid UTF-8"):
+        io.read_qrels(p)
+    q = io.read_qrels(p, errors="replace")
+    assert "d\ufffd2" in q["1"]
+
+
+def test_topics_docs_beir_smart(tmp_path) -> None:
+    topics = {"1": "heat transfer", "7": "boundary layer flow"}
+    io.write_trec_topics(topics, tmp_path / "t.trec")
+    assert io.read_trec_topics(tmp_path / "t.trec") == topics
+    (tmp_path / "t2").write_text("<top>\n<num> Number: 301\n<title> Topic: oil spills\n<desc> Description:\n"
+                                 "effects of oil\n<narr> Narrative: none\n</top>\n")
+    assert io.read_trec_topics(tmp_path / "t2") == {"301": "oil spills"}
+    assert io.read_trec_topics(tmp_path / "t2", "title+desc") == {"301": "oil spills effects of oil"}
+    corpus = {"d1": "a b c", "d2": "", "d3": "x <b>y</b>"}
+    io.write_trec_docs(corpus, tmp_path / "docs")
+    assert io.read_trec_docs(tmp_path / "docs") == {"d1": "a b c", "d2": "", "d3": "x y"}
+    qrels = {"1": {"d1": 1}, "7": {"d3": 2}}
+    io.write_beir(tmp_path / "beir", corpus, topics, qrels)
+    c, q, r = io.read_beir(tmp_path / "beir")
+    assert c == corpus and q == topics and r == qrels
+    (tmp_path / "s").write_text(".I 1\n.T\ntitle one\n.W\nbody\ntext\n.I 002\n.W\nsecond\n")
+    assert io.read_smart(tmp_path / "s") == [{"I": "1", "T": "title one", "W": "body text"},
+                                            {"I": "002", "W": "second"}]
+    (tmp_path / "s").write_text("junk\n.I 1\n")
+    with pytest.raises(ValueError, match=":1:"):
+        io.read_smart(tmp_path / "s")
+    with pytest.raises(FileNotFoundError):
+        io.read_qrels(tmp_path / "nope")
+
+
+_tok = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_tok, max_size=8))
+def test_fuzz_parsers_only_raise_value_errors(lines: list[str]) -> None:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "f"
+        p.write_text("\n".join(lines), encoding="utf-8")
+        for fn in (io.read_qrels, io.read_run, io.read_trec_topics, io.read_trec_docs,
+                   io.read_smart, io.read_tsv_topics):
+            try:
+                out = fn(p)
+            except ValueError:
+                continue
+            assert isinstance(out, (dict, list))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from([f"d{i}" for i in range(12)]),
+                       st.integers(0, 3).map(float), min_size=1),
+       st.dictionaries(st.sampled_from([f"d{i}" for i in range(12)]), st.integers(0, 2), min_size=1))
+def test_fuzz_metrics_vs_pytrec(run_q: dict, qrels_q: dict) -> None:
+    run, qrels = {"q": run_q}, {"q": qrels_q}
+    ev = evaluate(run, qrels, ["map", "ndcg@5", "p@5", "rr"])
+    res = pytrec_eval.RelevanceEvaluator(qrels, {"map", "ndcg_cut_5", "P_5", "recip_rank"}).evaluate(run)
+    for m, pm in [("map", "map"), ("ndcg@5", "ndcg_cut_5"), ("p@5", "P_5"), ("rr", "recip_rank")]:
+        assert ev.per_query[m][0] == pytest.approx(res["q"][pm], abs=1e-12)
+
+
+def test_per_query_arrays(default_coll, bm25) -> None:
+    run = bm25.retrieve(default_coll.queries, 100)
+    ev = evaluate(run, default_coll.qrels, ["ndcg@10", "map"])
+    assert ev.per_query["map"].shape == (len(default_coll.qrels),)
+    assert ev.worst(0.1)["map"] <= ev.mean()["map"]
+    assert np.isfinite(ev.std()["map"])
