@@ -321,6 +321,8 @@ def test_attack_does_not_break_bm25_certificates(default_coll, bm25, wordnet) ->
         ks = [k for k, ok in res.certified.items() if ok]
         if not ks:
             continue
+        if checked >= 2:
+            break  # two certified queries attacked are enough for the CI budget
         sm = Smoothed(ScoreTransform.fit(bm25.score(default_coll.queries[q], docs)), n=400)
         hw = np.sqrt(np.log(2 / 1e-6) / (2 * sm.n))  # MC error of the attack's own estimate
         attacked = {}
@@ -337,7 +339,7 @@ def test_attack_does_not_break_bm25_certificates(default_coll, bm25, wordnet) ->
             for j in res.order[k:].tolist():
                 if j in attacked:
                     assert attacked[j] - hw < floor
-                checked += 1
+        checked += 1
     assert checked > 0, "no BM25 certificate to attack: the test would be vacuous"
 
 

@@ -106,7 +106,7 @@ def substitution_attack(ranker: Ranker, query: str, doc: str, others: Sequence[s
         cands = _candidates(words[pos], source)[:max_candidates]
         if not cands:
             continue
-        texts = [" ".join(cur[:pos] + [c] + cur[pos + 1:]) for c in cands]
+        texts = [" ".join([*cur[:pos], c, *cur[pos + 1:]]) for c in cands]
         s = ranker.score(query, texts)
         n_queries += len(texts)
         if mode == "score":
@@ -168,7 +168,7 @@ def topic_attack(ranker: Ranker, queries: Sequence[str], doc: str,
             trials += [(p, c) for c in _candidates(words[p], source)[:max_candidates]]
         if not trials:
             break
-        texts = [" ".join(cur[:p] + [c] + cur[p + 1:]) for p, c in trials]
+        texts = [" ".join([*cur[:p], c, *cur[p + 1:]]) for p, c in trials]
         rk, sc = ranks_of(texts)
         n_queries += len(texts) * len(queries)
         best = min(range(len(trials)), key=lambda i: (rk[i], -sc[i], i))
