@@ -1,0 +1,197 @@
+"""Split conformal (THR/APS/RAPS) and robust conformal (RSCP, RSCP+, PTT): naive
+references, coverage simulations, the concentration margins, and a small attacked
+coverage check (the 50-split digits version runs in the report and the slow test)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from certkit.vision.conformal import (
+    SplitConformal,
+    class_scores,
+    conformal_quantile,
+    coverage_and_size,
+)
+from certkit.vision.conformal_experiment import robust_coverage_experiment
+from certkit.vision.data import load_digits
+from certkit.vision.models import DigitsMLP, train_classifier
+from certkit.vision.robust_conformal import (
+    RSCP,
+    PTTransform,
+    RSCPPlus,
+    empirical_bernstein_margin,
+    hoeffding_margin,
+    pgd_smoothed_score,
+    smoothed_scores,
+)
+
+
+def naive_scores(p: np.ndarray, score: str, u: np.ndarray, lam: float = 0.01, k_reg: int = 5) -> np.ndarray:
+    n, k = p.shape
+    out = np.zeros_like(p)
+    for i in range(n):
+        for y in range(k):
+            if score == "thr":
+                out[i, y] = 1 - p[i, y]
+                continue
+            order = sorted(range(k), key=lambda j: (-p[i, j], j))
+            rank = order.index(y)
+            out[i, y] = sum(p[i, j] for j in order[:rank]) + u[i] * p[i, y]
+            if score == "raps":
+                out[i, y] += lam * max(0, rank + 1 - k_reg)
+    return out
+
+
+@pytest.mark.parametrize("score", ["thr", "aps", "raps"])
+def test_scores_match_naive(score: str) -> None:
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(7), size=20)
+    u = rng.random(20)
+    np.testing.assert_allclose(class_scores(p, score, u=u, lam=0.02, k_reg=2),
+                               naive_scores(p, score, u, 0.02, 2), atol=1e-12)
+
+
+def test_quantile_matches_definition() -> None:
+    rng = np.random.default_rng(1)
+    for n in (1, 9, 10, 99, 500):
+        s = rng.random(n)
+        for a in (0.05, 0.1, 0.5):
+            k = math.ceil((1 - a) * (n + 1))
+            expect = math.inf if k > n else sorted(s)[k - 1]
+            assert conformal_quantile(s, a) == expect
+
+
+@pytest.mark.parametrize("score", ["thr", "aps", "raps"])
+def test_split_conformal_coverage_simulation(score: str) -> None:
+    """Exchangeable synthetic data: mean coverage over 400 splits is in
+    [1 − α, 1 − α + 1/(n+1)] up to Monte-Carlo error."""
+    rng = np.random.default_rng(2)
+    alpha, n_cal, n_test, reps = 0.1, 100, 200, 400
+    covs = []
+    for r in range(reps):
+        p = rng.dirichlet(np.full(5, 0.7), size=n_cal + n_test)
+        y = np.array([rng.choice(5, p=row) for row in p])
+        sc = SplitConformal(score=score, alpha=alpha, seed=r).calibrate(probs=p[:n_cal], y=y[:n_cal])
+        covs.append(sc.evaluate(probs=p[n_cal:], y=y[n_cal:])["coverage"])
+    mean, se = np.mean(covs), np.std(covs) / np.sqrt(reps)
+    assert mean >= 1 - alpha - 3 * se
+    assert mean <= 1 - alpha + 1 / (n_cal + 1) + 3 * se
+
+
+def test_margins() -> None:
+    assert hoeffding_margin(1000, 0.001) == pytest.approx(math.sqrt(math.log(1000) / 2000))
+    # empirical Bernstein: P(mean - margin > E) <= β, by simulation on Beta(0.3, 2) samples
+    rng = np.random.default_rng(3)
+    beta, n, reps = 0.05, 64, 20000
+    x = rng.beta(0.3, 2.0, size=(reps, n))
+    lower = x.mean(1) - empirical_bernstein_margin(x.var(1, ddof=1), n, beta)
+    true = 0.3 / 2.3
+    miss = np.mean(lower > true)
+    assert miss <= beta / 2 + 3 * np.sqrt(beta / 2 / reps)  # one side of the two-sided bound
+    # Hoeffding margin coverage on the same samples
+    miss_h = np.mean(x.mean(1) + hoeffding_margin(n, beta) < true)
+    assert miss_h <= beta + 3 * np.sqrt(beta / reps)
+
+
+def test_ptt_transform_is_monotone_rank_sigmoid() -> None:
+    t = PTTransform(np.linspace(0, 1, 101), temperature=400, b=0.9)
+    s = np.array([0.0, 0.5, 0.89, 0.905, 1.0])
+    out = t(s)
+    assert np.all(np.diff(out) >= 0) and out[0] < 1e-100 and out[-1] > 0.999
+    q = np.searchsorted(t.holdout, s, side="right") / 101
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-400 * (q - 0.9))))
+    st = t.torch(torch.tensor(s, requires_grad=True))
+    assert st.shape == (5,)
+
+
+@pytest.fixture(scope="module")
+def mlp() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    tr, te = load_digits()
+    torch.manual_seed(0)
+    model = train_classifier(DigitsMLP(hidden=64), tr.x, tr.y, epochs=8, noise_sigma=0.25, batch_size=128,
+                             lr=1e-2)
+    return model, te.x, te.y
+
+
+def test_smoothed_scores_match_naive_mc(mlp) -> None:
+    from certkit.core import gaussian_noise
+
+    model, x, _ = mlp
+    mean, var = smoothed_scores(model, x[:3], 0.25, 8, score="thr", seed=4, indices=[5, 6, 7])
+    for i, idx in enumerate([5, 6, 7]):
+        rows = []
+        for j in range(8):
+            eps = gaussian_noise(x[i].shape, 0.25, 4, offset=j * 64, stream=idx)
+            with torch.no_grad():
+                rows.append(1 - torch.softmax(model((x[i] + torch.from_numpy(eps))[None]).double(), 1)[0].numpy())
+        rows = np.array(rows)
+        np.testing.assert_allclose(mean[i], rows.mean(0), atol=1e-6)
+        np.testing.assert_allclose(var[i], rows.var(0, ddof=1), atol=1e-6)
+
+
+def test_pgd_raises_the_smoothed_true_score(mlp) -> None:
+    model, x, y = mlp
+    adv = pgd_smoothed_score(model, x[:20], y[:20], 0.25, 0.5, steps=10, n_mc=8)
+    assert torch.all((adv - x[:20]).flatten(1).norm(dim=1) <= 0.5 + 1e-5)
+    clean, _ = smoothed_scores(model, x[:20], 0.25, 64, seed=1)
+    att, _ = smoothed_scores(model, adv, 0.25, 64, seed=1)
+    idx = np.arange(20), y[:20].numpy()
+    assert att[idx].mean() > clean[idx].mean() + 0.05
+
+
+def test_rscp_plus_coverage_under_attack_small(mlp) -> None:
+    """Small version of the 50-split check: RSCP+ and PTT keep coverage ≥ 1 − α under a
+    PGD attack of size ε, with non-trivial sets; the attack lowers plain (ε = 0) coverage."""
+    model, x, y = mlp
+    res = robust_coverage_experiment(model, x[:240], y[:240], sigma=0.25, eps=0.125, alpha=0.1, n_mc=64,
+                                     n_splits=20, attack_steps=5, attack_mc=8, methods=("rscp+", "ptt"))
+    for name in ("rscp+", "ptt"):
+        assert res[name]["coverage"] >= 0.9
+        assert res[name]["size"] < 9.5
+    plain = robust_coverage_experiment(model, x[:240], y[:240], sigma=0.25, eps=0.0, alpha=0.1, n_mc=64,
+                                       n_splits=20, attack_steps=5, attack_mc=8, methods=("rscp",))
+    assert plain["rscp"]["size"] < res["rscp+"]["size"]
+
+
+def test_api_and_bad_input(mlp) -> None:
+    model, x, y = mlp
+    sc = SplitConformal(model, score="aps", alpha=0.2)
+    with pytest.raises(ValueError, match="calibrate"):
+        sc.predict_set(x[:5])
+    sc.calibrate(x[:100], y[:100])
+    sets = sc.predict_set(x[100:150])
+    assert sets.shape == (50, 10) and sets.dtype == bool
+    assert set(sc.evaluate(x[100:150], y[100:150])) == {"coverage", "size"}
+    with pytest.raises(ValueError, match="score"):
+        SplitConformal(score="lac2")
+    with pytest.raises(ValueError, match="alpha"):
+        SplitConformal(alpha=1.0)
+    with pytest.raises(ValueError, match="probs"):
+        class_scores(np.array([[0.5, 0.6]]))
+    with pytest.raises(ValueError, match="beta"):
+        RSCPPlus(model, 0.25, 0.1, alpha=0.001, beta=0.001)
+    with pytest.raises(ValueError, match="sigma"):
+        RSCP(model, -1.0, 0.1)
+    with pytest.raises(ValueError, match="sets/labels"):
+        coverage_and_size(np.ones((3, 2), bool), [0, 1])
+    r = RSCPPlus(model, 0.25, 0.1, alpha=0.2, n_mc=16).calibrate(x[:50], y[:50])
+    assert r.predict_set(x[50:60]).shape == (10, 10)
+
+
+@pytest.mark.skipif(os.environ.get("CERTKIT_SLOW") != "1", reason="set CERTKIT_SLOW=1")
+@pytest.mark.slow
+def test_rscp_plus_50_splits_full() -> None:
+    from certkit.vision.reference_models import digits_cnn
+
+    _, te = load_digits()
+    model = digits_cnn(0.25)
+    res = robust_coverage_experiment(model, te.x, te.y, sigma=0.25, eps=0.125, alpha=0.1, n_mc=1024,
+                                     n_splits=50, attack_steps=20)
+    for name in ("rscp+", "ptt"):
+        assert res[name]["coverage"] >= 0.9
+    assert res["ptt"]["size"] <= res["rscp+"]["size"]
