@@ -38,6 +38,7 @@ No certificate is stated: robustness of the trained models is measured by attack
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -172,7 +173,7 @@ def dro_objective(losses: torch.Tensor, tau: float) -> torch.Tensor:
     """τ·log((1/B) Σ exp(ℓ_i/τ)): the value of the KL-regularised DRO over instances; its
     gradient is Σ dro_weights(ℓ)_i ∇ℓ_i. losses: (B,) → scalar."""
     b = losses.shape[0]
-    return tau * (torch.logsumexp(losses / tau, dim=0) - torch.log(torch.tensor(float(b))))
+    return tau * (torch.logsumexp(losses / tau, dim=0) - math.log(b))
 
 
 def reweighted_at(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, tau: float = 1.0,
