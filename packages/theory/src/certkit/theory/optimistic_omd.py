@@ -1,5 +1,5 @@
 """Optimistic online mirror descent in the stochastically extended adversarial (SEA) model
-(Chen, Zhang, Zhao & Zhou 2023, "Optimistic Online Mirror Descent for Bridging Stochastic and
+(Chen, Zhang, Tu, Zhao & Zhang 2023, "Optimistic Online Mirror Descent for Bridging Stochastic and
 Adversarial Online Convex Optimization", ICML 2023, arXiv:2302.04552).
 
 SEA model: at round t nature picks a distribution D_t, f_t ~ D_t, F_t = E f_t. sigma_t^2 =
