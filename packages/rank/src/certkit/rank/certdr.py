@@ -251,8 +251,8 @@ def certify_run(ranker: Ranker, queries: Mapping[str, str], candidates: Run,
         raise ValueError(f"method: expected 'certdr' or 'masking', got {method!r}")
     qids = sorted(q for q in candidates if q in queries)
     rl = ResultLog(log) if log else None
-    todo = set(rl.todo(range(len(qids)))) if rl else set(range(len(qids)))
-    done_rows = {r["idx"]: r for r in rl.rows()} if rl else {}
+    todo = set(rl.todo(range(len(qids)))) if rl is not None else set(range(len(qids)))
+    done_rows = {r["idx"]: r for r in rl.rows()} if rl is not None else {}
     out: list[CertResult | dict[str, Any]] = []
     for i in progress(range(len(qids)), total=len(qids), desc=f"certify ({method})", unit="query"):
         qid = qids[i]
@@ -262,9 +262,11 @@ def certify_run(ranker: Ranker, queries: Mapping[str, str], candidates: Run,
         ranked = rank_docs(candidates[qid])[:depth]
         res = fn(queries[qid], [corpus[d] for d in ranked], seed=seed, query_index=i, qid=qid,
                  doc_ids=ranked, **kwargs)
-        if rl:
+        if rl is not None:
             rl.write(res.to_row(i))
         out.append(res)
+    if rl is not None:
+        rl.close()
     return out
 
 

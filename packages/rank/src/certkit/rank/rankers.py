@@ -127,18 +127,28 @@ class BM25Ranker:
         out = np.zeros(len(docs), dtype=np.float64)
         if not q_terms or not docs:
             return out
+        import bm25s
+
         qset = Counter(q_terms)
-        idf = {t: float(self.idf[self.vocab[t]]) for t in qset}
-        for i, toks in enumerate(self.tokenize(docs)):
-            if not toks:
-                continue
-            c = Counter(t for t in toks if t in qset)
-            if not c:
-                continue
-            tf = np.array([c[t] for t in c], dtype=np.float32)
-            w = np.array([idf[t] * qset[t] for t in c], dtype=np.float32)
-            tfc = self._tfc(tf_array=tf, l_d=len(toks), l_avg=self.avg_doc_len, k1=self.k1, b=self.b)
-            out[i] = float((w * tfc.astype(np.float32)).sum(dtype=np.float32))
+        terms = list(qset)
+        w = np.array([self.idf[self.vocab[t]] * qset[t] for t in terms], dtype=np.float32)
+        tok = bm25s.tokenize(docs, stopwords=self._stopwords, stemmer=self._stem,
+                             show_progress=False)
+        # local token id -> query-term column (or -1)
+        col = {t: j for j, t in enumerate(terms)}
+        lut = np.full(max(len(tok.vocab), 1), -1, dtype=np.int64)
+        for t, i in tok.vocab.items():
+            lut[i] = col.get(t, -1)
+        lengths = np.fromiter((len(ids) for ids in tok.ids), dtype=np.int64, count=len(docs))
+        flat = np.fromiter((i for ids in tok.ids for i in ids), dtype=np.int64, count=int(lengths.sum()))
+        rows = np.repeat(np.arange(len(docs)), lengths)
+        cols = lut[flat]
+        keep = cols >= 0
+        tf = np.bincount(rows[keep] * len(terms) + cols[keep], minlength=len(docs) * len(terms))
+        tf = tf.reshape(len(docs), len(terms)).astype(np.float32)
+        tfc = self._tfc(tf_array=tf, l_d=lengths.astype(np.float32)[:, None],
+                        l_avg=self.avg_doc_len, k1=self.k1, b=self.b)
+        out[:] = (tfc.astype(np.float32) * w).sum(1, dtype=np.float32)
         return out
 
     def score_index(self, query: str) -> FloatArray:
