@@ -111,11 +111,14 @@ class AdaptiveSmoothedAttack:
                 nrm = upd.norm(dim=1, keepdim=True).clamp_min(1e-12)
                 upd = upd * torch.clamp(radius.unsqueeze(1) / nrm, max=1.0)
                 delta = torch.where(done.unsqueeze(1), delta.detach(), upd)
-                qs = self._smoothed_q(o_s + delta, self.n_samples)
+                qs = self._smoothed_q(o_s + delta, self.pgd_samples)
                 hit = tgt_mask.gather(1, qs.argmax(dim=1, keepdim=True)).squeeze(1)
                 done = done | hit
             if bool(done.all()):
                 break
+        with torch.no_grad():  # confirm success with the full n_samples estimate
+            qs = self._smoothed_q(o_s + delta.detach(), self.n_samples)
+            done = done & tgt_mask.gather(1, qs.argmax(dim=1, keepdim=True)).squeeze(1)
         self.attempts += int(m)
         self.successes += int(done.sum())
         delta = delta.detach()

@@ -225,6 +225,6 @@ def load_trained(path: str | Path) -> TrainedPolicy:
         meta = dict(blob["meta"])
         module = mlp(int(meta["obs_dim"]), int(meta["n_actions"]), tuple(meta["hidden"]))
         module.load_state_dict(blob["state_dict"])
-    except (KeyError, TypeError, RuntimeError, EOFError) as exc:
+    except Exception as exc:
         raise ValueError(f"path: {path} is not a certkit-rl policy checkpoint ({exc})") from exc
     return TrainedPolicy(module.eval(), meta)

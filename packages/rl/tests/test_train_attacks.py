@@ -1,0 +1,115 @@
+"""Trainer (tiny budget: it runs and improves), policy adapters, attacks and the in-suite
+soundness check of the certificate against the adaptive attack."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from certkit.rl.attacks import (
+    AdaptiveSmoothedAttack,
+    PerStepAttack,
+    adaptive_attack_sweep,
+    soundness_margin,
+)
+from certkit.rl.policies import FunctionPolicy, SB3Policy, TorchPolicy, as_policy, mlp
+from certkit.rl.policy_smoothing import certify_reward
+from certkit.rl.rollout import smoothed_rollouts
+from certkit.rl.train import PPOConfig, TrainedPolicy, load_trained, save_trained, train_ppo
+
+
+@pytest.fixture(scope="session")
+def trained() -> TrainedPolicy:
+    torch.manual_seed(0)
+    return train_ppo("CartPole-v1", 0.2, 8_192, seed=0, eval_every=1000, eval_episodes=20,
+                     config=PPOConfig(n_envs=8, n_steps=128, epochs=4, minibatch=256, lr=2e-3))
+
+
+def test_trainer_runs_and_improves(trained: TrainedPolicy, tmp_path) -> None:
+    init = TorchPolicy(mlp(4, 2))
+    before = smoothed_rollouts(init, "CartPole-v1", 0.2, 50, seed=5).returns.mean()
+    after = smoothed_rollouts(trained.policy, "CartPole-v1", 0.2, 50, seed=5).returns.mean()
+    assert after > before + 30 and after > 60
+    assert trained.meta["algorithm"].startswith("PPO") and trained.meta["steps"] == 8_192
+    save_trained(trained, tmp_path / "p.pt")
+    back = load_trained(tmp_path / "p.pt")
+    x = torch.randn(7, 4)
+    torch.testing.assert_close(back.module(x), trained.module(x))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="path"):
+        load_trained(tmp_path / "junk.pt")
+
+
+def test_policy_adapters_match_naive() -> None:
+    net = mlp(4, 3)
+    obs = np.random.default_rng(0).standard_normal((9, 4)).astype(np.float32)
+    pol = as_policy(net)
+    assert isinstance(pol, TorchPolicy)
+    ref = [int(np.argmax(net(torch.from_numpy(o[None])).detach().numpy())) for o in obs]
+    np.testing.assert_array_equal(pol(obs), ref)
+    cont = as_policy(net, discrete=False, action_low=-0.1, action_high=0.1)
+    assert cont(obs).shape == (9, 3) and np.abs(cont(obs)).max() <= 0.1
+    f = as_policy(lambda o: (o[:, 0] > 0).astype(int))
+    assert isinstance(f, FunctionPolicy)
+    np.testing.assert_array_equal(f(obs), (obs[:, 0] > 0).astype(int))
+    with pytest.raises(TypeError, match="policy"):
+        as_policy(3)
+
+
+def test_sb3_adapter() -> None:
+    sb3 = pytest.importorskip("stable_baselines3")
+    model = sb3.DQN("MlpPolicy", "CartPole-v1", learning_starts=0, verbose=0)
+    pol = as_policy(model)
+    assert isinstance(pol, SB3Policy)
+    obs = np.zeros((5, 4), np.float32)
+    assert pol(obs).shape == (5,)
+    assert pol.scores(torch.zeros(5, 4)).shape == (5, 2)
+
+
+def test_adaptive_attack_respects_budget_and_never_beats_certificate(trained: TrainedPolicy) -> None:
+    sigma, horizon = 0.2, 40
+    budgets = [0.6]
+    cert = certify_reward(trained.policy, "CartPole-v1", sigma, [0.0, *budgets], episodes=400,
+                          horizon=horizon, seed=1)
+    for j, b in enumerate(budgets):
+        res = adaptive_attack_sweep(trained.policy, "CartPole-v1", sigma, b, 16, horizon=horizon,
+                                    thresholds=(0.0,), n_samples=16, pgd_samples=8,
+                                    pgd_steps=3, seed=2)
+        assert res.max_spent <= b * (1 + 1e-5)
+        margin = soundness_margin(16, horizon, 0.01)
+        assert res.worst_mean + margin >= cert.expected[j + 1]
+        assert min(res.means) == res.worst_mean
+
+
+def test_attack_budget_accounting_and_unsuccessful_attempts_are_free() -> None:
+    class Dummy(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([x[:, 0], -x[:, 0]], dim=1) * 10
+
+    atk = AdaptiveSmoothedAttack(Dummy(), 0.1, 0.5, threshold=0.0, n_samples=64, pgd_samples=16,
+                                 pgd_steps=20, seed=0)
+    atk.begin(np.arange(3))
+    obs = np.array([[0.05, 0, 0, 0], [0.3, 0, 0, 0], [5.0, 0, 0, 0]], np.float32)
+    eps = atk.perturb(obs, np.ones(3, bool), 0)
+    spent = np.square(eps.astype(np.float64)).sum(1)
+    assert np.all(spent <= 0.25 + 1e-9)
+    assert eps[0, 0] < 0 and eps[1, 0] < 0  # pushed across the boundary
+    assert np.all(eps[2] == 0) and atk.remaining2[2] == pytest.approx(0.25)  # out of reach: free
+    np.testing.assert_allclose(atk.remaining2, 0.25 - spent)
+    with pytest.raises(TypeError, match="differentiable"):
+        AdaptiveSmoothedAttack(lambda o: o, 0.1, 0.5)
+
+
+def test_per_step_fgsm_pgd_attack_an_undefended_agent() -> None:
+    class Lin(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            s = x[:, 2] + 0.5 * x[:, 3]
+            return torch.stack([-s, s], dim=1)
+
+    clean = smoothed_rollouts(Lin(), "CartPole-v1", 1e-6, 20, seed=0, horizon=200)
+    for norm, steps in (("l2", 1), ("linf", 3)):
+        atk = PerStepAttack(Lin(), 0.3, 200, norm=norm, steps=steps, obs_dim=4)
+        att = smoothed_rollouts(Lin(), "CartPole-v1", 1e-6, 20, seed=0, horizon=200, attack=atk)
+        assert att.returns.mean() < 0.5 * clean.returns.mean()
+        assert att.spent.max() <= atk.budget * (1 + 1e-6)
