@@ -162,7 +162,9 @@ def test_topk_qp_matches_scipy():
         rest = [j for j in range(5) if j not in t]
         pairs = [(t[0], t[1])] + [(t[1], j) for j in rest]
         W, B = w.numpy(), b.numpy()
-        cons = [{"type": "ineq", "fun": (lambda v, a=a, c=c: (W[a] - W[c]) @ (hi + v) + B[a] - B[c] - 0.2)}
+        cons = [{"type": "ineq",
+                 "fun": (lambda v, a=a, c=c, W=W, B=B, hi=hi:
+                         (W[a] - W[c]) @ (hi + v) + B[a] - B[c] - 0.2)}
                 for a, c in pairs]
         ref = minimize(lambda v: v @ v, np.zeros(6), constraints=cons, method="SLSQP")
         assert ref.success
@@ -173,7 +175,7 @@ def test_topk_qp_matches_scipy():
 
 
 def test_quadattack_orders_top_k(digits):
-    model, x, y = digits
+    model, x, _ = digits
     x = x[:20]
     g = torch.Generator().manual_seed(0)
     targets = torch.stack([torch.randperm(10, generator=g)[:3] for _ in range(20)])
