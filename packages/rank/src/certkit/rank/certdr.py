@@ -125,15 +125,11 @@ def sample_substitutions(words: Sequence[str], sets: Sequence[Sequence[str]], n:
     var = np.flatnonzero(sizes > 1)
     if var.size == 0:
         return [" ".join(words)] * n
-    base = list(sets[i][0] for i in range(t))
-    out = []
-    cols = idx[:, var]
-    for r in range(n):
-        toks = base.copy()
-        for j, c in zip(var.tolist(), cols[r].tolist(), strict=True):
-            toks[j] = sets[j][c]
-        out.append(" ".join(toks))
-    return out
+    grid = np.empty((n, t), dtype=object)
+    grid[:] = np.array([s[0] for s in sets], dtype=object)
+    for j in var.tolist():
+        grid[:, j] = np.array(sets[j], dtype=object)[idx[:, j]]
+    return [" ".join(row) for row in grid.tolist()]
 
 
 @dataclass

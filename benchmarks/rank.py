@@ -1,0 +1,150 @@
+"""Ranking / IR: certkit.rank vs its anchors on identical work.
+
+1. Retrieval throughput: ``BM25Ranker.retrieve`` (a run dict) vs bm25s' own
+   ``tokenize`` + ``retrieve`` (arrays) on the same index and queries. Target: within 10%.
+2. Certification overhead: ``certify_query`` (sampling substitutions from the core sampler,
+   scoring, bounds, decision) vs the raw BM25 scoring of the same perturbed documents.
+   Target: overhead <= 20%.
+3. Effectiveness: BM25 on Cranfield and Vaswani (when ../shared/data/ir is present):
+   our metrics vs pytrec_eval's on the same run (must match exactly), next to the
+   published BM25 figures (Vaswani nDCG@10 about 0.43, MAP about 0.28; Cranfield MAP about
+   0.31 with the file-order qrels mapping).
+
+Usage: python benchmarks/rank.py [--quick]
+Ends with one JSON line per comparison; the last is the headline (retrieval throughput).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from _common import best_time, emit, print_table
+
+from certkit.rank.collections import (
+    default_collection,
+    load_cranfield,
+    load_vaswani,
+    shared_data_dir,
+)
+from certkit.rank.metrics import evaluate
+from certkit.rank.rankers import BM25Ranker
+
+
+def bench_retrieval(corpus: dict[str, str], queries: dict[str, str], k: int, reps: int) -> tuple[float, float]:
+    import bm25s
+    import Stemmer
+
+    ranker = BM25Ranker(corpus)
+    qtexts = list(queries.values())
+    st = Stemmer.Stemmer("english")
+    anchor = bm25s.BM25(k1=1.2, b=0.75)
+    anchor.index(bm25s.tokenize(list(corpus.values()), stopwords="en", stemmer=st, show_progress=False),
+                 show_progress=False)
+
+    def ours() -> None:
+        ranker.retrieve(queries, k)
+
+    def theirs() -> None:
+        qt = bm25s.tokenize(qtexts, stopwords="en", stemmer=st, show_progress=False, return_ids=False)
+        anchor.retrieve(qt, k=k, show_progress=False, n_threads=1)
+
+    return best_time(ours, reps), best_time(theirs, reps)
+
+
+def bench_certify(quick: bool) -> tuple[float, float, int]:
+    from certkit.rank.certdr import (
+        certify_query,
+        sample_substitutions,
+        smoothed_values,
+        split_words,
+        substitution_sets,
+    )
+    from certkit.rank.metrics import rank_docs
+    from certkit.rank.smoothing import ScoreTransform, stream_key
+    from certkit.rank.synonyms import DEFAULT_WORDNET, DictSynonyms, WordNetSynonyms
+
+    coll = default_collection()
+    ranker = BM25Ranker(coll.corpus)
+    syn = WordNetSynonyms(max_senses=2) if (DEFAULT_WORDNET / "index.noun").exists() else DictSynonyms({})
+    qid = sorted(coll.queries)[0]
+    q = coll.queries[qid]
+    ranked = rank_docs(ranker.retrieve({qid: q}, 20)[qid])
+    docs = [coll.corpus[d] for d in ranked]
+    n = 200 if quick else 1000
+    tr = ScoreTransform.fit(ranker.score(q, docs))
+    words = [split_words(d) for d in docs]
+    sets = [substitution_sets(w, syn) for w in words]
+    variants = [sample_substitutions(w, s, n, seed=0, stream=stream_key(0, j))
+                for j, (w, s) in enumerate(zip(words, sets, strict=True))]
+    # warm the synonym cache so both sides see the same lookups
+    certify_query(ranker, q, docs, syn, n=2, transform=tr)
+
+    def ours() -> None:
+        certify_query(ranker, q, docs, syn, n=n, transform=tr, budget=2)
+
+    def raw() -> None:
+        smoothed_values(ranker, q, variants, tr)
+
+    return best_time(ours, 3, 1), best_time(raw, 3, 1), n * len(docs)
+
+
+def effectiveness() -> list[list[object]]:
+    import pytrec_eval
+
+    rows: list[list[object]] = []
+    data = shared_data_dir() / "ir"
+    published = {"vaswani": {"ndcg@10": 0.43, "map": 0.28}, "cranfield": {"map": 0.31}}
+    for name, loader in (("cranfield", load_cranfield), ("vaswani", load_vaswani)):
+        if not (data / name).exists():
+            print(f"[skip] {data / name} absent: no {name} effectiveness check", file=sys.stderr)
+            continue
+        coll = loader(data / name)
+        run = BM25Ranker(coll.corpus).retrieve(coll.queries, 1000)
+        ev = evaluate(run, coll.qrels, ["ndcg@10", "map"])
+        ref = pytrec_eval.RelevanceEvaluator(coll.qrels, {"ndcg_cut_10", "map"}).evaluate(run)
+        for m, pm in (("ndcg@10", "ndcg_cut_10"), ("map", "map")):
+            ours = dict(zip(ev.qids, ev.per_query[m], strict=True))
+            ref_mean = float(np.mean([ref[q][pm] if q in ref else 0.0 for q in ev.qids]))
+            maxdiff = max(abs(ours[q] - (ref[q][pm] if q in ref else 0.0)) for q in ev.qids)
+            rows.append([name, m, round(float(ev.mean()[m]), 4), round(ref_mean, 4), f"{maxdiff:.1e}",
+                         published[name].get(m, "-")])
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    reps = 3 if args.quick else 7
+
+    eff = effectiveness()
+    if eff:
+        print_table("BM25 effectiveness (ours vs pytrec_eval vs published)",
+                    ["collection", "metric", "ours", "pytrec_eval", "max |diff|", "published"], eff)
+
+    t_cert, t_raw, n_docs = bench_certify(args.quick)
+    print_table("Certification overhead (CertDR, 20 candidates)",
+                ["work", "certify_s", "raw_scoring_s", "overhead %"],
+                [[f"{n_docs} perturbed docs", t_cert, t_raw, 100 * (t_cert / t_raw - 1)]])
+    emit("rank_certify_vs_raw_scoring", t_cert, t_raw, docs=n_docs, target_overhead_pct=20)
+
+    data = shared_data_dir() / "ir" / "vaswani"
+    if data.exists():
+        coll = load_vaswani(data)
+        name = "vaswani"
+    else:
+        print(f"[note] {data} absent: retrieval throughput on the embedded collection", file=sys.stderr)
+        coll = default_collection()
+        name = "default"
+    t_ours, t_anchor = bench_retrieval(coll.corpus, coll.queries, 100, reps)
+    print_table(f"Retrieval ({name}: {len(coll.corpus)} docs, {len(coll.queries)} queries, k=100)",
+                ["ours_s", "bm25s_s", "ratio (bm25s/ours)"], [[t_ours, t_anchor, t_anchor / t_ours]])
+    emit("rank_retrieval_vs_bm25s", t_ours, t_anchor, collection=name, target_ratio=0.9)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
