@@ -28,6 +28,17 @@ class UsageError(Exception):
 
 STATE: dict[str, Any] = {"json": False, "debug": False, "quiet": False}
 
+# Shared options for every certify-style command (distributed runs, see certkit.core.distributed).
+BackendOpt = Annotated[str | None, typer.Option(
+    "--backend", help="serial | process | ray (default: $CERTKIT_BACKEND or serial).")]
+ShardOpt = Annotated[str | None, typer.Option(
+    "--shard", help="Run shard k/n (0 <= k < n) of the inputs, for SLURM-style arrays; join with `certkit merge`.")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Worker processes / Ray actors.")]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Connect to this Ray cluster.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="TorchScript file, torch.export .pt2, or module:factory (default: the embedded reference model).")]
+WeightsOpt = Annotated[str | None, typer.Option("--weights", help="state_dict for module:factory (read with weights_only=True).")]
+
 app = typer.Typer(
     name="certkit",
     help="Certify and attack ML models: vision, point clouds, RL, ranking, theory.",
