@@ -160,6 +160,8 @@ def train_linear(x: npt.NDArray[np.float64], y: npt.NDArray[np.int64], eps: floa
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                             # tiny problem: threads only contend
     q = 2 if norm_ == "l2" else 1
 
     def closure() -> Any:
@@ -169,7 +171,10 @@ def train_linear(x: npt.NDArray[np.float64], y: npt.NDArray[np.int64], eps: floa
         loss.backward()
         return loss
 
-    opt.step(closure)
+    try:
+        opt.step(closure)
+    finally:
+        torch.set_num_threads(threads)
     return w.detach().numpy().copy(), float(b.detach())
 
 
