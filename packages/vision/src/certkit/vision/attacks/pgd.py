@@ -112,6 +112,8 @@ def _pgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: s
     x_adv = random_start(x, eps, norm, lo, hi, gen) if rand else x.clone()
     found = x.clone()
     fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    if norm == "linf":  # the ε-ball ∩ box is a box: one clamp per step
+        lower, upper = (x - eps).clamp_(min=lo), (x + eps).clamp_(max=hi)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         z = model(x_adv)
@@ -121,11 +123,15 @@ def _pgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: s
             pred = z.argmax(1)
             hit = (pred == y) if targeted else (pred != y)
             new = hit & ~fooled
+            x_adv = x_adv.detach()
             if bool(new.any()):
-                found[new] = x_adv.detach()[new]
+                found[new] = x_adv[new]
                 fooled |= new
-            x_adv = project(x_adv.detach() + sign * alpha * ascent_direction(g, norm), x, eps,
-                            norm, lo, hi)
+            if norm == "linf":
+                x_adv = torch.clamp(x_adv.add_(g.sign_(), alpha=sign * alpha), lower, upper)
+            else:
+                x_adv = project(x_adv + sign * alpha * ascent_direction(g, norm), x, eps, norm,
+                                lo, hi)
     with torch.no_grad():
         z = model(x_adv)
         pred = z.argmax(1)
