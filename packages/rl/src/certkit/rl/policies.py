@@ -138,14 +138,17 @@ def load_module(spec: str, state_dict: str | None = None) -> nn.Module:
     optional state_dict file loaded with ``weights_only=True``."""
     p = Path(spec)
     if p.exists():
+        if state_dict is None:
+            from certkit.rl.train import load_trained
+
+            try:
+                return load_trained(p).module
+            except ValueError:
+                pass  # not a certkit-rl checkpoint: try TorchScript
         try:
             return torch.jit.load(str(p), map_location="cpu")
-        except RuntimeError:
-            if state_dict is None:
-                from certkit.rl.train import load_trained
-
-                return load_trained(p).module
-            raise
+        except RuntimeError as exc:
+            raise ValueError(f"model: {spec} is neither a certkit-rl checkpoint nor TorchScript") from exc
     if ":" not in spec:
         raise ValueError(f"model: {spec!r} is neither a file nor 'module:factory'")
     mod_name, fn_name = spec.split(":", 1)

@@ -78,7 +78,18 @@ def train_ppo(env_id: str = "CartPole-v1", sigma: float = 0.2, total_steps: int 
     (``eval_episodes`` noisy episodes, deterministic argmax) reaches ``target_return``.
     meta records the env, σ, steps, seconds and the evaluation history.
     """
-    cfg = config or PPOConfig()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny MLPs: threading only adds overhead
+    try:
+        return _train_ppo(env_id, sigma, total_steps, seed, target_return, eval_every,
+                          eval_episodes, config or PPOConfig(), time_limit_s)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_ppo(env_id: str, sigma: float, total_steps: int, seed: int,
+               target_return: float | None, eval_every: int, eval_episodes: int,
+               cfg: PPOConfig, time_limit_s: float | None) -> TrainedPolicy:
     check_positive(sigma, "sigma", allow_zero=True)
     total_steps = check_int(total_steps, "total_steps", minimum=1)
     seed = check_seed(seed)

@@ -1,0 +1,32 @@
+"""`certkit rl ...` subcommands on a tiny policy checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from certkit.core.cli import main
+from certkit.rl.policies import mlp
+from certkit.rl.train import TrainedPolicy, save_trained
+
+
+def test_cli_certify_evaluate_plot(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    path = tmp_path / "p.pt"
+    save_trained(TrainedPolicy(mlp(4, 2), {"obs_dim": 4, "n_actions": 2, "hidden": [64, 64]}), path)
+    cert = tmp_path / "c.json"
+    rc = main(["--json", "rl", "certify", "-m", str(path), "--episodes", "50", "--horizon", "40",
+               "--budgets", "0,0.2", "--out", str(cert)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    data = json.loads(out)
+    assert data["bound"] == "cp" and len(data["expected"]) == 2 and data["horizon"] == 40
+    rc = main(["--json", "rl", "evaluate", "-m", str(path), "--episodes", "20", "--horizon", "30"])
+    assert rc == 0 and "mean" in json.loads(capsys.readouterr().out)
+    rc = main(["rl", "plot", str(cert), "--out", str(tmp_path / "c.png")])
+    assert rc == 0 and (tmp_path / "c.png").stat().st_size > 1000
+    capsys.readouterr()
+    rc = main(["rl", "certify", "-m", str(path), "--sigma", "-1", "--episodes", "5"])
+    assert rc == 2 and "sigma" in capsys.readouterr().err
