@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--sigma", type=float, default=0.25)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
 
     from scipy.stats import ks_2samp
@@ -80,33 +81,50 @@ def main() -> None:
 
     torch.manual_seed(0)
     cohen_certify(model, xs[0], 10, args.sigma, 10, 100, args.alpha, args.batch_size)  # warm-up
-    t0 = time.perf_counter()
-    anchor = [cohen_certify(model, xs[i], 10, args.sigma, **kw) for i in range(len(xs))]
-    anchor_s = time.perf_counter() - t0
-
     smooth = Smooth(model, 10, args.sigma)
+    fast = Smooth(model, 10, args.sigma, optimize=True)
     smooth.certify_batch(xs[:1], n0=10, n=100, batch_size=args.batch_size)  # warm-up
-    t0 = time.perf_counter()
-    ours = smooth.certify_batch(xs, labels=ys, seed=0, **kw)
-    ours_s = time.perf_counter() - t0
+    fast.certify_batch(xs[:1], n0=10, n=100, batch_size=args.batch_size)  # warm-up (traces)
 
+    # The machine may be shared: alternate the runs and keep each one's best wall and CPU time.
+    best: dict[str, list[float]] = {"anchor": [1e9, 1e9], "ours": [1e9, 1e9], "fast": [1e9, 1e9]}
+    anchor: list[tuple[int, float]] = []
+    ours: list = []
+    for _ in range(args.repeat):
+        for name in ("anchor", "ours", "fast"):
+            t0, c0 = time.perf_counter(), time.process_time()
+            if name == "anchor":
+                anchor = [cohen_certify(model, xs[i], 10, args.sigma, **kw) for i in range(len(xs))]
+            elif name == "ours":
+                ours = smooth.certify_batch(xs, labels=ys, seed=0, **kw)
+            else:
+                fast.certify_batch(xs, labels=ys, seed=0, **kw)
+            best[name][0] = min(best[name][0], time.perf_counter() - t0)
+            best[name][1] = min(best[name][1], time.process_time() - c0)
+    anchor_s, ours_s, fast_s = best["anchor"][0], best["ours"][0], best["fast"][0]
+
+    fwd = len(xs) * (args.n0 + args.n)
     r_a = np.array([r for _, r in anchor])
     r_o = np.array([c.radius for c in ours])
     same_pred = np.mean([a[0] == c.prediction for a, c in zip(anchor, ours, strict=True)])
     ks = ks_2samp(r_a, r_o)
-    fwd = len(xs) * (args.n0 + args.n)
     print(f"digits DigitsCNN σ={args.sigma}, {len(xs)} inputs, n0={args.n0}, n={args.n}, "
           f"α={args.alpha}, batch {args.batch_size}, torch threads {torch.get_num_threads()}")
-    print(f"{'':24}{'seconds':>10}{'samples/s':>12}{'mean R':>10}{'abstain':>9}")
-    print(f"{'Cohen reference loop':24}{anchor_s:10.2f}{fwd / anchor_s:12.0f}{r_a.mean():10.4f}"
-          f"{np.mean([a[0] == -1 for a in anchor]):9.2f}")
-    print(f"{'certkit certify_batch':24}{ours_s:10.2f}{fwd / ours_s:12.0f}{r_o.mean():10.4f}"
-          f"{np.mean([c.prediction == -1 for c in ours]):9.2f}")
+    print(f"{'':32}{'wall s':>9}{'CPU s':>9}{'samples/s':>11}{'mean R':>9}{'abstain':>9}")
+    print(f"{'Cohen reference loop':32}{anchor_s:9.2f}{best['anchor'][1]:9.2f}{fwd / anchor_s:11.0f}"
+          f"{r_a.mean():9.4f}{np.mean([a[0] == -1 for a in anchor]):9.2f}")
+    print(f"{'certkit certify_batch':32}{ours_s:9.2f}{best['ours'][1]:9.2f}{fwd / ours_s:11.0f}"
+          f"{r_o.mean():9.4f}{np.mean([c.prediction == -1 for c in ours]):9.2f}")
+    print(f"{'certkit, optimize=True (traced)':32}{fast_s:9.2f}{best['fast'][1]:9.2f}{fwd / fast_s:11.0f}")
+    print(f"wall ratio {anchor_s / ours_s:.2f}x (optimize=True: {anchor_s / fast_s:.2f}x); CPU-time ratio "
+          f"{best['anchor'][1] / best['ours'][1]:.2f}x (optimize=True: {best['anchor'][1] / best['fast'][1]:.2f}x)")
     print(f"agreement: same prediction {same_pred:.3f}, mean |ΔR| {np.abs(r_a - r_o).mean():.4f}, "
           f"KS statistic {ks.statistic:.3f} (p = {ks.pvalue:.3f}); different noise draws, so "
           "radii agree in distribution, not bit for bit")
     print(json.dumps({"name": "vision_certify", "ours_s": ours_s, "anchor_s": anchor_s,
                       "ratio": anchor_s / ours_s, "inputs": len(xs), "n": args.n,
+                      "ratio_optimize": anchor_s / fast_s,
+                      "cpu_ratio": best["anchor"][1] / best["ours"][1],
                       "mean_abs_radius_diff": float(np.abs(r_a - r_o).mean()),
                       "ks_statistic": float(ks.statistic), "same_prediction": float(same_pred)}))
 

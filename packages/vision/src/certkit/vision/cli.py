@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,7 +43,9 @@ def load_model(spec: str | None, weights: str | None, sigma: float) -> Any:
         if not path.exists():
             raise FileNotFoundError(f"--model: {path} not found")
         try:
-            return torch.jit.load(str(path), map_location="cpu").eval()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit in torch >= 2.9
+                return torch.jit.load(str(path), map_location="cpu").eval()
         except RuntimeError as exc:
             raise UsageError(f"--model: {path} is not a TorchScript file ({exc}); "
                              "for a state_dict use --model module:factory --weights file") from exc
