@@ -121,7 +121,7 @@ def test_truncated_matches_scipy(n: int, m: int, normalized: bool) -> None:
 def test_truncated_disconnected_graph_keeps_multiplicity_of_zero() -> None:
     parts = [_cloud(150, s) + 10 * s for s in range(3)]
     x = np.concatenate(parts)
-    w, V = S.graph_basis(x, 5, 8)
+    w, _V = S.graph_basis(x, 5, 8)
     assert np.sum(np.abs(w) < 1e-10) == 3
     ip, ix, dt = S.laplacian(x, 5)
     full = np.linalg.eigvalsh(sp.csr_matrix((dt, ix, ip), shape=(450, 450)).toarray())[:8]

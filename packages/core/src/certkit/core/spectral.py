@@ -43,7 +43,9 @@ def _points(points: Any, name: str = "points") -> tuple[F64, bool]:
     if single:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"{name}: expected shape (N, 3) or (B, N, 3), got {np.asarray(points).shape}")
+        raise ValueError(
+            f"{name}: expected shape (N, 3) or (B, N, 3), got {np.asarray(points).shape}"
+        )
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: contains NaN or inf")
