@@ -1,0 +1,57 @@
+"""Report section ``bounds``: IBP / CROWN verified accuracy of a certifiably trained
+digits model at ε = 0.1 (ℓ∞, [0,1] pixels) next to clean accuracy, and a plot of verified
+accuracy against ε."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from certkit.core.report import ReportContext, Section, Table, figure_from_matplotlib, use_agg
+from certkit.vision.data import load_digits
+from certkit.vision.verified import cached_model, evaluate
+
+
+def sections(ctx: ReportContext) -> Section:
+    t0 = time.perf_counter()
+    torch.manual_seed(ctx.seed)
+    model, meta = cached_model(ctx.cache_dir / "vision", full=ctx.full, seed=ctx.seed)
+    _, te = load_digits()
+    epss = [0.02, 0.05, 0.1, 0.15]
+    rows = []
+    res = {}
+    for e in epss:
+        r = evaluate(model, te.x, te.y, e, methods=("IBP", "CROWN"))
+        res[e] = r
+        rows.append([e, round(r["clean_acc"], 4), round(r["verified_acc"]["IBP"], 4),
+                     round(r["verified_acc"]["CROWN"], 4), round(r["ibp_tightness"], 3)])
+    use_agg()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(epss, [res[e]["verified_acc"]["IBP"] for e in epss], "o-", label="IBP verified")
+    ax.plot(epss, [res[e]["verified_acc"]["CROWN"] for e in epss], "s-", label="CROWN verified")
+    ax.axhline(res[0.1]["clean_acc"], color="k", ls="--", lw=1, label="clean")
+    ax.set_xlabel("ε (ℓ∞, [0,1] pixels)")
+    ax.set_ylabel("accuracy (digits test)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    r10 = res[0.1]
+    summary = {"eps": 0.1, "clean_acc": r10["clean_acc"], "ibp_verified_acc": r10["verified_acc"]["IBP"],
+               "crown_verified_acc": r10["verified_acc"]["CROWN"], "ibp_tightness": r10["ibp_tightness"],
+               "train_seconds": meta.get("train_seconds"), "train_method": meta.get("method"),
+               "arch": meta.get("arch")}
+    return Section(
+        domain="bounds", title="Certified training and bound propagation (digits)",
+        summary=summary,
+        tables=[Table("verified_accuracy", ["eps", "clean acc", "IBP verified", "CROWN verified", "IBP tightness τ"],
+                      rows, caption=f"{meta.get('arch')} trained with {meta.get('method')} at ε=0.1 "
+                                    f"(Shi et al. 2021 recipe), digits test split (n={len(te)}).")],
+        figures=[figure_from_matplotlib(fig, "bounds_verified_vs_eps", "Verified accuracy vs ε")],
+        text=("Verified = every margin's lower bound > 0 over the ℓ∞ ball ∩ [0,1] (sound IBP/CROWN "
+              "bounds from certkit.core.bounds)."),
+        reproduce="certkit bounds evaluate --eps 0.1",
+        full="trains the BN-CNN with CROWN-IBP (β 1→0) for 40 epochs instead of the 12-epoch BN-MLP with IBP",
+        seconds=time.perf_counter() - t0)
