@@ -341,6 +341,7 @@ def test_binom_test_degenerate_p_and_default() -> None:
         ({"k": [0], "n": [3, -2], "alpha": 0.05}, ValueError, "n"),
         ({"k": [0], "n": "ten", "alpha": 0.05}, TypeError, "n"),
         ({"k": [0], "n": 2**60, "alpha": 0.05}, ValueError, "n"),
+        ({"k": [0], "n": 2**48 + 1, "alpha": 0.05}, ValueError, "n"),
         ({"k": [1, 2, 3], "n": [4, 5], "alpha": 0.05}, ValueError, "k, n"),
         ({"k": [1], "n": 10, "alpha": 0.0}, ValueError, "alpha"),
         ({"k": [1], "n": 10, "alpha": 1.0}, ValueError, "alpha"),

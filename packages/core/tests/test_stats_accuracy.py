@@ -143,3 +143,26 @@ def test_norm_ppf_tails_against_mpmath(p: float) -> None:
 def test_norm_cdf_against_mpmath(x: float) -> None:
     ref = mp.ncdf(mp.mpf(x))
     assert abs(float(stats.norm_cdf(x)) - ref) <= 1e-13 * ref
+
+
+@pytest.mark.parametrize("n", [10**8, 10**10, 2**48])
+def test_clopper_pearson_huge_n_brackets_its_root(n: int) -> None:
+    """Away from small k (no cheap exact reference): the true root of I_x(k, n-k+1) = alpha
+    (lower) / 1 - I_x(k+1, n-k) = alpha (upper) lies within a relative 1e-14 (or 2 ulps) of
+    the bound (the residual itself is ill-conditioned: d log I / d log x ~ 3 sqrt(n)), using the
+    incomplete beta checked above; and the bounds bracket k/n."""
+    ks = np.array([n // 3, n // 2, n - 1000, n - 2], dtype=np.int64)
+    kf = ks.astype(float)
+    for alpha in [1e-3, 0.5]:
+        lo = stats.clopper_pearson(ks, n, alpha, "lower")
+        up = stats.clopper_pearson(ks, n, alpha, "upper")
+        for x, a, b, tail in [(lo, kf, n - kf + 1, 0), (up, kf + 1, n - kf, 1)]:
+            # a relative 1e-14, or 2 ulps of x near 1 (finer than x can resolve there)
+            h = np.maximum(1e-14 * np.minimum(x, 1 - x), 2 * np.spacing(x))
+            below = core_ext.stats._ibeta(a, b, x - h)[tail]
+            above = core_ext.stats._ibeta(a, b, x + h)[tail]
+            if tail == 0:  # I increasing in x
+                assert np.all(below < alpha) and np.all(alpha < above)
+            else:  # 1 - I decreasing in x
+                assert np.all(below > alpha) and np.all(alpha > above)
+        assert np.all(lo < ks / n) and np.all(ks / n < up)
