@@ -22,16 +22,20 @@ def sections(ctx: ReportContext) -> Section:
     rows = []
     res = {}
     for e in epss:
-        r = evaluate(model, te.x, te.y, e, methods=("IBP", "CROWN"))
+        # CROWN at the headline ε only (and everywhere with --full) to stay in the time budget
+        meths = ("IBP", "CROWN") if (e == 0.1 or ctx.full) else ("IBP",)
+        r = evaluate(model, te.x, te.y, e, methods=meths)
         res[e] = r
+        crown = r["verified_acc"].get("CROWN")
         rows.append([e, round(r["clean_acc"], 4), round(r["verified_acc"]["IBP"], 4),
-                     round(r["verified_acc"]["CROWN"], 4), round(r["ibp_tightness"], 3)])
+                     "—" if crown is None else round(crown, 4), round(r["ibp_tightness"], 3)])
     use_agg()
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     ax.plot(epss, [res[e]["verified_acc"]["IBP"] for e in epss], "o-", label="IBP verified")
-    ax.plot(epss, [res[e]["verified_acc"]["CROWN"] for e in epss], "s-", label="CROWN verified")
+    ce = [e for e in epss if "CROWN" in res[e]["verified_acc"]]
+    ax.plot(ce, [res[e]["verified_acc"]["CROWN"] for e in ce], "s", label="CROWN verified")
     ax.axhline(res[0.1]["clean_acc"], color="k", ls="--", lw=1, label="clean")
     ax.set_xlabel("ε (ℓ∞, [0,1] pixels)")
     ax.set_ylabel("accuracy (digits test)")
