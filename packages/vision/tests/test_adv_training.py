@@ -113,8 +113,9 @@ def test_fgsm_at_logs_abnormal_share_and_co_detector(data):
     tr, x, y = data
     torch.manual_seed(0)
     hist = AT.TrainHistory()
-    m = AT.fgsm_at(DigitsMLP(64), tr.x, tr.y, eps=EPS, epochs=3, history=hist)
+    m = AT.fgsm_at(DigitsMLP(64), tr.x, tr.y, eps=EPS, epochs=3, history=hist, guard=True)
     assert len(hist.abnormal) == 3 and all(0.0 <= a <= 1.0 for a in hist.abnormal)
+    assert 0 <= hist.rollbacks <= 3
     _, a_f, a_p = AT.catastrophic_overfitting(m, x, y, EPS, steps=10)
     assert a_p <= a_f + 0.02
     # a gradient-masked model: distillation at T=50 → FGSM stalls, PGD-DLR does not
