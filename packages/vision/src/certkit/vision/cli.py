@@ -57,7 +57,11 @@ def load_model(spec: str | None, weights: str | None, sigma: float) -> Any:
     except (ImportError, AttributeError) as exc:
         raise UsageError(f"--model: cannot build {spec!r}: {exc}") from exc
     if weights is not None:
-        model.load_state_dict(load_state(weights))
+        try:
+            model.load_state_dict(load_state(weights))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UsageError(f"--weights: {weights} does not fit {spec}: {first}") from exc
     return model.eval()
 
 

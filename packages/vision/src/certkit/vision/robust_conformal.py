@@ -228,7 +228,8 @@ class RSCP:
         if threshold >= 1.0:
             return np.ones_like(mean, dtype=bool)
         lhs = stats.norm_ppf(np.clip(s, 1e-12, 1 - 1e-12)) - self.eps / self.sigma
-        return lhs <= stats.norm_ppf(np.clip(threshold, 1e-12, 1 - 1e-12))[0]
+        rhs = float(np.asarray(stats.norm_ppf(np.array([min(max(threshold, 1e-12), 1 - 1e-12)]))).reshape(-1)[0])
+        return np.asarray(lhs <= rhs)
 
     def calibrate(self, x: torch.Tensor, y: Any, indices: Any = None) -> RSCP:
         mean, _ = self.smoothed(x, indices)

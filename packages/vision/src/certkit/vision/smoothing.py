@@ -224,7 +224,7 @@ class Smooth:
                 noise = gaussian_rows((b - a, *shape), self.sigma, seed, streams[g_rows], sample * m,
                                       dtype=ndt, out=buf[: b - a])
                 noise_t = torch.from_numpy(noise).to(self.device, non_blocking=True)
-                if g_rows[0] == g_rows[-1]:  # one input in this batch: broadcast, no gather
+                if which[0] == which[-1]:  # one request (so one input) in this batch: broadcast
                     batch = noise_t.add_(xs[int(g_rows[0])]) if not cuda else noise_t + xs[int(g_rows[0])]
                 else:
                     g_t = torch.from_numpy(g_rows).to(self.device, non_blocking=True)
