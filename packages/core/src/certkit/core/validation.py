@@ -80,7 +80,7 @@ def as_int_array(value: Any, name: str) -> npt.NDArray[np.int64]:
             raise ValueError(f"{name}: expected whole numbers")
     if np.issubdtype(arr.dtype, np.unsignedinteger) and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: values exceed int64")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.asarray(arr, dtype=np.int64, order="C")
 
 
 def as_float_array(value: Any, name: str, *, finite: bool = True) -> npt.NDArray[np.float64]:
@@ -90,7 +90,7 @@ def as_float_array(value: Any, name: str, *, finite: bool = True) -> npt.NDArray
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
         raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = np.asarray(arr, dtype=np.float64, order="C")
     if np.isnan(arr).any():
         raise ValueError(f"{name}: contains NaN")
     if finite and np.isinf(arr).any():
