@@ -195,3 +195,27 @@ def test_rscp_plus_50_splits_full() -> None:
     for name in ("rscp+", "ptt"):
         assert res[name]["coverage"] >= 0.9
     assert res["ptt"]["size"] <= res["rscp+"]["size"]
+
+
+def test_rct_loss_matches_naive_and_training_runs(mlp) -> None:
+    from scipy.stats import norm as sp_norm
+
+    from certkit.vision.robust_conformal_training import rct_loss, train_rct
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 8, 4, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    got = rct_loss(logits, y, 0.25, 0.1, 0.2, temperature=0.5, size_weight=1.0, kappa=1.0).item()
+    p = torch.softmax(logits, -1).mean(0).numpy()
+    s = np.clip(1 - p, 1e-6, 1 - 1e-6)
+    cal = s[np.arange(4), y[:4].numpy()]
+    tau = np.quantile(cal, min(1.0, 0.8 * (1 + 1 / 4)))
+    z = (sp_norm.ppf(tau) - sp_norm.ppf(s[4:]) + 0.1 / 0.25) / 0.5
+    size = (1 / (1 + np.exp(-z))).sum(1)
+    ce = np.mean([torch.nn.functional.cross_entropy(logits[i], y).item() for i in range(3)])
+    assert got == pytest.approx(ce + np.maximum(size - 1, 0).mean(), rel=1e-6)
+    model, x, yy = mlp
+    tuned = train_rct(model, x[:128], yy[:128], 0.25, 0.125, epochs=1, m=2, batch_size=64)
+    assert tuned is not model
+    with pytest.raises(ValueError, match="logits"):
+        rct_loss(logits[:, :2], y[:2], 0.25, 0.1)

@@ -22,7 +22,7 @@ def test_section_structure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(ref, "digits_cnn", lambda sigma, **kw: model)
     monkeypatch.setattr(rep, "_settings", lambda full: {"sigmas": (0.25, 0.5), "inputs": 10, "n": 100,
                                                          "seq_inputs": 6, "seq_n": 300, "n_mc": 32,
-                                                         "splits": 3, "epochs": 1})
+                                                         "splits": 3, "epochs": 1, "rct_epochs": 1})
     sec = rep.sections(ReportContext(out_dir=tmp_path, cache_dir=tmp_path))
     assert isinstance(sec, Section) and sec.domain == "vision"
     assert sec.tables[0].name == "Randomized smoothing on digits"

@@ -8,7 +8,8 @@ Public names are imported lazily (``import certkit.vision`` does not import torc
 - :class:`BetaBinomialCS` — the anytime-valid confidence sequence behind sequential mode;
 - :func:`certified_accuracy`, :func:`average_certified_radius`,
   :func:`plot_certified_accuracy`;
-- :class:`SplitConformal`, :class:`RSCP`, :class:`RSCPPlus`, :class:`PTTransform`;
+- :class:`SplitConformal`, :class:`RSCP`, :class:`RSCPPlus`, :class:`PTTransform`,
+  :func:`train_rct`;
 - :class:`DualSmooth` (dual randomized smoothing), :class:`AdaptiveSmoothing`,
   :func:`train_gaussian`, :func:`train_consistency`.
 """
@@ -33,6 +34,7 @@ _LAZY = {
     "RSCP": "certkit.vision.robust_conformal",
     "RSCPPlus": "certkit.vision.robust_conformal",
     "PTTransform": "certkit.vision.robust_conformal",
+    "train_rct": "certkit.vision.robust_conformal_training",
     "DualSmooth": "certkit.vision.dual_smoothing",
     "AdaptiveSmoothing": "certkit.vision.adaptive_smoothing",
     "train_gaussian": "certkit.vision.training",
