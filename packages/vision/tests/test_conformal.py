@@ -113,7 +113,7 @@ def test_ptt_transform_is_monotone_rank_sigmoid() -> None:
 def mlp() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     tr, te = load_digits()
     torch.manual_seed(0)
-    model = train_classifier(DigitsMLP(hidden=64), tr.x, tr.y, epochs=8, noise_sigma=0.25, batch_size=128,
+    model = train_classifier(DigitsMLP(hidden=64), tr.x, tr.y, epochs=5, noise_sigma=0.25, batch_size=128,
                              lr=1e-2)
     return model, te.x, te.y
 
@@ -148,12 +148,12 @@ def test_rscp_plus_coverage_under_attack_small(mlp) -> None:
     """Small version of the 50-split check: RSCP+ and PTT keep coverage ≥ 1 − α under a
     PGD attack of size ε, with non-trivial sets; the attack lowers plain (ε = 0) coverage."""
     model, x, y = mlp
-    res = robust_coverage_experiment(model, x[:240], y[:240], sigma=0.25, eps=0.125, alpha=0.1, n_mc=256,
+    res = robust_coverage_experiment(model, x[:200], y[:200], sigma=0.25, eps=0.125, alpha=0.1, n_mc=256,
                                      n_splits=20, attack_steps=5, attack_mc=8, methods=("rscp+", "ptt"))
     for name in ("rscp+", "ptt"):
         assert res[name]["coverage"] >= 0.9
         assert res[name]["size"] < 5
-    plain = robust_coverage_experiment(model, x[:240], y[:240], sigma=0.25, eps=0.0, alpha=0.1, n_mc=256,
+    plain = robust_coverage_experiment(model, x[:200], y[:200], sigma=0.25, eps=0.0, alpha=0.1, n_mc=128,
                                        n_splits=20, attack_steps=5, attack_mc=8, methods=("rscp",))
     assert plain["rscp"]["size"] < res["rscp+"]["size"]
 

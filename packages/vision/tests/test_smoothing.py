@@ -53,7 +53,7 @@ def linear_truth(x: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, n
 def digits_mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     tr, te = load_digits()
     torch.manual_seed(0)
-    model = train_classifier(DigitsMLP(hidden=64), tr.x, tr.y, epochs=8, noise_sigma=0.25,
+    model = train_classifier(DigitsMLP(hidden=64), tr.x, tr.y, epochs=5, noise_sigma=0.25,
                              batch_size=128, lr=1e-2)
     return model, te.x[:40], te.y[:40]
 
@@ -112,7 +112,7 @@ def test_same_certificates_whatever_batch_order_and_sharding(digits_mlp) -> None
     kw = dict(n0=30, n=400, alpha=0.001, seed=9)
     ref = smooth.certify_batch(xs[:12], batch_size=1000, **kw)
     key = [(c.idx, c.prediction, c.radius, c.count) for c in ref]
-    for bs in (1, 17, 256):
+    for bs in (3, 17, 256):
         got = smooth.certify_batch(xs[:12], batch_size=bs, **kw)
         assert [(c.idx, c.prediction, c.radius, c.count) for c in got] == key
     perm = np.random.default_rng(0).permutation(12)
@@ -197,23 +197,24 @@ def test_smoothadv_attack_cannot_flip_certified_digits(digits_mlp) -> None:
     model, xs, ys = digits_mlp
     sigma = 0.25
     smooth = Smooth(model, 10, sigma)
-    certs = smooth.certify_batch(xs[:16], n0=50, n=2000, alpha=0.001, batch_size=2048, labels=ys[:16])
+    certs = smooth.certify_batch(xs[:12], n0=50, n=1000, alpha=0.001, batch_size=2048, labels=ys[:12])
     attacked = 0
     for c in certs:
         if c.prediction == ABSTAIN or c.radius < 0.05:
             continue
-        adv = smoothadv_pgd(model, xs[c.idx], c.prediction, 0.95 * c.radius, sigma, seed=c.idx)
+        adv = smoothadv_pgd(model, xs[c.idx], c.prediction, 0.95 * c.radius, sigma, steps=10, m=32, seed=c.idx)
         assert (adv - xs[c.idx]).norm() <= 0.95 * c.radius + 1e-5
-        pred = smooth.predict(adv, n=2000, alpha=0.001, batch_size=2048, seed=77, idx=c.idx)
+        pred = smooth.predict(adv, n=1000, alpha=0.001, batch_size=2048, seed=77, idx=c.idx)
         assert pred in (c.prediction, ABSTAIN)
         attacked += 1
-    assert attacked >= 8
+    assert attacked >= 6
     # the attack is not toothless: at 4x the radius it flips some smoothed predictions
     flips = 0
-    for c in certs:
+    for c in certs[:8]:
         if c.prediction == ABSTAIN:
             continue
-        adv = smoothadv_pgd(model, xs[c.idx], c.prediction, 4 * max(c.radius, 0.25), sigma, seed=1)
+        adv = smoothadv_pgd(model, xs[c.idx], c.prediction, 4 * max(c.radius, 0.25), sigma, steps=10, m=32,
+                            seed=1)
         flips += smooth.predict(adv, n=500, alpha=0.001, batch_size=512, seed=3, idx=c.idx) not in (
             c.prediction, ABSTAIN)
     assert flips >= 1
