@@ -10,6 +10,13 @@ topic-oriented attack on a group of queries.
   (``mode="score"``, black box with scores) or by its rank only (``mode="decision"``, a
   decision-based black box: a substitution is kept when the rank does not get worse and
   ties go to the candidate found first) — until ``max_fraction`` of the words changed.
+  ``guide="gradient"`` is the white-box-surrogate variant: a ranker with
+  ``substitution_gains`` (:class:`~certkit.rank.neural.NeuralRanker`; the surrogate if
+  given, else the victim) ranks every candidate substitution by its first-order score
+  gain ``(e(w') − e(w)) · ∇_{e(w)} f`` (HotFlip, Ebrahimi et al., arXiv:1712.06751; PRADA
+  also ranks candidates with embedding-space information); positions are attacked in
+  order of their best gain and only the ``max_candidates`` best-ranked candidates of a
+  position are sent to the victim. The gradient is taken once, on the clean document.
 - :func:`topic_attack` (after "Topic-oriented Adversarial Attacks against Black-box
   Neural Ranking Models", Liu et al., arXiv:2304.14867): promote one document for a group
   of queries. We use a **greedy coordinate search**: at each step, over all remaining
@@ -80,11 +87,19 @@ def _candidates(word: str, source: SynonymSource) -> list[str]:
 def substitution_attack(ranker: Ranker, query: str, doc: str, others: Sequence[str] | npt.ArrayLike,
                         source: SynonymSource, *, max_fraction: float = 0.2,
                         mode: str = "score", surrogate: Ranker | None = None,
-                        max_candidates: int = 20) -> AttackResult:
+                        max_candidates: int = 20, guide: str = "none") -> AttackResult:
     """Promote ``doc`` for ``query`` against the other candidates (their texts, or their
-    victim scores as an array). Returns the perturbed text and the ranks before/after."""
+    victim scores as an array). Returns the perturbed text and the ranks before/after.
+    guide: ``"none"`` (leave-one-out importance, candidates in synonym-list order) or
+    ``"gradient"`` (see module docstring)."""
     if mode not in ("score", "decision"):
         raise ValueError(f"mode: expected 'score' or 'decision', got {mode!r}")
+    if guide not in ("none", "gradient"):
+        raise ValueError(f"guide: expected 'none' or 'gradient', got {guide!r}")
+    guider = surrogate or ranker
+    if guide == "gradient" and not hasattr(guider, "substitution_gains"):
+        raise ValueError(f"guide: 'gradient' needs a ranker with substitution_gains (the surrogate or "
+                         f"victim), got {type(guider).__name__}")
     if not 0.0 < max_fraction <= 1.0:
         raise ValueError(f"max_fraction: expected a value in (0, 1], got {max_fraction!r}")
     check_docs(query, [doc])
@@ -94,7 +109,19 @@ def substitution_attack(ranker: Ranker, query: str, doc: str, others: Sequence[s
         other_scores = ranker.score(query, list(others))  # type: ignore[arg-type]
     words = split_words(doc)
     budget = int(max_fraction * len(words))
-    imp = word_importance(surrogate or ranker, query, words)
+    ranked_cands: list[list[str]] | None = None
+    if guide == "gradient":
+        all_c = [_candidates(w, source) for w in words]
+        gains = guider.substitution_gains(query, words, all_c)  # type: ignore[union-attr]
+        ranked_cands = []
+        imp = np.full(len(words), -np.inf)
+        for i, (c, g) in enumerate(zip(all_c, gains, strict=True)):
+            o = np.argsort(-np.asarray(g), kind="stable")
+            ranked_cands.append([c[k] for k in o.tolist()])
+            if len(c):
+                imp[i] = float(np.max(g))
+    else:
+        imp = word_importance(guider, query, words)
     order = np.argsort(-imp, kind="stable")
     cur = list(words)
     cur_score = float(ranker.score(query, [doc])[0])
@@ -103,7 +130,8 @@ def substitution_attack(ranker: Ranker, query: str, doc: str, others: Sequence[s
     for pos in order.tolist():
         if changed >= budget:
             break
-        cands = _candidates(words[pos], source)[:max_candidates]
+        cands = (ranked_cands[pos] if ranked_cands is not None
+                 else _candidates(words[pos], source))[:max_candidates]
         if not cands:
             continue
         texts = [" ".join([*cur[:pos], c, *cur[pos + 1:]]) for c in cands]

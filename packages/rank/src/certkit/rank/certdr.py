@@ -39,7 +39,7 @@ import numpy.typing as npt
 from certkit.core import uniform_noise
 from certkit.core.validation import check_alpha, check_int, check_seed
 from certkit.rank.io import Run
-from certkit.rank.rankers import Ranker, check_docs
+from certkit.rank.rankers import Ranker, check_docs, choice_texts, score_choices
 from certkit.rank.smoothing import (
     DEFAULT_KS,
     ScoreTransform,
@@ -50,7 +50,7 @@ from certkit.rank.smoothing import (
 )
 from certkit.rank.synonyms import SynonymSource, perturbation_set
 
-__all__ = ["CertResult", "certify_query", "certify_run", "crq", "sample_substitutions",
+__all__ = ["CertResult", "certify_query", "certify_run", "crq", "sample_indices", "sample_substitutions",
            "split_words", "substitution_sets", "tv_bound"]
 
 _WORD = re.compile(r"^[A-Za-z]+$")
@@ -75,7 +75,8 @@ def substitution_sets(words: Sequence[str], source: SynonymSource) -> list[tuple
 
 
 def tv_bound(words: Sequence[str], source: SynonymSource,
-             attack_source: SynonymSource | None = None, budget: int | None = None) -> float:
+             attack_source: SynonymSource | None = None, budget: int | None = None, *,
+             _cache: dict[tuple[str, str], object] | None = None) -> float:
     """``o_d = 1 − ∏_w q_w`` (see module docstring). ``attack_source`` gives ``S_w``
     (default: the smoothing source, i.e. ``S_w = P_w``). ``budget``: the attacker
     substitutes at most that many positions, so only the ``budget`` smallest ``q_w``
@@ -84,25 +85,28 @@ def tv_bound(words: Sequence[str], source: SynonymSource,
     if budget is not None:
         budget = check_int(budget, "budget", minimum=0)
     qs: list[float] = []
-    cache: dict[str, frozenset[str]] = {}
+    cache: dict[tuple[str, str], object] = {} if _cache is None else _cache
 
     def pset(x: str) -> frozenset[str]:
-        s = cache.get(x)
+        s = cache.get(("p", x))
         if s is None:
             s = frozenset(perturbation_set(x, source))
-            cache[x] = s
-        return s
+            cache[("p", x)] = s
+        return s  # type: ignore[return-value]
 
     for w in words:
         if not _WORD.match(w):
             continue
         lw = w.lower()
-        pw = pset(lw)
-        q = 1.0
-        for alt in perturbation_set(lw, att):
-            pa = pset(alt)
-            q = min(q, len(pw & pa) / max(len(pw), len(pa)))
-        qs.append(q)
+        q = cache.get(("q", lw))
+        if q is None:
+            pw = pset(lw)
+            q = 1.0
+            for alt in perturbation_set(lw, att):
+                pa = pset(alt)
+                q = min(q, len(pw & pa) / max(len(pw), len(pa)))
+            cache[("q", lw)] = q
+        qs.append(q)  # type: ignore[arg-type]
     qs.sort()
     if budget is not None:
         qs = qs[:budget]
@@ -112,24 +116,28 @@ def tv_bound(words: Sequence[str], source: SynonymSource,
     return float(min(1.0, max(0.0, -np.expm1(log_q))))
 
 
+def sample_indices(sizes: Sequence[int] | npt.NDArray[np.integer], n: int, *, seed: int, stream: int,
+                   first_sample: int = 0) -> npt.NDArray[np.int64]:
+    """(n, T) choice indices: ``idx[s, i] = min(⌊u[s, i]·sizes[i]⌋, sizes[i] − 1)`` with
+    ``u`` from one ``uniform_noise((n, T), seed, offset=first_sample·T, stream=stream)``
+    call (sample s of position i is element ``(first_sample + s)·T + i`` of the stream)."""
+    sz = np.asarray(sizes, dtype=np.int64)
+    t = sz.size
+    if t == 0:
+        return np.zeros((n, 0), dtype=np.int64)
+    u = uniform_noise((n, t), 0.0, 1.0, seed, first_sample * t, np.float64, stream=stream)
+    return np.minimum((u * sz).astype(np.int64), sz - 1)
+
+
 def sample_substitutions(words: Sequence[str], sets: Sequence[Sequence[str]], n: int, *,
                          seed: int, stream: int, first_sample: int = 0) -> list[str]:
-    """``n`` smoothed copies of a document: position i takes ``sets[i][⌊u·|sets[i]|⌋]``,
-    ``u`` from ``uniform_noise((n, T), seed, offset=first_sample·T, stream=stream)``."""
-    t = len(words)
-    if t == 0:
+    """``n`` smoothed copies of a document as texts: position i takes
+    ``sets[i][idx[s, i]]`` with ``idx`` from :func:`sample_indices`. (Certification scores
+    the index arrays directly through :func:`~certkit.rank.rankers.score_choices`.)"""
+    if len(words) == 0:
         return [""] * n
-    u = uniform_noise((n, t), 0.0, 1.0, seed, first_sample * t, np.float64, stream=stream)
-    sizes = np.array([len(s) for s in sets], dtype=np.int64)
-    idx = np.minimum((u * sizes).astype(np.int64), sizes - 1)
-    var = np.flatnonzero(sizes > 1)
-    if var.size == 0:
-        return [" ".join(words)] * n
-    grid = np.empty((n, t), dtype=object)
-    grid[:] = np.array([s[0] for s in sets], dtype=object)
-    for j in var.tolist():
-        grid[:, j] = np.array(sets[j], dtype=object)[idx[:, j]]
-    return [" ".join(row) for row in grid.tolist()]
+    idx = sample_indices([len(x) for x in sets], n, seed=seed, stream=stream, first_sample=first_sample)
+    return choice_texts(sets, idx)
 
 
 @dataclass
@@ -207,16 +215,20 @@ def certify_query(ranker: Ranker, query: str, docs: Sequence[str], source: Synon
         transform = ScoreTransform.fit(ranker.score(query, docs))
     words = [split_words(d) for d in docs]
     sets = [substitution_sets(w, source) for w in words]
-    variants = [sample_substitutions(w, s, n, seed=seed, stream=stream_key(query_index, j))
-                for j, (w, s) in enumerate(zip(words, sets, strict=True))]
-    vals = smoothed_values(ranker, query, variants, transform)
+    raw = np.empty((len(docs), n), dtype=np.float64)
+    for j, st in enumerate(sets):
+        idx = sample_indices([len(x) for x in st], n, seed=seed, stream=stream_key(query_index, j))
+        raw[j] = score_choices(ranker, query, st, idx)
+    vals = transform(raw)
     per_doc = correct_alpha(alpha, len(docs), correction)
     bern = None
     if bound == "clopper_pearson":
         bern = np.stack([uniform_noise(n, 0.0, 1.0, seed, _BERNOULLI_OFFSET, np.float64,
                                        stream=stream_key(query_index, j)) for j in range(len(docs))])
     lo, hi = mean_bounds(vals, per_doc, bound, bern)
-    tv = np.array([tv_bound(w, source, attack_source, budget) for w in words], dtype=np.float64)
+    pcache: dict[tuple[str, str], object] = {}  # shared by the documents of this query
+    tv = np.array([tv_bound(w, source, attack_source, budget, _cache=pcache) for w in words],
+                  dtype=np.float64)
     g = vals.mean(1)
     dec = decide_topk(g, lo, hi, tv, ks, threat)
     return CertResult(qid, ids, g, lo, hi, tv, dec.order, dec.certified, dec.margin, n, alpha)

@@ -28,8 +28,8 @@ import numpy.typing as npt
 
 from certkit.core import uniform_noise
 from certkit.core.validation import check_alpha, check_int, check_seed
-from certkit.rank.certdr import CertResult, smoothed_values, split_words
-from certkit.rank.rankers import Ranker, check_docs
+from certkit.rank.certdr import CertResult, split_words
+from certkit.rank.rankers import Ranker, check_docs, choice_texts, score_choices
 from certkit.rank.smoothing import (
     DEFAULT_KS,
     ScoreTransform,
@@ -39,7 +39,7 @@ from certkit.rank.smoothing import (
     stream_key,
 )
 
-__all__ = ["certify_query_masking", "delta", "kept_count", "sample_masks"]
+__all__ = ["certify_query_masking", "delta", "kept_count", "mask_choices", "sample_keep", "sample_masks"]
 
 _BERNOULLI_OFFSET = 1 << 62
 
@@ -68,24 +68,31 @@ def delta(t: int, k: int, r: int) -> float:
     return 1.0 - comb(t - r, k) / comb(t, k)
 
 
-def sample_masks(words: Sequence[str], k: int, n: int, *, seed: int, stream: int,
-                 mask_token: str = "", first_sample: int = 0) -> list[str]:
-    """``n`` masked copies: keep the k positions with the smallest uniforms."""
-    t = len(words)
+def sample_keep(t: int, k: int, n: int, *, seed: int, stream: int,
+                first_sample: int = 0) -> npt.NDArray[np.bool_]:
+    """(n, T) keep masks: row s keeps the k positions with the smallest of the uniforms
+    ``uniform_noise((n, T), seed, offset=first_sample·T, stream=stream)[s]``."""
     if t == 0:
-        return [""] * n
+        return np.zeros((n, 0), dtype=bool)
     u = uniform_noise((n, t), 0.0, 1.0, seed, first_sample * t, np.float64, stream=stream)
     keep_idx = np.argsort(u, axis=1, kind="stable")[:, :k]
     keep = np.zeros((n, t), dtype=bool)
     np.put_along_axis(keep, keep_idx, True, axis=1)
-    out = []
-    for r in range(n):
-        row = keep[r]
-        if mask_token:
-            out.append(" ".join(w if row[i] else mask_token for i, w in enumerate(words)))
-        else:
-            out.append(" ".join(w for i, w in enumerate(words) if row[i]))
-    return out
+    return keep
+
+
+def mask_choices(words: Sequence[str], mask_token: str = "") -> list[tuple[str, str]]:
+    """Per position ``(word, mask_token)``: choice 0 keeps, choice 1 masks (``""``: drop)."""
+    return [(w, mask_token) for w in words]
+
+
+def sample_masks(words: Sequence[str], k: int, n: int, *, seed: int, stream: int,
+                 mask_token: str = "", first_sample: int = 0) -> list[str]:
+    """``n`` masked copies as texts: keep the k positions with the smallest uniforms."""
+    if len(words) == 0:
+        return [""] * n
+    keep = sample_keep(len(words), k, n, seed=seed, stream=stream, first_sample=first_sample)
+    return choice_texts(mask_choices(words, mask_token), (~keep).astype(np.int64))
 
 
 def certify_query_masking(ranker: Ranker, query: str, docs: Sequence[str], *,
@@ -112,9 +119,11 @@ def certify_query_masking(ranker: Ranker, query: str, docs: Sequence[str], *,
     words = [split_words(d) for d in docs]
     ts = np.array([len(w) for w in words], dtype=np.int64)
     kk = np.array([kept_count(int(t), mask_rate) for t in ts], dtype=np.int64)
-    variants = [sample_masks(w, int(kk[j]), n, seed=seed, stream=stream_key(query_index, j),
-                             mask_token=mask_token) for j, w in enumerate(words)]
-    vals = smoothed_values(ranker, query, variants, transform)
+    raw = np.empty((len(docs), n), dtype=np.float64)
+    for j, w in enumerate(words):
+        keep = sample_keep(len(w), int(kk[j]), n, seed=seed, stream=stream_key(query_index, j))
+        raw[j] = score_choices(ranker, query, mask_choices(w, mask_token), (~keep).astype(np.int64))
+    vals = transform(raw)
     per_doc = correct_alpha(alpha, len(docs), correction)
     bern = None
     if bound == "clopper_pearson":

@@ -23,7 +23,8 @@ import numpy.typing as npt
 from certkit.core.validation import check_int, check_positive
 from certkit.rank.io import Run
 
-__all__ = ["BM25Ranker", "Ranker", "check_docs", "rerank"]
+__all__ = ["BM25Ranker", "ChoiceScorer", "Ranker", "check_choices", "check_docs", "choice_texts",
+           "rerank", "score_choices"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -36,6 +37,65 @@ class Ranker(Protocol):
     name: str
 
     def score(self, query: str, docs: Sequence[str]) -> FloatArray: ...
+
+
+@runtime_checkable
+class ChoiceScorer(Protocol):
+    """Optional fast path for smoothing and attacks: score the ``n`` documents
+    ``" ".join(choices[i][idx[s, i]] for i in range(T))`` (s < n) without building them.
+
+    choices: (T,) sequences of words (position i may become any ``choices[i][c]``; ``""``
+    deletes the position); idx: (n, T) integer array. Returns (n,) float64, equal to
+    ``score(query, choice_texts(choices, idx))``."""
+
+    def score_choices(self, query: str, choices: Sequence[Sequence[str]],
+                      idx: npt.NDArray[np.integer]) -> FloatArray: ...
+
+
+def check_choices(choices: Sequence[Sequence[str]], idx: Any) -> npt.NDArray[np.int64]:
+    """Validate (choices (T,), idx (n, T)) and return idx as int64."""
+    a = np.asarray(idx)
+    if a.ndim != 2 or a.shape[1] != len(choices):
+        raise ValueError(f"idx: expected shape (n, {len(choices)}), got {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"idx: expected an integer array, got {a.dtype}")
+    a = a.astype(np.int64, copy=False)
+    if a.size:
+        sizes = np.array([len(c) for c in choices], dtype=np.int64)
+        if np.any(sizes == 0):
+            raise ValueError("choices: every position needs at least one word")
+        if a.min() < 0 or np.any(a >= sizes[None, :]):
+            raise ValueError("idx: index out of range of choices")
+    return a
+
+
+def choice_texts(choices: Sequence[Sequence[str]], idx: npt.NDArray[np.integer]) -> list[str]:
+    """The (n,) documents that ``idx`` (n, T) selects from ``choices`` (T,), space-joined
+    (``""`` choices are dropped)."""
+    a = check_choices(choices, idx)
+    n, t = a.shape
+    if t == 0:
+        return [""] * n
+    grid = np.empty((n, t), dtype=object)
+    for i, c in enumerate(choices):
+        if len(c) == 1:
+            grid[:, i] = c[0]
+        else:
+            grid[:, i] = np.array(list(c), dtype=object)[a[:, i]]
+    return [" ".join(w for w in row if w) for row in grid.tolist()]
+
+
+def score_choices(ranker: Ranker, query: str, choices: Sequence[Sequence[str]],
+                  idx: npt.NDArray[np.integer], batch_size: int = 8192) -> FloatArray:
+    """``ranker.score_choices`` when the ranker has it (no texts built), else the scores
+    of :func:`choice_texts` in batches. Shape (n,)."""
+    if isinstance(ranker, ChoiceScorer):
+        return np.asarray(ranker.score_choices(query, choices, idx), dtype=np.float64)
+    texts = choice_texts(choices, idx)
+    out = np.empty(len(texts), dtype=np.float64)
+    for s in range(0, len(texts), batch_size):
+        out[s: s + batch_size] = ranker.score(query, texts[s: s + batch_size])
+    return out
 
 
 def check_docs(query: Any, docs: Any) -> list[str]:
@@ -108,6 +168,7 @@ class BM25Ranker:
                                             dtype="float32")
         self._tfc = scoring._select_tfc_scorer(method)
         self._n_docs = len(texts)
+        self._doc_id_array = np.array(self.doc_ids, dtype=object)
 
     # -- tokenisation (bm25s' tokenizer, same settings as the index) --------------
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
@@ -119,19 +180,32 @@ class BM25Ranker:
                              return_ids=False, show_progress=False)
         return [list(t) for t in out]
 
+    def _query_weights(self, query: str) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """In-vocabulary query terms (deduplicated, first-occurrence order) and their
+        weights idf·qtf (float32)."""
+        q_terms = [t for t in self.tokenize([query])[0] if t in self.vocab]
+        qset = Counter(q_terms)
+        terms = list(qset)
+        w = np.array([self.idf[self.vocab[t]] * qset[t] for t in terms], dtype=np.float32)
+        return terms, w
+
+    def _bm25(self, tf: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64],
+              w: npt.NDArray[np.float32]) -> FloatArray:
+        """Scores from term counts tf (D, Qt) and document lengths (D,), with bm25s'
+        term-frequency component, in float32 as bm25s computes them."""
+        tfc = self._tfc(tf_array=tf.astype(np.float32), l_d=lengths.astype(np.float32)[:, None],
+                        l_avg=self.avg_doc_len, k1=self.k1, b=self.b)
+        return (tfc.astype(np.float32) * w).sum(1, dtype=np.float32).astype(np.float64)
+
     def score(self, query: str, docs: Sequence[str]) -> FloatArray:
         """BM25 scores of ``docs`` (any texts) for ``query`` with the index statistics.
         Shape (D,). Empty query or document: 0."""
         docs = check_docs(query, docs)
-        q_terms = [t for t in self.tokenize([query])[0] if t in self.vocab]
-        out = np.zeros(len(docs), dtype=np.float64)
-        if not q_terms or not docs:
-            return out
+        terms, w = self._query_weights(query)
+        if not terms or not docs:
+            return np.zeros(len(docs), dtype=np.float64)
         import bm25s
 
-        qset = Counter(q_terms)
-        terms = list(qset)
-        w = np.array([self.idf[self.vocab[t]] * qset[t] for t in terms], dtype=np.float32)
         tok = bm25s.tokenize(docs, stopwords=self._stopwords, stemmer=self._stem,
                              show_progress=False)
         # local token id -> query-term column (or -1)
@@ -145,11 +219,39 @@ class BM25Ranker:
         cols = lut[flat]
         keep = cols >= 0
         tf = np.bincount(rows[keep] * len(terms) + cols[keep], minlength=len(docs) * len(terms))
-        tf = tf.reshape(len(docs), len(terms)).astype(np.float32)
-        tfc = self._tfc(tf_array=tf, l_d=lengths.astype(np.float32)[:, None],
-                        l_avg=self.avg_doc_len, k1=self.k1, b=self.b)
-        out[:] = (tfc.astype(np.float32) * w).sum(1, dtype=np.float32)
-        return out
+        return self._bm25(tf.reshape(len(docs), len(terms)), lengths, w)
+
+    def score_choices(self, query: str, choices: Sequence[Sequence[str]],
+                      idx: npt.NDArray[np.integer]) -> FloatArray:
+        """Scores of the (n,) documents ``idx`` (n, T) selects from ``choices`` (T,) (see
+        :class:`ChoiceScorer`), equal to ``score`` of the joined texts (tested bit for
+        bit): bm25s' tokenizer splits on whitespace boundaries, so each distinct word is
+        tokenised once and a document's term counts and length are sums over positions."""
+        check_docs(query, [])
+        a = check_choices(choices, idx)
+        n, t = a.shape
+        terms, w = self._query_weights(query)
+        if not terms or n == 0 or t == 0:
+            return np.zeros(n, dtype=np.float64)
+        sizes = np.fromiter((len(c) for c in choices), dtype=np.int64, count=t)
+        base = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        flat_words = [x for c in choices for x in c]
+        uniq = list(dict.fromkeys(flat_words))
+        toks = dict(zip(uniq, self.tokenize(uniq), strict=True))
+        col = {tt: j for j, tt in enumerate(terms)}
+        n_q = len(terms)
+        # per (position, choice) row: token count and query-term counts (R, Qt)
+        length = np.fromiter((len(toks[x]) for x in flat_words), dtype=np.int64, count=len(flat_words))
+        counts = np.zeros((len(flat_words), n_q), dtype=np.int64)
+        for r, x in enumerate(flat_words):
+            for tt in toks[x]:
+                j = col.get(tt)
+                if j is not None:
+                    counts[r, j] += 1
+        rows = a + base[None, :]                                   # (n, T)
+        lengths = length[rows].sum(1)
+        tf = counts[rows].sum(1)                                   # (n, Qt)
+        return self._bm25(tf, lengths, w)
 
     def score_index(self, query: str) -> FloatArray:
         """Scores of every indexed document (bm25s' ``get_scores``), shape (N,)."""
@@ -161,22 +263,24 @@ class BM25Ranker:
     def retrieve_arrays(self, queries: Sequence[str], k: int = 1000
                         ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
         """bm25s retrieval: (Q, k) document indices, (Q, k) scores, (Q,) empty-query mask
-        (queries with no indexed term; their rows are meaningless)."""
+        (queries that match no document: every score 0; their rows are meaningless).
+
+        The queries go to ``bm25s.tokenize`` and ``BM25.retrieve`` as they are, with no
+        per-query work of ours (bm25s drops out-of-vocabulary terms and scores an empty
+        query as all zeros); emptiness is read off the score matrix."""
         import bm25s
 
         k = check_int(k, "k", minimum=1)
         k = min(k, self._n_docs)
-        qtok = bm25s.tokenize(list(queries), stopwords=self._stopwords, stemmer=self._stem,
+        queries = list(queries)
+        if not queries:
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32), np.zeros(0, bool)
+        qtok = bm25s.tokenize(queries, stopwords=self._stopwords, stemmer=self._stem,
                               return_ids=False, show_progress=False)
-        qtok = [[t for t in q if t in self.vocab] for q in qtok]
-        empty = np.array([len(q) == 0 for q in qtok], dtype=bool)
-        if empty.all():
-            return (np.zeros((len(qtok), k), np.int64), np.zeros((len(qtok), k), np.float32), empty)
-        # bm25s cannot take an empty query: score a placeholder and mask it out
-        fill = next(q for q in qtok if q)
-        qtok = [q if q else fill for q in qtok]
         idx, scores = self.retriever.retrieve(qtok, k=k, show_progress=False, n_threads=1)
-        return np.asarray(idx, dtype=np.int64), np.asarray(scores, dtype=np.float32), empty
+        scores = np.asarray(scores, dtype=np.float32)
+        empty = ~np.any(scores != 0, axis=1)
+        return np.asarray(idx, dtype=np.int64), scores, empty
 
     def retrieve(self, queries: Mapping[str, str], k: int = 1000) -> Run:
         """Top-``k`` run ``{qid: {docid: score}}``. Queries with no indexed term get an
@@ -186,14 +290,10 @@ class BM25Ranker:
         if empty.any():
             warnings.warn(f"retrieve: {int(empty.sum())} queries have no indexed term and "
                           "retrieve nothing", stacklevel=2)
-        ids = self.doc_ids
-        run: Run = {}
-        for r, qid in enumerate(qids):
-            if empty[r]:
-                run[qid] = {}
-                continue
-            run[qid] = {ids[j]: float(s) for j, s in zip(idx[r].tolist(), scores[r].tolist(), strict=True)}
-        return run
+        names = self._doc_id_array[idx].tolist()
+        vals = scores.tolist()
+        return {qid: ({} if e else dict(zip(nm, v, strict=True)))
+                for qid, e, nm, v in zip(qids, empty.tolist(), names, vals, strict=True)}
 
 
 def rerank(ranker: Ranker, queries: Mapping[str, str], candidates: Run,
