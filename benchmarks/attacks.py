@@ -7,7 +7,7 @@ its ℓ∞ PGD loop instead (uniform random start, mean CE, sign step, clip to t
 number of steps in this process; we report steps per second, the best of ``--repeat``
 runs, and the robust accuracy each attack leaves (ours must be at least as strong).
 
-Usage: python benchmarks/attacks.py [--batch 256] [--steps 50] [--repeat 3] [--threads 1]
+Usage: python benchmarks/attacks.py [--batch 256] [--steps 50] [--repeat 7] [--threads 1]
 Prints a table, then one JSON line {"name", "ours_s", "anchor_s", "ratio", ...}
 (ratio = anchor_s / ours_s; > 1 means ours is faster).
 """
@@ -44,7 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -78,21 +78,24 @@ def main() -> None:
     def ours():
         return pgd(model, x, y, a.eps, steps=a.steps, step_size=alpha)
 
-    def best_time(fn):
-        fn()  # warm-up
-        ts = []
-        for _ in range(a.repeat):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            out = fn()
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            ts.append(time.perf_counter() - t)
-        return min(ts), out
+    def timed(fn):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t, out
 
-    t_anchor, adv_a = best_time(anchor)
-    t_ours, adv_o = best_time(ours)
+    anchor()
+    ours()  # warm-up
+    t_a, t_o = [], []
+    for _ in range(a.repeat):  # interleaved, so load drifts hit both alike
+        ta, adv_a = timed(anchor)
+        to, adv_o = timed(ours)
+        t_a.append(ta)
+        t_o.append(to)
+    t_anchor, t_ours = min(t_a), min(t_o)
     acc_a = robust_accuracy(model, adv_a, y)
     acc_o = robust_accuracy(model, adv_o, y)
     print(f"{'attack':<52} {'time (s)':>9} {'steps/s':>9} {'robust acc':>11}")
