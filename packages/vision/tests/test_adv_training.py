@@ -154,3 +154,16 @@ def test_bad_training_input(data):
     with pytest.raises(ValueError, match="temperature"):
         AT.defensive_distillation(DigitsMLP(8), DigitsMLP(8), tr.x[:10], tr.y[:10],
                                   temperature=-1.0)
+
+
+def test_co_guard_rolls_back_on_detection(data, monkeypatch):
+    """Force the detector to fire: every epoch is rolled back, so the weights never move."""
+    tr, _, _ = data
+    monkeypatch.setattr(AT, "catastrophic_overfitting", lambda *a, **k: (True, 1.0, 0.0))
+    torch.manual_seed(0)
+    model = DigitsMLP(16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hist = AT.TrainHistory()
+    AT.fgsm_at(model, tr.x[:128], tr.y[:128], eps=EPS, epochs=2, history=hist, guard=True)
+    assert hist.rollbacks == 2
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
