@@ -8,8 +8,12 @@ y = +1 with probability R/(1+R) (majority), y = -1 with probability 1/(1+R), R >
 x = y mu + sigma z with z i.i.d. N(0, I_d) (Gaussian) or i.i.d. standard Cauchy (alpha = 1
 stable). Classifier sign(w . x + b). Perturbations ||delta||_p <= eps, p in {2, inf}.
 
-Closed forms -- derived here, not read from the paper (we could not check the paper's
-theorem statements line by line; the qualitative decomposition matches its abstract):
+Closed forms -- derived here, not read from the paper (the paper's theorem statements were not
+accessible to us in either engineering pass; only its abstract and the authors' experiment
+code, github.com/Accuracy-Disparity/AT-on-AD, were: that code trains a linear model on d = 100
+synthetic features with 1000 vs 1000/R examples, R in {1, 2, 5, 10}, single-step l2 / linf
+adversarial training, and reports the disparity on a balanced test set; our parametrisation is
+independent of it). The qualitative decomposition matches the abstract:
 
 * Gaussian. Robust 0-1 error of class y with ||w||_2 = 1:
   Phi(-(w.mu + y b - eps ||w||_q)/sigma), q the dual norm. It decreases in the robust margin

@@ -18,7 +18,8 @@ Theorem (paper, H-consistency bound; complete hypothesis sets): for every h,
     tau = 2:        T(t) = t / n
 
 Provenance, honestly: the tau = 1 form is the one the paper states (quoted in our issue); the
-other three are recalled, not read from the paper's text. For n = 2 we derived all four
+other three are recalled, not read from the paper's text (a second pass searched for the
+paper's theorem statements and could reach only its abstract, so they remain unverified). For n = 2 we derived all four
 ourselves (the conditional surrogate regret of predicting the wrong class, minimised at the tie
 s = (1/2, 1/2), minus the unconstrained minimum, attained at s_y proportional to
 p_y^(1/(2-tau))): they coincide with the recalled forms, so for n = 2 the bound is tight.

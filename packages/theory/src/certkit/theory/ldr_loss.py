@@ -7,16 +7,28 @@ label weights p in the simplex: max_p sum_k p_k (c 1[k!=y] + f_k - f_y) - lam KL
 
     psi_lam(f, y) = lam * log( (1/K) sum_k exp((c 1[k != y] + f_k - f_y) / lam) ),   lam > 0.
 
+This matches the authors' released implementation (github.com/DixianZhu/LDR, loss.py,
+LDRLoss_V1: lam (log mean_k exp(z_k / lam)) with z = c (1 - onehot(y)) + f - f_y), read by us;
+we did not read the paper's equation itself.
+
 Limits (derived here; both exact statements about the formula):
 * lam -> 0: psi -> max(0, max_{k != y} (c + f_k - f_y)), the Crammer-Singer SVM loss, with
   0 <= CS - psi <= lam log K.
 * lam = 1, c = 0: psi = CE(f, y) - log K exactly.
 
-Adaptive ALDR-KL: each example gets its own lam_i = argmin_{lam >= lam0} alpha lam + psi_lam,
-i.e. the dual of the worst case over the KL ball KL(p, 1/K) <= alpha. This is our
-reconstruction of the paper's adaptive loss (recalled, not verified against its equation).
-d/dlam [psi_lam] = -KL(softmax(z/lam), 1/K), so lam_i solves KL(softmax(z/lam), 1/K) = alpha
-(bisection in log lam), clipped below at lam0.
+Adaptive ALDR-KL. Source: the authors' released implementation (github.com/DixianZhu/LDR,
+loss.py, ALDRLoss_V1), read by us; the paper's own equation was not accessible to us, so this
+is the code's form, not a quotation of the paper. Each example keeps its own lam_i, updated by
+lam_i <- lam0 (1 - KL(softmax(z / lam_i), 1/K) / (alpha log K)), and the loss is
+psi_{lam_i}(f, y) - alpha log K / (2 lam0) (lam_i - lam0)^2. We derived that this update is the
+stationarity condition of max_{p in simplex, lam} sum_k p_k z_k - lam KL(p, 1/K)
+- alpha log K / (2 lam0) (lam - lam0)^2 (d psi_lam / d lam = -KL), whose optimum lies in
+[lam0 (1 - 1/alpha), lam0]; :func:`adaptive_lambda` solves that one-dimensional maximisation
+exactly (grid + golden section) instead of taking one fixed-point step per visit, as the
+authors' code does across epochs. Differences from the authors' code: they normalise the
+scores before the loss (softplus, then divide by the mean score; their LDRLoss_V1 does the
+same), we apply the loss to raw logits; their defaults are margin c = 0.1, lam0 in
+{0.1, 1, 10} (cross-validated), alpha = 2 (README).
 
 Top-k consistency (paper's claim): population minimisers of LDR losses keep the order of the
 class probabilities; MAE's do not (the paper's negative result for symmetric losses). For
@@ -99,35 +111,49 @@ def _reduce(v: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def adaptive_lambda(logits: torch.Tensor, y: torch.Tensor, lam0: float = 1.0, alpha: float = 0.5,
+def _aldr_objective(z: torch.Tensor, lam: torch.Tensor, lam0: float, alpha: float) -> torch.Tensor:
+    """Phi(lam) = psi_lam(z) - alpha log K / (2 lam0) (lam - lam0)^2. z: (B, K); lam: (B, M) -> (B, M)."""
+    k = z.shape[1]
+    psi = lam * (torch.logsumexp(z[:, None, :] / lam[:, :, None], dim=2) - math.log(k))
+    return psi - alpha * math.log(k) / (2.0 * lam0) * (lam - lam0) ** 2
+
+
+def adaptive_lambda(logits: torch.Tensor, y: torch.Tensor, lam0: float = 1.0, alpha: float = 2.0,
                     c: float = 1.0, iters: int = 40) -> torch.Tensor:
-    """Per-example lam_i = max(lam0, root of KL(softmax(z/lam), 1/K) = alpha). Returns (B,),
-    detached (the envelope theorem makes the loss gradient correct at the optimum)."""
+    """Per-example lam_i = argmax_lam Phi(lam) on [max(lam0 (1 - 1/alpha), 1e-3 lam0), lam0]
+    (a 257-point grid, then golden-section refinement around the best grid point). The
+    stationarity condition is the authors' update lam = lam0 (1 - KL(softmax(z/lam), 1/K) /
+    (alpha log K)) (derived: d psi_lam / d lam = -KL). Returns (B,), detached (envelope theorem)."""
     lam0 = check_positive(lam0, "lam0")
     alpha = check_positive(alpha, "alpha")
     z = _margins(logits.detach(), y, c)
-    k = z.shape[1]
+    lo_end = max(lam0 * (1.0 - 1.0 / alpha), 1e-3 * lam0)
+    grid = torch.linspace(lo_end, lam0, 257, dtype=z.dtype)
+    vals = _aldr_objective(z, grid.expand(z.shape[0], -1), lam0, alpha)
+    j = vals.argmax(dim=1)
+    step = float(grid[1] - grid[0])
+    lo = (grid[j] - step).clamp_min(lo_end)
+    hi = (grid[j] + step).clamp_max(lam0)
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(iters):                               # golden section on [lo, hi]
+        m1, m2 = hi - g * (hi - lo), lo + g * (hi - lo)
+        f1 = _aldr_objective(z, m1[:, None], lam0, alpha)[:, 0]
+        f2 = _aldr_objective(z, m2[:, None], lam0, alpha)[:, 0]
+        left = f1 >= f2
+        hi = torch.where(left, m2, hi)
+        lo = torch.where(left, lo, m1)
+    return (lo + hi) / 2
 
-    def kl(lam: torch.Tensor) -> torch.Tensor:
-        logp = torch.log_softmax(z / lam[:, None], dim=1)
-        return (logp.exp() * (logp + math.log(k))).sum(1)
 
-    lo = torch.full((z.shape[0],), math.log(lam0), dtype=z.dtype)
-    hi = lo + 25.0
-    for _ in range(iters):                               # KL decreases in lam
-        mid = (lo + hi) / 2
-        above = kl(mid.exp()) > alpha
-        lo = torch.where(above, mid, lo)
-        hi = torch.where(above, hi, mid)
-    return hi.exp()
-
-
-def aldr_kl_loss(logits: torch.Tensor, y: torch.Tensor, lam0: float = 1.0, alpha: float = 0.5,
+def aldr_kl_loss(logits: torch.Tensor, y: torch.Tensor, lam0: float = 1.0, alpha: float = 2.0,
                  c: float = 1.0, reduction: str = "mean") -> torch.Tensor:
-    """ALDR-KL: alpha lam_i + psi_{lam_i}(f, y) with the per-example lam_i of adaptive_lambda."""
+    """ALDR-KL: psi_{lam_i}(f, y) - alpha log K / (2 lam0) (lam_i - lam0)^2 with the per-example
+    lam_i of :func:`adaptive_lambda`, i.e. max over lam of that objective. logits (B, K), y (B,)."""
     _check_logits(logits, y)
     lam = adaptive_lambda(logits, y, lam0, alpha, c)
-    return _reduce(alpha * lam + ldr_kl_loss(logits, y, lam, c, reduction="none"), reduction)
+    k = logits.shape[1]
+    pen = alpha * math.log(k) / (2.0 * lam0) * (lam - lam0) ** 2
+    return _reduce(ldr_kl_loss(logits, y, lam, c, reduction="none") - pen, reduction)
 
 
 def cs_svm_loss(logits: torch.Tensor, y: torch.Tensor, c: float = 1.0) -> torch.Tensor:
@@ -161,7 +187,7 @@ LOSSES: dict[str, Any] = {
     "CE": lambda f, y: torch.nn.functional.cross_entropy(f, y),
     "GCE": gce_loss, "SCE": sce_loss, "MAE": mae_loss, "focal": focal_loss,
     "LDR-KL": lambda f, y: ldr_kl_loss(f, y, 2.0, 1.0),
-    "ALDR-KL": lambda f, y: aldr_kl_loss(f, y, 1.0, 0.5, 1.0),
+    "ALDR-KL": lambda f, y: aldr_kl_loss(f, y, 1.0, 2.0, 1.0),
 }
 
 
@@ -296,8 +322,8 @@ def _bench(settings: Any, losses: list[str], seeds: Any, steps: int, hidden: int
 def check(mode: str = "quick") -> dict[str, Any]:
     """Limits (CS-SVM at lam -> 0 within lam log K, CE - log K at lam = 1, c = 0, to 1e-10),
     the c = 0 population minimiser vs lam log p (1e-4), class order kept by LDR-KL and CE for
-    every sampled p but not by MAE, and ALDR-KL's lam_i vs a brute-force minimiser over a lam
-    grid of alpha lam + psi_lam."""
+    every sampled p but not by MAE, and the ALDR-KL value vs a brute-force maximum over a lam
+    grid of psi_lam - alpha log K / (2 lam0) (lam - lam0)^2."""
     mode = check_mode(mode)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -330,13 +356,14 @@ def _check(mode: str) -> dict[str, Any]:
     if sim["order_kept"]["MAE"] > 0:
         raise TheoryCheckError(f"MAE minimiser unexpectedly keeps the order: {sim['order_kept']}")
     out.update(sim)
-    lam_i = adaptive_lambda(f[:8], y[:8], 0.5, 0.4)
-    grid = torch.exp(torch.linspace(math.log(0.5), math.log(200), 20000, dtype=torch.float64))
+    lam0, alpha = 2.0, 2.0
+    lam_i = adaptive_lambda(f[:8], y[:8], lam0, alpha)
+    grid = torch.linspace(lam0 * (1 - 1 / alpha), lam0, 20001, dtype=torch.float64)[1:]
+    pen = alpha * math.log(7) / (2 * lam0) * (grid - lam0) ** 2
     for b in range(8):
         fb, yb = f[b:b + 1].expand(grid.numel(), -1), y[b:b + 1].expand(grid.numel())
-        vals = 0.4 * grid + ldr_kl_loss(fb, yb, grid, 1.0, reduction="none")
-        best = float(vals.min())
-        got = float(0.4 * lam_i[b] + ldr_kl_loss(f[b:b + 1], y[b:b + 1], float(lam_i[b])))
+        best = float((ldr_kl_loss(fb, yb, grid, 1.0, reduction="none") - pen).max())
+        got = float(aldr_kl_loss(f[b:b + 1], y[b:b + 1], lam0, alpha, 1.0))
         assert_close(f"ALDR-KL objective, example {b}", best, got, 1e-6 * max(1.0, abs(best)))
     out["aldr_lambda"] = lam_i.tolist()
     return out

@@ -20,10 +20,12 @@ PAPERS: dict[str, str] = {
     "ldr-loss": "certkit.theory.ldr_loss",
     "optimistic-omd": "certkit.theory.optimistic_omd",
     "grokking": "certkit.theory.grokking",
+    "layer-lipschitz": "certkit.theory.layer_lipschitz",
 }
 ALIASES = {"comp_sum": "comp-sum", "cross-entropy": "comp-sum", "accuracy_disparity": "accuracy-disparity",
            "boundary_tilting": "boundary-tilting", "ldr": "ldr-loss", "ldr_loss": "ldr-loss",
-           "optimistic_omd": "optimistic-omd", "oomd": "optimistic-omd", "grok": "grokking"}
+           "optimistic_omd": "optimistic-omd", "oomd": "optimistic-omd", "grok": "grokking",
+           "intriguing": "layer-lipschitz", "layer_lipschitz": "layer-lipschitz", "lipschitz": "layer-lipschitz"}
 
 
 def resolve(name: str) -> str:

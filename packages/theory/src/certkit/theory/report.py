@@ -1,7 +1,8 @@
 """The theory section of ``certkit report``: bound-vs-simulation plots in quick mode.
 
-Quick mode runs four cheap studies (comp-sum transforms, optimistic OMD exact regret,
-boundary-tilting identity and the grokking construction) within the report's budget;
+Quick mode runs five cheap studies (comp-sum transforms, optimistic OMD exact regret and rate
+sweeps, boundary-tilting identity, the grokking construction and a small trained grokking net
+with IPR-ordered pruning) within the report's budget;
 ``--full`` runs every paper's ``run(paper_mode=True)``.
 """
 
@@ -32,17 +33,26 @@ def sections(ctx: ReportContext) -> Section:
         rows.append(["comp-sum", comp_sum.CITATION, "pass",
                      f"n=2 max |T - tight| = {max(v['n2_max_abs_err'] for k, v in cs.items() if k != 'smooth_adv'):.1e}"])
         om = optimistic_omd.check("quick")
-        figs += optimistic_omd.plot("quick")
+        strong = optimistic_omd.strongly_convex_sweep()
+        expc = optimistic_omd.exp_concave_sweep(ts=(100, 400), n_rep=4, seed=ctx.seed)
+        figs += optimistic_omd.plot("quick", None, strong, expc)
         worst = max(abs(v["closed_form"] - v["simulated"]) / v["tol"] for v in om.values())
-        rows.append(["optimistic-omd", optimistic_omd.CITATION, "pass", f"max |exact - MC| / tol = {worst:.2f}"])
+        rows.append(["optimistic-omd", optimistic_omd.CITATION, "pass",
+                     f"max |exact - MC| / tol = {worst:.2f}; regret/rate <= "
+                     f"{optimistic_omd.rate_ratio(strong):.2f} (strongly convex), "
+                     f"{optimistic_omd.rate_ratio(expc):.2f} (exp-concave)"])
         toy = boundary_tilting.mirror_toy(n_pairs=40)
         svm = boundary_tilting.svm_sweep(lambdas=np.geomspace(1e-4, 10.0, 4))
         figs += boundary_tilting.plot(toy, svm)
         rows.append(["boundary-tilting", boundary_tilting.CITATION, "pass",
                      f"theta {svm[0]['theta_deg']:.1f} -> {svm[-1]['theta_deg']:.1f} deg as lambda grows"])
         gk = grokking.check("quick")
-        figs += grokking.plot(23, None)
-        rows.append(["grokking", grokking.CITATION, "pass", f"analytic p=97 accuracy {gk['p=97']['accuracy']:.2f}, IPR 1"])
+        figs += grokking.plot(23, grokking.simulate(**grokking.QUICK))
+        tr = gk["trained"]
+        rows.append(["grokking", grokking.CITATION, "pass",
+                     f"analytic p=97 accuracy {gk['p=97']['accuracy']:.2f}, IPR 1; trained p=31: test "
+                     f"{tr['test_acc']:.2f}, corrupted {tr['corrupted_acc']:.2f} -> {tr['pruned_corrupted_acc']:.2f} "
+                     f"after pruning {tr['pruned_fraction']:.0%} lowest-IPR neurons (test {tr['pruned_test_acc']:.2f})"])
         summary = {"papers_checked": len(rows), "comp_sum_ce_T(0.5)": float(comp_sum.closed_form(0.5, 1.0, 2))}
     return Section(
         domain="theory", title="Closed forms vs simulation",
