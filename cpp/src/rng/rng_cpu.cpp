@@ -141,13 +141,21 @@ void fill_row_f64(double* out, int64_t n, uint64_t seed, uint64_t stream, uint64
   }
 }
 
-// Splits the (B, M) fill into independent pieces of about `piece` elements.
+// Splits the (B, M) fill into independent pieces of about `piece` elements, and hands
+// each thread a run of pieces (>= ~32K elements of work) with one scratch tile, so many
+// short rows (B large, M small) cost one allocation per thread rather than per row.
 template <class Tile, class RowFn>
 void fill_rows(int64_t B, int64_t M, const uint64_t* offsets, int64_t piece, RowFn&& row_fn) {
   if (B <= 0 || M <= 0) return;
   const int64_t per_row = (M + piece - 1) / piece;
   const int64_t total = B * per_row;
-  parallel_for(total, 1, [&](int64_t lo, int64_t hi) {
+  const int64_t work_per_piece = std::min(piece, M);
+  // Fills under ~256K values stay on one thread: an OpenMP region costs more than the
+  // work there, and far more when the machine is oversubscribed.
+  const int64_t grain = (B * M < (int64_t(1) << 18))
+                            ? total
+                            : std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, work_per_piece));
+  parallel_for(total, grain, [&](int64_t lo, int64_t hi) {
     std::unique_ptr<Tile> tile(new Tile);
     for (int64_t p = lo; p < hi; ++p) {
       const int64_t r = p / per_row;

@@ -38,7 +38,7 @@ def load_digits(test_fraction: float = 0.3, seed: int = 0) -> tuple[Split, Split
     for c in range(10):
         idx = np.flatnonzero(y == c)
         rng.shuffle(idx)
-        k = int(round(len(idx) * test_fraction))
+        k = round(len(idx) * test_fraction)
         test_idx.extend(idx[:k])
         train_idx.extend(idx[k:])
     tr = np.sort(np.array(train_idx))
