@@ -19,7 +19,7 @@ from certkit.rank.neural import (
     split_queries,
     train_knrm,
 )
-from certkit.rank.rankers import choice_texts, score_choices
+from certkit.rank.rankers import choice_texts, score_choices, score_choices_batch
 from certkit.rank.synonyms import DictSynonyms
 
 TINY = {"steps": 60, "batch_size": 16, "dim": 16, "buckets": 1 << 12, "max_len": 64, "depth": 20}
@@ -115,6 +115,13 @@ def test_score_choices_equals_scoring_the_texts(which, knrm, bm25, default_coll)
             return ranker.score(query, docs)
 
     np.testing.assert_allclose(score_choices(TextOnly(), q, choices, idx), slow, rtol=1e-5, atol=1e-5)
+    # several documents of different lengths in one call (the certificates' path)
+    other = [(w, "") for w in default_coll.corpus[sorted(default_coll.corpus)[3]].split()]
+    idx2 = rng.integers(0, 2, size=(7, len(other)))
+    batch = score_choices_batch(ranker, q, [(choices, idx), (other, idx2), (choices, idx[:0])])
+    assert [b.shape for b in batch] == [(300,), (7,), (0,)]
+    np.testing.assert_allclose(batch[0], fast, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(batch[1], ranker.score(q, choice_texts(other, idx2)), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="idx"):
         ranker.score_choices(q, choices, idx[:, :-1])
     with pytest.raises(ValueError, match="idx"):

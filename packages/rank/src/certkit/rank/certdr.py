@@ -39,7 +39,7 @@ import numpy.typing as npt
 from certkit.core import uniform_noise
 from certkit.core.validation import check_alpha, check_int, check_seed
 from certkit.rank.io import Run
-from certkit.rank.rankers import Ranker, check_docs, choice_texts, score_choices
+from certkit.rank.rankers import Ranker, check_docs, choice_texts, score_choices_batch
 from certkit.rank.smoothing import (
     DEFAULT_KS,
     ScoreTransform,
@@ -62,15 +62,21 @@ def split_words(text: str) -> list[str]:
     return text.split()
 
 
-def substitution_sets(words: Sequence[str], source: SynonymSource) -> list[tuple[str, ...]]:
+def substitution_sets(words: Sequence[str], source: SynonymSource, *,
+                      _cache: dict[tuple[str, str], object] | None = None) -> list[tuple[str, ...]]:
     """``P_w`` per position (the word first). Non-alphabetic tokens keep ``(token,)``."""
-    out = []
+    cache: dict[tuple[str, str], object] = {} if _cache is None else _cache
+    out: list[tuple[str, ...]] = []
     for w in words:
-        if _WORD.match(w):
-            lw = w.lower()
-            out.append(perturbation_set(lw, source) if lw == w else (w, *[x for x in source(lw) if x != lw]))
-        else:
-            out.append((w,))
+        hit = cache.get(("s", w))
+        if hit is None:
+            if _WORD.match(w):
+                lw = w.lower()
+                hit = perturbation_set(lw, source) if lw == w else (w, *[x for x in source(lw) if x != lw])
+            else:
+                hit = (w,)
+            cache[("s", w)] = hit
+        out.append(hit)  # type: ignore[arg-type]
     return out
 
 
@@ -214,19 +220,17 @@ def certify_query(ranker: Ranker, query: str, docs: Sequence[str], source: Synon
     if transform is None:
         transform = ScoreTransform.fit(ranker.score(query, docs))
     words = [split_words(d) for d in docs]
-    sets = [substitution_sets(w, source) for w in words]
-    raw = np.empty((len(docs), n), dtype=np.float64)
-    for j, st in enumerate(sets):
-        idx = sample_indices([len(x) for x in st], n, seed=seed, stream=stream_key(query_index, j))
-        raw[j] = score_choices(ranker, query, st, idx)
-    vals = transform(raw)
+    pcache: dict[tuple[str, str], object] = {}  # P_w and q_w, shared by this query's documents
+    sets = [substitution_sets(w, source, _cache=pcache) for w in words]
+    items = [(st, sample_indices([len(x) for x in st], n, seed=seed, stream=stream_key(query_index, j)))
+             for j, st in enumerate(sets)]
+    vals = transform(np.stack(score_choices_batch(ranker, query, items)))
     per_doc = correct_alpha(alpha, len(docs), correction)
     bern = None
     if bound == "clopper_pearson":
         bern = np.stack([uniform_noise(n, 0.0, 1.0, seed, _BERNOULLI_OFFSET, np.float64,
                                        stream=stream_key(query_index, j)) for j in range(len(docs))])
     lo, hi = mean_bounds(vals, per_doc, bound, bern)
-    pcache: dict[tuple[str, str], object] = {}  # shared by the documents of this query
     tv = np.array([tv_bound(w, source, attack_source, budget, _cache=pcache) for w in words],
                   dtype=np.float64)
     g = vals.mean(1)

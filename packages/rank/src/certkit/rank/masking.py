@@ -29,7 +29,7 @@ import numpy.typing as npt
 from certkit.core import uniform_noise
 from certkit.core.validation import check_alpha, check_int, check_seed
 from certkit.rank.certdr import CertResult, split_words
-from certkit.rank.rankers import Ranker, check_docs, choice_texts, score_choices
+from certkit.rank.rankers import Ranker, check_docs, choice_texts, score_choices_batch
 from certkit.rank.smoothing import (
     DEFAULT_KS,
     ScoreTransform,
@@ -119,11 +119,10 @@ def certify_query_masking(ranker: Ranker, query: str, docs: Sequence[str], *,
     words = [split_words(d) for d in docs]
     ts = np.array([len(w) for w in words], dtype=np.int64)
     kk = np.array([kept_count(int(t), mask_rate) for t in ts], dtype=np.int64)
-    raw = np.empty((len(docs), n), dtype=np.float64)
-    for j, w in enumerate(words):
-        keep = sample_keep(len(w), int(kk[j]), n, seed=seed, stream=stream_key(query_index, j))
-        raw[j] = score_choices(ranker, query, mask_choices(w, mask_token), (~keep).astype(np.int64))
-    vals = transform(raw)
+    items = [(mask_choices(w, mask_token),
+              (~sample_keep(len(w), int(kk[j]), n, seed=seed, stream=stream_key(query_index, j))).astype(np.int64))
+             for j, w in enumerate(words)]
+    vals = transform(np.stack(score_choices_batch(ranker, query, items)))
     per_doc = correct_alpha(alpha, len(docs), correction)
     bern = None
     if bound == "clopper_pearson":

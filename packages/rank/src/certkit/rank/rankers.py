@@ -24,7 +24,7 @@ from certkit.core.validation import check_int, check_positive
 from certkit.rank.io import Run
 
 __all__ = ["BM25Ranker", "ChoiceScorer", "Ranker", "check_choices", "check_docs", "choice_texts",
-           "rerank", "score_choices"]
+           "rerank", "score_choices", "score_choices_batch"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -98,6 +98,17 @@ def score_choices(ranker: Ranker, query: str, choices: Sequence[Sequence[str]],
     return out
 
 
+def score_choices_batch(ranker: Ranker, query: str,
+                        items: Sequence[tuple[Sequence[Sequence[str]], npt.NDArray[np.integer]]]
+                        ) -> list[FloatArray]:
+    """:func:`score_choices` of several documents (``items``: (choices (T_j,), idx (n_j, T_j))
+    pairs) for one query, in one call when the ranker has ``score_choices_batch``."""
+    fn = getattr(ranker, "score_choices_batch", None)
+    if fn is not None:
+        return [np.asarray(v, dtype=np.float64) for v in fn(query, items)]
+    return [score_choices(ranker, query, c, i) for c, i in items]
+
+
 def check_docs(query: Any, docs: Any) -> list[str]:
     if not isinstance(query, str):
         raise TypeError(f"query: expected str, got {type(query).__name__}")
@@ -169,6 +180,8 @@ class BM25Ranker:
         self._tfc = scoring._select_tfc_scorer(method)
         self._n_docs = len(texts)
         self._doc_id_array = np.array(self.doc_ids, dtype=object)
+        self._qcache: dict[str, tuple[list[str], npt.NDArray[np.float32]]] = {}
+        self._wcache: dict[str, tuple[str, ...]] = {}
 
     # -- tokenisation (bm25s' tokenizer, same settings as the index) --------------
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
@@ -182,12 +195,30 @@ class BM25Ranker:
 
     def _query_weights(self, query: str) -> tuple[list[str], npt.NDArray[np.float32]]:
         """In-vocabulary query terms (deduplicated, first-occurrence order) and their
-        weights idf·qtf (float32)."""
+        weights idf·qtf (float32). Cached per query text."""
+        hit = self._qcache.get(query)
+        if hit is not None:
+            return hit
         q_terms = [t for t in self.tokenize([query])[0] if t in self.vocab]
         qset = Counter(q_terms)
         terms = list(qset)
         w = np.array([self.idf[self.vocab[t]] * qset[t] for t in terms], dtype=np.float32)
+        if len(self._qcache) >= 4096:
+            self._qcache.clear()
+        self._qcache[query] = (terms, w)
         return terms, w
+
+    def word_tokens(self, words: Sequence[str]) -> list[tuple[str, ...]]:
+        """bm25s tokens of each whitespace-free word (stop words dropped, stemmed), from a
+        per-word cache; the missing words go to one ``bm25s.tokenize`` call."""
+        cache = self._wcache
+        missing = [w for w in dict.fromkeys(words) if w not in cache]
+        if missing:
+            if len(cache) > 500_000:
+                cache.clear()
+            for w, t in zip(missing, self.tokenize(missing), strict=True):
+                cache[w] = tuple(t)
+        return [cache[w] for w in words]
 
     def _bm25(self, tf: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64],
               w: npt.NDArray[np.float32]) -> FloatArray:
@@ -227,31 +258,57 @@ class BM25Ranker:
         :class:`ChoiceScorer`), equal to ``score`` of the joined texts (tested bit for
         bit): bm25s' tokenizer splits on whitespace boundaries, so each distinct word is
         tokenised once and a document's term counts and length are sums over positions."""
+        return self.score_choices_batch(query, [(choices, idx)])[0]
+
+    def score_choices_batch(self, query: str,
+                            items: Sequence[tuple[Sequence[Sequence[str]], npt.NDArray[np.integer]]]
+                            ) -> list[FloatArray]:
+        """:meth:`score_choices` of several (choices (T_j,), idx (n_j, T_j)) pairs at once:
+        one gather over every (document, sample, position) and one ``bincount`` per query
+        term, with no per-document Python work beyond validation."""
         check_docs(query, [])
-        a = check_choices(choices, idx)
-        n, t = a.shape
+        idxs = [check_choices(c, i) for c, i in items]
         terms, w = self._query_weights(query)
-        if not terms or n == 0 or t == 0:
-            return np.zeros(n, dtype=np.float64)
-        sizes = np.fromiter((len(c) for c in choices), dtype=np.int64, count=t)
-        base = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        flat_words = [x for c in choices for x in c]
-        uniq = list(dict.fromkeys(flat_words))
-        toks = dict(zip(uniq, self.tokenize(uniq), strict=True))
+        ns = [a.shape[0] for a in idxs]
+        if not terms or not items:
+            return [np.zeros(n, dtype=np.float64) for n in ns]
+        flat_words = [x for c, _ in items for p in c for x in p]
+        toks = self.word_tokens(flat_words)
         col = {tt: j for j, tt in enumerate(terms)}
         n_q = len(terms)
-        # per (position, choice) row: token count and query-term counts (R, Qt)
-        length = np.fromiter((len(toks[x]) for x in flat_words), dtype=np.int64, count=len(flat_words))
+        # per (document, position, choice) row: token count and query-term counts (R, Qt)
+        length = np.fromiter((len(x) for x in toks), dtype=np.int64, count=len(flat_words))
         counts = np.zeros((len(flat_words), n_q), dtype=np.int64)
-        for r, x in enumerate(flat_words):
-            for tt in toks[x]:
+        for r, x in enumerate(toks):
+            for tt in x:
                 j = col.get(tt)
                 if j is not None:
                     counts[r, j] += 1
-        rows = a + base[None, :]                                   # (n, T)
-        lengths = length[rows].sum(1)
-        tf = counts[rows].sum(1)                                   # (n, Qt)
-        return self._bm25(tf, lengths, w)
+        rows_l, seg_l = [], []
+        base, first = 0, 0
+        for (c, _), a in zip(items, idxs, strict=True):
+            n, t = a.shape
+            sizes = np.fromiter((len(p) for p in c), dtype=np.int64, count=t)
+            starts = base + np.concatenate(([0], np.cumsum(sizes)[:-1])) if t else np.zeros(0, np.int64)
+            rows_l.append((a + starts[None, :]).ravel())
+            seg_l.append(np.repeat(np.arange(first, first + n), t))
+            base += int(sizes.sum())
+            first += n
+        rows = np.concatenate(rows_l) if rows_l else np.zeros(0, np.int64)
+        seg = np.concatenate(seg_l) if seg_l else np.zeros(0, np.int64)
+        lengths = np.bincount(seg, weights=length[rows], minlength=first).astype(np.int64)
+        tf = np.zeros((first, n_q), dtype=np.int64)
+        hit = counts.any(1)[rows]
+        if hit.any():
+            r_hit, s_hit = rows[hit], seg[hit]
+            for j in range(n_q):
+                tf[:, j] = np.bincount(s_hit, weights=counts[r_hit, j], minlength=first).astype(np.int64)
+        scores = self._bm25(tf, lengths, w)
+        out, at = [], 0
+        for n in ns:
+            out.append(scores[at: at + n])
+            at += n
+        return out
 
     def score_index(self, query: str) -> FloatArray:
         """Scores of every indexed document (bm25s' ``get_scores``), shape (N,)."""
