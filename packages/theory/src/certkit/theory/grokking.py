@@ -307,6 +307,8 @@ def phase_diagram(p: int = 31, xis: Any = (0.0, 0.1, 0.2, 0.35), wds: Any = (0.0
 
 
 PHASES = ("coexistence", "partial inversion", "full inversion", "memorization", "forgetting/confusion")
+_SHORT = {"coexistence": "coexist", "partial inversion": "part. inv", "full inversion": "full inv",
+          "memorization": "memorise", "forgetting/confusion": "forget"}
 
 
 def plot(p: int, trained: dict[str, Any] | None, phases: list[dict[str, Any]] | None = None) -> list[Any]:
@@ -341,7 +343,7 @@ def plot(p: int, trained: dict[str, Any] | None, phases: list[dict[str, Any]] | 
     axes[-1].set_ylabel("a")
     figs.append(to_png(fig, "theory_grokking", "IPR histogram, IPR-ordered pruning and the analytic solution."))
     if phases:
-        fig, axes = new_figure(2, 4.0, 3.2)
+        fig, axes = new_figure(2, 4.4, 3.2)
         xis = sorted({r["xi"] for r in phases})
         wds = sorted({r["weight_decay"] for r in phases})
         grid = np.full((len(xis), len(wds)), np.nan)
@@ -361,7 +363,8 @@ def plot(p: int, trained: dict[str, Any] | None, phases: list[dict[str, Any]] | 
         for i in range(len(xis)):
             for j in range(len(wds)):
                 axes[0].text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
-                axes[1].text(j, i, PHASES[int(code[i, j])].split("/")[0][:10], ha="center", va="center", fontsize=6)
+                axes[1].text(j, i, _SHORT[PHASES[int(code[i, j])]], ha="center", va="center", fontsize=7)
+        fig.tight_layout()
         figs.append(to_png(fig, "theory_grokking_phase", "Coarse (xi, weight decay) phase diagram."))
     return figs
 
