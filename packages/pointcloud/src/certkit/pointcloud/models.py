@@ -11,6 +11,7 @@ with :func:`certkit.core.cache.save_state` and read with ``weights_only=True``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,13 @@ def train(
     seed: int = 0,
     noise_sigma: float = 0.0,
     augment: bool = True,
+    transform: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None,
 ) -> nn.Module:
     """Adam + cosine schedule; ``noise_sigma > 0`` adds Gaussian coordinate noise (for smoothing).
 
     Augmentation: random rotation about z and a small jitter. X (B, N, 3), y (B,).
+    ``transform(xb, yb, progress)`` (progress in [0, 1) through training) replaces each
+    batch after augmentation: the hook used by curriculum and adversarial training.
     """
     g = torch.Generator().manual_seed(seed)
     Xt = torch.as_tensor(X, dtype=torch.float32)
@@ -116,6 +120,7 @@ def train(
     steps = epochs * max(1, (len(Xt) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.train()
+    step_i = 0
     for _ in range(epochs):
         perm = torch.randperm(len(Xt), generator=g)
         for s in range(0, len(Xt), batch_size):
@@ -131,6 +136,10 @@ def train(
                 xb = xb @ R.transpose(1, 2) + 0.01 * torch.randn(xb.shape, generator=g)
             if noise_sigma > 0:
                 xb = xb + noise_sigma * torch.randn(xb.shape, generator=g)
+            if transform is not None:
+                xb = transform(xb, yt[b], (step_i / steps))
+                model.train()
+            step_i += 1
             loss = nn.functional.cross_entropy(model(xb), yt[b])
             opt.zero_grad()
             loss.backward()
@@ -179,4 +188,68 @@ def load_model(spec: str, num_classes: int | None = None) -> nn.Module:
     return torch.jit.load(str(p)).eval()  # type: ignore[no-any-return]
 
 
-__all__ = ["DGCNN", "PointNet", "accuracy", "build_model", "load_model", "predict", "train"]
+class _Threads:
+    """Pin torch's intra-op threads for a block (training is reproducible per thread count)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.old = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.old)
+
+
+#: The reference recipe: 8 embedded classes, 256 points, 50 clouds per class, 10 epochs.
+REFERENCE: dict[str, int] = {"n_train": 400, "n_test": 400, "n_points": 256, "epochs": 10}
+
+
+def reference_model(
+    arch: str = "pointnet",
+    cache: str | Path | None = None,
+    *,
+    n_train: int = REFERENCE["n_train"],
+    n_points: int = REFERENCE["n_points"],
+    epochs: int = REFERENCE["epochs"],
+    seed: int = 0,
+    threads: int = 1,
+    noise_sigma: float = 0.0,
+) -> nn.Module:
+    """A model trained on the embedded dataset (``make_shapes``), cached under ``cache``.
+
+    Trained once with ``threads`` torch threads and reloaded with ``weights_only=True``.
+    ``cache=None`` uses :func:`certkit.core.cache.cache_dir` ``("pointcloud")``.
+    """
+    from certkit.core.cache import cache_dir, load_state, save_state
+    from certkit.pointcloud.data import CLASSES, make_shapes
+
+    root = Path(cache) if cache is not None else cache_dir("pointcloud")
+    tag = f"{arch}_shapes{n_train}x{n_points}_e{epochs}_s{seed}"
+    if noise_sigma > 0:
+        tag += f"_noise{noise_sigma:g}"
+    path = root / f"{tag}.pt"
+    model = build_model(arch, len(CLASSES))
+    if path.exists():
+        model.load_state_dict(load_state(path))
+        return model.eval()
+    X, y = make_shapes(n_train, n_points, seed=seed, split="train")
+    with _Threads(threads):
+        torch.manual_seed(seed)
+        model = build_model(arch, len(CLASSES))
+        train(model, X, y, epochs=epochs, batch_size=32, lr=2e-3, seed=seed, noise_sigma=noise_sigma)
+    save_state(model.state_dict(), path)
+    return model.eval()
+
+
+__all__ = [
+    "DGCNN",
+    "REFERENCE",
+    "PointNet",
+    "accuracy",
+    "build_model",
+    "load_model",
+    "predict",
+    "reference_model",
+    "train",
+]
