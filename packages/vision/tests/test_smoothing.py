@@ -109,10 +109,10 @@ def test_predict_matches_binomial_test(digits_mlp) -> None:
 def test_same_certificates_whatever_batch_order_and_sharding(digits_mlp) -> None:
     model, xs, _ = digits_mlp
     smooth = Smooth(model, 10, 0.25)
-    kw = dict(n0=30, n=400, alpha=0.001, seed=9)
+    kw = dict(n0=30, n=250, alpha=0.001, seed=9)
     ref = smooth.certify_batch(xs[:12], batch_size=1000, **kw)
     key = [(c.idx, c.prediction, c.radius, c.count) for c in ref]
-    for bs in (3, 17, 256):
+    for bs in (7, 64, 256):
         got = smooth.certify_batch(xs[:12], batch_size=bs, **kw)
         assert [(c.idx, c.prediction, c.radius, c.count) for c in got] == key
     perm = np.random.default_rng(0).permutation(12)
