@@ -3,15 +3,19 @@ the adaptive Neyman-Pearson bound, coverage of the confidence bounds, bad input,
 
 from __future__ import annotations
 
+import json
 import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from scipy.stats import beta, norm
 
 from certkit.rl.bounds import survival_lower_bounds
+from certkit.rl.policies import TorchPolicy, mlp
 from certkit.rl.policy_smoothing import (
+    EpisodeChunkTask,
     RewardCertificate,
     attacked_probability_bound,
     certify_returns,
@@ -152,26 +156,47 @@ def test_per_step_budget_conversion_and_record() -> None:
     assert c.per_step_budgets == pytest.approx([0.01, 0.02])
 
 
-def test_certify_reward_end_to_end_resume_and_backends(tmp_path) -> None:
+def test_certify_reward_end_to_end_resume_and_chunking(tmp_path) -> None:
     kw = dict(episodes=60, seed=4, horizon=80)
     a = certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0, 0.2], **kw)
-    assert a.horizon == 80 and a.return_bounds == (0.0, 80.0) and a.backend == "batched"
-    b = certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0, 0.2], backend="naive", **kw)
-    assert a.expected == b.expected and a.clean_mean == b.clean_mean
+    assert a.horizon == 80 and a.return_bounds == (0.0, 80.0)
+    assert a.engine == "batched" and a.backend == "serial"
+    b = certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0, 0.2], engine="naive",
+                       chunk_size=7, **kw)
+    assert a.expected == b.expected and a.clean_mean == b.clean_mean and b.engine == "naive"
+    # a crashed run: chunks 0 and 1 (of 16 episodes) done, torn last line
     log = tmp_path / "run.jsonl"
-    part = smoothed_rollouts(linear_policy, "CartPole-v1", 0.2, np.arange(25), seed=4, horizon=80)
-    with open(log, "w") as fh:  # a crashed run: 25 episodes done, torn last line
-        import json
-
-        for k, ret, ln in zip(part.episode_ids, part.returns, part.lengths, strict=True):
-            fh.write(json.dumps({"idx": int(k), "return": float(ret), "length": int(ln),
-                                 "seed": 4, "sigma": 0.2}) + "\n")
-        fh.write('{"idx": 25, "ret')
-    c = certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0, 0.2], log=log, batch_size=16, **kw)
+    task = EpisodeChunkTask(linear_policy, "CartPole-v1", 0.2, 4, 80, "auto", 60, 16)
+    done = [task(0), task(1)]
+    with open(log, "w") as fh:
+        for row in done:
+            fh.write(json.dumps(row) + "\n")
+        fh.write('{"idx": 2, "ret')
+    c = certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0, 0.2], log=log, chunk_size=16, **kw)
     assert c.expected == a.expected
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert sorted(r["idx"] for r in lines) == [0, 1, 2, 3]  # only the missing chunks were played
+    with pytest.raises(ValueError, match="log"):  # another run's log is refused
+        certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], log=log, chunk_size=10, **kw)
     path = tmp_path / "cert.json"
     c.save(path)
     assert RewardCertificate.load(path).expected == c.expected
+    with pytest.raises(ValueError, match="engine"):  # a rollout engine is not a backend
+        certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], backend="naive", **kw)
+    with pytest.raises(ValueError, match="backend"):
+        certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], backend="mpi", **kw)
+
+
+def test_process_backend_is_bit_identical_to_serial() -> None:
+    torch.manual_seed(0)
+    pol = TorchPolicy(mlp(4, 2, (16,)))  # picklable: it crosses to spawned workers
+    kw = dict(episodes=45, seed=6, horizon=60, bound="dkw", quantiles=(0.1, 0.5))
+    ser = certify_reward(pol, "CartPole-v1", 0.3, [0.0, 0.3], backend="serial", chunk_size=45, **kw)
+    proc = certify_reward(pol, "CartPole-v1", 0.3, [0.0, 0.3], backend="process", chunk_size=8,
+                          workers=2, **kw)
+    assert proc.backend == "process" and ser.backend == "serial"
+    assert (proc.expected, proc.quantiles, proc.p_lower, proc.clean_mean) == \
+        (ser.expected, ser.quantiles, ser.p_lower, ser.clean_mean)
 
 
 def test_rollouts_are_split_invariant_across_engines() -> None:

@@ -43,7 +43,12 @@ def certify(model: ModelOpt, env: EnvOpt = "CartPole-v1",
             alpha: float = 0.05,
             bound: Annotated[str, typer.Option(help="cp | dkw | bernstein")] = "cp",
             horizon: Annotated[int | None, typer.Option(help="episode length cap T")] = None,
-            seed: int = 0, backend: str = "auto",
+            seed: int = 0,
+            backend: Annotated[str | None, typer.Option(help="serial | process | ray (default "
+                                                        "$CERTKIT_BACKEND or serial)")] = None,
+            engine: Annotated[str, typer.Option(help="rollout engine: auto | batched | vector | "
+                                                     "naive")] = "auto",
+            workers: Annotated[int | None, typer.Option(help="process/ray pool size")] = None,
             state_dict: Annotated[str | None, typer.Option(help="state_dict for module:factory")] = None,
             continuous: bool = False,
             out: Annotated[Path | None, typer.Option(help="write the certificate JSON here")] = None,
@@ -54,7 +59,8 @@ def certify(model: ModelOpt, env: EnvOpt = "CartPole-v1",
 
     cert = certify_reward(_policy(model, state_dict, continuous), env, sigma, _budgets(budgets),
                           episodes=episodes, alpha=alpha, bound=bound, horizon=horizon,
-                          backend=backend, seed=seed, budget_kind=budget_kind, log=log)
+                          backend=backend, engine=engine, workers=workers, seed=seed,
+                          budget_kind=budget_kind, log=log)
     if out is not None:
         cert.save(out)
     if STATE["json"]:

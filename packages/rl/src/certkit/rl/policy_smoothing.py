@@ -185,6 +185,7 @@ class RewardCertificate:
     env: str = ""
     policy: str = ""
     backend: str = ""
+    engine: str = ""
     theorem: str = THEOREM
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -288,24 +289,64 @@ def _env_name(env_fn: Any) -> str:
     return getattr(env_fn, "__name__", type(env_fn).__name__)
 
 
+class EpisodeChunkTask:
+    """A work unit for :func:`certkit.core.distributed.run`: chunk ``c`` plays the smoothed
+    episodes with global ids ``[c·chunk_size, min((c+1)·chunk_size, m))``.
+
+    Each episode is keyed by (seed, global episode id) (env reset seed and Philox noise
+    stream), so the returns do not depend on the chunking, the backend or the worker that
+    plays them. Built once per worker (the policy stays resident).
+    """
+
+    def __init__(self, policy: Any, env_fn: Any, sigma: float, seed: int, horizon: int,
+                 engine: str, episodes: int, chunk_size: int) -> None:
+        from certkit.rl.policies import as_policy
+
+        self.policy = as_policy(policy)
+        self.env_fn, self.sigma, self.seed, self.horizon = env_fn, sigma, seed, horizon
+        self.engine, self.episodes, self.chunk_size = engine, episodes, chunk_size
+
+    def __call__(self, idx: int) -> dict[str, Any]:
+        from certkit.rl.rollout import smoothed_rollouts
+
+        lo = idx * self.chunk_size
+        ids = np.arange(lo, min(lo + self.chunk_size, self.episodes), dtype=np.int64)
+        ro = smoothed_rollouts(self.policy, self.env_fn, self.sigma, ids, seed=self.seed,
+                               horizon=self.horizon, backend=self.engine, batch_size=ids.size)
+        return {"idx": int(idx), "returns": ro.returns.tolist(), "lengths": ro.lengths.tolist(),
+                "engine": ro.backend, "seed": self.seed, "sigma": self.sigma,
+                "horizon": self.horizon, "chunk_size": self.chunk_size}
+
+
+def _chunk_task(*args: Any) -> EpisodeChunkTask:
+    return EpisodeChunkTask(*args)
+
+
 def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episodes: int = 10_000,
                    alpha: float = 0.05, bound: str = "cp", horizon: int | None = None,
-                   backend: str = "auto", *, seed: int = 0, budget_kind: str = "total",
-                   return_bounds: tuple[float, float] | None = None,
-                   quantiles: Sequence[float] = (0.5,), batch_size: int = 10_000,
-                   log: str | Path | None = None, n_thresholds: int = 100) -> RewardCertificate:
+                   backend: str | None = None, *, engine: str = "auto", seed: int = 0,
+                   budget_kind: str = "total", return_bounds: tuple[float, float] | None = None,
+                   quantiles: Sequence[float] = (0.5,), chunk_size: int = 2_000,
+                   workers: int | None = None, log: str | Path | None = None,
+                   n_thresholds: int = 100) -> RewardCertificate:
     """Certify the reward of the smoothed policy against an adaptive ℓ2 adversary.
 
-    policy: a torch module, SB3 model or callable obs (N, D) → actions (N,).
+    policy: a torch module, SB3 model or callable obs (N, D) → actions (N,) (picklable —
+    a module-level function, not a lambda — for the process and ray backends).
     env_fn: env id, zero-argument factory or Env (Box observations).
     budgets: total ℓ2 budgets B (budget_kind="total") or per-step ε ("per_step", B = ε√T).
     episodes: m clean smoothed episodes (ids 0..m−1, each keyed by (seed, id)).
     horizon: T; defaults to the env's time limit (an env without one needs it).
-    backend: rollout engine, see :func:`certkit.rl.rollout.smoothed_rollouts`.
-    log: a ResultLog path: per-episode returns are appended after each batch and a
-    restarted run only plays the missing episodes (bit-identical results).
+    backend: "serial" | "process" | "ray" (:mod:`certkit.core.distributed`; default
+    ``$CERTKIT_BACKEND`` or serial). Work units are chunks of ``chunk_size`` episodes keyed
+    by their global episode ids, so every backend, worker count and chunk size gives
+    bit-identical returns and certificates.
+    engine: rollout engine inside a chunk, see :func:`certkit.rl.rollout.smoothed_rollouts`.
+    log: a ResultLog path: each finished chunk's returns are appended and a restarted run
+    only plays the missing chunks (bit-identical results).
     Returns a :class:`RewardCertificate` (curve of certified reward vs B).
     """
+    from certkit.core import distributed
     from certkit.rl.envs import (
         check_box_observations,
         make_env_factory,
@@ -313,15 +354,22 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
         return_range,
     )
     from certkit.rl.policies import as_policy
-    from certkit.rl.rollout import smoothed_rollouts
+    from certkit.rl.rollout import BACKENDS as ENGINES
 
     t0 = time.perf_counter()
     sigma = check_sigma(sigma)
     alpha = check_alpha(alpha)
     seed = check_seed(seed)
     m = check_int(episodes, "episodes", minimum=1)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     if bound not in BOUNDS:
         raise ValueError(f"bound: expected one of {BOUNDS}, got {bound!r}")
+    if backend in ENGINES:
+        raise ValueError(f"backend: expected one of {distributed.BACKENDS}, got {backend!r} "
+                         f"(a rollout engine: pass engine={backend!r})")
+    if engine not in ENGINES:
+        raise ValueError(f"engine: expected one of {ENGINES}, got {engine!r}")
+    backend_name = distributed.resolve_backend(backend)
     probe = make_env_factory(env_fn)()
     check_box_observations(probe)
     T = resolve_horizon(probe, horizon)
@@ -335,35 +383,33 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
         return_bounds = (known[0], known[1])
         integer = known[2]
     pol = as_policy(policy)
-    returns = np.zeros(m)
-    backend_used = backend
+    factory = distributed.TaskFactory(_chunk_task, (pol, env_fn, sigma, seed, T, engine, m,
+                                                    chunk_size))
+    chunks = range((m + chunk_size - 1) // chunk_size)
     if log is None:
-        ro = smoothed_rollouts(pol, env_fn, sigma, m, seed=seed, horizon=T, backend=backend,
-                               batch_size=batch_size)
-        returns, backend_used = ro.returns, ro.backend
+        rows = distributed.run(factory, chunks, backend=backend_name, workers=workers)
     else:
         with ResultLog(log) as rl:
             for row in rl.rows():
-                if row.get("seed") != seed or row.get("sigma") != sigma:
-                    raise ValueError(f"log: {log} holds episodes of another run "
-                                     f"(seed={row.get('seed')}, sigma={row.get('sigma')})")
-            todo = np.asarray(rl.todo(range(m)), dtype=np.int64)
-            for lo in range(0, todo.size, batch_size):
-                ids = todo[lo:lo + batch_size]
-                ro = smoothed_rollouts(pol, env_fn, sigma, ids, seed=seed, horizon=T,
-                                       backend=backend, batch_size=batch_size)
-                backend_used = ro.backend
-                for k, ret, ln in zip(ro.episode_ids, ro.returns, ro.lengths, strict=True):
-                    rl.write({"idx": int(k), "return": float(ret), "length": int(ln),
-                              "seed": seed, "sigma": sigma})
-            rows = {int(r["idx"]): r for r in rl.rows()}
-            returns = np.array([rows[k]["return"] for k in range(m)], dtype=np.float64)
+                got = tuple(row.get(k) for k in ("seed", "sigma", "horizon", "chunk_size"))
+                if got != (seed, sigma, T, chunk_size):
+                    raise ValueError(f"log: {log} holds chunks of another run (seed, sigma, "
+                                     f"horizon, chunk_size = {got})")
+            distributed.run(factory, chunks, backend=backend_name, workers=workers, log=rl)
+            rows = [r for r in rl.rows() if int(r["idx"]) in chunks]
+    rows = sorted(rows, key=lambda r: int(r["idx"]))
+    if [int(r["idx"]) for r in rows] != list(chunks):
+        raise RuntimeError("certify_reward: missing episode chunks in the results")
+    returns = np.concatenate([np.asarray(r["returns"], dtype=np.float64) for r in rows])
+    if returns.size != m:
+        raise RuntimeError(f"certify_reward: got {returns.size} returns for {m} episodes")
     describe = getattr(pol, "describe", None)
     cert = certify_returns(returns, sigma, budgets, alpha=alpha, bound=bound,
                            return_bounds=return_bounds, integer=integer, horizon=T,
                            budget_kind=budget_kind, quantiles=quantiles,
                            n_thresholds=n_thresholds, seed=seed, env=_env_name(env_fn),
                            policy=describe() if describe else type(pol).__name__,
-                           backend=backend_used)
+                           backend=backend_name, engine=str(rows[0]["engine"]))
+    cert.extra["chunk_size"] = chunk_size
     cert.seconds = time.perf_counter() - t0
     return cert
