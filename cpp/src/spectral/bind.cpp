@@ -62,6 +62,11 @@ py::tuple csr_out(const Csr& L) {
 
 void certkit_bind_spectral(py::module_& m) {
   auto sm = m.def_submodule("spectral", "graph spectral ops: kNN, Laplacians, eigenbases");
+  sm.def("has_lapack", &certkit::spectral::has_lapack,
+         "True when a LAPACK was found at build time and loads at run time (loads it on first call)");
+  sm.def("lapack_info", &certkit::spectral::lapack_info, "'yes (library, OpenBLAS core)' or 'no (reason)'");
+  sm.def("_set_lapack_enabled", &certkit::spectral::set_lapack_enabled, py::arg("on"),
+         "testing switch: False forces the own dense / Krylov kernels");
   sm.def(
       "knn",
       [](Arr points, int64_t k) {
@@ -117,6 +122,7 @@ void certkit_bind_spectral(py::module_& m) {
         const double* a = A.data();
         double* wp = w.mutable_data();
         double* vp = V.mutable_data();
+        certkit::spectral::has_lapack();  // first call loads LAPACK, with the GIL held
         {
           py::gil_scoped_release nogil;
           certkit::spectral::eigh_dense(a, n, wp, vp);
@@ -133,6 +139,7 @@ void certkit_bind_spectral(py::module_& m) {
         double* wp = w.mutable_data();
         double* vp = V.mutable_data();
         int64_t steps;
+        certkit::spectral::has_lapack();
         {
           py::gil_scoped_release nogil;
           steps = certkit::spectral::eigh_truncated(L, mm, wp, vp);
@@ -154,6 +161,7 @@ void certkit_bind_spectral(py::module_& m) {
         double* wp = w.mutable_data();
         double* vp = V.mutable_data();
         std::vector<std::string> errs(B);
+        certkit::spectral::has_lapack();
         {
           py::gil_scoped_release nogil;
           certkit::parallel_for(B, 1, [&](int64_t b, int64_t e) {

@@ -1,13 +1,15 @@
 // Graph spectral ops for point clouds: k-d tree kNN, graph Laplacians, symmetric
 // eigensolvers (full dense and truncated shift-invert Lanczos), batched over clouds.
 //
-// No LAPACK: the dense solver is Householder tridiagonalisation + implicit QL (with
-// Wilkinson shifts); the truncated solver is Lanczos with full (two-pass) reorthogonalisation
-// on (L + s I)^{-1}, applied through an envelope Cholesky factor in reverse Cuthill-McKee
-// order. Eigenvalues are returned ascending; eigenvectors are unit-norm columns whose
+// Dense solver: LAPACK dsyevd when a LAPACK was found (loaded at run time), otherwise our
+// Householder tridiagonalisation + implicit QL (with Wilkinson shifts). Truncated solver:
+// Lanczos with full reorthogonalisation on (L + s I)^{-1}, applied through an envelope
+// Cholesky factor in reverse Cuthill-McKee order, stopped by residuals plus a Sylvester
+// inertia count (BLAS gemv/gemm for the Krylov basis when LAPACK is there). Eigenvalues are returned ascending; eigenvectors are unit-norm columns whose
 // entry of largest magnitude is positive (ties within 1e-9 * max go to the smallest index).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace certkit {
@@ -43,6 +45,12 @@ int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V);
 
 // Fixes signs column-wise (see file comment). V (n, m) row-major.
 void fix_signs(double* V, int64_t n, int64_t m);
+
+// Optional LAPACK (see spectral_cpu.cpp): whether it was found and loaded, a one-line
+// description, and a switch to force the own solvers (tests compare both paths).
+bool has_lapack();
+std::string lapack_info();
+void set_lapack_enabled(bool on);
 
 }  // namespace spectral
 }  // namespace certkit

@@ -7,6 +7,8 @@
 #include "spectral/spectral.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -18,11 +20,258 @@
 
 #include "common/parallel.h"
 
+#if CERTKIT_HAS_LAPACK
+#include <dlfcn.h>
+#endif
+
 namespace certkit {
 namespace spectral {
+
+// Fortran BLAS / LAPACK entry points (reference interface, 32-bit integers).
+struct Lapack {
+  using Dgemv = void (*)(const char*, const int*, const int*, const double*, const double*, const int*,
+                         const double*, const int*, const double*, double*, const int*);
+  using Dgemm = void (*)(const char*, const char*, const int*, const int*, const int*, const double*,
+                         const double*, const int*, const double*, const int*, const double*, double*,
+                         const int*);
+  using Dsyevd = void (*)(const char*, const char*, const int*, double*, const int*, double*, double*,
+                          const int*, int*, const int*, int*);
+  using Dsyevr = void (*)(const char*, const char*, const char*, const int*, double*, const int*,
+                          const double*, const double*, const int*, const int*, const double*, int*,
+                          double*, double*, const int*, int*, double*, const int*, int*, const int*, int*);
+  Dgemv dgemv = nullptr;
+  Dgemm dgemm = nullptr;
+  Dsyevd dsyevd = nullptr;
+  Dsyevr dsyevr = nullptr;
+  void (*set_threads)(int) = nullptr;
+  const char* (*corename)() = nullptr;
+  bool ok = false;
+  std::string where;
+};
+
+// ------------------------------------------------ optional LAPACK (run-time loaded) ----
+// CMake records the LAPACK found at configure time (CERTKIT_LAPACK_LIBS, ':'-separated);
+// it is dlopen()ed on first use rather than linked, for two reasons: importing the core
+// never loads BLAS, and OPENBLAS_CORETYPE can be set before OpenBLAS initialises (the
+// DYNAMIC_ARCH OpenBLAS 0.3.21 of Debian 12 does not recognise recent Xeons and falls back
+// to its SSE3 "Prescott" kernels; we pick SkylakeX / Haswell from cpuid unless the user set
+// the variable). Set CERTKIT_LAPACK=0 to disable it.
+#if CERTKIT_HAS_LAPACK
+namespace {
+std::atomic<bool> g_lapack_enabled{true};
+
+Lapack load_lapack() {
+  Lapack L;
+  const char* off = std::getenv("CERTKIT_LAPACK");
+  if (off && std::string(off) == "0") {
+    L.where = "disabled by CERTKIT_LAPACK=0";
+    return L;
+  }
+  std::vector<std::vector<std::string>> candidates;
+  {
+    std::vector<std::string> cfg;
+    std::string s = CERTKIT_LAPACK_LIBS, cur;
+    for (char ch : s + ":") {
+      if (ch == ':') {
+        if (!cur.empty()) cfg.push_back(cur);
+        cur.clear();
+      } else {
+        cur += ch;
+      }
+    }
+    candidates.push_back(cfg);
+  }
+  candidates.push_back({"libopenblas.so.0"});
+  candidates.push_back({"liblapack.so.3", "libblas.so.3"});
+  const bool set_core = std::getenv("OPENBLAS_CORETYPE") == nullptr;
+  if (set_core) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512cd")) {
+      setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+    }
+#endif
+  }
+  for (const auto& libs : candidates) {
+    std::vector<void*> handles;
+    for (const auto& lib : libs) {
+      void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (h) handles.push_back(h);
+    }
+    if (handles.empty()) continue;
+    auto sym = [&](const char* name) -> void* {
+      for (void* h : handles)
+        if (void* p = dlsym(h, name)) return p;
+      return nullptr;
+    };
+    L.dgemv = reinterpret_cast<Lapack::Dgemv>(sym("dgemv_"));
+    L.dgemm = reinterpret_cast<Lapack::Dgemm>(sym("dgemm_"));
+    L.dsyevd = reinterpret_cast<Lapack::Dsyevd>(sym("dsyevd_"));
+    L.dsyevr = reinterpret_cast<Lapack::Dsyevr>(sym("dsyevr_"));
+    L.set_threads = reinterpret_cast<void (*)(int)>(sym("openblas_set_num_threads"));
+    L.corename = reinterpret_cast<const char* (*)()>(sym("openblas_get_corename"));
+    if (L.dgemv && L.dgemm && L.dsyevd && L.dsyevr) {
+      L.ok = true;
+      for (const auto& lib : libs) L.where += (L.where.empty() ? "" : ":") + lib;
+      break;
+    }
+    L = Lapack();
+  }
+  if (set_core) unsetenv("OPENBLAS_CORETYPE");
+  if (!L.ok) L.where = "not found at run time";
+  return L;
+}
+
+const Lapack& lapack_state() {
+  static const Lapack L = load_lapack();
+  return L;
+}
+}  // namespace
+
+const Lapack* lapack() {
+  if (!g_lapack_enabled.load(std::memory_order_relaxed)) return nullptr;
+  const Lapack& L = lapack_state();
+  return L.ok ? &L : nullptr;
+}
+bool has_lapack() { return lapack_state().ok; }
+void set_lapack_enabled(bool on) { g_lapack_enabled.store(on); }
+std::string lapack_info() {
+  const Lapack& L = lapack_state();
+  std::string s = L.ok ? "yes (" + L.where : "no (" + L.where;
+  if (L.ok && L.corename) s += std::string(", OpenBLAS core ") + L.corename();
+  return s + ")";
+}
+#else
+const Lapack* lapack() { return nullptr; }
+bool has_lapack() { return false; }
+void set_lapack_enabled(bool) {}
+std::string lapack_info() { return "no (not found when the core was built)"; }
+#endif
+
 namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
+
+// sqrt(a^2 + b^2) without the cost of std::hypot on well-scaled input.
+bool fits_int(int64_t v) { return v >= 0 && v < (int64_t{1} << 31); }
+
+inline double fast_hypot(double a, double b) {
+  const double m = std::max(std::fabs(a), std::fabs(b));
+  if (m > 1e-150 && m < 1e150) return std::sqrt(a * a + b * b);
+  return std::hypot(a, b);
+}
+
+// ---------------------------------------------------- Krylov basis kernels -----------
+// Q holds nq rows of length n (row-major). h[j] = Q[j] . x
+void qdots(const double* Q, int64_t nq, int64_t n, const double* x, double* h) {
+  if (const Lapack* lp = lapack(); lp && nq >= 8 && fits_int(n) && fits_int(nq)) {
+    const int nn = static_cast<int>(n), mq = static_cast<int>(nq), one = 1;
+    const double a1 = 1.0, b0 = 0.0;
+    lp->dgemv("T", &nn, &mq, &a1, Q, &nn, x, &one, &b0, h, &one);
+    return;
+  }
+  int64_t j = 0;
+  for (; j + 4 <= nq; j += 4) {
+    const double* a = Q + j * n;
+    const double* b = a + n;
+    const double* c = b + n;
+    const double* d = c + n;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t i = 0; i < n; ++i) {
+      const double xi = x[i];
+      s0 += a[i] * xi;
+      s1 += b[i] * xi;
+      s2 += c[i] * xi;
+      s3 += d[i] * xi;
+    }
+    h[j] = s0;
+    h[j + 1] = s1;
+    h[j + 2] = s2;
+    h[j + 3] = s3;
+  }
+  for (; j < nq; ++j) {
+    const double* a = Q + j * n;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += a[i] * x[i];
+    h[j] = s;
+  }
+}
+
+// x -= sum_j h[j] Q[j]
+void qaxpy(const double* Q, int64_t nq, int64_t n, const double* h, double* x) {
+  if (const Lapack* lp = lapack(); lp && nq >= 8 && fits_int(n) && fits_int(nq)) {
+    const int nn = static_cast<int>(n), mq = static_cast<int>(nq), one = 1;
+    const double am = -1.0, b1 = 1.0;
+    lp->dgemv("N", &nn, &mq, &am, Q, &nn, h, &one, &b1, x, &one);
+    return;
+  }
+  int64_t j = 0;
+  for (; j + 4 <= nq; j += 4) {
+    const double* a = Q + j * n;
+    const double* b = a + n;
+    const double* c = b + n;
+    const double* d = c + n;
+    const double h0 = h[j], h1 = h[j + 1], h2 = h[j + 2], h3 = h[j + 3];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) x[i] -= (h0 * a[i] + h1 * b[i]) + (h2 * c[i] + h3 * d[i]);
+  }
+  for (; j < nq; ++j) {
+    const double* a = Q + j * n;
+    const double s = h[j];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) x[i] -= s * a[i];
+  }
+}
+
+// Y (r, n) = Z (r, p) Q (p, n), all row-major.
+void zq_product(const double* Z, int64_t r, int64_t p, const double* Q, int64_t n, double* Y) {
+  if (const Lapack* lp = lapack(); lp && fits_int(n) && fits_int(p) && fits_int(r)) {
+    // Column-major view: Y^T (n, r) = Q^T (n, p) Z^T (p, r).
+    const int nn = static_cast<int>(n), rr = static_cast<int>(r), pp = static_cast<int>(p);
+    const double a1 = 1.0, b0 = 0.0;
+    lp->dgemm("N", "N", &nn, &rr, &pp, &a1, Q, &nn, Z, &pp, &b0, Y, &nn);
+    return;
+  }
+  std::fill(Y, Y + r * n, 0.0);
+  constexpr int64_t kB = 256;  // column block: 4 output rows of kB doubles stay in L1
+  for (int64_t c0 = 0; c0 < n; c0 += kB) {
+    const int64_t c1 = std::min(n, c0 + kB), len = c1 - c0;
+    int64_t i = 0;
+    for (; i + 4 <= r; i += 4) {
+      double* y0 = Y + i * n + c0;
+      double* y1 = y0 + n;
+      double* y2 = y1 + n;
+      double* y3 = y2 + n;
+      for (int64_t j = 0; j < p; ++j) {
+        const double* q = Q + j * n + c0;
+        const double z0 = Z[i * p + j], z1 = Z[(i + 1) * p + j], z2 = Z[(i + 2) * p + j], z3 = Z[(i + 3) * p + j];
+#pragma omp simd
+        for (int64_t t = 0; t < len; ++t) {
+          const double qt = q[t];
+          y0[t] += z0 * qt;
+          y1[t] += z1 * qt;
+          y2[t] += z2 * qt;
+          y3[t] += z3 * qt;
+        }
+      }
+    }
+    for (; i < r; ++i) {
+      double* y0 = Y + i * n + c0;
+      for (int64_t j = 0; j < p; ++j) {
+        const double* q = Q + j * n + c0;
+        const double z0 = Z[i * p + j];
+#pragma omp simd
+        for (int64_t t = 0; t < len; ++t) y0[t] += z0 * q[t];
+      }
+    }
+  }
+}
 
 // ---------------------------------------------------------------- k-d tree -----------
 struct KdNode {
@@ -121,14 +370,14 @@ void tql(double* d, double* e, int64_t n, double* Zt, int64_t ld) {
       if (m != l) {
         if (iter++ == 100) throw std::runtime_error("eigh: QL iteration did not converge");
         double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
-        double r = std::hypot(g, 1.0);
+        double r = fast_hypot(g, 1.0);
         g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
         double s = 1.0, c = 1.0, p = 0.0;
         int64_t i;
         bool underflow = false;
         for (i = m - 1; i >= l; --i) {
           const double f = s * e[i], b = c * e[i];
-          r = std::hypot(f, g);
+          r = fast_hypot(f, g);
           e[i + 1] = r;
           if (r == 0.0) {
             d[i + 1] -= p;
@@ -254,6 +503,26 @@ void tridiag_inverse_iteration(const double* a, const double* b, int64_t p, cons
 }
 
 // ------------------------------------------------------------------- dense ------------
+
+// LAPACK dsyevd (divide and conquer) on a full symmetric (n, n) matrix, overwritten by the
+// eigenvectors as rows (a symmetric row-major matrix is its own column-major transpose).
+// Returns false when LAPACK is unavailable or fails; A is then unspecified.
+bool lapack_eigh_rows(double* A, int64_t n, double* w) {
+  const Lapack* lp = lapack();
+  if (!lp || !fits_int(n) || n * n >= (int64_t{1} << 31)) return false;
+  const int nn = static_cast<int>(n);
+  int info = 0, lwork = -1, liwork = -1, iq = 0;
+  double wq = 0;
+  lp->dsyevd("V", "L", &nn, A, &nn, w, &wq, &lwork, &iq, &liwork, &info);
+  if (info != 0) return false;
+  lwork = static_cast<int>(wq) + 1;
+  liwork = iq;
+  std::vector<double> work(static_cast<size_t>(lwork));
+  std::vector<int> iwork(static_cast<size_t>(std::max(liwork, 1)));
+  lp->dsyevd("V", "L", &nn, A, &nn, w, work.data(), &lwork, iwork.data(), &liwork, &info);
+  return info == 0;
+}
+
 // A: full symmetric (n, n) row-major, overwritten. Outputs w ascending and Vt (n, n) with
 // eigenvectors as rows.
 void eigh_dense_rows(double* A, int64_t n, double* w, double* Vt) {
@@ -480,8 +749,75 @@ double rand01(uint64_t& s) {
   return static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0);
 }
 
+// Number of eigenvalues of A below mu (Sylvester's law of inertia): the negative pivots of
+// an LDL^T factorisation of P (A - mu I) P^T in the same envelope (no pivoting; a pivot
+// that vanishes is nudged by eps * ||A||, which can only move the count across an
+// eigenvalue within that distance of mu).
+int64_t inertia_below(const SubCsr& A, const std::vector<int64_t>& perm, double mu) {
+  const int64_t n = A.n;
+  std::vector<int64_t> inv(n), first(n), start(n + 1);
+  for (int64_t i = 0; i < n; ++i) inv[perm[i]] = i;
+  double anorm = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t f = i;
+    const int64_t o = perm[i];
+    double rs = 0;
+    for (int64_t t = A.indptr[o]; t < A.indptr[o + 1]; ++t) {
+      f = std::min(f, inv[A.indices[t]]);
+      rs += std::fabs(A.data[t]);
+    }
+    anorm = std::max(anorm, rs);
+    first[i] = f;
+  }
+  start[0] = 0;
+  for (int64_t i = 0; i < n; ++i) start[i + 1] = start[i] + (i - first[i] + 1);
+  std::vector<double> env(static_cast<size_t>(start[n]), 0.0), dg(n), t(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t o = perm[i];
+    for (int64_t q = A.indptr[o]; q < A.indptr[o + 1]; ++q) {
+      const int64_t j = inv[A.indices[q]];
+      if (j <= i) env[start[i] + (j - first[i])] += A.data[q];
+    }
+    env[start[i] + (i - first[i])] -= mu;
+  }
+  const double tiny = kEps * std::max(anorm, std::fabs(mu)) + std::numeric_limits<double>::min();
+  int64_t neg = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double* Li = env.data() + start[i];
+    const int64_t fi = first[i];
+    // t_j = L_ij d_j = a_ij - sum_k t_k L_jk ; L_ij = t_j / d_j
+    for (int64_t j = fi; j < i; ++j) {
+      const double* Lj = env.data() + start[j];
+      const int64_t fj = first[j];
+      const int64_t k0 = std::max(fi, fj);
+      const double* a = t.data() + k0;
+      const double* b = Lj + (k0 - fj);
+      const int64_t len = j - k0;
+      double acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t q = 0; q < len; ++q) acc += a[q] * b[q];
+      t[j] = Li[j - fi] - acc;
+      Li[j - fi] = t[j] / dg[j];
+    }
+    double s = Li[i - fi];
+    for (int64_t j = fi; j < i; ++j) s -= t[j] * Li[j - fi];
+    if (std::fabs(s) < tiny) s = s < 0 ? -tiny : tiny;
+    dg[i] = s;
+    if (s < 0) ++neg;
+  }
+  return neg;
+}
+
 // First m eigenpairs of a connected component (smallest eigenvalues). Outputs w (m) ascending
-// and Y (m, n) rows = eigenvectors. Returns Lanczos steps.
+// and Y (m, n) rows = eigenvectors. Returns Lanczos steps, or -1 when the Lanczos run could
+// not certify the m pairs (the caller then uses the dense solver).
+//
+// Lanczos on M^{-1} = (A + s I)^{-1} with full reorthogonalisation (classical Gram-Schmidt,
+// a second pass only when the first removed more than 1 - 1/sqrt(2) of the norm: Daniel,
+// Gragg, Kaufman, Stewart 1976). Stopping: the m wanted Ritz pairs have residual
+// |beta_p z_p| below 1e-10 relative, and Sylvester's inertia of A - mu I, mu between the
+// m-th and (m+1)-th Ritz values, counts exactly m eigenvalues below mu: so no eigenvalue
+// was skipped (e.g. one that the start vector barely touches, or a repeated one).
 int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Y) {
   const int64_t n = A.n;
   double trace = 0;
@@ -491,43 +827,36 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Y) {
   const double shift = std::max(1e-3 * trace / n, 1e-12);
   const std::vector<int64_t> perm = rcm_order(A);
   const EnvChol chol(A, perm, shift);
+  const int64_t pmax = std::min(n, 4 * m + 64);
   std::vector<double> Q;  // rows: Lanczos vectors (permuted order)
+  Q.reserve(static_cast<size_t>(std::min(pmax, 3 * m + 64)) * n);
   std::vector<double> alpha, betav;
-  Q.reserve(static_cast<size_t>(std::min<int64_t>(n, 2 * m + 64)) * n);
   uint64_t seed = 0x2545F4914F6CDD1Dull ^ static_cast<uint64_t>(n);
-  std::vector<double> q(n), wv(n), h;
-  auto orth = [&](std::vector<double>& x, int64_t nq) {
-    h.assign(nq, 0.0);
-    double before = 0;
-    for (int64_t i = 0; i < n; ++i) before += x[i] * x[i];
-    for (int pass = 0; pass < 2; ++pass) {
-      for (int64_t j = 0; j < nq; ++j) {
-        const double* qj = Q.data() + j * n;
-        double s = 0;
+  std::vector<double> q(n), wv(n), h(pmax + 1);
+  auto norm = [&](const std::vector<double>& x) {
+    double s = 0;
 #pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < n; ++i) s += qj[i] * x[i];
-        h[j] = s;
-      }
-      for (int64_t j = 0; j < nq; ++j) {
-        const double* qj = Q.data() + j * n;
-        const double s = h[j];
-#pragma omp simd
-        for (int64_t i = 0; i < n; ++i) x[i] -= s * qj[i];
-      }
-      // DGKS criterion: a second pass only when the first removed a large share.
-      double after = 0;
-      for (int64_t i = 0; i < n; ++i) after += x[i] * x[i];
-      if (after > 0.5 * before) break;
+    for (int64_t i = 0; i < n; ++i) s += x[i] * x[i];
+    return std::sqrt(s);
+  };
+  // Orthogonalise x against the nq rows of Q; returns the coefficient on row nq - 1.
+  auto orth = [&](std::vector<double>& x, int64_t nq, double before) -> double {
+    double last = 0;
+    for (int pass = 0; pass < 3 && nq > 0; ++pass) {
+      qdots(Q.data(), nq, n, x.data(), h.data());
+      qaxpy(Q.data(), nq, n, h.data(), x.data());
+      last += h[nq - 1];
+      const double after = norm(x);
+      if (after > 0.7071067811865476 * before) break;
       before = after;
     }
+    return last;
   };
   auto random_unit = [&](int64_t nq) -> bool {
     for (int attempt = 0; attempt < 4; ++attempt) {
       for (int64_t i = 0; i < n; ++i) q[i] = rand01(seed) - 0.5;
-      orth(q, nq);
-      double nr = 0;
-      for (int64_t i = 0; i < n; ++i) nr += q[i] * q[i];
-      nr = std::sqrt(nr);
+      orth(q, nq, norm(q));
+      const double nr = norm(q);
       if (nr > 1e-8) {
         for (int64_t i = 0; i < n; ++i) q[i] /= nr;
         return true;
@@ -537,23 +866,33 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Y) {
   };
   random_unit(0);
   Q.insert(Q.end(), q.begin(), q.end());
-  int64_t target = std::min(n, m + std::max<int64_t>(m / 2, 32));
+  const int64_t want = std::min(m + 1, n);  // the (m+1)-th Ritz value places mu
+  int64_t target = std::min(pmax, m + std::max<int64_t>(m / 2, 24));
+  const int64_t stride = std::max<int64_t>(m / 10, 8);
   std::vector<double> dd, ee, theta, Z;
   int64_t p = 0;
   double last_beta = 0;
-  bool exhausted = false;
+  bool exhausted = false, certified = false;
   while (true) {
     while (p < target) {
-      // w = M^{-1} q_p
+      // w = M^{-1} q_p - beta_{p-1} q_{p-1} - alpha_p q_p, then full reorthogonalisation.
       std::memcpy(wv.data(), Q.data() + p * n, sizeof(double) * n);
       chol.solve(wv.data());
       const double* qp = Q.data() + p * n;
+      if (p > 0) {
+        const double* qm = Q.data() + (p - 1) * n;
+        const double bp = betav[p - 1];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) wv[i] -= bp * qm[i];
+      }
       double a = 0;
+#pragma omp simd reduction(+ : a)
       for (int64_t i = 0; i < n; ++i) a += wv[i] * qp[i];
-      orth(wv, p + 1);
-      double b = 0;
-      for (int64_t i = 0; i < n; ++i) b += wv[i] * wv[i];
-      b = std::sqrt(b);
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) wv[i] -= a * qp[i];
+      const double before = norm(wv);
+      a += orth(wv, p + 1, before);
+      const double b = norm(wv);
       alpha.push_back(a);
       ++p;
       if (p == n) {
@@ -570,55 +909,63 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Y) {
         Q.insert(Q.end(), q.begin(), q.end());
       } else {
         betav.push_back(b);
-        for (int64_t i = 0; i < n; ++i) wv[i] /= b;
+        const double ib = 1.0 / b;
+        for (int64_t i = 0; i < n; ++i) wv[i] *= ib;
         Q.insert(Q.end(), wv.begin(), wv.end());
       }
       last_beta = betav.back();
     }
-    // Ritz values: all eigenvalues of T_p, take the m largest.
+    // Ritz values: all eigenvalues of T_p, the largest first.
     dd.assign(alpha.begin(), alpha.begin() + p);
     ee.assign(p, 0.0);
     for (int64_t i = 0; i + 1 < p; ++i) ee[i] = betav[i];
     tql(dd.data(), ee.data(), p, nullptr, 0);
     std::sort(dd.begin(), dd.end(), std::greater<double>());
-    // A guard band of extra Ritz pairs must converge too, so that an eigenvalue the start
-    // vector barely touches is not skipped for the next one.
-    const int64_t guard = std::max<int64_t>(8, m / 5);
-    const int64_t mg = std::min(m + guard, n);
-    const int64_t mm = std::min(mg, p);
-    theta.assign(dd.begin(), dd.begin() + mm);
-    Z.assign(static_cast<size_t>(mm) * p, 0.0);
-    std::vector<double> bsub(betav.begin(), betav.begin() + (p > 0 ? p - 1 : 0));
-    tridiag_inverse_iteration(alpha.data(), bsub.data(), p, theta.data(), mm, Z.data());
-    bool ok = mm == mg;
-    for (int64_t i = 0; i < mm && ok; ++i) {
-      const double res = std::fabs(last_beta * Z[i * p + p - 1]);
-      if (res > 1e-12 * theta[0] + 1e-10 * theta[i]) ok = false;
+    const int64_t mm = std::min(want, p);
+    bool ok = mm == want;
+    if (ok) {
+      std::vector<double> bsub(betav.begin(), betav.begin() + (p > 0 ? p - 1 : 0));
+      // The innermost wanted pair converges last: test it alone before computing all.
+      Z.assign(static_cast<size_t>(p), 0.0);
+      tridiag_inverse_iteration(alpha.data(), bsub.data(), p, dd.data() + (m - 1), 1, Z.data());
+      if (std::fabs(last_beta * Z[p - 1]) > 1e-12 * dd[0] + 1e-10 * dd[m - 1]) ok = false;
     }
-    if (ok || p >= n || exhausted) {
-      if (mm < m) throw std::runtime_error("eigh_truncated: Krylov space exhausted before m eigenpairs");
+    if (ok) {
+      theta.assign(dd.begin(), dd.begin() + mm);
+      Z.assign(static_cast<size_t>(mm) * p, 0.0);
+      std::vector<double> bsub(betav.begin(), betav.begin() + (p > 0 ? p - 1 : 0));
+      tridiag_inverse_iteration(alpha.data(), bsub.data(), p, theta.data(), mm, Z.data());
+      for (int64_t i = 0; i < m && ok; ++i) {
+        const double res = std::fabs(last_beta * Z[i * p + p - 1]);
+        if (res > 1e-12 * theta[0] + 1e-10 * theta[i]) ok = false;
+      }
+      if (ok && want > m) {
+        // Ritz values of M^{-1} are lower bounds of its eigenvalues (Cauchy interlacing), so
+        // the (m+1)-th Ritz value maps to an upper bound of lambda_{m+1} in A's spectrum.
+        const double lm = 1.0 / theta[m - 1] - shift, lm1 = 1.0 / theta[m] - shift;
+        const double mu = lm + 0.5 * (lm1 - lm);
+        ok = lm1 > lm && inertia_below(A, perm, mu) == m;
+      }
+    }
+    if (ok) {
+      certified = true;
       break;
     }
-    target = std::min(n, p + std::max<int64_t>(m / 4, 16));
+    if (p >= pmax || exhausted) break;
+    target = std::min(pmax, p + stride);
   }
-  // Ritz vectors, back to the original order, Rayleigh quotients on A.
-  std::vector<double> yv(n), Ay(n);
+  if (!certified) return -1;
+  // Ritz vectors Y_p = Z Q (permuted order), back to the original order, Rayleigh quotients.
+  std::vector<double> Yp(static_cast<size_t>(m) * n), Yo(static_cast<size_t>(m) * n);
+  zq_product(Z.data(), m, p, Q.data(), n, Yp.data());
   std::vector<std::pair<double, int64_t>> lam(m);
-  std::vector<double> Yp(static_cast<size_t>(m) * n);
   for (int64_t i = 0; i < m; ++i) {
-    std::fill(yv.begin(), yv.end(), 0.0);
-    const double* z = Z.data() + i * p;
-    for (int64_t j = 0; j < p; ++j) {
-      const double* qj = Q.data() + j * n;
-      const double c = z[j];
-#pragma omp simd
-      for (int64_t t = 0; t < n; ++t) yv[t] += c * qj[t];
-    }
+    const double* yv = Yp.data() + i * n;
     double nr = 0;
     for (int64_t t = 0; t < n; ++t) nr += yv[t] * yv[t];
-    nr = std::sqrt(nr);
-    double* out = Yp.data() + i * n;
-    for (int64_t t = 0; t < n; ++t) out[perm[t]] = yv[t] / nr;
+    const double inr = 1.0 / std::sqrt(nr);
+    double* out = Yo.data() + i * n;
+    for (int64_t t = 0; t < n; ++t) out[perm[t]] = yv[t] * inr;
     double rq = 0;
     for (int64_t r = 0; r < n; ++r) {
       double s = 0;
@@ -630,16 +977,23 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Y) {
   std::stable_sort(lam.begin(), lam.end());
   for (int64_t i = 0; i < m; ++i) {
     w[i] = lam[i].first;
-    std::memcpy(Y + i * n, Yp.data() + lam[i].second * n, sizeof(double) * n);
+    std::memcpy(Y + i * n, Yo.data() + lam[i].second * n, sizeof(double) * n);
   }
   return p;
 }
 
 void dense_component(const SubCsr& A, int64_t m, double* w, double* Y) {
   const int64_t n = A.n;
-  std::vector<double> D(static_cast<size_t>(n) * n, 0.0), Vt(static_cast<size_t>(n) * n), ww(n);
+  std::vector<double> D(static_cast<size_t>(n) * n, 0.0), ww(n);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t t = A.indptr[i]; t < A.indptr[i + 1]; ++t) D[i * n + A.indices[t]] = A.data[t];
+  std::vector<double> Dc(D);
+  if (lapack_eigh_rows(Dc.data(), n, ww.data())) {
+    std::memcpy(w, ww.data(), sizeof(double) * m);
+    std::memcpy(Y, Dc.data(), sizeof(double) * m * n);
+    return;
+  }
+  std::vector<double> Vt(static_cast<size_t>(n) * n);
   eigh_dense_rows(D.data(), n, ww.data(), Vt.data());
   std::memcpy(w, ww.data(), sizeof(double) * m);
   std::memcpy(Y, Vt.data(), sizeof(double) * m * n);
@@ -734,7 +1088,13 @@ void eigh_dense(const double* A, int64_t n, double* w, double* V) {
   std::vector<double> M(static_cast<size_t>(n) * n), Vt(static_cast<size_t>(n) * n);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j <= i; ++j) M[i * n + j] = M[j * n + i] = A[i * n + j];
-  eigh_dense_rows(M.data(), n, w, Vt.data());
+  if (lapack_eigh_rows(M.data(), n, w)) {
+    std::swap(M, Vt);
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j <= i; ++j) M[i * n + j] = M[j * n + i] = A[i * n + j];
+    eigh_dense_rows(M.data(), n, w, Vt.data());
+  }
   for (int64_t i = 0; i < n; ++i) fix_sign_row(Vt.data() + i * n, n);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) V[j * n + i] = Vt[i * n + j];
@@ -793,7 +1153,12 @@ int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V) {
     if (S.n <= std::max<int64_t>(96, 3 * mc)) {
       dense_component(S, mc, wc.data(), Ys[c].data());
     } else {
-      steps += lanczos_component(S, mc, wc.data(), Ys[c].data());
+      const int64_t st = lanczos_component(S, mc, wc.data(), Ys[c].data());
+      if (st < 0) {
+        dense_component(S, mc, wc.data(), Ys[c].data());  // could not certify: exact fallback
+      } else {
+        steps += st;
+      }
     }
     for (int64_t i = 0; i < mc; ++i) all.push_back({wc[i], c, i});
   }
