@@ -51,6 +51,12 @@ labels). Phases (paper, App. C, Table 2): test accuracy >= 90% and training accu
 coexistence; test >= 90%, train < 90% but >= 100(1.05 - xi)%: partial inversion; test >= 90%,
 train below that: full inversion; test < 90%, train >= 90%: memorisation; both < 90%:
 forgetting / confusion.
+
+Measured here: quick config (p = 31, N = 128, xi = 0.1, wd = 5, 1000 steps) is in coexistence
+(test 1.00, corrupted 1.00); pruning the 65% lowest-IPR neurons gives corrupted 0.22, test 0.93.
+One run of the paper's Figure 6 recipe (PAPER) gave test 0.977, corrupted 0.955, and after
+pruning the 60% lowest-IPR neurons corrupted 0.009, test 0.993 (the paper's figure shows
+roughly 94% -> 0 with test 97-100%).
 """
 
 from __future__ import annotations
