@@ -47,6 +47,13 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10_000)
     ap.add_argument("--naive-episodes", type=int, default=200)
     ap.add_argument("--soundness", action="store_true")
+    ap.add_argument("--soundness-episodes", type=int, default=1000)
+    ap.add_argument("--soundness-budgets", default="0.2,0.4,0.6,0.8,1.0")
+    ap.add_argument("--soundness-thresholds", default="0,0.5,2")
+    ap.add_argument("--soundness-samples", type=int, default=128, help="noise draws for Q")
+    ap.add_argument("--pgd-samples", type=int, default=32)
+    ap.add_argument("--pgd-steps", type=int, default=10)
+    ap.add_argument("--horizon", type=int, default=200, help="soundness-check horizon")
     args = ap.parse_args()
     torch.set_num_threads(1)  # a 64-unit MLP gains nothing from threads; avoids contention
     policy = balancing_mlp()
@@ -74,9 +81,21 @@ def main() -> None:
         from certkit.rl.report import soundness_check, trained_cartpole
 
         tp = trained_cartpole(cache_dir("rl"), quiet=False)
-        rows = soundness_check(tp.policy, episodes=1000, cert_episodes=10_000)
+        print(f"soundness: policy {tp.meta.get('steps')} PPO steps, eval {tp.meta.get('best_eval')}",
+              flush=True)
+        t = time.perf_counter()
+        rows = soundness_check(
+            tp.policy, episodes=args.soundness_episodes, cert_episodes=10_000,
+            budgets=[float(x) for x in args.soundness_budgets.split(",")], horizon=args.horizon,
+            thresholds=tuple(float(x) for x in args.soundness_thresholds.split(",")),
+            n_samples=args.soundness_samples, pgd_samples=args.pgd_samples,
+            pgd_steps=args.pgd_steps)
+        print(f"{'B':>5}{'certified':>11}{'attacked':>10}{'margin':>8}{'sound':>7}{'worst tau':>10}"
+              f"{'max spent':>10}   ({time.perf_counter() - t:.0f} s)")
         for r in rows:
-            print("soundness", r)
+            print(f"{r['budget']:>5}{r['certified']:>11.2f}{r['attacked_mean']:>10.2f}"
+                  f"{r['margin']:>8.2f}{r['sound']!s:>7}{r['worst_threshold']:>10}"
+                  f"{r['max_spent']:>10.3f}")
     print(json.dumps({"name": "rl_smoothed_cartpole_rollouts", "ours_s": round(ours_s, 4),
                       "anchor_s": round(anchor_s, 4), "ratio": round(anchor_s / ours_s, 2),
                       "episodes": args.episodes, "anchor": "naive one-env loop",

@@ -21,7 +21,7 @@ SIGMA = 0.2
 BUDGETS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 
 
-QUICK_TRAIN_STEPS = 120_000  # ~30 s of PPO on 2 idle cores (measured: ~40 s under load 16)
+QUICK_TRAIN_STEPS = 150_000  # 19 s CPU (one core) for all of it; it stops at ~74k (eval >= 480)
 FULL_TRAIN_STEPS = 600_000
 TARGET = 475.0
 
@@ -29,12 +29,13 @@ TARGET = 475.0
 def trained_cartpole(cache: Path, *, full: bool = False, quiet: bool = True) -> TrainedPolicy:
     """The cached reference policy, trained on first use with a fixed step budget (no wall
     clock limit, so the cached policy does not depend on the machine's load); training
-    stops early, deterministically, once the smoothed evaluation reaches 490."""
+    stops early, deterministically, once the smoothed evaluation (200 episodes) reaches 480
+    (the best evaluated checkpoint is kept)."""
     steps = FULL_TRAIN_STEPS if full else QUICK_TRAIN_STEPS
-    path = Path(cache) / f"cartpole_v1_ppo_sigma{SIGMA}_{steps}_v2.pt"
+    path = Path(cache) / f"cartpole_v1_ppo_sigma{SIGMA}_{steps}_v3.pt"
     if path.exists():
         return load_trained(path)
-    tp = train_ppo("CartPole-v1", SIGMA, steps, seed=0, target_return=490, eval_every=2,
+    tp = train_ppo("CartPole-v1", SIGMA, steps, seed=0, target_return=480, eval_every=2,
                    eval_episodes=200)
     save_trained(tp, path)
     return tp
@@ -43,6 +44,7 @@ def trained_cartpole(cache: Path, *, full: bool = False, quiet: bool = True) -> 
 def soundness_check(policy: Any, *, episodes: int = 1000, cert_episodes: int = 10_000,
                     budgets: list[float] | None = None, horizon: int = 200,
                     thresholds: tuple[float, ...] = (0.0, 0.5, 2.0), n_samples: int = 128,
+                    pgd_samples: int = 32, pgd_steps: int = 10,
                     alpha: float = 0.01) -> list[dict[str, Any]]:
     """Certificate (m = cert_episodes) vs the adaptive attack (``episodes`` per budget)."""
     budgets = budgets or [b for b in BUDGETS if b > 0]
@@ -51,7 +53,8 @@ def soundness_check(policy: Any, *, episodes: int = 1000, cert_episodes: int = 1
     rows = []
     for j, b in enumerate(budgets):
         res = adaptive_attack_sweep(policy, "CartPole-v1", SIGMA, b, episodes, horizon=horizon,
-                                    thresholds=thresholds, n_samples=n_samples, seed=12,
+                                    thresholds=thresholds, n_samples=n_samples,
+                                    pgd_samples=pgd_samples, pgd_steps=pgd_steps, seed=12,
                                     batch_size=episodes)
         margin = soundness_margin(episodes, horizon, alpha)
         rows.append({"budget": b, "certified": cert.expected[j], "attacked_mean": res.worst_mean,
