@@ -89,7 +89,10 @@ def _model(spec: str | None, weights: str | None, n_points: int) -> Any:
         m = getattr(importlib.import_module(mod), fac)()
         m.load_state_dict(load_state(weights))
         return m.eval()
-    return load_model(spec)
+    try:
+        return load_model(spec)
+    except (ImportError, AttributeError, OSError, RuntimeError, KeyError) as exc:
+        raise UsageError(f"model: cannot load {spec!r}: {exc}") from exc
 
 
 def _out(obj: Any, text: str) -> None:

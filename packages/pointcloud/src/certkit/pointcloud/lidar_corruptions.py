@@ -198,17 +198,32 @@ def scan_to_object(scan: Any, distance: float = 10.0, size: float = 2.0) -> F32:
     return ((s - np.array([distance, 0.0, 0.0])) / (size / 2)).astype(np.float32)
 
 
-def corrupt_object(cloud: Any, name: str, severity: int, *, seed: int = 0, index: int = 0) -> F32:
-    """A LiDAR corruption applied to an object cloud seen from 10 m (rings from elevation)."""
-    return scan_to_object(corrupt_scan(object_scan(cloud), name, severity, seed=seed, index=index))
+def corrupt_object(
+    cloud: Any, name: str, severity: int, *, seed: int = 0, index: int = 0, crop: float = 1.5
+) -> F32:
+    """A LiDAR corruption applied to an object cloud seen from 10 m (rings from elevation),
+    then cropped, as an object detector's box would, to radius ``crop`` in the object frame
+    (the 8 nearest points are kept if fewer remain)."""
+    out = scan_to_object(corrupt_scan(object_scan(cloud), name, severity, seed=seed, index=index))
+    r = np.linalg.norm(out, axis=1)
+    keep = r <= crop
+    if keep.sum() < 8:
+        keep = np.zeros(len(out), bool)
+        keep[np.argsort(r, kind="stable")[: min(8, len(out))]] = True
+    return out[keep]
 
 
 def corruption_error(acc: Any, acc_base: Any) -> F64:
-    """CE per corruption: ``sum_l (1 - A) / sum_l (1 - A_base)``; acc, acc_base (C, L)."""
+    """CE per corruption: ``sum_l (1 - A) / sum_l (1 - A_base)``; acc, acc_base (C, L).
+
+    Where the baseline makes no error, CE is 1 if the model makes none either, else inf."""
     a, b = np.asarray(acc, float), np.asarray(acc_base, float)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"acc: expected (corruptions, severities) like acc_base, got {a.shape}, {b.shape}")
-    return (1 - a).sum(1) / np.clip((1 - b).sum(1), 1e-12, None)  # type: ignore[no-any-return]
+    num, den = (1 - a).sum(1), (1 - b).sum(1)
+    # a baseline without errors: CE = 1 when the model has none either, else inf
+    safe = np.where(den > 0, den, 1.0)
+    return np.where(den > 0, num / safe, np.where(num > 0, np.inf, 1.0))  # type: ignore[no-any-return]
 
 
 def mce(acc: Any, acc_base: Any) -> float:

@@ -1,0 +1,158 @@
+"""ModelNet40-C and Robo3D corruptions, ring estimation, CE / mCE / mRR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from certkit.pointcloud import lidar_corruptions as lc
+from certkit.pointcloud.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from certkit.pointcloud.data import make_shapes
+
+DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "pointcloud" / "lidar"
+
+
+@pytest.fixture(scope="module")
+def cloud() -> np.ndarray:
+    return make_shapes(1, 128, seed=3)[0][0]
+
+
+def test_all_object_corruptions_run_and_are_deterministic(cloud: np.ndarray) -> None:
+    assert len(CORRUPTIONS) == 15
+    for name in CORRUPTIONS:
+        for s in SEVERITIES:
+            a = corrupt(cloud, name, s, seed=1, index=2)
+            assert a.dtype == np.float32 and a.ndim == 2 and a.shape[1] == 3 and len(a) >= 8
+            assert np.isfinite(a).all()
+            np.testing.assert_array_equal(a, corrupt(cloud, name, s, seed=1, index=2))
+        assert not np.array_equal(corrupt(cloud, name, 3, index=0), corrupt(cloud, name, 3, index=1))
+
+
+def test_object_corruption_parameters(cloud: np.ndarray) -> None:
+    n = len(cloud)
+    for s in SEVERITIES:
+        u = corrupt(cloud, "uniform", s) - cloud
+        assert np.abs(u).max() <= 0.01 * s + 1e-6
+        assert len(corrupt(cloud, "background", s)) == n + max(1, int(n * s / 45))
+        assert len(corrupt(cloud, "upsampling", s)) == n + max(1, int(n * s / 10))
+        moved = np.any(corrupt(cloud, "impulse", s) != cloud, axis=1).sum()
+        assert moved == max(1, int(n * s / 50))
+        r = corrupt(cloud, "rotation", s)  # rotations keep every norm
+        np.testing.assert_allclose(np.linalg.norm(r, axis=1), np.linalg.norm(cloud, axis=1), rtol=1e-5)
+        assert len(corrupt(cloud, "cutout", s)) < n and len(corrupt(cloud, "density", s)) < n
+        assert len(corrupt(cloud, "density_inc", s)) > n
+    g = [np.std(corrupt(cloud, "gaussian", s) - cloud) for s in SEVERITIES]
+    assert g == sorted(g)
+    np.testing.assert_allclose(g, [0.01, 0.015, 0.02, 0.025, 0.03], rtol=0.15)
+    occl = [len(corrupt(cloud, "occlusion", s, index=i)) for s in (1, 5) for i in range(4)]
+    assert np.mean(occl[4:]) < np.mean(occl[:4]) < n  # closer camera hides more
+
+
+def test_object_corruption_bad_input(cloud: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="name"):
+        corrupt(cloud, "teleport", 1)
+    with pytest.raises(ValueError, match="severity"):
+        corrupt(cloud, "gaussian", 6)
+    with pytest.raises(ValueError, match="x:"):
+        corrupt(np.full((32, 3), np.inf), "gaussian", 1)
+    with pytest.raises(ValueError, match="x:"):
+        corrupt(cloud[:4], "gaussian", 1)
+
+
+def _scan(n_beams: int = 16, per: int = 200, ring_col: bool = False) -> np.ndarray:
+    """Synthetic scan: beams at evenly spaced elevations, ranges 5..40 m, a ground plane."""
+    rng = np.random.default_rng(0)
+    elev = np.radians(np.linspace(-20, 2, n_beams, endpoint=False) + 22 / n_beams / 2)
+    rows = []
+    for b, e in enumerate(elev):
+        az = rng.uniform(-np.pi, np.pi, per)
+        r = rng.uniform(5, 40, per)
+        rows.append(np.column_stack([r * np.cos(e) * np.cos(az), r * np.cos(e) * np.sin(az),
+                                     r * np.sin(e), rng.uniform(0, 1, per), np.full(per, b)]))
+    s = np.vstack(rows)
+    return s if ring_col else s[:, :4]
+
+
+def test_ring_estimation() -> None:
+    s5 = _scan(ring_col=True)
+    np.testing.assert_array_equal(lc.estimate_ring(s5), s5[:, 4])  # nuScenes column wins
+    est = lc.estimate_ring(s5[:, :4], n_beams=16, fov=(-20.0, 2.0))
+    np.testing.assert_array_equal(est, s5[:, 4])
+    assert (lc.estimate_ring(s5[:, :4], n_beams=16) == s5[:, 4]).mean() > 0.95  # own range
+
+
+def test_lidar_corruptions_run_and_match_their_definitions() -> None:
+    s5 = _scan(ring_col=True)
+    s = s5[:, :4]
+    assert len(lc.LIDAR_CORRUPTIONS) == 8
+    for name in lc.LIDAR_CORRUPTIONS:
+        for sev in lc.LIDAR_SEVERITIES:
+            out = lc.corrupt_scan(s, name, sev, seed=1)
+            assert out.shape[1] == 4 and np.isfinite(out).all() and len(out) > 0
+            np.testing.assert_array_equal(out, lc.corrupt_scan(s, name, sev, seed=1))
+    # beam missing drops whole rings: 1/4, 1/2, 3/4 of them
+    for sev, frac in zip(lc.LIDAR_SEVERITIES, (0.25, 0.5, 0.75), strict=True):
+        out = lc.corrupt_scan(s5, "beam_missing", sev)
+        assert len(np.unique(out[:, 4])) == 16 - round(16 * frac)
+    out = lc.corrupt_scan(s5, "cross_sensor", 3)
+    assert set(np.unique(out[:, 4])) <= {0.0, 4.0, 8.0, 12.0}
+    # fog loses far returns more often, and more with severity
+    n_far = [np.sum(np.linalg.norm(lc.corrupt_scan(s, "fog", v)[:, :3], axis=1) > 30) for v in (1, 2, 3)]
+    assert n_far[0] > n_far[1] > n_far[2]
+    mb = lc.corrupt_scan(s, "motion_blur", 3) - s
+    assert np.std(mb[:, :2]) == pytest.approx(0.3, rel=0.1) and np.abs(mb[:, 2]).max() < 1e-5
+    ct = lc.corrupt_scan(s, "crosstalk", 3)
+    assert np.any(ct != s.astype(np.float32), axis=1).sum() == int(0.01 * len(s))
+    with pytest.raises(ValueError, match="severity"):
+        lc.corrupt_scan(s, "fog", 4)
+    with pytest.raises(ValueError, match="scan"):
+        lc.corrupt_scan(s[:, :3], "fog", 1)
+
+
+def test_object_round_trip_and_object_corruption() -> None:
+    X, _ = make_shapes(1, 64, seed=0)
+    np.testing.assert_allclose(lc.scan_to_object(lc.object_scan(X[0])), X[0], atol=1e-5)
+    for name in lc.LIDAR_CORRUPTIONS:
+        out = lc.corrupt_object(X[0], name, 2)
+        assert out.shape[1] == 3 and np.isfinite(out).all()
+
+
+@pytest.mark.shared_data
+def test_lidar_corruptions_on_real_kitti_scan() -> None:
+    path = DATA / "kitti_000008.bin"
+    if not path.exists():
+        pytest.skip(f"shared data absent: {path}")
+    from certkit.pointcloud.io import read_lidar_bin
+
+    scan = read_lidar_bin(path)
+    ring = lc.estimate_ring(scan, 64, fov=(-24.9, 2.0))
+    assert 40 <= len(np.unique(ring)) <= 64
+    sizes = {}
+    for name in lc.LIDAR_CORRUPTIONS:
+        for sev in lc.LIDAR_SEVERITIES:
+            out = lc.corrupt_scan(scan, name, sev)
+            assert np.isfinite(out).all() and out.shape[1] == 4
+            sizes[name, sev] = len(out)
+    for name in ("beam_missing", "cross_sensor", "incomplete_echo", "wet_ground"):
+        assert sizes[name, 3] < len(scan)
+    assert sizes["beam_missing", 1] > sizes["beam_missing", 3]
+
+
+def test_ce_mce_mrr_against_hand_computation() -> None:
+    acc = np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]])
+    base = np.array([[0.8, 0.7, 0.6], [0.6, 0.5, 0.4]])
+    ce = lc.corruption_error(acc, base)
+    np.testing.assert_allclose(ce, [(0.1 + 0.2 + 0.3) / (0.2 + 0.3 + 0.4), 1.0])
+    assert lc.mce(acc, base) == pytest.approx(ce.mean())
+    assert lc.mce(base, base) == pytest.approx(1.0)
+    perfect = np.ones((1, 3))
+    assert lc.corruption_error(perfect, perfect)[0] == 1.0
+    assert lc.corruption_error(acc[:1], perfect)[0] == np.inf
+    np.testing.assert_allclose(lc.resilience_rate(acc, 0.95), [0.8 / 0.95, 0.5 / 0.95])
+    assert lc.mrr(acc, 0.95) == pytest.approx((0.8 + 0.5) / 2 / 0.95)
+    with pytest.raises(ValueError, match="acc"):
+        lc.mce(acc, base[:1])
+    with pytest.raises(ValueError, match="acc_clean"):
+        lc.mrr(acc, 0.0)

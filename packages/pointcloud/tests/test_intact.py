@@ -1,0 +1,76 @@
+"""INTACT: saliency, critical points, the curriculum hook, the training variants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from certkit.pointcloud import intact
+from certkit.pointcloud.corruptions import corrupt
+from certkit.pointcloud.data import make_shapes
+
+
+def test_saliency_matches_finite_differences(tiny: tuple) -> None:
+    m, X, y = tiny
+    x = torch.from_numpy(X[:1]).double()
+    md = m.double()
+    try:
+        s = intact.saliency(md, x, torch.from_numpy(y[:1])).numpy()[0]
+        # naive reference: central differences of the loss per coordinate
+        h = 1e-5
+        ref = np.zeros(x.shape[1])
+        for i in range(0, x.shape[1], 7):
+            g = []
+            for c in range(3):
+                xp, xm = x.clone(), x.clone()
+                xp[0, i, c] += h
+                xm[0, i, c] -= h
+                with torch.no_grad():
+                    lp = torch.nn.functional.cross_entropy(md(xp), torch.from_numpy(y[:1]))
+                    lm = torch.nn.functional.cross_entropy(md(xm), torch.from_numpy(y[:1]))
+                g.append(float(lp - lm) / (2 * h))
+            ref[i] = np.linalg.norm(g)
+        np.testing.assert_allclose(s[::7], ref[::7], rtol=1e-4, atol=1e-8)
+    finally:
+        m.float()
+
+
+def test_critical_mask_and_curriculum_hook(tiny: tuple) -> None:
+    m, X, y = tiny
+    xb, yb = torch.from_numpy(X[:4]), torch.from_numpy(y[:4])
+    crit = intact.critical_mask(m, xb, yb, 0.25)
+    assert crit.sum(1).tolist() == [16] * 4
+    s = intact.saliency(m, xb, yb)
+    assert (s[crit].min() >= s[~crit].reshape(4, -1).max(1).values.min() - 1e-12)
+    hook = intact.curriculum_transform(m, critical_frac=0.25, max_sigma=0.1, max_drop=0.9, seed=0)
+    torch.testing.assert_close(hook(xb, yb, 0.0), xb)  # progress 0: no perturbation
+    out = hook(xb, yb, 0.99)
+    changed = (out != xb).any(-1)
+    assert changed.any()
+    assert not (changed & ~crit).any()  # only critical points are touched
+    # a dropped point becomes a copy of a surviving point of the same cloud
+    for b in range(4):
+        pts = {tuple(p) for p in out[b].tolist()}
+        src = {tuple(p) for p in xb[b].tolist()} | {tuple(p) for p in out[b][changed[b]].tolist()}
+        assert pts <= src
+
+
+def test_training_variants_and_corruption_accuracy(tiny: tuple) -> None:
+    m, X, y = tiny
+    Xs, ys = make_shapes(32, 64, num_classes=4, seed=9)
+    for kind in ("plain", "adversarial", "intact"):
+        s = intact.train_variant(kind, Xs, ys, 4, teacher=m, epochs=1, seed=0)
+        assert s(torch.from_numpy(Xs[:2])).shape == (2, 4)
+    with pytest.raises(ValueError, match="teacher"):
+        intact.train_variant("intact", Xs, ys, 4, epochs=1)
+    with pytest.raises(ValueError, match="kind"):
+        intact.train_variant("mixup", Xs, ys, 4, epochs=1)
+    acc = intact.corruption_accuracy(m, X[:8], y[:8], corrupt, ["gaussian", "cutout"], [1, 5])
+    assert acc.shape == (2, 2) and ((acc >= 0) & (acc <= 1)).all()
+    both = intact.corruption_accuracy([m, m], X[:8], y[:8], corrupt, ["gaussian"], [1])
+    assert both.shape == (2, 1, 1) and both[0, 0, 0] == both[1, 0, 0]
+    # naive reference for one cell
+    cl = [corrupt(x, "gaussian", 1, index=i) for i, x in enumerate(X[:8])]
+    ref = np.mean([int(m(torch.from_numpy(c[None])).argmax()) == t for c, t in zip(cl, y[:8], strict=True)])
+    assert both[0, 0, 0] == pytest.approx(ref)
