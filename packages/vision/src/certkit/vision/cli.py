@@ -198,7 +198,7 @@ def conformal(
     alpha: Annotated[float, typer.Option(help="Miscoverage level.")] = 0.1,
     sigma: Annotated[float, typer.Option(help="Smoothing σ (robust methods).")] = 0.25,
     eps: Annotated[float, typer.Option(help="ℓ2 attack budget ε (robust methods).")] = 0.125,
-    n_mc: Annotated[int, typer.Option(help="Monte-Carlo samples per input.")] = 64,
+    n_mc: Annotated[int, typer.Option(help="Monte-Carlo samples per input.")] = 256,
     seed: Annotated[int, typer.Option(help="Split / noise seed.")] = 0,
 ) -> None:
     """Conformal prediction sets on the digits data: coverage and average size."""
