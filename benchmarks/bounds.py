@@ -11,7 +11,13 @@ github.com/Verified-Intelligence/auto_LiRPA (plus its deps on PYTHONPATH: appdir
 graphviz). Without it, the anchor is certkit's own pure-torch path (use_compiled=False)
 and the output says so.
 
-Usage: python benchmarks/bounds.py [--quick] [--reps N]
+Bound agreement: ``max|d|`` is the largest absolute difference of any bound, ``rel`` the
+largest difference relative to max(1, |bound|). Float32 sums in a different order differ by
+a few ulps of the largest partial sum; ``--dtype float64`` runs both tools in double
+precision, which shows the float32 differences are rounding.
+
+Usage: python benchmarks/bounds.py [--quick] [--reps N] [--models mlp,cnn] [--methods IBP,CROWN]
+       [--batches 1,32,256] [--eps 0.01,0.03,0.1] [--dtype float32|float64]
 """
 
 from __future__ import annotations
@@ -89,31 +95,45 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="batch 1 and 32, eps 0.03 only")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--methods", default="IBP,CROWN")
+    ap.add_argument("--batches", default=None)
+    ap.add_argument("--eps", default=None)
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     args = ap.parse_args()
     torch.manual_seed(0)
+    dtype = getattr(torch, args.dtype)
     anchor_name, alirpa = _anchor()
     batches = [1, 32] if args.quick else [1, 32, 256]
     epss = [0.03] if args.quick else [0.01, 0.03, 0.1]
+    if args.batches:
+        batches = [int(b) for b in args.batches.split(",")]
+    if args.eps:
+        epss = [float(e) for e in args.eps.split(",")]
+    models = [m for m in (("mlp", _mlp), ("cnn", _cnn)) if m[0] in args.models.split(",")]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    print(f"# threads={torch.get_num_threads()} dtype={args.dtype} reps={args.reps} "
+          f"loadavg={os.getloadavg()[0]:.1f}")
     rows = []
     tot_ours = tot_anchor = 0.0
-    print(f"{'model':5} {'method':6} {'B':>4} {'eps':>5} {'max|d|':>9} {'ours_ms':>9} {'anchor_ms':>10} "
+    print(f"{'model':5} {'method':6} {'B':>4} {'eps':>5} {'max|d|':>9} {'rel':>9} {'ours_ms':>9} {'anchor_ms':>10} "
           f"{'speedup':>8} {'ours_MiB':>9} {'anch_MiB':>9}")
-    for mname, factory in (("mlp", _mlp), ("cnn", _cnn)):
-        net = factory().eval()
+    for mname, factory in models:
+        net = factory().to(dtype).eval()
         for p in net.parameters():
             p.requires_grad_(False)
         ours = BoundedModel(net, (1, 28, 28))
         if alirpa is not None:
             from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
-            am = BoundedModule(net, torch.zeros(1, 1, 28, 28), verbose=0)
+            am = BoundedModule(net, torch.zeros(1, 1, 28, 28, dtype=dtype), verbose=0)
         else:
             ref = BoundedModel(net, (1, 28, 28), use_compiled=False)
-        for method in ("IBP", "CROWN"):
+        for method in methods:
             for B in batches:
-                x = torch.rand(B, 1, 28, 28)
+                x = torch.rand(B, 1, 28, 28, dtype=dtype)
                 y = torch.randint(0, 10, (B,))
                 from certkit.core.bounds import margin_spec
-                C = margin_spec(y, 10)
+                C = margin_spec(y, 10, dtype)
                 for eps in epss:
                     xl, xu = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
                     with torch.no_grad():
@@ -130,11 +150,13 @@ def main() -> None:
                                                           x_U=torch.ones_like(x))
                         t_a, m_a, (alo, aup) = _measure(run_anchor, args.reps)
                     d = max(float((lo - alo).abs().max()), float((up - aup).abs().max()))
+                    rel = max(float(((lo - alo).abs() / alo.abs().clamp_min(1)).max()),
+                              float(((up - aup).abs() / aup.abs().clamp_min(1)).max()))
                     tot_ours += t_o
                     tot_anchor += t_a
-                    rows.append(dict(model=mname, method=method, batch=B, eps=eps, max_diff=d, ours_s=t_o,
+                    rows.append(dict(model=mname, method=method, batch=B, eps=eps, max_diff=d, rel_diff=rel, ours_s=t_o,
                                      anchor_s=t_a, ours_mib=m_o, anchor_mib=m_a))
-                    print(f"{mname:5} {method:6} {B:>4} {eps:>5} {d:9.2e} {t_o * 1e3:9.2f} {t_a * 1e3:10.2f} "
+                    print(f"{mname:5} {method:6} {B:>4} {eps:>5} {d:9.2e} {rel:9.2e} {t_o * 1e3:9.2f} {t_a * 1e3:10.2f} "
                           f"{t_a / t_o:8.2f} {m_o:9.1f} {m_a:9.1f}", flush=True)
     print(json.dumps({"name": "bounds", "anchor": anchor_name, "ours_s": tot_ours, "anchor_s": tot_anchor,
                       "ratio": tot_anchor / tot_ours,

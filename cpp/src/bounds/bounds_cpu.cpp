@@ -78,51 +78,209 @@ void dense_backward(const Layer<T>& L, const T* A, int64_t R, T* out, T* bias) {
   }
 }
 
+// Transposed convolution of one coefficient row, sparse form: a (Co, Ho, Wo) with few
+// non-zeros (e.g. a unit vector pushed back through one conv): scatter each non-zero.
 template <class T>
-void conv_backward(const Layer<T>& L, const T* A, int64_t R, T* out, T* bias) {
-  const int64_t no = L.n_out, ni = L.n_in, khw = L.kh * L.kw;
-  auto row = [&](int64_t r) {
-    const T* a = A + r * no;
-    T* o = out + r * ni;
-    std::fill(o, o + ni, T(0));
-    T bs = 0;
-    for (int64_t co = 0; co < L.Co; ++co) {
-      T csum = 0;
-      for (int64_t oy = 0; oy < L.Ho; ++oy) {
-        for (int64_t ox = 0; ox < L.Wo; ++ox) {
-          const T c = a[(co * L.Ho + oy) * L.Wo + ox];
-          if (c == 0) continue;
-          csum += c;
-          for (int64_t ci = 0; ci < L.Ci; ++ci) {
-            const T* w = L.W + (co * L.Ci + ci) * khw;
-            T* oc = o + ci * L.Hi * L.Wi;
-            for (int64_t ky = 0; ky < L.kh; ++ky) {
-              const int64_t iy = oy * L.sh - L.ph + ky;
-              if (iy < 0 || iy >= L.Hi) continue;
-              for (int64_t kx = 0; kx < L.kw; ++kx) {
-                const int64_t ix = ox * L.sw - L.pw + kx;
-                if (ix < 0 || ix >= L.Wi) continue;
-                oc[iy * L.Wi + ix] += c * w[ky * L.kw + kx];
-              }
+T conv_backward_sparse_row(const Layer<T>& L, const T* a, T* o) {
+  const int64_t khw = L.kh * L.kw;
+  T bs = 0;
+  for (int64_t co = 0; co < L.Co; ++co) {
+    T csum = 0;
+    for (int64_t oy = 0; oy < L.Ho; ++oy) {
+      for (int64_t ox = 0; ox < L.Wo; ++ox) {
+        const T c = a[(co * L.Ho + oy) * L.Wo + ox];
+        if (c == 0) continue;
+        csum += c;
+        for (int64_t ci = 0; ci < L.Ci; ++ci) {
+          const T* w = L.W + (co * L.Ci + ci) * khw;
+          T* oc = o + ci * L.Hi * L.Wi;
+          for (int64_t ky = 0; ky < L.kh; ++ky) {
+            const int64_t iy = oy * L.sh - L.ph + ky;
+            if (iy < 0 || iy >= L.Hi) continue;
+            for (int64_t kx = 0; kx < L.kw; ++kx) {
+              const int64_t ix = ox * L.sw - L.pw + kx;
+              if (ix < 0 || ix >= L.Wi) continue;
+              oc[iy * L.Wi + ix] += c * w[ky * L.kw + kx];
             }
           }
         }
       }
-      if (L.b) bs += csum * L.b[co];
     }
-    bias[r] += bs;
+    if (L.b) bs += csum * L.b[co];
+  }
+  return bs;
+}
+
+// Transposed convolution of one coefficient row, dense form (im2col-style GEMM + col2im):
+// cols (K, Pp) = W^T (K, Co) @ a (Co, Pp) with K = Ci*kh*kw, P = Ho*Wo padded to Pp (a
+// multiple of 16; the row is copied into apad (Co, Pp) with zeros after P), register-
+// blocked as 8 k-rows x 16 columns accumulated over Co; then cols is scattered (col2im)
+// into o (Ci, Hi, Wi). Scratch: apad (Co*Pp), cols (K*Pp).
+template <class T>
+T conv_backward_dense_row(const Layer<T>& L, const T* a, T* o, T* apad, T* cols) {
+  constexpr int KB = 8, PB = 16;
+  const int64_t K = L.Ci * L.kh * L.kw, P = L.Ho * L.Wo, Co = L.Co;
+  const int64_t Pp = (P + PB - 1) / PB * PB;
+  const T* W = L.W;  // (Co, K)
+  T bs = 0;
+  for (int64_t co = 0; co < Co; ++co) {
+    const T* ar = a + co * P;
+    T* pr = apad + co * Pp;
+    T s = 0;
+    for (int64_t p = 0; p < P; ++p) {
+      pr[p] = ar[p];
+      s += ar[p];
+    }
+    for (int64_t p = P; p < Pp; ++p) pr[p] = 0;
+    if (L.b) bs += s * L.b[co];
+  }
+  int64_t k0 = 0;
+  for (; k0 + KB <= K; k0 += KB) {
+    for (int64_t p0 = 0; p0 < Pp; p0 += PB) {
+      T acc[KB][PB] = {};
+      for (int64_t co = 0; co < Co; ++co) {
+        const T* ar = apad + co * Pp + p0;
+        const T* wr = W + co * K + k0;
+        for (int i = 0; i < KB; ++i) {
+          const T w = wr[i];
+#pragma omp simd
+          for (int p = 0; p < PB; ++p) acc[i][p] += w * ar[p];
+        }
+      }
+      for (int i = 0; i < KB; ++i)
+        for (int p = 0; p < PB; ++p) cols[(k0 + i) * Pp + p0 + p] = acc[i][p];
+    }
+  }
+  for (; k0 < K; ++k0) {
+    T* cr = cols + k0 * Pp;
+    std::fill(cr, cr + Pp, T(0));
+    for (int64_t co = 0; co < Co; ++co) {
+      const T w = W[co * K + k0];
+      const T* ar = apad + co * Pp;
+#pragma omp simd
+      for (int64_t p = 0; p < Pp; ++p) cr[p] += w * ar[p];
+    }
+  }
+  // col2im: o[ci, oy*sh - ph + ky, ox*sw - pw + kx] += cols[(ci, ky, kx), (oy, ox)]
+  for (int64_t ci = 0; ci < L.Ci; ++ci) {
+    T* oc = o + ci * L.Hi * L.Wi;
+    for (int64_t ky = 0; ky < L.kh; ++ky) {
+      for (int64_t kx = 0; kx < L.kw; ++kx) {
+        const T* cr = cols + ((ci * L.kh + ky) * L.kw + kx) * Pp;
+        // valid ox: 0 <= ox*sw - pw + kx < Wi
+        int64_t ox_lo = 0;
+        while (ox_lo < L.Wo && ox_lo * L.sw - L.pw + kx < 0) ++ox_lo;
+        int64_t ox_hi = L.Wo;
+        while (ox_hi > ox_lo && (ox_hi - 1) * L.sw - L.pw + kx >= L.Wi) --ox_hi;
+        for (int64_t oy = 0; oy < L.Ho; ++oy) {
+          const int64_t iy = oy * L.sh - L.ph + ky;
+          if (iy < 0 || iy >= L.Hi) continue;
+          T* orow = oc + iy * L.Wi - L.pw + kx;
+          const T* crow = cr + oy * L.Wo;
+          for (int64_t ox = ox_lo; ox < ox_hi; ++ox) orow[ox * L.sw] += crow[ox];
+        }
+      }
+    }
+  }
+  return bs;
+}
+
+// Spatial window [y0, y1) x [x0, x1) (all channels) outside which a coefficient row of a
+// CHW layer is known to be zero. Rows that start as a unit vector on a conv output (CROWN
+// intermediate bounds) stay local through conv/ReLU layers, like auto_LiRPA's "patches"
+// mode: every stage then costs O(window) instead of O(layer width).
+struct Win {
+  int64_t y0, y1, x0, x1;
+};
+
+// Windowed scatter form of the transposed conv; returns the bias term and the input window.
+template <class T>
+T conv_backward_window_row(const Layer<T>& L, const T* a, T* o, const Win& w, Win* win_in) {
+  const int64_t khw = L.kh * L.kw;
+  T bs = 0;
+  for (int64_t co = 0; co < L.Co; ++co) {
+    T csum = 0;
+    for (int64_t oy = w.y0; oy < w.y1; ++oy) {
+      for (int64_t ox = w.x0; ox < w.x1; ++ox) {
+        const T c = a[(co * L.Ho + oy) * L.Wo + ox];
+        if (c == 0) continue;
+        csum += c;
+        for (int64_t ci = 0; ci < L.Ci; ++ci) {
+          const T* wk = L.W + (co * L.Ci + ci) * khw;
+          T* oc = o + ci * L.Hi * L.Wi;
+          for (int64_t ky = 0; ky < L.kh; ++ky) {
+            const int64_t iy = oy * L.sh - L.ph + ky;
+            if (iy < 0 || iy >= L.Hi) continue;
+            for (int64_t kx = 0; kx < L.kw; ++kx) {
+              const int64_t ix = ox * L.sw - L.pw + kx;
+              if (ix < 0 || ix >= L.Wi) continue;
+              oc[iy * L.Wi + ix] += c * wk[ky * L.kw + kx];
+            }
+          }
+        }
+      }
+    }
+    if (L.b) bs += csum * L.b[co];
+  }
+  win_in->y0 = std::max<int64_t>(0, w.y0 * L.sh - L.ph);
+  win_in->y1 = std::min<int64_t>(L.Hi, (w.y1 - 1) * L.sh - L.ph + L.kh);
+  win_in->x0 = std::max<int64_t>(0, w.x0 * L.sw - L.pw);
+  win_in->x1 = std::min<int64_t>(L.Wi, (w.x1 - 1) * L.sw - L.pw + L.kw);
+  if (win_in->y1 < win_in->y0) win_in->y1 = win_in->y0;
+  if (win_in->x1 < win_in->x0) win_in->x1 = win_in->x0;
+  return bs;
+}
+
+// out (R, n_in) = A (R, n_out) pushed back through the conv (a transposed convolution);
+// bias (R) += the conv bias term. Rows with few non-zeros take the scatter form, dense
+// rows the GEMM form. out must be zero on entry.
+template <class T>
+void conv_backward(const Layer<T>& L, const T* A, int64_t R, T* out, T* bias, std::vector<Win>* win = nullptr) {
+  const int64_t no = L.n_out, ni = L.n_in, K = L.Ci * L.kh * L.kw;
+  const int64_t Pp = (L.Ho * L.Wo + 15) / 16 * 16;
+  auto rows = [&](int64_t rb, int64_t re) {
+    Vec<T> cols, apad;
+    for (int64_t r = rb; r < re; ++r) {
+      const T* a = A + r * no;
+      T* o = out + r * ni;
+      if (win != nullptr) {
+        Win& w = (*win)[r];
+        if ((w.y1 - w.y0) * (w.x1 - w.x0) * 4 < L.Ho * L.Wo) {
+          Win wi;
+          bias[r] += conv_backward_window_row(L, a, o, w, &wi);
+          w = wi;
+          continue;
+        }
+        w = Win{0, L.Hi, 0, L.Wi};
+      }
+      int64_t nnz = 0;
+      for (int64_t j = 0; j < no; ++j) nnz += a[j] != 0;
+      if (nnz * 4 < no) {
+        bias[r] += conv_backward_sparse_row(L, a, o);
+      } else {
+        if (cols.empty()) {
+          cols.resize(K * Pp);
+          apad.resize(L.Co * Pp);
+        }
+        bias[r] += conv_backward_dense_row(L, a, o, apad.data(), cols.data());
+      }
+    }
   };
   if (!in_parallel() && R >= 2) {
+    const int nt = max_threads();
+    const int64_t per = (R + nt - 1) / nt;
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < R; ++r) row(r);
+    for (int t = 0; t < nt; ++t) rows(std::min(R, t * per), std::min(R, (t + 1) * per));
   } else {
-    for (int64_t r = 0; r < R; ++r) row(r);
+    rows(0, R);
   }
 }
 
-// ReLU backward for lower bounds: A (R, n) in place; pre-activation bounds l, u.
+// ReLU backward for lower bounds: A (R, n) in place; pre-activation bounds l, u. With
+// windows (CHW map of C x H x W), only the window of each row is touched.
 template <class T>
-void relu_backward(const T* l, const T* u, int64_t n, T* A, int64_t R, T* bias) {
+void relu_backward(const T* l, const T* u, int64_t n, T* A, int64_t R, T* bias,
+                   const std::vector<Win>* win = nullptr, int64_t C = 0, int64_t H = 0, int64_t W = 0) {
   Vec<T> ud(n), ubv(n), ld(n);
   for (int64_t j = 0; j < n; ++j) {
     const T lr = std::min(l[j], T(0));
@@ -132,10 +290,8 @@ void relu_backward(const T* l, const T* u, int64_t n, T* A, int64_t R, T* bias) 
     ubv[j] = -lr * ud[j];
     ld[j] = ud[j] > T(0.5) ? T(1) : T(0);
   }
-  for (int64_t r = 0; r < R; ++r) {
-    T* a = A + r * n;
-    T s = 0;
-    for (int64_t j = 0; j < n; ++j) {
+  auto span = [&](T* a, int64_t j0, int64_t j1, T& s) {
+    for (int64_t j = j0; j < j1; ++j) {
       const T c = a[j];
       if (c >= 0) {
         a[j] = c * ld[j];
@@ -143,6 +299,17 @@ void relu_backward(const T* l, const T* u, int64_t n, T* A, int64_t R, T* bias) 
         a[j] = c * ud[j];
         s += c * ubv[j];
       }
+    }
+  };
+  for (int64_t r = 0; r < R; ++r) {
+    T* a = A + r * n;
+    T s = 0;
+    if (win != nullptr && C * H * W == n) {
+      const Win& w = (*win)[r];
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t y = w.y0; y < w.y1; ++y) span(a, (c * H + y) * W + w.x0, (c * H + y) * W + w.x1, s);
+    } else {
+      span(a, 0, n, s);
     }
     bias[r] += s;
   }
@@ -208,32 +375,51 @@ void ibp_layer(const Layer<T>& L, const T* lo, const T* hi, T* olo, T* ohi) {
 }
 
 // Lower bound of A (R, n_out of layer t) · output(t) over the input box. bnd[k] holds
-// (lo, hi) of the input of layer k (bnd[0] = the input box).
+// (lo, hi) of the input of layer k (bnd[0] = the input box). win: optional per-row windows
+// on layer t's CHW output (t a conv layer), moved along through conv / ReLU layers.
 template <class T>
 void crown_backward(const std::vector<Layer<T>>& layers, const Vec<Vec<T>>& blo, const Vec<Vec<T>>& bhi,
-                    int64_t t, Vec<T> A, int64_t R, T* result) {
+                    int64_t t, Vec<T> A, int64_t R, T* result, std::vector<Win>* win = nullptr) {
   Vec<T> bias(R, T(0)), next;
   for (int64_t k = t; k >= 0; --k) {
     const Layer<T>& L = layers[k];
     if (L.kind == kReLU) {
-      relu_backward(blo[k].data(), bhi[k].data(), L.n_in, A.data(), R, bias.data());
+      const Layer<T>* P = k > 0 ? &layers[k - 1] : nullptr;
+      if (win != nullptr && P != nullptr && P->kind == kConv2d)
+        relu_backward(blo[k].data(), bhi[k].data(), L.n_in, A.data(), R, bias.data(), win, P->Co, P->Ho, P->Wo);
+      else
+        relu_backward(blo[k].data(), bhi[k].data(), L.n_in, A.data(), R, bias.data());
       continue;
     }
     next.assign(R * L.n_in, T(0));
-    if (L.kind == kDense) dense_backward(L, A.data(), R, next.data(), bias.data());
-    else conv_backward(L, A.data(), R, next.data(), bias.data());
+    if (L.kind == kDense) {
+      dense_backward(L, A.data(), R, next.data(), bias.data());
+      win = nullptr;  // dense rows are not local
+    } else {
+      conv_backward(L, A.data(), R, next.data(), bias.data(), win);
+    }
     A.swap(next);
   }
   const int64_t n0 = layers[0].n_in;
   const T* lo = blo[0].data();
   const T* hi = bhi[0].data();
+  const Layer<T>& F = layers[0];
   for (int64_t r = 0; r < R; ++r) {
     const T* a = A.data() + r * n0;
     T c = 0, d = 0;
+    auto span = [&](int64_t j0, int64_t j1) {
 #pragma omp simd reduction(+ : c, d)
-    for (int64_t j = 0; j < n0; ++j) {
-      c += a[j] * ((hi[j] + lo[j]) / 2);
-      d += std::abs(a[j]) * ((hi[j] - lo[j]) / 2);
+      for (int64_t j = j0; j < j1; ++j) {
+        c += a[j] * ((hi[j] + lo[j]) / 2);
+        d += std::abs(a[j]) * ((hi[j] - lo[j]) / 2);
+      }
+    };
+    if (win != nullptr && F.kind == kConv2d) {
+      const Win& w = (*win)[r];
+      for (int64_t ch = 0; ch < F.Ci; ++ch)
+        for (int64_t y = w.y0; y < w.y1; ++y) span((ch * F.Hi + y) * F.Wi + w.x0, (ch * F.Hi + y) * F.Wi + w.x1);
+    } else {
+      span(0, n0);
     }
     result[r] = bias[r] + c - d;
   }
@@ -260,18 +446,32 @@ void one_example(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, 
       for (int64_t j = 0; j < L.n_out; ++j)
         if (blo[k + 1][j] < 0 && bhi[k + 1][j] > 0) rows.push_back(j);
       const int64_t m = static_cast<int64_t>(rows.size());
-      if (m > 0) {
-        Vec<T> A(2 * m * L.n_out, T(0));
-        for (int64_t r = 0; r < m; ++r) {
-          A[r * L.n_out + rows[r]] = T(1);
-          A[(m + r) * L.n_out + rows[r]] = T(-1);
+      // rows in chunks (lower and upper row of each neuron together) so the coefficient
+      // buffers stay cache-sized instead of (2m, n) for every layer
+      const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(m, 32768 / std::max<int64_t>(1, L.n_out) + 16));
+      Vec<T> res;
+      for (int64_t c0 = 0; c0 < m; c0 += chunk) {
+        const int64_t mc = std::min(chunk, m - c0);
+        Vec<T> A(2 * mc * L.n_out, T(0));
+        for (int64_t r = 0; r < mc; ++r) {
+          A[r * L.n_out + rows[c0 + r]] = T(1);
+          A[(mc + r) * L.n_out + rows[c0 + r]] = T(-1);
         }
-        Vec<T> res(2 * m);
-        crown_backward(layers, blo, bhi, k, std::move(A), 2 * m, res.data());
-        for (int64_t r = 0; r < m; ++r) {
-          const int64_t j = rows[r];
+        res.assign(2 * mc, T(0));
+        if (L.kind == kConv2d) {
+          std::vector<Win> win(2 * mc);
+          for (int64_t r = 0; r < mc; ++r) {
+            const int64_t j = rows[c0 + r] % (L.Ho * L.Wo), y = j / L.Wo, x = j % L.Wo;
+            win[r] = win[mc + r] = Win{y, y + 1, x, x + 1};
+          }
+          crown_backward(layers, blo, bhi, k, std::move(A), 2 * mc, res.data(), &win);
+        } else {
+          crown_backward(layers, blo, bhi, k, std::move(A), 2 * mc, res.data());
+        }
+        for (int64_t r = 0; r < mc; ++r) {
+          const int64_t j = rows[c0 + r];
           blo[k + 1][j] = std::max(blo[k + 1][j], res[r]);
-          bhi[k + 1][j] = std::min(bhi[k + 1][j], -res[m + r]);
+          bhi[k + 1][j] = std::min(bhi[k + 1][j], -res[mc + r]);
         }
       }
     }

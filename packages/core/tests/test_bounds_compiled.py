@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from certkit.core.bounds import BoundedModel, compiled  # noqa: E402
+from certkit.core.bounds import BoundedModel, compiled, margin_spec  # noqa: E402
 
 
 def _nets(seed: int) -> list[tuple[nn.Module, tuple[int, ...]]]:
@@ -90,3 +90,69 @@ def test_kernel_rejects_bad_buffers() -> None:
                                 np.zeros((2, 1, 3), np.float32), 0)
     with pytest.raises(TypeError):
         core_ext.bounds.compute([(0, W, None, meta)], lo.astype(np.int32), lo, np.zeros((2, 1, 3), np.float32), 0)
+
+
+def _bn_nets(seed: int) -> list[tuple[nn.Module, tuple[int, ...]]]:
+    """Certified-training style nets: BN after every Linear/Conv, with non-trivial running
+    statistics and affine parameters."""
+    torch.manual_seed(seed)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(16, 20), nn.BatchNorm1d(20), nn.ReLU(), nn.Linear(20, 20),
+                        nn.BatchNorm1d(20), nn.ReLU(), nn.Linear(20, 5))
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Conv2d(4, 6, 4, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(24, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 5))
+    out = []
+    for net in (mlp, cnn):
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                with torch.no_grad():
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.3, 2.0)
+                    m.weight.uniform_(-1.5, 1.5)  # negative scales flip interval ends
+                    m.bias.uniform_(-0.3, 0.3)
+        out.append((net.eval(), (1, 4, 4)))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["IBP", "CROWN", "CROWN-IBP"])
+def test_bn_folded_equals_unfolded(method: str, dtype: torch.dtype) -> None:
+    """Eval-mode BN folded into the Linear/Conv before it (compiled kernels) gives the same
+    bounds as the torch layer's separate BN op."""
+    tol = 2e-4 if dtype == torch.float32 else 1e-9
+    for seed in range(3):
+        for net, shape in _bn_nets(seed):
+            net = net.to(dtype)
+            fast = BoundedModel(net, shape)
+            ref = BoundedModel(net, shape, use_compiled=False)
+            assert compiled.supported(fast)
+            assert sum(len(layer[5]) for layer in fast._compiled_plan) == (2 if len(net) == 8 else 3)
+            x = torch.rand(5, *shape, dtype=dtype)
+            y = torch.randint(0, 5, (5,))
+            for eps in (0.01, 0.1):
+                kw = dict(method=method, y=y, x_L=torch.zeros_like(x), x_U=torch.ones_like(x))
+                with torch.no_grad():
+                    l1, u1 = fast.compute_bounds(x, eps, **kw)
+                    l2, u2 = ref.compute_bounds(x, eps, **kw)
+                np.testing.assert_allclose(l1.numpy(), l2.numpy(), atol=tol, rtol=tol)
+                np.testing.assert_allclose(u1.numpy(), u2.numpy(), atol=tol, rtol=tol)
+                # soundness of the folded bounds against sampled inputs
+                xs = (x.unsqueeze(1) + eps * (2 * torch.rand(5, 64, *shape, dtype=dtype) - 1)).clamp(0, 1)
+                with torch.no_grad():
+                    out = net(xs.reshape(-1, *shape)).reshape(5, 64, 5)
+                    Cm = margin_spec(y, 5, dtype)
+                    vals = torch.einsum("bsk,bnk->bns", Cm, out)
+                assert bool((vals >= l1.unsqueeze(1) - 1e-5).all()) and bool((vals <= u1.unsqueeze(1) + 1e-5).all())
+
+
+def test_bn_train_mode_or_unfoldable_uses_torch() -> None:
+    net, shape = _bn_nets(0)[0]
+    bm = BoundedModel(net, shape)
+    assert compiled.supported(bm)
+    net.train()
+    assert not compiled.supported(bm)  # batch statistics: the torch layer handles it
+    net.eval()
+    assert compiled.supported(bm)
+    # BN first (no Linear/Conv before it): not folded, torch path
+    pre = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(16), nn.Linear(16, 3)).eval()
+    assert not compiled.supported(BoundedModel(pre, (1, 4, 4)))

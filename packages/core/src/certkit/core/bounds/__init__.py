@@ -10,7 +10,8 @@ See :mod:`certkit.core.bounds.model` for the guarantee and the intermediate-boun
 from __future__ import annotations
 
 from certkit.core.bounds.graph import UnsupportedLayerError
+from certkit.core.bounds.loss_fusion import robust_ce_upper
 from certkit.core.bounds.model import BoundedModel, margin_spec
 from certkit.core.bounds.tightness import ibp_tightness
 
-__all__ = ["BoundedModel", "UnsupportedLayerError", "ibp_tightness", "margin_spec"]
+__all__ = ["BoundedModel", "UnsupportedLayerError", "ibp_tightness", "margin_spec", "robust_ce_upper"]

@@ -1,6 +1,12 @@
 """Dispatch from :class:`~certkit.core.bounds.BoundedModel` to the compiled IBP/CROWN
 kernels (``certkit.core._core.bounds``, cpp/src/bounds/) for inference-only CPU calls on
-chains of Linear / Conv2d / ReLU (with Flatten / Identity in between).
+chains of Linear / Conv2d / ReLU (with Flatten / Identity in between). An eval-mode
+BatchNorm right after a Linear / Conv2d is folded into it (``W' = s·W``, ``b' = s·b + t``
+with the per-channel scale ``s = γ/√(var+ε)`` and shift ``t = β − mean·s``), so BN nets
+(certified training puts BN after every layer) run in the kernels too. Folding is exact
+in real arithmetic: IBP of the folded layer equals IBP of layer-then-BN (|s·W| = |s|·|W|),
+and the CROWN backward pass composes the same two affine maps; the float results agree up
+to rounding (tests check it).
 
 The kernels run the same algorithm as the torch layer (same relaxation, same per-example
 CROWN∩IBP intermediate-bound policy), so both agree up to float rounding; tests check it.
@@ -19,26 +25,40 @@ _DENSE, _CONV, _RELU = 0, 1, 2
 _CODES = {"IBP": 0, "CROWN": 1, "CROWN-IBP": 2}
 
 
+def _bn_foldable(op: Any) -> bool:
+    m = op.m
+    return (not m.training) and m.track_running_stats and m.running_mean is not None
+
+
 def _plan(bm: Any) -> list[tuple[Any, ...]] | None:
     g = bm.graph
     if not g.is_chain():
         return None
     layers: list[tuple[Any, ...]] = []
+    prev_affine = False  # the previous graph node is the last planned Linear/Conv (or a BN folded into it)
     for i, op in enumerate(g.nodes[1:], start=1):
         n_in = int(np.prod(g.shapes[i - 1]))
         n_out = int(np.prod(g.shapes[i]))
         if isinstance(op, ops.Linear):
-            layers.append(("dense", op, n_in, n_out, None))
+            layers.append(("dense", op, n_in, n_out, None, []))
+            prev_affine = True
         elif isinstance(op, ops.Conv) and op.nd == 2 and op.m.groups == 1 and tuple(op.m.dilation) == (1, 1):
             ci, hi, wi = g.shapes[i - 1]
             co, ho, wo = g.shapes[i]
             m = op.m
             geo = (ci, hi, wi, co, ho, wo, m.kernel_size[0], m.kernel_size[1], m.stride[0], m.stride[1],
                    m.padding[0], m.padding[1])
-            layers.append(("conv", op, n_in, n_out, geo))
+            layers.append(("conv", op, n_in, n_out, geo, []))
+            prev_affine = True
+        elif isinstance(op, ops.BatchNorm) and prev_affine and g.shapes[i] == g.shapes[i - 1]:
+            layers[-1][5].append(op)  # folded into the Linear/Conv before it
         elif isinstance(op, ops.ReLU):
-            layers.append(("relu", op, n_in, n_out, None))
-        elif type(op) in (ops.Flatten, ops.Identity) or (isinstance(op, ops.Reshape) and len(g.shapes[i]) == 1):
+            layers.append(("relu", op, n_in, n_out, None, []))
+            prev_affine = False
+        elif type(op) is ops.Identity:
+            continue
+        elif type(op) is ops.Flatten or (isinstance(op, ops.Reshape) and len(g.shapes[i]) == 1):
+            prev_affine = prev_affine and len(g.shapes[i - 1]) == 1
             continue
         else:
             return None
@@ -47,22 +67,42 @@ def _plan(bm: Any) -> list[tuple[Any, ...]] | None:
     return layers
 
 
+def _folded(op: Any, bns: list[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(W, b) of a Linear/Conv with the eval-mode BNs after it folded in (float64 math)."""
+    W = op.m.weight.detach().to(torch.float64)
+    b = None if op.m.bias is None else op.m.bias.detach().to(torch.float64)
+    for bn in bns:
+        m = bn.m
+        s = torch.rsqrt(m.running_var.detach().to(torch.float64) + m.eps)
+        if m.weight is not None:
+            s = s * m.weight.detach().to(torch.float64)
+        t = -m.running_mean.detach().to(torch.float64) * s
+        if m.bias is not None:
+            t = t + m.bias.detach().to(torch.float64)
+        W = W * s.reshape(-1, *([1] * (W.dim() - 1)))
+        b = t if b is None else b * s + t
+    return W, b
+
+
 def supported(bm: Any) -> bool:
-    """True when the model is a Linear/Conv2d/ReLU chain the kernels handle."""
+    """True when the model is a Linear/Conv2d/ReLU chain the kernels handle (BNs after a
+    Linear/Conv folded in; a BN in train mode sends the call to the torch layer)."""
     if bm._compiled_plan is None:
         plan = _plan(bm)
         bm._compiled_plan = plan if plan is not None else False
-    return bm._compiled_plan is not False
+    if bm._compiled_plan is False:
+        return False
+    return all(_bn_foldable(bn) for layer in bm._compiled_plan for bn in layer[5])
 
 
 def _arrays(bm: Any, dtype: np.dtype) -> list[tuple[Any, ...]]:
     plan = bm._compiled_plan
-    key = (np.dtype(dtype).str, tuple((p.data_ptr(), p._version) for p in bm.model.parameters()))
+    key = (np.dtype(dtype).str, tuple((p.data_ptr(), p._version) for p in (*bm.model.parameters(), *bm.model.buffers())))
     cache = getattr(bm, "_compiled_arrays", None)
     if cache is not None and cache[0] == key:
         return cache[1]  # type: ignore[no-any-return]
     out = []
-    for kind, op, n_in, n_out, geo in plan:
+    for kind, op, n_in, n_out, geo, bns in plan:
         meta = np.zeros(14, dtype=np.int64)
         meta[0], meta[1] = n_in, n_out
         if kind == "relu":
@@ -70,8 +110,12 @@ def _arrays(bm: Any, dtype: np.dtype) -> list[tuple[Any, ...]]:
             continue
         if geo is not None:
             meta[2:] = geo
-        W = np.ascontiguousarray(op.m.weight.detach().cpu().numpy(), dtype=dtype)
-        b = None if op.m.bias is None else np.ascontiguousarray(op.m.bias.detach().cpu().numpy(), dtype=dtype)
+        if bns:
+            Wt, bt = _folded(op, bns)
+        else:
+            Wt, bt = op.m.weight.detach(), (None if op.m.bias is None else op.m.bias.detach())
+        W = np.ascontiguousarray(Wt.cpu().numpy(), dtype=dtype)
+        b = None if bt is None else np.ascontiguousarray(bt.cpu().numpy(), dtype=dtype)
         out.append((_DENSE if kind == "dense" else _CONV, W, b, meta))
     bm._compiled_arrays = (key, out)
     return out
