@@ -104,15 +104,20 @@ def test_cli_commands(tmp_path, capsys) -> None:
     assert main(["rank", "certify", "--method", "bogus", "--queries", "1"]) == 2
 
 
-def test_report_section(tmp_path) -> None:
+def test_report_section(tmp_path, monkeypatch) -> None:
     from certkit.core.report import ReportContext
+    from certkit.rank import report
     from certkit.rank.report import sections
 
+    monkeypatch.setattr(report, "QUICK_STEPS", 40)  # the CI budget; the report trains 300
     secs = sections(ReportContext(tmp_path, tmp_path / "cache"))
     s = secs[0]
     assert s.domain == "rank" and s.tables[0].rows and s.figures[0].png[:4] == b"\x89PNG"
+    assert [r[0] for r in s.tables[0].rows] == ["BM25 (bm25s)", "K-NRM (trained)"]
     assert 0.5 < s.summary["bm25_ndcg10_default"] <= 1.0
-    assert 0.0 <= s.summary["crq_at_1"] <= 1.0
+    assert 0.0 <= s.summary["crq_at_1"] <= 1.0 and 0.0 <= s.summary["knrm_crq_at_1"] <= 1.0
+    assert 0.0 < s.summary["knrm_ndcg10_heldout"] <= 1.0 and s.summary["knrm_from_cache"] is False
+    assert list((tmp_path / "cache" / "rank").glob("knrm-default-*.pt"))  # reuse: test_load_or_train_caches
 
 
 def test_rank_docs_used_by_attacks(default_coll, bm25) -> None:

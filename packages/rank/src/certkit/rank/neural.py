@@ -188,6 +188,7 @@ class NeuralRanker:
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self.name = name
         self.idf = bucket_idf(tokenizer, corpus)
+        self._unit: torch.Tensor | None = None
 
     def with_corpus(self, corpus: Mapping[str, str] | Sequence[str], **kwargs: Any) -> NeuralRanker:
         """The same model over another collection (its own IDF): for OOD evaluation."""
@@ -204,17 +205,35 @@ class NeuralRanker:
         return torch.sigmoid(s) if self.output == "sigmoid" else s
 
     @torch.no_grad()
+    def _unit_table(self) -> torch.Tensor:
+        """L2-normalised embedding table (buckets, E), computed once: the ranker treats
+        its model's weights as frozen (call :meth:`with_corpus` after changing them)."""
+        if self._unit is None:
+            self._unit = nn.functional.normalize(self.model.emb.weight, dim=-1, eps=1e-8)
+        return self._unit
+
+    @torch.no_grad()
     def _score_ids(self, q: torch.Tensor, q_idf: torch.Tensor, d: npt.NDArray[np.int64]) -> FloatArray:
+        """Scores of the (B, L) id matrix ``d``. The model is a bag of tokens, so for a fixed
+        query a document's soft-TF is a sum of per-bucket kernel rows: the kernels are
+        evaluated once per distinct bucket of the batch ((U, Lq, K)), then gathered and
+        summed, instead of an exp per (document, token). Equal to ``KNRM.forward`` up to
+        float rounding (tested against a naive loop)."""
         out = np.empty(d.shape[0], dtype=np.float64)
-        qe = self.model.emb(q)
-        qmask = (q > 0).float()
+        m = self.model
+        qe = m.emb(q)[0]                                                 # (Lq, E)
+        qn = nn.functional.normalize(qe, dim=-1, eps=1e-8)
+        a = nn.functional.softplus(m.idf_weight * q_idf[0] + m.gate(qe).squeeze(-1)) * (q[0] > 0).float()
+        unit = self._unit_table()
         for s in range(0, d.shape[0], self.batch_size):
             chunk = d[s: s + self.batch_size]
-            # drop all-padding columns (a certificate's perturbed batch often has many)
-            used = np.flatnonzero(chunk.any(0))
-            chunk = chunk[:, used] if used.size else chunk[:, :1]
-            dt = torch.from_numpy(np.ascontiguousarray(chunk))
-            r = self.model.forward_emb(qe, qmask, q_idf, self.model.emb(dt), (dt > 0).float())
+            uniq, inv = np.unique(chunk, return_inverse=True)
+            sim = unit[torch.from_numpy(uniq)] @ qn.T                    # (U, Lq)
+            kt = torch.exp(-((sim.unsqueeze(-1) - m.mu) ** 2) / (2 * m.sigma**2))
+            kt[torch.from_numpy(uniq == 0)] = 0.0                        # padding
+            soft_tf = kt[torch.from_numpy(inv.reshape(chunk.shape))].sum(1)   # (B, Lq, K)
+            phi = (a[None, :, None] * torch.log1p(soft_tf)).sum(1)       # (B, K)
+            r = m.out(phi).squeeze(-1)
             out[s: s + chunk.shape[0]] = self._finish(r).double().numpy()
         return out
 

@@ -5,7 +5,8 @@ Robust?" (Wu et al., arXiv:2108.05018, id as recalled): per ranker,
   the worst 10% of queries;
 - out-of-distribution: nDCG@10 on every other collection given (embedded → Cranfield →
   Vaswani when present);
-- adversarial: PRADA-like attack success rate / top-10 rate / perturbation %, and the
+- adversarial: PRADA-like attack success rate / top-10 rate / perturbation % (gradient-
+  guided candidates for rankers with ``substitution_gains``, e.g. K-NRM), and the
   certified robust query rate CRQ@K (CertDR with closure smoothing, and random masking
   at radius 1).
 
@@ -61,7 +62,9 @@ def robustness_row(name: str, make_ranker: Callable[[Collection], Ranker], coll:
     cand = first.retrieve(qs, depth)
     if not (isinstance(ranker, BM25Ranker) and ranker is first):
         cand = rerank(ranker, qs, cand, coll.corpus)
-    # attack: the document at rank 50 of each query's top 100, 20% of its words
+    # attack: the document at rank 50 of each query's top 100, 20% of its words; rankers
+    # with gradients get the gradient-guided candidate order
+    guide = "gradient" if hasattr(ranker, "substitution_gains") else "none"
     att = {q: run[q] for q in qids if q in run}
     results = []
     for q in qids:
@@ -71,7 +74,7 @@ def robustness_row(name: str, make_ranker: Callable[[Collection], Ranker], coll:
         t = ranked[len(ranked) // 2]
         others_s = np.array([att[q][d] for d in ranked if d != t])
         results.append(substitution_attack(ranker, qs[q], coll.corpus[t], others_s, synonyms,
-                                           max_fraction=0.2, max_candidates=8))
+                                           max_fraction=0.2, max_candidates=8, guide=guide))
     am = attack_metrics(results)
     vocab = {w for q in qids for d in cand[q] for w in coll.corpus[d].split() if w.isalpha()}
     smooth = ClosureSynonyms(synonyms, vocab, max_size=100_000)
