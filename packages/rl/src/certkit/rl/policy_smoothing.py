@@ -163,6 +163,7 @@ class RewardCertificate:
     budget_kind == "per_step"); expected: (K,) certified lower bounds on E[F(π_ε)];
     quantiles: {q: (K,)} certified lower bounds on the q-th quantile; thresholds, p_lower:
     (H,) the grid and its simultaneous lower bounds on P[F ≥ ν] (the "threshold form").
+    backend: the distributed backend (serial | process | ray); engine: the rollout engine.
     """
 
     sigma: float
