@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -62,7 +64,7 @@ def test_hacker3d_hard_label_success_budget_and_walk(tiny: tuple) -> None:
         assert r.success
         assert predict(m, r.adv[None])[0] != y[i]  # really adversarial
         d = [h[1] for h in r.history]
-        assert all(b <= a + 1e-12 for a, b in zip(d, d[1:], strict=False))  # walk never grows
+        assert all(b <= a + 1e-12 for a, b in itertools.pairwise(d))  # walk never grows
         assert r.l2 == pytest.approx(np.linalg.norm(r.adv - X[i]), rel=1e-4)
         assert r.chamfer == pytest.approx(chamfer(r.adv, X[i]), rel=1e-4)
 
@@ -82,7 +84,7 @@ def test_hacker3d_perturbation_is_low_frequency(tiny: tuple) -> None:
 
 
 def test_hacker3d_misclassified_and_bad_input(tiny: tuple) -> None:
-    m, X, y = tiny
+    m, X, _ = tiny
     wrong = int((predict(m, X[:1])[0] + 1) % 4)  # a label the model does not predict
     r = hacker3d(lambda c: predict(m, c), X[0], wrong, X[1:3], max_queries=10)
     assert r.success and r.queries == 1 and r.l2 == 0.0

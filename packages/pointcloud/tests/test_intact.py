@@ -74,3 +74,11 @@ def test_training_variants_and_corruption_accuracy(tiny: tuple) -> None:
     cl = [corrupt(x, "gaussian", 1, index=i) for i, x in enumerate(X[:8])]
     ref = np.mean([int(m(torch.from_numpy(c[None])).argmax()) == t for c, t in zip(cl, y[:8], strict=True)])
     assert both[0, 0, 0] == pytest.approx(ref)
+
+
+def test_compare_training_tiny() -> None:
+    r = intact.compare_training(n_train=24, n_points=32, epochs=1, n_eval=6, severities=(5,))
+    assert set(r) == {"plain", "adversarial", "intact"}
+    assert r["plain"]["mCE_modelnet40c"] == pytest.approx(1.0)  # the baseline scores 1
+    for v in r.values():
+        assert 0 <= v["clean"] <= 1 and 0 <= v["pgd_accuracy"] <= 1

@@ -73,7 +73,7 @@ def test_certified_angle_is_sound_against_exact_smoothed_classifier(noise: str, 
 
 
 def test_attack_inside_certified_angle_fails_on_trained_model(tiny: tuple) -> None:
-    m, X, y = tiny
+    m, X, _ = tiny
     x = X[0]
     c = rs.certify_rotation(m, x, 4, noise="gaussian", scale=0.3, n0=32, n=300, alpha=0.01,
                             seed=1, index=0)
