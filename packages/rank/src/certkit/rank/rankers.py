@@ -8,6 +8,14 @@ Documents need not be in any index: attacks and certificates score perturbed tex
 :class:`BM25Ranker` indexes a corpus with ``bm25s`` (Lù, arXiv:2407.03618) and scores any
 text with the index's statistics (idf, average length), using bm25s' own term-frequency
 and idf functions, so ``score(q, corpus_docs)`` equals ``bm25s.BM25.get_scores`` (tested).
+
+Smoothing certificates score thousands of perturbed copies of a few documents. Rankers may
+implement the optional :class:`ChoiceScorer` fast path (``score_choices(query, choices,
+idx)``: position i of copy s is ``choices[i][idx[s, i]]``) so that no text is built or
+re-tokenised; :func:`score_choices` / :func:`score_choices_batch` use it when present and
+fall back to joining texts otherwise. BM25's is bit-identical to ``score`` of the texts.
+Other rankers: :mod:`certkit.rank.neural` (trainable K-NRM) and :mod:`certkit.rank.dense`
+(MiniLM bi-encoder, optional extra).
 """
 
 from __future__ import annotations
