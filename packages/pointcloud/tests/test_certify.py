@@ -179,3 +179,23 @@ def test_smoothing_bad_input() -> None:
         smoothing.certify(_Linear(), np.zeros((4, 3)), 0.5, 2, alpha=1.5)
     with pytest.raises(ValueError):
         smoothing.certify(_Linear(), np.full((4, 3), np.nan), 0.5, 2)
+
+
+def test_pointguard_confidence_bounds_coverage() -> None:
+    # 12 of 20 points have x > 0; a 5-subset votes 1 iff >= 3 of its points do (hypergeometric).
+    import math
+
+    n_pts, pos, k = 20, 12, 5
+    p1 = sum(math.comb(pos, j) * math.comb(n_pts - pos, k - j) for j in range(3, k + 1))
+    p1 /= math.comb(n_pts, k)
+    x = np.zeros((n_pts, 3))
+    x[:pos, 0] = 1.0
+    x[pos:, 0] = -1.0
+    alpha, reps, n = 0.1, 200, 60
+    miss = 0
+    for r in range(reps):
+        c = pointguard.vote_counts(_Majority(), x, k, n, 2, seed=13, index=r)
+        lo = float(clopper_pearson(int(c[1]), n, alpha / 2, side="lower"))
+        hi = float(clopper_pearson(int(c[0]), n, alpha / 2, side="upper"))
+        miss += (lo > p1) or (hi < 1 - p1)  # the Bonferroni pair used by certify()
+    assert miss <= 32  # Binomial(200, <= 0.1): P(> 32) < 1e-3

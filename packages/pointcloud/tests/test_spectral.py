@@ -128,6 +128,33 @@ def test_truncated_disconnected_graph_keeps_multiplicity_of_zero() -> None:
     np.testing.assert_allclose(w, full, atol=1e-9)
 
 
+def test_truncated_finds_exactly_repeated_eigenvalues() -> None:
+    # A ring graph (each point's 2 nearest neighbours are its ring neighbours): every nonzero
+    # eigenvalue 2 - 2 cos(2 pi j / n) is double, which one Krylov space cannot resolve. The
+    # inertia check must notice and still return both copies.
+    n, m = 300, 11
+    t = 2 * np.pi * np.arange(n) / n
+    x = np.stack([np.cos(t), np.sin(t), np.zeros(n)], axis=1)
+    w, V = S.graph_basis(x, 2, m)
+    ref = np.sort(2 - 2 * np.cos(2 * np.pi * np.r_[0, np.repeat(np.arange(1, 6), 2)] / n))
+    np.testing.assert_allclose(w, ref, rtol=1e-9, atol=1e-12)
+    ip, ix, dt = S.laplacian(x, 2)
+    L = sp.csr_matrix((dt, ix, ip), shape=(n, n))
+    np.testing.assert_allclose(L @ V, V * w, atol=1e-9)
+    np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-10)
+
+
+def test_truncated_many_pairs_point_cloud_matches_dense() -> None:
+    x = _cloud(700, 11)
+    ip, ix, dt = S.laplacian(x, 10)
+    w, V = S.eigsh_csr(ip, ix, dt, 100)
+    L = sp.csr_matrix((dt, ix, ip), shape=(700, 700))
+    full = np.linalg.eigvalsh(L.toarray())[:100]
+    np.testing.assert_allclose(w, full, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(L @ V, V * w, atol=1e-8)
+    np.testing.assert_allclose(V.T @ V, np.eye(100), atol=1e-10)
+
+
 def test_graph_basis_batched_equals_single_and_full() -> None:
     xs = np.stack([_cloud(160, s) for s in range(4)])
     w, V = S.graph_basis(xs, 8, 12)
