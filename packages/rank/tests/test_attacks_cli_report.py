@@ -123,3 +123,18 @@ def test_report_section(tmp_path, monkeypatch) -> None:
 def test_rank_docs_used_by_attacks(default_coll, bm25) -> None:
     run = bm25.retrieve({"q01": default_coll.queries["q01"]}, 5)
     assert len(rank_docs(run["q01"])) == 5
+
+
+def test_cli_knrm_ranker(tmp_path, capsys, monkeypatch, wordnet) -> None:
+    from certkit.core.cli import main
+    from certkit.rank import neural
+
+    monkeypatch.setenv("CERTKIT_CACHE", str(tmp_path))
+    real = neural.load_or_train_knrm
+    monkeypatch.setattr(neural, "load_or_train_knrm",
+                        lambda *a, **kw: real(*a, **{**kw, "steps": 5, "buckets": 1 << 10}))
+    assert main(["--json", "rank", "attack", "--ranker", "knrm", "--queries", "1", "--target-rank", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "success_rate" in json.dumps(out)
+    assert list((tmp_path / "rank").glob("knrm-default-*.pt"))
+    assert main(["rank", "attack", "--ranker", "nope"]) == 2

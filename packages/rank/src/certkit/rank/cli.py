@@ -1,8 +1,10 @@
 """``certkit rank ...``: retrieve, evaluate, certify, attack, plot.
 
 Collections: ``default`` (embedded), ``cranfield:<folder>``, ``vaswani:<folder>``,
-``beir:<folder>``. Rankers: ``bm25`` or ``module:factory`` (a callable taking the
-collection's corpus dict and returning a :class:`~certkit.rank.rankers.Ranker`).
+``beir:<folder>``. Rankers: ``bm25``, ``knrm`` (K-NRM trained on the collection's
+queries once and cached under the certkit cache), ``dense`` (MiniLM, optional extra) or
+``module:factory`` (a callable taking the collection's corpus dict and returning a
+:class:`~certkit.rank.rankers.Ranker`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ app = typer.Typer(help="Ranking / IR: retrieval, trec_eval metrics, attacks, cer
                   no_args_is_help=True)
 
 CollOpt = Annotated[str, typer.Option("--collection", "-c", help="default | cranfield:DIR | vaswani:DIR | beir:DIR")]
-RankerOpt = Annotated[str, typer.Option("--ranker", "-r", help="bm25 or module:factory(corpus) -> Ranker")]
+RankerOpt = Annotated[str, typer.Option("--ranker", "-r", help="bm25 | knrm (trained on the collection, cached) | "
+                                        "dense (MiniLM extra) | module:factory(corpus) -> Ranker")]
 
 
 def _collection(spec: str) -> Any:
@@ -36,14 +39,27 @@ def _collection(spec: str) -> Any:
     return loaders[kind](path)
 
 
-def _ranker(spec: str, corpus: dict[str, str]) -> Any:
+def _ranker(spec: str, corpus: dict[str, str], coll: Any = None) -> Any:
     from certkit.rank.rankers import BM25Ranker, Ranker
 
     if spec == "bm25":
         return BM25Ranker(corpus)
+    if spec == "knrm":
+        # trained on the collection's queries once, cached under the certkit cache
+        from certkit.core.cache import cache_dir
+        from certkit.rank.neural import load_or_train_knrm
+
+        if coll is None or not coll.qrels:
+            raise UsageError("--ranker knrm: the collection has no qrels to train on")
+        r, _ = load_or_train_knrm(cache_dir("rank"), coll.name, coll.corpus, coll.queries, coll.qrels)
+        return r
+    if spec == "dense":
+        from certkit.rank.dense import DenseRanker
+
+        return DenseRanker(corpus)
     mod, _, attr = spec.partition(":")
     if not attr:
-        raise UsageError(f"--ranker: expected bm25 or module:factory, got {spec!r}")
+        raise UsageError(f"--ranker: expected bm25, knrm, dense or module:factory, got {spec!r}")
     factory = getattr(importlib.import_module(mod), attr)
     r = factory(corpus)
     if not isinstance(r, Ranker):
@@ -126,7 +142,7 @@ def certify(collection: CollOpt = "default", ranker: RankerOpt = "bm25",
     from certkit.rank.synonyms import ClosureSynonyms
 
     c = _collection(collection)
-    r = _ranker(ranker, c.corpus)
+    r = _ranker(ranker, c.corpus, c)
     qids = sorted(c.queries)[: queries or None]
     qs = {q: c.queries[q] for q in qids}
     first = r if isinstance(r, BM25Ranker) else BM25Ranker(c.corpus)
@@ -168,7 +184,7 @@ def attack(collection: CollOpt = "default", ranker: RankerOpt = "bm25",
     from certkit.rank.rankers import BM25Ranker, rerank
 
     c = _collection(collection)
-    r = _ranker(ranker, c.corpus)
+    r = _ranker(ranker, c.corpus, c)
     syn = _synonyms(synonyms)
     qids = sorted(c.queries)[:queries]
     qs = {q: c.queries[q] for q in qids}
