@@ -55,7 +55,8 @@ struct Lapack {
 // never loads BLAS, and OPENBLAS_CORETYPE can be set before OpenBLAS initialises (the
 // DYNAMIC_ARCH OpenBLAS 0.3.21 of Debian 12 does not recognise recent Xeons and falls back
 // to its SSE3 "Prescott" kernels; we pick SkylakeX / Haswell from cpuid unless the user set
-// the variable). Set CERTKIT_LAPACK=0 to disable it.
+// the variable). OpenBLAS is set to one thread: the ops thread over clouds themselves.
+// Set CERTKIT_LAPACK=0 to disable it.
 #if CERTKIT_HAS_LAPACK
 namespace {
 std::atomic<bool> g_lapack_enabled{true};
@@ -116,6 +117,9 @@ Lapack load_lapack() {
     L.corename = reinterpret_cast<const char* (*)()>(sym("openblas_get_corename"));
     if (L.dgemv && L.dgemm && L.dsyevd && L.dsyevr) {
       L.ok = true;
+      // Our calls are small (Krylov gemv) or already threaded over clouds: BLAS threads
+      // would only add fork/join cost (seconds for a 150-point basis on a loaded machine).
+      if (L.set_threads) L.set_threads(1);
       for (const auto& lib : libs) L.where += (L.where.empty() ? "" : ":") + lib;
       break;
     }
@@ -163,6 +167,39 @@ inline double fast_hypot(double a, double b) {
   const double m = std::max(std::fabs(a), std::fabs(b));
   if (m > 1e-150 && m < 1e150) return std::sqrt(a * a + b * b);
   return std::hypot(a, b);
+}
+
+// Dot product with four independent accumulators: the triangular solves chain one dot per
+// row, so its latency (not its throughput) sets the speed.
+inline double dot4(const double* a, const double* b, int64_t len) {
+  typedef double v4 __attribute__((vector_size(32)));
+  v4 s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0;
+  int64_t t = 0;
+  for (; t + 16 <= len; t += 16) {
+    v4 a0, a1, a2, a3, b0, b1, b2, b3;
+    std::memcpy(&a0, a + t, 32);
+    std::memcpy(&a1, a + t + 4, 32);
+    std::memcpy(&a2, a + t + 8, 32);
+    std::memcpy(&a3, a + t + 12, 32);
+    std::memcpy(&b0, b + t, 32);
+    std::memcpy(&b1, b + t + 4, 32);
+    std::memcpy(&b2, b + t + 8, 32);
+    std::memcpy(&b3, b + t + 12, 32);
+    s0 += a0 * b0;
+    s1 += a1 * b1;
+    s2 += a2 * b2;
+    s3 += a3 * b3;
+  }
+  for (; t + 4 <= len; t += 4) {
+    v4 a0, b0;
+    std::memcpy(&a0, a + t, 32);
+    std::memcpy(&b0, b + t, 32);
+    s0 += a0 * b0;
+  }
+  const v4 s = (s0 + s1) + (s2 + s3);
+  double r = (s[0] + s[1]) + (s[2] + s[3]);
+  for (; t < len; ++t) r += a[t] * b[t];
+  return r;
 }
 
 // ---------------------------------------------------- Krylov basis kernels -----------
@@ -410,6 +447,42 @@ void tql(double* d, double* e, int64_t n, double* Zt, int64_t ld) {
       }
     } while (m != l);
   }
+}
+
+
+// The k-th largest eigenvalue (k = 0: the largest) of the symmetric tridiagonal (a, b) of
+// order p, by bisection on Sturm counts (Golub & Van Loan 8.4.1); O(60 p).
+double tridiag_kth_largest(const double* a, const double* b, int64_t p, int64_t k) {
+  double lo = a[0], hi = a[0];
+  for (int64_t i = 0; i < p; ++i) {
+    const double r = (i > 0 ? std::fabs(b[i - 1]) : 0.0) + (i + 1 < p ? std::fabs(b[i]) : 0.0);
+    lo = std::min(lo, a[i] - r);
+    hi = std::max(hi, a[i] + r);
+  }
+  const double scale = std::max(std::fabs(lo), std::fabs(hi));
+  const double pivmin = std::numeric_limits<double>::min() / kEps + kEps * kEps * scale * scale;
+  // count of eigenvalues < x (negative pivots of T - x I)
+  auto below = [&](double x) {
+    int64_t c = 0;
+    double d = 1.0;
+    for (int64_t i = 0; i < p; ++i) {
+      const double bb = i > 0 ? b[i - 1] * b[i - 1] : 0.0;
+      d = (a[i] - x) - bb / d;
+      if (std::fabs(d) < pivmin) d = -pivmin;
+      if (d < 0) ++c;
+    }
+    return c;
+  };
+  const int64_t target = p - 1 - k;  // ascending index
+  for (int it = 0; it < 200 && hi - lo > 2 * kEps * std::max(std::fabs(lo), std::fabs(hi)) + pivmin; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (below(mid) > target) {
+      hi = mid;
+    } else {
+      lo = mid;
+    }
+  }
+  return 0.5 * (lo + hi);
 }
 
 // Inverse iteration: eigenvectors of the tridiagonal (a, b) for eigenvalues theta[0..m)
@@ -671,9 +744,10 @@ std::vector<int64_t> rcm_order(const SubCsr& A) {
 struct EnvChol {
   int64_t n;
   std::vector<int64_t> first, start;  // row i holds cols first[i]..i at env[start[i]..]
-  std::vector<double> env;
+  std::vector<double> env, inv_diag;
   // M = P (A + shift I) P^T, perm[new] = old.
-  EnvChol(const SubCsr& A, const std::vector<int64_t>& perm, double shift) : n(A.n), first(A.n), start(A.n + 1) {
+  EnvChol(const SubCsr& A, const std::vector<int64_t>& perm, double shift)
+      : n(A.n), first(A.n), start(A.n + 1), inv_diag(A.n) {
     std::vector<int64_t> inv(n);
     for (int64_t i = 0; i < n; ++i) inv[perm[i]] = i;
     for (int64_t i = 0; i < n; ++i) {
@@ -700,20 +774,12 @@ struct EnvChol {
         const double* Lj = env.data() + start[j];
         const int64_t fj = first[j];
         const int64_t k0 = std::max(fi, fj);
-        double s = Li[j - fi];
-        const double* a = Li + (k0 - fi);
-        const double* b = Lj + (k0 - fj);
-        const int64_t len = j - k0;
-        double acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t t = 0; t < len; ++t) acc += a[t] * b[t];
-        s -= acc;
-        Li[j - fi] = s / Lj[j - fj];
+        Li[j - fi] = (Li[j - fi] - dot4(Li + (k0 - fi), Lj + (k0 - fj), j - k0)) * inv_diag[j];
       }
-      double s = Li[i - fi];
-      for (int64_t t = 0; t < i - fi; ++t) s -= Li[t] * Li[t];
+      const double s = Li[i - fi] - dot4(Li, Li, i - fi);
       if (!(s > 0)) throw std::runtime_error("eigh_truncated: matrix is not positive semi-definite (Cholesky failed)");
       Li[i - fi] = std::sqrt(s);
+      inv_diag[i] = 1.0 / Li[i - fi];
     }
   }
   // x <- M^{-1} x in permuted order.
@@ -721,19 +787,14 @@ struct EnvChol {
     for (int64_t i = 0; i < n; ++i) {
       const double* Li = env.data() + start[i];
       const int64_t fi = first[i];
-      double s = x[i];
-      const double* xx = x + fi;
       const int64_t len = i - fi;
-      double acc = 0;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t t = 0; t < len; ++t) acc += Li[t] * xx[t];
-      x[i] = (s - acc) / Li[len];
+      x[i] = (x[i] - dot4(Li, x + fi, len)) * inv_diag[i];
     }
     for (int64_t i = n - 1; i >= 0; --i) {
       const double* Li = env.data() + start[i];
       const int64_t fi = first[i];
       const int64_t len = i - fi;
-      x[i] /= Li[len];
+      x[i] *= inv_diag[i];
       const double xi = x[i];
       double* xx = x + fi;
 #pragma omp simd
@@ -790,17 +851,10 @@ int64_t inertia_below(const SubCsr& A, const std::vector<int64_t>& perm, double 
       const double* Lj = env.data() + start[j];
       const int64_t fj = first[j];
       const int64_t k0 = std::max(fi, fj);
-      const double* a = t.data() + k0;
-      const double* b = Lj + (k0 - fj);
-      const int64_t len = j - k0;
-      double acc = 0;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t q = 0; q < len; ++q) acc += a[q] * b[q];
-      t[j] = Li[j - fi] - acc;
+      t[j] = Li[j - fi] - dot4(t.data() + k0, Lj + (k0 - fj), j - k0);
       Li[j - fi] = t[j] / dg[j];
     }
-    double s = Li[i - fi];
-    for (int64_t j = fi; j < i; ++j) s -= t[j] * Li[j - fi];
+    double s = Li[i - fi] - dot4(t.data() + fi, Li, i - fi);
     if (std::fabs(s) < tiny) s = s < 0 ? -tiny : tiny;
     dg[i] = s;
     if (s < 0) ++neg;
@@ -842,9 +896,15 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Y) {
   // Orthogonalise x against the nq rows of Q; returns the coefficient on row nq - 1.
   auto orth = [&](std::vector<double>& x, int64_t nq, double before) -> double {
     double last = 0;
+    // Block Gram-Schmidt over chunks of rows small enough to stay in cache between the
+    // two products (one pass over Q from memory instead of two).
+    const int64_t chunk = std::max<int64_t>(16, (int64_t{1} << 17) / std::max<int64_t>(n, 1));
     for (int pass = 0; pass < 3 && nq > 0; ++pass) {
-      qdots(Q.data(), nq, n, x.data(), h.data());
-      qaxpy(Q.data(), nq, n, h.data(), x.data());
+      for (int64_t j0 = 0; j0 < nq; j0 += chunk) {
+        const int64_t len = std::min(chunk, nq - j0);
+        qdots(Q.data() + j0 * n, len, n, x.data(), h.data() + j0);
+        qaxpy(Q.data() + j0 * n, len, n, h.data() + j0, x.data());
+      }
       last += h[nq - 1];
       const double after = norm(x);
       if (after > 0.7071067811865476 * before) break;
@@ -915,22 +975,25 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Y) {
       }
       last_beta = betav.back();
     }
-    // Ritz values: all eigenvalues of T_p, the largest first.
-    dd.assign(alpha.begin(), alpha.begin() + p);
-    ee.assign(p, 0.0);
-    for (int64_t i = 0; i + 1 < p; ++i) ee[i] = betav[i];
-    tql(dd.data(), ee.data(), p, nullptr, 0);
-    std::sort(dd.begin(), dd.end(), std::greater<double>());
     const int64_t mm = std::min(want, p);
     bool ok = mm == want;
     if (ok) {
+      // The innermost wanted pair converges last: test it alone (bisection + inverse
+      // iteration, O(p)) before computing all Ritz values (O(p^2)).
       std::vector<double> bsub(betav.begin(), betav.begin() + (p > 0 ? p - 1 : 0));
-      // The innermost wanted pair converges last: test it alone before computing all.
+      const double th0 = tridiag_kth_largest(alpha.data(), bsub.data(), p, 0);
+      const double thm = tridiag_kth_largest(alpha.data(), bsub.data(), p, m - 1);
       Z.assign(static_cast<size_t>(p), 0.0);
-      tridiag_inverse_iteration(alpha.data(), bsub.data(), p, dd.data() + (m - 1), 1, Z.data());
-      if (std::fabs(last_beta * Z[p - 1]) > 1e-12 * dd[0] + 1e-10 * dd[m - 1]) ok = false;
+      tridiag_inverse_iteration(alpha.data(), bsub.data(), p, &thm, 1, Z.data());
+      if (std::fabs(last_beta * Z[p - 1]) > 1e-12 * th0 + 1e-10 * thm) ok = false;
     }
     if (ok) {
+      // Ritz values: all eigenvalues of T_p, the largest first.
+      dd.assign(alpha.begin(), alpha.begin() + p);
+      ee.assign(p, 0.0);
+      for (int64_t i = 0; i + 1 < p; ++i) ee[i] = betav[i];
+      tql(dd.data(), ee.data(), p, nullptr, 0);
+      std::sort(dd.begin(), dd.end(), std::greater<double>());
       theta.assign(dd.begin(), dd.begin() + mm);
       Z.assign(static_cast<size_t>(mm) * p, 0.0);
       std::vector<double> bsub(betav.begin(), betav.begin() + (p > 0 ? p - 1 : 0));
