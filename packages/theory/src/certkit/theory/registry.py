@@ -21,11 +21,13 @@ PAPERS: dict[str, str] = {
     "optimistic-omd": "certkit.theory.optimistic_omd",
     "grokking": "certkit.theory.grokking",
     "layer-lipschitz": "certkit.theory.layer_lipschitz",
+    "convex-relu": "certkit.theory.convex_relu",
 }
 ALIASES = {"comp_sum": "comp-sum", "cross-entropy": "comp-sum", "accuracy_disparity": "accuracy-disparity",
            "boundary_tilting": "boundary-tilting", "ldr": "ldr-loss", "ldr_loss": "ldr-loss",
            "optimistic_omd": "optimistic-omd", "oomd": "optimistic-omd", "grok": "grokking",
-           "intriguing": "layer-lipschitz", "layer_lipschitz": "layer-lipschitz", "lipschitz": "layer-lipschitz"}
+           "intriguing": "layer-lipschitz", "layer_lipschitz": "layer-lipschitz", "lipschitz": "layer-lipschitz",
+           "convex_relu": "convex-relu"}
 
 
 def resolve(name: str) -> str:
