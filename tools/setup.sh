@@ -45,7 +45,7 @@ stamp_file="$VENV/.certkit-setup-$stamp_src"
 if [ ! -f "$stamp_file" ]; then
   log "installing build tools and dependencies (torch pinned to the local CPU wheel)"
   "${PIP[@]}" install -q -c constraints.txt --upgrade pip setuptools wheel
-  "${PIP[@]}" install -q -c constraints.txt torch scikit-build-core pybind11 cmake ninja nox
+  "${PIP[@]}" install -q -c constraints.txt torch scikit-build-core pybind11 cmake ninja nox ruff mypy
 fi
 
 # ---- 3. compiled core ---------------------------------------------------------------
