@@ -132,7 +132,17 @@ def sample_indices(sizes: Sequence[int] | npt.NDArray[np.integer], n: int, *, se
     if t == 0:
         return np.zeros((n, 0), dtype=np.int64)
     u = uniform_noise((n, t), 0.0, 1.0, seed, first_sample * t, np.float64, stream=stream)
-    return np.minimum((u * sz).astype(np.int64), sz - 1)
+    var = np.flatnonzero(sz > 1)
+    if var.size == t:
+        u *= sz
+        idx = u.astype(np.int64)
+        np.minimum(idx, sz - 1, out=idx)
+        return idx
+    idx = np.zeros((n, t), dtype=np.int64)  # single-choice positions always take choice 0
+    if var.size:
+        sv = sz[var]
+        idx[:, var] = np.minimum((u[:, var] * sv).astype(np.int64), sv - 1)
+    return idx
 
 
 def sample_substitutions(words: Sequence[str], sets: Sequence[Sequence[str]], n: int, *,

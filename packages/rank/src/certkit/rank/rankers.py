@@ -292,21 +292,40 @@ class BM25Ranker:
                 j = col.get(tt)
                 if j is not None:
                     counts[r, j] += 1
+        # Only positions whose choices differ in token count or that can match a query
+        # term change a document's length or term counts; every other position adds a
+        # constant length, so it is summed once and never gathered.
+        any_hit = counts.any(1)
         rows_l, seg_l = [], []
+        const_len = np.zeros(0, dtype=np.int64)
         base, first = 0, 0
+        const_parts = []
         for (c, _), a in zip(items, idxs, strict=True):
             n, t = a.shape
+            if t == 0:
+                const_parts.append(np.zeros(n, dtype=np.int64))
+                first += n
+                continue
             sizes = np.fromiter((len(p) for p in c), dtype=np.int64, count=t)
-            starts = base + np.concatenate(([0], np.cumsum(sizes)[:-1])) if t else np.zeros(0, np.int64)
-            rows_l.append((a + starts[None, :]).ravel())
-            seg_l.append(np.repeat(np.arange(first, first + n), t))
+            local = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+            starts = base + local
+            seg_len = length[base: base + int(sizes.sum())]
+            lmin = np.minimum.reduceat(seg_len, local)
+            lmax = np.maximum.reduceat(seg_len, local)
+            hitp = np.add.reduceat(any_hit[base: base + int(sizes.sum())].astype(np.int64), local) > 0
+            sel = np.flatnonzero((lmin != lmax) | hitp)
+            const_parts.append(np.full(n, int(lmin[(lmin == lmax) & ~hitp].sum()), dtype=np.int64))
+            if sel.size:
+                rows_l.append((a[:, sel] + starts[sel][None, :]).ravel())
+                seg_l.append(np.repeat(np.arange(first, first + n), sel.size))
             base += int(sizes.sum())
             first += n
+        const_len = np.concatenate(const_parts) if const_parts else const_len
         rows = np.concatenate(rows_l) if rows_l else np.zeros(0, np.int64)
         seg = np.concatenate(seg_l) if seg_l else np.zeros(0, np.int64)
-        lengths = np.bincount(seg, weights=length[rows], minlength=first).astype(np.int64)
+        lengths = const_len + np.bincount(seg, weights=length[rows], minlength=first).astype(np.int64)
         tf = np.zeros((first, n_q), dtype=np.int64)
-        hit = counts.any(1)[rows]
+        hit = any_hit[rows]
         if hit.any():
             r_hit, s_hit = rows[hit], seg[hit]
             for j in range(n_q):
