@@ -116,3 +116,13 @@ def test_certified_angle_formulas_and_bad_input() -> None:
         rs.certify_rotation(_Sector(1.0), x, 2, alpha=0.0)
     with pytest.raises(ValueError, match="x:"):
         rs.rotation_counts(_Sector(1.0), np.full((4, 3), np.nan), 4, 2)
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "uniform"])
+def test_rotation_counts_same_for_any_split(noise: str) -> None:
+    x = _cloud(0.2)
+    kw = dict(noise=noise, scale=0.7, seed=3, index=4)
+    whole = rs.rotation_counts(_Sector(0.5), x, 50, 2, batch_size=50, **kw)  # type: ignore[arg-type]
+    parts = rs.rotation_counts(_Sector(0.5), x, 30, 2, first=0, batch_size=7, **kw) + \
+        rs.rotation_counts(_Sector(0.5), x, 20, 2, first=30, **kw)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(whole, parts)

@@ -27,13 +27,13 @@ class Config:
     n_points: int = 256
     epochs: int = 10
     n_test: int = 200
-    n_corrupt: int = 40
+    n_corrupt: int = 32
     severities: tuple[int, ...] = (1, 3, 5)
     lidar_severities: tuple[int, ...] = (1, 2, 3)
-    n_attack: int = 8
+    n_attack: int = 6
     max_queries: int = 300
-    gsda_steps: int = 60
-    n_certify: int = 20
+    gsda_steps: int = 40
+    n_certify: int = 16
     n_samples: int = 200
     sigma: float = 0.05
     pg_k: int = 32
