@@ -448,16 +448,22 @@ void one_example(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, 
       const int64_t m = static_cast<int64_t>(rows.size());
       // rows in chunks (lower and upper row of each neuron together) so the coefficient
       // buffers stay cache-sized instead of (2m, n) for every layer
-      const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(m, 32768 / std::max<int64_t>(1, L.n_out) + 16));
-      Vec<T> res;
-      for (int64_t c0 = 0; c0 < m; c0 += chunk) {
+      int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(m, 32768 / std::max<int64_t>(1, L.n_out) + 16));
+      const bool par = !in_parallel() && max_threads() > 1 && m >= 32;
+      if (par) chunk = std::min<int64_t>(chunk, (m + 2 * max_threads() - 1) / (2 * max_threads()));
+      const int64_t nchunks = (m + chunk - 1) / chunk;
+      // chunks are independent (each writes its own neurons of layer k + 1 and reads only
+      // bounds of layers <= k): one parallel region over them instead of one per layer
+#pragma omp parallel for schedule(dynamic) if (par)
+      for (int64_t ci = 0; ci < nchunks; ++ci) {
+        const int64_t c0 = ci * chunk;
         const int64_t mc = std::min(chunk, m - c0);
         Vec<T> A(2 * mc * L.n_out, T(0));
         for (int64_t r = 0; r < mc; ++r) {
           A[r * L.n_out + rows[c0 + r]] = T(1);
           A[(mc + r) * L.n_out + rows[c0 + r]] = T(-1);
         }
-        res.assign(2 * mc, T(0));
+        Vec<T> res(2 * mc, T(0));
         if (L.kind == kConv2d) {
           std::vector<Win> win(2 * mc);
           for (int64_t r = 0; r < mc; ++r) {

@@ -50,26 +50,26 @@ def _worst_ce_pgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
 def test_fused_bound_is_sound(method: str) -> None:
     gen = torch.Generator().manual_seed(1)
     cases = 0
-    for seed in range(12):
+    for seed in range(8):
         net = _net(seed, bn=seed % 2 == 1)
         bm = BoundedModel(net, (6,), use_compiled=seed % 3 != 0)
         x = torch.randn(6, 6, dtype=torch.float64, generator=gen)
         y = torch.randint(0, 4, (6,), generator=gen)
-        for eps in (0.01, 0.1, 0.4):
+        for eps in (0.02, 0.3):
             with torch.no_grad():
                 fused = robust_ce_upper(bm, x, y, eps, method=method, intersect_ibp=False)
                 both = robust_ce_upper(bm, x, y, eps, method=method)
-                # Monte-Carlo: 200 points per input (a quarter of them vertices of the box)
-                u = torch.rand(6, 200, 6, dtype=torch.float64, generator=gen) * 2 - 1
-                u[:, :50] = u[:, :50].sign()
+                # Monte-Carlo: 256 points per input (a quarter of them vertices of the box)
+                u = torch.rand(6, 256, 6, dtype=torch.float64, generator=gen) * 2 - 1
+                u[:, :64] = u[:, :64].sign()
                 xs = (x.unsqueeze(1) + eps * u).reshape(-1, 6)
-                ce = F.cross_entropy(net(xs), y.repeat_interleave(200), reduction="none").reshape(6, 200)
+                ce = F.cross_entropy(net(xs), y.repeat_interleave(256), reduction="none").reshape(6, 256)
             assert bool((ce.max(1).values <= fused + 1e-9).all()), (seed, eps)
             assert bool((both <= fused + 1e-12).all())
-            adv = _worst_ce_pgd(net, x, y, eps)
+            adv = _worst_ce_pgd(net, x, y, eps, steps=15)
             assert bool((adv <= fused + 1e-9).all()), (seed, eps)
-            cases += 6 * 201
-    assert cases > 20000
+            cases += 6 * 257
+    assert cases > 24000
 
 
 def test_fused_tighter_than_ibp_margins_somewhere() -> None:

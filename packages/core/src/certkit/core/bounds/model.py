@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from certkit.core.bounds import ops
-from certkit.core.bounds.graph import Graph, capture
+from certkit.core.bounds.graph import Graph, UnsupportedLayerError, capture
 
 Tensor = torch.Tensor
 Method = Literal["IBP", "CROWN", "CROWN-IBP", "alpha-CROWN"]
@@ -57,7 +57,9 @@ class BoundedModel(nn.Module):
     :class:`~certkit.core.bounds.ops.BatchNorm`) for bound propagation.
 
     Args:
-        model: a torch module made of supported layers (see :mod:`certkit.core.bounds.graph`).
+        model: a torch module made of supported layers (see :mod:`certkit.core.bounds.graph`),
+            or the module of a ``torch.export`` program (its ATen graph is mapped back onto
+            nn layers, :mod:`certkit.core.bounds.exported`). TorchScript is rejected.
         input_shape: the per-example input shape without the batch dimension, e.g.
             ``(1, 28, 28)``.
         use_compiled: dispatch inference-only CPU calls on Linear/Conv/ReLU chains to the
@@ -70,6 +72,14 @@ class BoundedModel(nn.Module):
         shape = tuple(int(s) for s in input_shape)
         if not shape or any(s <= 0 for s in shape):
             raise ValueError(f"input_shape: expected positive sizes, got {tuple(input_shape)!r}")
+        if isinstance(model, torch.jit.ScriptModule):
+            raise UnsupportedLayerError(
+                "model: a TorchScript module cannot be bounded (its graph is not capturable by torch.fx); "
+                "save it with torch.export (.pt2) or load it as module:factory + state_dict")
+        from certkit.core.bounds.exported import from_exported, is_aten_graph
+
+        if is_aten_graph(model):
+            model = from_exported(model)  # type: ignore[arg-type]  # torch.export program → nn layers
         self.model = model
         self.input_shape = shape
         self.graph: Graph = capture(model, shape)
