@@ -89,3 +89,15 @@ def test_report_section_tiny(tmp_path: Path, tiny: tuple, monkeypatch: pytest.Mo
     assert all(f.png[:4] == b"\x89PNG" for f in s.figures)
     json.dumps(s.summary)  # serialisable
     assert 0 <= s.summary["hacker3d_success"] <= 1
+
+
+@pytest.mark.shared_data
+def test_kitti_table_on_real_scan() -> None:
+    path = report._kitti_path()
+    if path is None:
+        pytest.skip("shared data absent: ../shared/data/pointcloud/lidar/kitti_000008.bin")
+    t = report.kitti_table(path)
+    assert t is not None and len(t.rows) == 8
+    kept = {r[0]: [float(c.split(" / ")[0]) for c in r[1:]] for r in t.rows}
+    assert kept["beam_missing"] == sorted(kept["beam_missing"], reverse=True)
+    assert kept["fog"][2] < kept["fog"][0] < 1.0
