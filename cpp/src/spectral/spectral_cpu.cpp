@@ -1098,44 +1098,67 @@ Csr laplacian(const int64_t* idx, const double* d2, int64_t N, int64_t k, int we
     sigma = s / static_cast<double>(N * k);
     if (!(sigma > 0)) sigma = 1.0;
   }
-  std::vector<std::vector<std::pair<int64_t, double>>> rows(N);
+  // Directed kNN edges in both directions, bucketed by row (counting sort), then each row
+  // sorted by column with duplicates merged by max (the union of the relation).
+  std::vector<int64_t> cnt(N + 1, 0);
   for (int64_t i = 0; i < N; ++i) {
     for (int64_t t = 0; t < k; ++t) {
       const int64_t j = idx[i * k + t];
       if (j < 0 || j >= N) throw std::invalid_argument("idx: neighbour index out of range");
       if (j == i) continue;
-      const double wgt = weight == 1 ? std::exp(-d2[i * k + t] / (2.0 * sigma * sigma)) : 1.0;
-      rows[i].push_back({j, wgt});
-      rows[j].push_back({i, wgt});
+      ++cnt[i + 1];
+      ++cnt[j + 1];
     }
   }
-  Csr L;
-  L.n = N;
-  L.indptr.assign(N + 1, 0);
+  for (int64_t i = 0; i < N; ++i) cnt[i + 1] += cnt[i];
+  std::vector<std::pair<int64_t, double>> edges(static_cast<size_t>(cnt[N]));
+  {
+    std::vector<int64_t> pos(cnt.begin(), cnt.end() - 1);
+    for (int64_t i = 0; i < N; ++i) {
+      for (int64_t t = 0; t < k; ++t) {
+        const int64_t j = idx[i * k + t];
+        if (j == i) continue;
+        const double wgt = weight == 1 ? std::exp(-d2[i * k + t] / (2.0 * sigma * sigma)) : 1.0;
+        edges[pos[i]++] = {j, wgt};
+        edges[pos[j]++] = {i, wgt};
+      }
+    }
+  }
+  std::vector<int64_t> rb(N), re(N);
   std::vector<double> deg(N, 0.0);
   for (int64_t i = 0; i < N; ++i) {
-    auto& r = rows[i];
-    std::sort(r.begin(), r.end());
-    size_t o = 0;
-    for (size_t t = 0; t < r.size(); ++t) {
+    auto* r = edges.data() + cnt[i];
+    const int64_t len = cnt[i + 1] - cnt[i];
+    std::sort(r, r + len);
+    int64_t o = 0;
+    for (int64_t t = 0; t < len; ++t) {
       if (o > 0 && r[o - 1].first == r[t].first) {
         r[o - 1].second = std::max(r[o - 1].second, r[t].second);
       } else {
         r[o++] = r[t];
       }
     }
-    r.resize(o);
-    for (const auto& c : r) deg[i] += c.second;
+    rb[i] = cnt[i];
+    re[i] = cnt[i] + o;
+    for (int64_t t = 0; t < o; ++t) deg[i] += r[t].second;
   }
+  Csr L;
+  L.n = N;
+  L.indptr.assign(N + 1, 0);
+  int64_t nnz = N;
+  for (int64_t i = 0; i < N; ++i) nnz += re[i] - rb[i];
+  L.indices.reserve(static_cast<size_t>(nnz));
+  L.data.reserve(static_cast<size_t>(nnz));
   for (int64_t i = 0; i < N; ++i) {
-    const auto& r = rows[i];
+    const auto r_begin = edges.begin() + rb[i], r_end = edges.begin() + re[i];
     bool diag_done = false;
     auto put_diag = [&]() {
       L.indices.push_back(i);
       L.data.push_back(normalized ? (deg[i] > 0 ? 1.0 : 0.0) : deg[i]);
       diag_done = true;
     };
-    for (const auto& c : r) {
+    for (auto it = r_begin; it != r_end; ++it) {
+      const auto& c = *it;
       if (!diag_done && c.first > i) put_diag();
       L.indices.push_back(c.first);
       const double v = normalized ? -c.second / std::sqrt(deg[i] * deg[c.first]) : -c.second;
