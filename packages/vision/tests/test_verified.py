@@ -82,6 +82,29 @@ def test_crown_ibp_training_step_runs() -> None:
     assert all(math.isfinite(h["loss"]) for h in hist.epochs)
 
 
+def test_loss_fusion_training_gives_valid_robust_ce_bound() -> None:
+    """CROWN-IBP training with loss fusion runs, and the fused bound it optimises is a valid
+    upper bound on the CE that a PGD attack reaches (attack on the certificate)."""
+    from certkit.core.bounds import BoundedModel, robust_ce_upper
+
+    tr, te = load_digits()
+    model, hist = V.train_certified(V.CertifiedMLP(16, 1), tr.x[:128], tr.y[:128],
+                                    V.TrainConfig(method="CROWN-IBP", loss_fusion=True, epochs=2, ramp_epochs=1,
+                                                  warmup_epochs=0, eps=0.05))
+    assert all(math.isfinite(h["loss"]) for h in hist.epochs)
+    x, y = te.x[:64], te.y[:64]
+    bm = BoundedModel(model, (1, 8, 8))
+    with torch.no_grad():
+        ub = robust_ce_upper(bm, x, y, 0.05, x_L=torch.zeros_like(x), x_U=torch.ones_like(x))
+        ub_nofloor = robust_ce_upper(bm, x, y, 0.05, x_L=torch.zeros_like(x), x_U=torch.ones_like(x),
+                                     intersect_ibp=False)
+    adv = V.pgd_attack(model, x, y, 0.05, steps=20)
+    with torch.no_grad():
+        ce_adv = torch.nn.functional.cross_entropy(model(adv), y, reduction="none")
+        ce_clean = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+    assert bool((ce_adv <= ub + 1e-5).all()) and bool((ce_clean <= ub_nofloor + 1e-5).all())
+
+
 def test_bad_config() -> None:
     tr, _ = load_digits()
     with pytest.raises(ValueError, match="method"):
