@@ -45,3 +45,47 @@ def test_unknown_command_exit_2() -> None:
     proc = _run("frobnicate")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def _rows(path: str) -> list[dict]:
+    from certkit.core.results import ResultLog
+
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in ResultLog(path).rows()]
+
+
+def test_vision_certify_backends_and_shards_give_identical_certificates(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("certkit.vision")
+    common = ["vision", "certify", "--count", "4", "--n0", "20", "--n", "200", "--alpha", "0.01",
+              "--batch-size", "100"]
+    serial = str(tmp_path / "serial.jsonl")
+    assert _run("--quiet", *common, "--out", serial).returncode == 0
+    proc = _run("--quiet", *common, "--out", str(tmp_path / "proc.jsonl"), "--backend", "process",
+                "--workers", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _rows(str(tmp_path / "proc.jsonl")) == _rows(serial)
+    shards = []
+    for k in range(2):
+        p = str(tmp_path / f"s{k}.jsonl")
+        assert _run("--quiet", *common, "--out", p, "--shard", f"{k}/2").returncode == 0
+        shards.append(p)
+    assert _run("merge", *shards, "--out", str(tmp_path / "m.jsonl")).returncode == 0
+    assert _rows(str(tmp_path / "m.jsonl")) == _rows(serial)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--backend", "mpi"], "backend"),
+        (["--shard", "2/2"], "shard"),
+        (["--shard", "x"], "shard"),
+        (["--model", "/nonexistent/model.pt"], "model"),
+        (["--model", "no_such_module_xyz:factory"], "model"),
+    ],
+)
+def test_vision_certify_bad_input_one_line_exit_2(args: list[str], needle: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("certkit.vision")
+    proc = _run("vision", "certify", "--count", "1", "--n", "10", "--n0", "5",
+                "--out", str(tmp_path / "x.jsonl"), *args)
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert "Traceback" not in proc.stderr
+    assert needle in proc.stderr.lower()

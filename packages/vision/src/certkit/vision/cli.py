@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from certkit.core.cli import STATE, UsageError, echo_json
+from certkit.core.cli import STATE, BackendOpt, RayAddressOpt, UsageError, WorkersOpt, echo_json
 
 app = typer.Typer(name="vision", help="Randomized smoothing, sequential certification, robust conformal "
                   "prediction for image classifiers.", no_args_is_help=True)
@@ -65,6 +65,32 @@ def load_model(spec: str | None, weights: str | None, sigma: float) -> Any:
     return model.eval()
 
 
+class _CertifyTask:
+    """One input per work unit for the process/ray backends (see certkit.core.distributed).
+    Noise is keyed by (seed, input index, sample index), so a unit certified alone gives the
+    same certificate as inside a packed serial batch."""
+
+    def __init__(self, model: str | None, weights: str | None, sigma: float, data: str,
+                 data_dir: str | None, num_classes: int, n0: int, n: int, alpha: float,
+                 batch_size: int, seed: int, mode: str, radius_target: list[float] | None) -> None:
+        from certkit.vision.datasets import load_dataset
+        from certkit.vision.smoothing import Smooth
+
+        self.split = load_dataset(data, data_dir, "test")
+        self.smooth = Smooth(load_model(model, weights, sigma), num_classes, sigma)
+        self.kw: dict[str, Any] = {"n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size,
+                                   "seed": seed, "mode": mode, "radius_target": radius_target}
+
+    def __call__(self, idx: int) -> dict[str, Any]:
+        cert = self.smooth.certify_batch(self.split.x[[idx]], indices=[idx],
+                                         labels=self.split.y[[idx]], **self.kw)[0]
+        return cert.as_row()
+
+
+def _make_certify_task(**kwargs: Any) -> _CertifyTask:
+    return _CertifyTask(**kwargs)
+
+
 def _load_results(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
     from certkit.core.results import ResultLog
 
@@ -103,8 +129,15 @@ def certify(
     count: Annotated[int, typer.Option(help="Number of inputs.")] = 100,
     skip: Annotated[int, typer.Option(help="Take every skip-th input.")] = 1,
     shard: Annotated[str | None, typer.Option(help="i/k: certify only shard i of k.")] = None,
+    backend: BackendOpt = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
-    """Certify inputs with randomized smoothing; one JSON line per input, resumable."""
+    """Certify inputs with randomized smoothing; one JSON line per input, resumable.
+
+    The serial backend packs several inputs into each forward batch; process and ray run
+    one input per work unit on a pool with the model resident in each worker. All give
+    bit-identical certificates (noise keyed by seed, input index and sample index)."""
     from certkit.core import progress as prog
     from certkit.vision.datasets import load_dataset
     from certkit.vision.metrics import average_certified_radius, certified_accuracy
@@ -124,12 +157,29 @@ def certify(
         idx = idx[i::k]
     if not idx:
         raise UsageError("no inputs selected (check --start/--count/--skip)")
-    net = load_model(model, weights, sigma)
-    smooth = Smooth(net, num_classes, sigma)
+    from certkit.core.distributed import TaskFactory, resolve_backend, run
+    from certkit.vision.smoothing import Certificate
+
+    backend_name = resolve_backend(backend)
     t0 = time.perf_counter()
-    certs = smooth.certify_batch(split.x[idx], n0=n0, n=n, alpha=alpha, batch_size=batch_size, seed=seed,
-                                 indices=idx, labels=split.y[idx], log=out, mode=mode,
-                                 radius_target=radius_target or None, progress=not prog.is_quiet())
+    if backend_name == "serial":
+        net = load_model(model, weights, sigma)
+        smooth = Smooth(net, num_classes, sigma)
+        certs = smooth.certify_batch(split.x[idx], n0=n0, n=n, alpha=alpha, batch_size=batch_size, seed=seed,
+                                     indices=idx, labels=split.y[idx], log=out, mode=mode,
+                                     radius_target=radius_target or None, progress=not prog.is_quiet())
+    else:
+        from certkit.core.results import ResultLog
+
+        load_model(model, weights, sigma)  # fail fast, in the driver, on a bad model
+        factory = TaskFactory(_make_certify_task, kwargs={
+            "model": model, "weights": weights, "sigma": sigma, "data": data, "data_dir": data_dir,
+            "num_classes": num_classes, "n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size,
+            "seed": seed, "mode": mode, "radius_target": radius_target or None})
+        with ResultLog(out) as log, prog.Counter(len(idx), "certify", "input") as bar:
+            rows = run(factory, idx, backend=backend_name, workers=workers, log=log,
+                       ray_address=ray_address, on_result=lambda _r: bar.update(1))
+        certs = [Certificate.from_row(r) for r in rows]
     radii = [0.0, 0.25, 0.5, 0.75, 1.0]
     acc = certified_accuracy(certs, radii)
     summary = {"results": str(out), "inputs": len(certs), "sigma": sigma, "mode": mode,
