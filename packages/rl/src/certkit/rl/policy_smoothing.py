@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 
 from certkit.core import stats
+from certkit.core.progress import Counter
 from certkit.core.results import ResultLog
 from certkit.core.validation import as_float_array, check_alpha, check_int, check_seed, check_sigma
 from certkit.rl.bounds import BOUNDS, survival_lower_bounds
@@ -387,17 +388,23 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
     factory = distributed.TaskFactory(_chunk_task, (pol, env_fn, sigma, seed, T, engine, m,
                                                     chunk_size))
     chunks = range((m + chunk_size - 1) // chunk_size)
-    if log is None:
-        rows = distributed.run(factory, chunks, backend=backend_name, workers=workers)
-    else:
-        with ResultLog(log) as rl:
-            for row in rl.rows():
-                got = tuple(row.get(k) for k in ("seed", "sigma", "horizon", "chunk_size"))
-                if got != (seed, sigma, T, chunk_size):
-                    raise ValueError(f"log: {log} holds chunks of another run (seed, sigma, "
-                                     f"horizon, chunk_size = {got})")
-            distributed.run(factory, chunks, backend=backend_name, workers=workers, log=rl)
-            rows = [r for r in rl.rows() if int(r["idx"]) in chunks]
+    with Counter(m, "smoothed episodes", unit="episode") as bar:
+        def tick(row: dict[str, Any]) -> None:
+            bar.update(len(row["returns"]))
+
+        if log is None:
+            rows = distributed.run(factory, chunks, backend=backend_name, workers=workers,
+                                   on_result=tick)
+        else:
+            with ResultLog(log) as rl:
+                for row in rl.rows():
+                    got = tuple(row.get(k) for k in ("seed", "sigma", "horizon", "chunk_size"))
+                    if got != (seed, sigma, T, chunk_size):
+                        raise ValueError(f"log: {log} holds chunks of another run (seed, sigma, "
+                                         f"horizon, chunk_size = {got})")
+                distributed.run(factory, chunks, backend=backend_name, workers=workers, log=rl,
+                                on_result=tick)
+                rows = [r for r in rl.rows() if int(r["idx"]) in chunks]
     rows = sorted(rows, key=lambda r: int(r["idx"]))
     if [int(r["idx"]) for r in rows] != list(chunks):
         raise RuntimeError("certify_reward: missing episode chunks in the results")
