@@ -160,7 +160,8 @@ def main() -> None:
                           f"{t_a / t_o:8.2f} {m_o:9.1f} {m_a:9.1f}", flush=True)
     print(json.dumps({"name": "bounds", "anchor": anchor_name, "ours_s": tot_ours, "anchor_s": tot_anchor,
                       "ratio": tot_anchor / tot_ours,
-                      "max_diff": max(r["max_diff"] for r in rows)}))
+                      "max_diff": max(r["max_diff"] for r in rows),
+                      "max_rel_diff": max(r["rel_diff"] for r in rows), "dtype": args.dtype}))
 
 
 if __name__ == "__main__":

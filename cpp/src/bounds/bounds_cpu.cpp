@@ -24,46 +24,56 @@ inline bool in_parallel() {
 #endif
 }
 
-// out (R, n_in) = A (R, n_out) @ W (n_out, n_in); bias (R) += A @ b.
+// Register tile of dense_backward: rows r0..r0+4 (nr of them), columns j0..j0+JB,
+// accumulated over the non-zero coefficient columns nz (ReLU-inactive neurons give zero
+// coefficients, skipped).
+template <class T, int JB>
+inline void dense_tile(const T* W, int64_t ni, const T* const* a, int nr, const std::vector<int64_t>& nz,
+                       int64_t j0, T* const* o) {
+  T acc[4][JB] = {};
+  for (const int64_t i : nz) {
+    const T* w = W + i * ni + j0;
+    for (int r = 0; r < 4; ++r) {
+      const T c = r < nr ? a[r][i] : T(0);
+#pragma omp simd
+      for (int p = 0; p < JB; ++p) acc[r][p] += c * w[p];
+    }
+  }
+  for (int r = 0; r < nr; ++r)
+    for (int p = 0; p < JB; ++p) o[r][j0 + p] = acc[r][p];
+}
+
+// out (R, n_in) = A (R, n_out) @ W (n_out, n_in); bias (R) += A @ b. Blocks of 4 rows x
+// 32 columns held in registers (a small GEMM micro-kernel), over the non-zero columns of A.
 template <class T>
 void dense_backward(const Layer<T>& L, const T* A, int64_t R, T* out, T* bias) {
   const int64_t no = L.n_out, ni = L.n_in;
   auto block = [&](int64_t rb, int64_t re) {
+    std::vector<int64_t> nz;
+    nz.reserve(no);
     for (int64_t r0 = rb; r0 < re; r0 += 4) {
-      const int64_t nr = std::min<int64_t>(4, re - r0);
-      T* o0 = out + r0 * ni;
-      std::memset(o0, 0, sizeof(T) * nr * ni);
-      if (nr == 4) {
-        T* o1 = o0 + ni; T* o2 = o1 + ni; T* o3 = o2 + ni;
-        const T* a0 = A + r0 * no; const T* a1 = a0 + no; const T* a2 = a1 + no; const T* a3 = a2 + no;
-        for (int64_t i = 0; i < no; ++i) {
-          const T c0 = a0[i], c1 = a1[i], c2 = a2[i], c3 = a3[i];
-          if (c0 == 0 && c1 == 0 && c2 == 0 && c3 == 0) continue;
-          const T* w = L.W + i * ni;
-#pragma omp simd
-          for (int64_t j = 0; j < ni; ++j) {
-            const T wj = w[j];
-            o0[j] += c0 * wj; o1[j] += c1 * wj; o2[j] += c2 * wj; o3[j] += c3 * wj;
-          }
-        }
-      } else {
-        for (int64_t r = 0; r < nr; ++r) {
-          const T* a = A + (r0 + r) * no;
-          T* o = o0 + r * ni;
-          for (int64_t i = 0; i < no; ++i) {
-            const T c = a[i];
-            if (c == 0) continue;
-            const T* w = L.W + i * ni;
-#pragma omp simd
-            for (int64_t j = 0; j < ni; ++j) o[j] += c * w[j];
-          }
-        }
+      const int nr = static_cast<int>(std::min<int64_t>(4, re - r0));
+      const T* a[4];
+      T* o[4];
+      for (int r = 0; r < 4; ++r) {
+        const int64_t rr = r0 + std::min(r, nr - 1);
+        a[r] = A + rr * no;
+        o[r] = out + rr * ni;
       }
+      nz.clear();
+      for (int64_t i = 0; i < no; ++i) {
+        bool any = false;
+        for (int r = 0; r < nr; ++r) any = any || a[r][i] != 0;
+        if (any) nz.push_back(i);
+      }
+      int64_t j0 = 0;
+      for (; j0 + 32 <= ni; j0 += 32) dense_tile<T, 32>(L.W, ni, a, nr, nz, j0, o);
+      for (; j0 + 8 <= ni; j0 += 8) dense_tile<T, 8>(L.W, ni, a, nr, nz, j0, o);
+      for (; j0 < ni; ++j0) dense_tile<T, 1>(L.W, ni, a, nr, nz, j0, o);
       if (L.b) {
-        for (int64_t r = 0; r < nr; ++r) {
-          const T* a = A + (r0 + r) * no;
+        for (int r = 0; r < nr; ++r) {
           T s = 0;
-          for (int64_t i = 0; i < no; ++i) s += a[i] * L.b[i];
+          for (const int64_t i : nz) s += a[r][i] * L.b[i];
           bias[r0 + r] += s;
         }
       }
