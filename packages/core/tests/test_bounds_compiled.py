@@ -156,3 +156,27 @@ def test_bn_train_mode_or_unfoldable_uses_torch() -> None:
     # BN first (no Linear/Conv before it): not folded, torch path
     pre = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(16), nn.Linear(16, 3)).eval()
     assert not compiled.supported(BoundedModel(pre, (1, 4, 4)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_windowed_conv_path_equals_torch(dtype: torch.dtype) -> None:
+    """Larger maps, so the kernels' windowed (patch-local) transposed conv runs for the
+    CROWN intermediate bounds of conv neurons (windows well below a quarter of the map)."""
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 4, stride=2, padding=1),
+                            nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, stride=1),
+                            nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 5)).to(dtype).eval()
+        shape = (1, 12, 12)
+        fast, ref = BoundedModel(net, shape), BoundedModel(net, shape, use_compiled=False)
+        assert compiled.supported(fast)
+        x = torch.rand(3, *shape, dtype=dtype)
+        for eps in (0.01, 0.05):
+            with torch.no_grad():
+                l1, u1 = fast.compute_bounds(x, eps, method="CROWN")
+                l2, u2 = ref.compute_bounds(x, eps, method="CROWN")
+                i1 = fast.compute_bounds(x, eps, method="IBP")
+            np.testing.assert_allclose(l1.numpy(), l2.numpy(), atol=tol, rtol=tol)
+            np.testing.assert_allclose(u1.numpy(), u2.numpy(), atol=tol, rtol=tol)
+            assert bool((l1 >= i1[0] - tol).all()) and bool((u1 <= i1[1] + tol).all())  # CROWN ⊆ IBP here

@@ -74,5 +74,5 @@ def test_torchscript_rejected_with_hint() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ts = torch.jit.trace(nn.Linear(4, 2).eval(), torch.zeros(1, 4))
-    with pytest.raises(UnsupportedLayerError, match="torch.export"):
+    with pytest.raises(UnsupportedLayerError, match=r"torch\.export"):
         BoundedModel(ts, (4,))

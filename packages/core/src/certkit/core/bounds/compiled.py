@@ -8,6 +8,14 @@ in real arithmetic: IBP of the folded layer equals IBP of layer-then-BN (|s·W| 
 and the CROWN backward pass composes the same two affine maps; the float results agree up
 to rounding (tests check it).
 
+Kernel structure (cpp/src/bounds/bounds_cpu.cpp): the CROWN backward pass through a
+Conv2d is a transposed convolution of the coefficient rows, run as an im2col-style GEMM
+(register-tiled ``W^T @ A``) plus col2im for dense rows, and as a windowed scatter for
+rows that are local (the unit-vector rows of a conv neuron's intermediate bound stay inside
+a small spatial window through conv/ReLU layers, like auto_LiRPA's "patches" mode); the
+Linear backward is a register-tiled GEMM over the non-zero coefficient columns.
+Intermediate-bound rows run in cache-sized chunks, in parallel.
+
 The kernels run the same algorithm as the torch layer (same relaxation, same per-example
 CROWN∩IBP intermediate-bound policy), so both agree up to float rounding; tests check it.
 """
