@@ -9,8 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-def best_time(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
-    """Minimum wall time over ``repeat`` runs (the least noisy estimate on a shared machine)."""
+def _times(fn: Callable[[], Any], repeat: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         fn()
     times = []
@@ -18,18 +17,16 @@ def best_time(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return min(times)
+    return times
+
+
+def best_time(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
+    """Minimum wall time over ``repeat`` runs (the least noisy estimate on a shared machine)."""
+    return min(_times(fn, repeat, warmup))
 
 
 def median_time(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(_times(fn, repeat, warmup))
 
 
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
