@@ -28,6 +28,7 @@ import torch
 
 from certkit.core.stats import clopper_pearson
 from certkit.core.validation import check_alpha, check_int, check_seed
+from certkit.pointcloud._votes import count_votes
 
 Threat = Literal["modify", "add", "delete"]
 
@@ -92,15 +93,9 @@ def vote_counts(
     if not 1 <= k <= len(xa):
         raise ValueError(f"k: expected 1 <= k <= {len(xa)}, got {k}")
     rng = np.random.default_rng([check_seed(seed), index])
-    counts = np.zeros(num_classes, np.int64)
-    done = 0
-    while done < n:
-        b = min(batch_size, n - done)
-        idx = np.argsort(rng.random((b, len(xa))), axis=1)[:, :k]
-        pred = model(torch.from_numpy(xa[idx])).argmax(1).numpy()
-        counts += np.bincount(pred, minlength=num_classes)[:num_classes]
-        done += b
-    return counts
+    # draws are consumed in order from one generator, so batching does not change them
+    return count_votes(model, lambda _start, b: xa[np.argsort(rng.random((b, len(xa))), axis=1)[:, :k]],
+                       n, batch_size, num_classes)
 
 
 def certify(

@@ -34,6 +34,7 @@ import torch
 from certkit.core import gaussian_noise, uniform_noise
 from certkit.core.stats import clopper_pearson, norm_ppf
 from certkit.core.validation import check_alpha, check_int, check_positive, check_seed
+from certkit.pointcloud._votes import count_votes
 
 Noise = Literal["gaussian", "uniform"]
 ABSTAIN = -1
@@ -90,15 +91,8 @@ def rotation_counts(
     if noise not in ("gaussian", "uniform"):
         raise ValueError(f"noise: expected 'gaussian' or 'uniform', got {noise!r}")
     scale = check_positive(scale, "scale")
-    counts = np.zeros(num_classes, np.int64)
-    done = 0
-    while done < n:
-        b = min(batch_size, n - done)
-        th = _angles(noise, scale, b, seed, index, first + done)
-        pred = model(torch.from_numpy(rotate_z(xa, th))).argmax(1).numpy()
-        counts += np.bincount(pred, minlength=num_classes)[:num_classes]
-        done += b
-    return counts
+    return count_votes(model, lambda start, b: rotate_z(xa, _angles(noise, scale, b, seed, index, first + start)),
+                       n, batch_size, num_classes)
 
 
 def certified_angle(p_lower: float, noise: Noise, scale: float) -> float:

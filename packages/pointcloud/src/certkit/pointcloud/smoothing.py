@@ -21,6 +21,7 @@ import torch
 from certkit.core import gaussian_rows
 from certkit.core.stats import certified_radius, clopper_pearson
 from certkit.core.validation import check_alpha, check_int, check_seed, check_sigma
+from certkit.pointcloud._votes import count_votes
 
 ABSTAIN = -1
 
@@ -61,16 +62,11 @@ def sample_counts(
     if not np.isfinite(xa).all():
         raise ValueError("x: contains NaN or inf")
     M = xa.size
-    counts = np.zeros(num_classes, np.int64)
-    done = 0
-    while done < n:
-        b = min(batch_size, n - done)
-        offs = (first + done + np.arange(b, dtype=np.uint64)) * np.uint64(M)
-        noise = gaussian_rows((b, *xa.shape), sigma, seed, np.full(b, index, np.uint64), offs)
-        pred = model(torch.from_numpy(noise + xa[None])).argmax(1).numpy()
-        counts += np.bincount(pred, minlength=num_classes)[:num_classes]
-        done += b
-    return counts
+    def draw(start: int, b: int) -> np.ndarray:
+        offs = (first + start + np.arange(b, dtype=np.uint64)) * np.uint64(M)
+        return gaussian_rows((b, *xa.shape), sigma, seed, np.full(b, index, np.uint64), offs) + xa[None]
+
+    return count_votes(model, draw, n, batch_size, num_classes)
 
 
 def certify(
