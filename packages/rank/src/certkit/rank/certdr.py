@@ -189,6 +189,21 @@ class CertResult:
                 "mean_tv": float(self.tv.mean()) if self.tv.size else 0.0}
 
 
+def prepare_candidates(ranker: Ranker, query: str, docs: list[str],
+                       doc_ids: Sequence[str] | None, transform: ScoreTransform | None
+                       ) -> tuple[list[str], ScoreTransform, list[list[str]]]:
+    """Shared set-up of the top-K certificates for N candidate ``docs``: their ids (N,),
+    the score transform (fitted on the clean scores when not given) and their words."""
+    if not docs:
+        raise ValueError("docs: no candidate documents")
+    ids = list(doc_ids) if doc_ids is not None else [str(i) for i in range(len(docs))]
+    if len(ids) != len(docs):
+        raise ValueError("doc_ids: length differs from docs")
+    if transform is None:
+        transform = ScoreTransform.fit(ranker.score(query, docs))
+    return ids, transform, [split_words(d) for d in docs]
+
+
 def _check_common(n: int, alpha: float, seed: int, query_index: int) -> tuple[int, float, int, int]:
     return (check_int(n, "n", minimum=2), check_alpha(alpha), check_seed(seed),
             check_int(query_index, "query_index", minimum=0))
@@ -222,14 +237,7 @@ def certify_query(ranker: Ranker, query: str, docs: Sequence[str], source: Synon
     """
     docs = check_docs(query, docs)
     n, alpha, seed, query_index = _check_common(n, alpha, seed, query_index)
-    if not docs:
-        raise ValueError("docs: no candidate documents")
-    ids = list(doc_ids) if doc_ids is not None else [str(i) for i in range(len(docs))]
-    if len(ids) != len(docs):
-        raise ValueError("doc_ids: length differs from docs")
-    if transform is None:
-        transform = ScoreTransform.fit(ranker.score(query, docs))
-    words = [split_words(d) for d in docs]
+    ids, transform, words = prepare_candidates(ranker, query, docs, doc_ids, transform)
     pcache: dict[tuple[str, str], object] = {}  # P_w and q_w, shared by this query's documents
     sets = [substitution_sets(w, source, _cache=pcache) for w in words]
     items = [(st, sample_indices([len(x) for x in st], n, seed=seed, stream=stream_key(query_index, j)))

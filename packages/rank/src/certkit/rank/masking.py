@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from certkit.core import uniform_noise
 from certkit.core.validation import check_alpha, check_int, check_seed
-from certkit.rank.certdr import CertResult, split_words
+from certkit.rank.certdr import CertResult, prepare_candidates
 from certkit.rank.rankers import Ranker, check_docs, choice_texts, score_choices_batch
 from certkit.rank.smoothing import (
     DEFAULT_KS,
@@ -109,14 +109,7 @@ def certify_query_masking(ranker: Ranker, query: str, docs: Sequence[str], *,
     alpha = check_alpha(alpha)
     seed = check_seed(seed)
     query_index = check_int(query_index, "query_index", minimum=0)
-    if not docs:
-        raise ValueError("docs: no candidate documents")
-    ids = list(doc_ids) if doc_ids is not None else [str(i) for i in range(len(docs))]
-    if len(ids) != len(docs):
-        raise ValueError("doc_ids: length differs from docs")
-    if transform is None:
-        transform = ScoreTransform.fit(ranker.score(query, docs))
-    words = [split_words(d) for d in docs]
+    ids, transform, words = prepare_candidates(ranker, query, docs, doc_ids, transform)
     ts = np.array([len(w) for w in words], dtype=np.int64)
     kk = np.array([kept_count(int(t), mask_rate) for t in ts], dtype=np.int64)
     items = [(mask_choices(w, mask_token),
