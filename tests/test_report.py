@@ -11,7 +11,6 @@ import pytest
 
 from certkit.core.cli import main
 from certkit.core.report import (
-    Figure,
     ReportContext,
     Section,
     Table,
@@ -64,7 +63,3 @@ def test_merge_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["merge", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
 
-
-def test_figure_dataclass_roundtrip() -> None:
-    f = Figure("x", b"\x89PNG...", "c")
-    assert f.name == "x"
