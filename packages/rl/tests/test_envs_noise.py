@@ -46,6 +46,23 @@ def test_batched_dynamics_match_gymnasium_step_for_step(env_id: str, cls: type, 
     assert not benv.done[0]
 
 
+def test_fast_seeded_resets_equal_gymnasium_resets() -> None:
+    seeds = [0, 1, 7, 2**32 + 5, 2**40 + 11, 123456789]
+    for env_id, cls in (("CartPole-v1", BatchedCartPole), ("Acrobot-v1", BatchedAcrobot)):
+        env = gym.make(env_id)
+        ref = []
+        for s in seeds:
+            env.reset(seed=s)
+            ref.append(np.array(env.unwrapped.state, dtype=np.float64))
+        b = cls(len(seeds))
+        b.reset(seed=seeds)
+        np.testing.assert_array_equal(b.state.T, np.asarray(ref, dtype=np.float64))
+        # the generic (slow) path gives the same states
+        np.testing.assert_array_equal(b._initial_states(seeds),
+                                      np.stack([b._initial_state(np.random.default_rng(s))
+                                                for s in seeds], axis=1))
+
+
 def test_batched_twin_detection_and_horizon() -> None:
     env = gym.make("CartPole-v1")
     twin = batched_dynamics(env, 3)

@@ -57,6 +57,34 @@ def test_policy_adapters_match_naive() -> None:
         as_policy(3)
 
 
+@pytest.mark.parametrize("n_out", [2, 3])
+def test_plain_mlp_fast_path_matches_module_argmax(n_out: int) -> None:
+    torch.manual_seed(n_out)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16),
+                              torch.nn.ReLU(), torch.nn.Linear(16, n_out))
+    pol = TorchPolicy(net)
+    assert pol._plain_mlp() is not None
+    obs = np.random.default_rng(1).standard_normal((4000, 4)).astype(np.float32)
+    keep = obs.copy()
+    with torch.no_grad():
+        logits = net(torch.from_numpy(obs))
+        torch.testing.assert_close(pol._forward_fast(torch.from_numpy(obs), pol._plain_mlp()),
+                                   logits, rtol=0, atol=0)
+    out = pol(obs)
+    np.testing.assert_array_equal(out, logits.argmax(1).numpy())
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(obs, keep)  # the caller's batch is not modified in place
+    tie = TorchPolicy(torch.nn.Sequential(torch.nn.Linear(4, n_out)))
+    with torch.no_grad():
+        tie.module[0].weight.zero_()
+        tie.module[0].bias.zero_()
+    np.testing.assert_array_equal(tie(obs[:5]), np.zeros(5, np.int64))  # ties → first, as argmax
+    # anything but a plain MLP goes through the module itself
+    assert TorchPolicy(torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.Sigmoid()))._plain_mlp() is None
+    net.train()
+    assert pol._plain_mlp() is None
+
+
 def test_sb3_adapter() -> None:
     sb3 = pytest.importorskip("stable_baselines3")
     model = sb3.DQN("MlpPolicy", "CartPole-v1", learning_starts=0, verbose=0)

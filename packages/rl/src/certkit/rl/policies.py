@@ -64,12 +64,42 @@ class TorchPolicy:
         """Differentiable Q-values / logits, (N, A)."""
         return self.module(obs)
 
+    def _plain_mlp(self) -> list[nn.Module] | None:
+        """The layers of a plain MLP (nn.Sequential of Linear/Tanh/ReLU), else None."""
+        if type(self.module) is not nn.Sequential or self.module.training:
+            return None
+        layers = list(self.module)
+        if not layers or not all(type(m) in (nn.Linear, nn.Tanh, nn.ReLU) for m in layers):
+            return None
+        return layers
+
+    def _forward_fast(self, x: torch.Tensor, layers: list[nn.Module]) -> torch.Tensor:
+        """The module's forward with in-place activations (no temporaries): the same
+        addmm and tanh/relu kernels as nn.Linear/nn.Tanh, so bit-identical outputs."""
+        h = x
+        fresh = False  # never modify the caller's input in place
+        for m in layers:
+            if type(m) is nn.Linear:
+                lin: Any = m
+                h = (torch.addmm(lin.bias, h, lin.weight.t()) if lin.bias is not None
+                     else h @ lin.weight.t())
+                fresh = True
+            elif type(m) is nn.Tanh:
+                h = h.tanh_() if fresh else h.tanh()
+            else:
+                h = h.relu_() if fresh else h.relu()
+        return h
+
     def __call__(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
-        with torch.no_grad():
-            out = self.module(torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)))
-        if self.discrete:
-            return out.argmax(dim=1).numpy()
-        a = out.numpy().astype(np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
+        layers = self._plain_mlp() if x.ndim == 2 else None
+        with torch.inference_mode():
+            out = self.module(x) if layers is None else self._forward_fast(x, layers)
+            if self.discrete:
+                if out.ndim == 2 and out.shape[1] == 2:  # argmax of two columns (ties → 0, as argmax)
+                    return (out[:, 1] > out[:, 0]).numpy().astype(np.int64)
+                return out.argmax(dim=1).numpy()
+        a = out.numpy().astype(np.float32)  # copies out of the inference tensor
         if self.action_low is not None or self.action_high is not None:
             a = np.clip(a, self.action_low, self.action_high)
         return a

@@ -92,19 +92,25 @@ class _NoiseBlocks:
     def __init__(self, n: int, dim: int, sigma: float, seed: int, ids: npt.NDArray[np.int64],
                  block: int) -> None:
         self.n, self.dim, self.sigma, self.seed, self.ids, self.block = n, dim, sigma, seed, ids, block
-        self.buf = np.zeros((n, block * dim), dtype=np.float32)
+        # (block, n, dim): the rows of one step are contiguous, ready to add.
+        self.buf = np.zeros((block, n, dim), dtype=np.float32)
         self.t0 = -block
 
     def get(self, t: int, active: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+        """(n, dim) noise of step t (rows of finished episodes are stale: unused)."""
         if t >= self.t0 + self.block:
             self.t0 = t
             idx = np.flatnonzero(active)
             if idx.size:
-                self.buf[idx] = gaussian_rows((idx.size, self.block * self.dim), self.sigma,
-                                              self.seed, streams=self.ids[idx],
-                                              offsets=np.full(idx.size, t * self.dim, np.int64))
-        j = (t - self.t0) * self.dim
-        return self.buf[:, j:j + self.dim]
+                rows = gaussian_rows((idx.size, self.block * self.dim), self.sigma,
+                                     self.seed, streams=self.ids[idx],
+                                     offsets=np.full(idx.size, t * self.dim, np.int64))
+                blk = rows.reshape(idx.size, self.block, self.dim).transpose(1, 0, 2)
+                if idx.size == self.n:
+                    self.buf[...] = blk
+                else:
+                    self.buf[:, idx] = blk
+        return self.buf[t - self.t0]
 
 
 def _run_batch(policy: Any, venv: Any, kind: str, sigma: float, seed: int,
@@ -147,9 +153,8 @@ def _run_batch(policy: Any, venv: Any, kind: str, sigma: float, seed: int,
             for i in np.flatnonzero(~active):  # keep finished envs valid: any legal action
                 actions[i] = np.asarray(venv.single_action_space.sample(), dtype=actions.dtype)
         obs, rew, term, trunc, _ = venv.step(actions)
-        rew = np.asarray(rew, dtype=np.float64)
-        returns[active] += rew[active]
-        lengths[active] += 1
+        np.add(returns, np.asarray(rew, dtype=np.float64), out=returns, where=active)
+        lengths += active
         ended = np.asarray(term) | np.asarray(trunc)
         active &= ~ended
         if not active.any():
