@@ -35,6 +35,26 @@ class ToyRanker:
         return np.array([sum(WEIGHTS.get(w, 0.0) for w in d.split()) for d in docs], dtype=np.float64)
 
 
+class AdditiveToy(ToyRanker):
+    """The same scores through the AdditiveScorer fast path: one float feature per word."""
+
+    def choice_features(self, query, words):
+        return np.array([[WEIGHTS.get(w, 0.0)] for w in words], dtype=np.float64).reshape(-1, 1)
+
+    def score_features(self, query, feats):
+        return np.asarray(feats, dtype=np.float64)[:, 0]
+
+
+class IntAdditiveToy(ToyRanker):
+    """Integer features (packed path): [word count, 10·weight] -> the toy score."""
+
+    def choice_features(self, query, words):
+        return np.array([[1, round(10 * WEIGHTS.get(w, 0.0))] for w in words], dtype=np.int64).reshape(-1, 2)
+
+    def score_features(self, query, feats):
+        return np.asarray(feats, dtype=np.float64)[:, 1] / 10.0
+
+
 TABLE = DictSynonyms({"a": ["b"], "b": ["a", "c"], "c": ["b"], "e": ["f"], "f": ["e", "g"],
                       "g": ["f"], "d": ["h"], "h": ["d"]})
 TABLE_ANY = DictSynonyms({"a": ["b", "c"], "b": ["a", "c"], "c": ["a", "b"], "e": ["f"], "f": ["e"],
@@ -92,8 +112,8 @@ def _exact_check(res, docs, budget=None, threat="promote", source=TABLE):
 
 @pytest.mark.parametrize("bound", ["bernstein", "hoeffding", "clopper_pearson", "hybrid"])
 @pytest.mark.parametrize("threat", ["promote", "any"])
-def test_certdr_never_broken_by_exhaustive_substitution(bound, threat) -> None:
-    ranker = ToyRanker()
+@pytest.mark.parametrize("ranker", [ToyRanker(), IntAdditiveToy()], ids=["generic", "additive"])
+def test_certdr_never_broken_by_exhaustive_substitution(bound, threat, ranker) -> None:
     table, docs = (TABLE, DOCS) if threat == "promote" else (TABLE_ANY, DOCS_ANY)
     n_cert = 0
     for qi in range(6):
@@ -122,14 +142,51 @@ def test_sampler_keying_and_reproducibility() -> None:
     part = sample_substitutions(words, sets, 4, seed=3, stream=7, first_sample=6)
     assert full[6:] == part
     assert sample_substitutions(words, sets, 10, seed=3, stream=8) != full
-    # position i draws sets[i][floor(u * |P|)] with u from the core sampler
-    u = uniform_noise((10, 5), 0.0, 1.0, 3, 0, np.float64, stream=7)
+    # sample s of position i draws sets[i][floor(u * |P|)], u = element (i << 32) + s of
+    # the core sampler's stream (position-major keying)
+    u = np.stack([uniform_noise(10, 0.0, 1.0, 3, i << 32, np.float64, stream=7) for i in range(5)], 1)
     for r in range(10):
-        assert full[r].split() == [sets[i][int(u[r, i] * len(sets[i]))] for i in range(5)]
+        assert full[r].split() == [sets[i][int(u[r, i] * len(sets[i]))] if len(sets[i]) > 1 else sets[i][0]
+                                   for i in range(5)]
     # uniform over P_w
     many = sample_substitutions(["b"], [perturbation_set("b", TABLE)], 6000, seed=0, stream=0)
     counts = np.array([many.count(w) for w in ("b", "a", "c")])
     assert np.all(np.abs(counts / 6000 - 1 / 3) < 0.03)
+
+
+@pytest.mark.parametrize("fast", [AdditiveToy(), IntAdditiveToy()], ids=["float", "packed"])
+def test_additive_path_equals_generic_path(fast) -> None:
+    # same keys -> the same smoothed copies: the fast path (sampling only the positions
+    # whose features vary) gives the generic path's scores and certificate
+    docs = [*DOCS, "a 1 b , e", "h"]
+    for qi in (0, 5):
+        r_gen = certify_query(ToyRanker(), "q", docs, TABLE, n=300, transform=SIGMA, seed=4,
+                              query_index=qi, budget=1)
+        r_fast = certify_query(fast, "q", docs, TABLE, n=300, transform=SIGMA, seed=4,
+                               query_index=qi, budget=1)
+        np.testing.assert_allclose(r_fast.g_hat, r_gen.g_hat, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(r_fast.lower, r_gen.lower, rtol=0, atol=1e-12)
+        assert r_fast.certified == r_gen.certified
+        np.testing.assert_array_equal(r_fast.tv, r_gen.tv)
+
+
+def test_bm25_fast_path_equals_scoring_the_sampled_texts(default_coll, bm25) -> None:
+    from certkit.rank.certdr import smoothed_scores, substitution_table
+    from certkit.rank.smoothing import stream_key
+
+    src = DictSynonyms({"solar": ["sun", "star"], "cells": ["cell", "the", "units"], "the": ["a"],
+                        "energy": ["power", "photovoltaic"], "efficient": ["cells", "good"]}, symmetric=True)
+    q = "efficient solar cells"
+    docs = [d for d in default_coll.corpus.values() if "solar" in d or "energy" in d][:6]
+    docs += ["", "The SOLAR cells, the energy!"]
+    tab = substitution_table(src)
+    per = [tab.doc_ids(d) for d in docs]
+    ptr = np.concatenate(([0], np.cumsum([p.size for p in per]))).astype(np.int64)
+    fast = smoothed_scores(bm25, q, tab, np.concatenate(per), ptr, 50, seed=2, query_index=3)
+    for j, d in enumerate(docs):
+        w = split_words(d)
+        texts = sample_substitutions(w, substitution_sets(w, src), 50, seed=2, stream=stream_key(3, j))
+        np.testing.assert_array_equal(fast[j], bm25.score(q, texts))
 
 
 def test_certify_is_split_invariant_and_validates() -> None:

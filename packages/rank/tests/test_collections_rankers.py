@@ -130,3 +130,23 @@ def test_vaswani_bm25_matches_pytrec_and_published(shared) -> None:
         assert m == pytest.approx(ref[q]["map"], abs=1e-12)
     mean = ev.mean()
     assert abs(mean["ndcg@10"] - 0.43) < 0.03 and abs(mean["map"] - 0.28) < 0.03
+
+
+def test_bm25_token_ids_and_features_equal_text_scoring(default_coll: Collection, bm25: BM25Ranker) -> None:
+    q = default_coll.queries[sorted(default_coll.queries)[1]]
+    docs = [*list(default_coll.corpus.values())[:30], "", "the of and", "Unheard-of wordz here!"]
+    ref = bm25.score(q, docs)
+    # token ids (index vocabulary, -1 outside it), CSR
+    toks = bm25.tokenize(docs)
+    ids = np.array([bm25.vocab.get(t, -1) for d in toks for t in d], dtype=np.int64)
+    lengths = np.array([len(d) for d in toks], dtype=np.int64)
+    np.testing.assert_array_equal(bm25.score_token_ids(q, ids, lengths), ref)
+    # additive features: per-word features summed over a document's words (naive loop)
+    feats = np.array([bm25.choice_features(q, d.split()).sum(0) if d.split()
+                      else np.zeros(1 + len(bm25._query_weights(q)[0]), np.int64) for d in docs])
+    assert feats[:, 0].tolist() == lengths.tolist()
+    np.testing.assert_array_equal(bm25.score_features(q, feats), ref)
+    with pytest.raises(ValueError, match="feats"):
+        bm25.score_features(q, feats[:, :1])
+    with pytest.raises(ValueError, match="ids"):
+        bm25.score_token_ids(q, ids[:-1], lengths)

@@ -20,6 +20,7 @@ Other rankers: :mod:`certkit.rank.neural` (trainable K-NRM) and :mod:`certkit.ra
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ import numpy.typing as npt
 from certkit.core.validation import check_int, check_positive
 from certkit.rank.io import Run
 
-__all__ = ["BM25Ranker", "ChoiceScorer", "Ranker", "check_choices", "check_docs", "choice_texts",
+__all__ = ["AdditiveScorer", "BM25Ranker", "ChoiceScorer", "Ranker", "check_choices", "check_docs", "choice_texts",
            "rerank", "score_choices", "score_choices_batch"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -58,6 +59,22 @@ class ChoiceScorer(Protocol):
 
     def score_choices(self, query: str, choices: Sequence[Sequence[str]],
                       idx: npt.NDArray[np.integer]) -> FloatArray: ...
+
+
+@runtime_checkable
+class AdditiveScorer(Protocol):
+    """Optional fastest path for smoothing: rankers whose score of a document depends on
+    it only through a sum of per-word features, ``score(q, w_1 … w_T) =
+    score_features(q, Σ_i choice_features(q, [w_i]))`` exactly (BM25: token count and
+    query-term counts). Certificates then sample only the positions whose choices change
+    the features and never build a document.
+
+    choice_features(query, words (W,)) -> (W, m) array (integer features may be packed);
+    score_features(query, feats (D, m)) -> (D,) float64."""
+
+    def choice_features(self, query: str, words: Sequence[str]) -> npt.NDArray[Any]: ...
+
+    def score_features(self, query: str, feats: npt.NDArray[Any]) -> FloatArray: ...
 
 
 def check_choices(choices: Sequence[Sequence[str]], idx: Any) -> npt.NDArray[np.int64]:
@@ -190,6 +207,8 @@ class BM25Ranker:
         self._doc_id_array = np.array(self.doc_ids, dtype=object)
         self._qcache: dict[str, tuple[list[str], npt.NDArray[np.float32]]] = {}
         self._wcache: dict[str, tuple[str, ...]] = {}
+        self._wids: dict[str, tuple[int, ...]] = {}  # word -> ids in self._tok (any token)
+        self._tok: dict[str, int] = {}
 
     # -- tokenisation (bm25s' tokenizer, same settings as the index) --------------
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
@@ -227,6 +246,76 @@ class BM25Ranker:
             for w, t in zip(missing, self.tokenize(missing), strict=True):
                 cache[w] = tuple(t)
         return [cache[w] for w in words]
+
+    def _word_token_ids(self, words: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Token ids (in a ranker-wide table of every token seen, ``self._tok``) of each
+        word, as CSR: (W,) token counts and the flat ids."""
+        wids = self._wids
+        missing = [w for w in dict.fromkeys(words) if w not in wids]
+        if missing:
+            if len(wids) > 500_000:
+                wids.clear()
+            tok = self._tok
+            for w, t in zip(missing, self.word_tokens(missing), strict=True):
+                wids[w] = tuple(tok.setdefault(x, len(tok)) for x in t)
+        ids = [wids[w] for w in words]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        return lengths, flat
+
+    def choice_features(self, query: str, words: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Additive features of single words (:class:`AdditiveScorer`): column 0 the word's
+        bm25s token count (0 for a stop word), column 1 + j the count of query term j among
+        its tokens (query terms as in :meth:`score`). Shape (W, 1 + Qt), int64."""
+        check_docs(query, [])
+        terms, _ = self._query_weights(query)
+        lengths, flat = self._word_token_ids(words)
+        out = np.zeros((len(words), 1 + len(terms)), dtype=np.int64)
+        out[:, 0] = lengths
+        if terms and flat.size:
+            lut = np.full(len(self._tok), -1, dtype=np.int64)
+            for j, t in enumerate(terms):
+                if t in self._tok:
+                    lut[self._tok[t]] = j
+            cols = lut[flat]
+            rows = np.repeat(np.arange(len(words)), lengths)
+            keep = cols >= 0
+            nq = len(terms)
+            out[:, 1:] = np.bincount(rows[keep] * nq + cols[keep],
+                                     minlength=len(words) * nq).reshape(len(words), nq)
+        return out
+
+    def score_features(self, query: str, feats: npt.NDArray[np.integer]) -> FloatArray:
+        """BM25 from summed :meth:`choice_features` (D, 1 + Qt): column 0 the document
+        length in tokens, the rest the query-term counts. Shape (D,); equal bit for bit to
+        :meth:`score` of the documents."""
+        terms, w = self._query_weights(query)
+        f = np.asarray(feats)
+        if f.ndim != 2 or f.shape[1] != 1 + len(terms):
+            raise ValueError(f"feats: expected shape (D, {1 + len(terms)}), got {f.shape}")
+        if not terms:
+            return np.zeros(f.shape[0], dtype=np.float64)
+        return self._bm25(f[:, 1:], f[:, 0], w)
+
+    def score_token_ids(self, query: str, ids: npt.NDArray[np.integer],
+                        lengths: npt.NDArray[np.integer]) -> FloatArray:
+        """BM25 of D already tokenised documents given as index-vocabulary ids
+        (``self.vocab``; -1 for a token outside it), CSR: ``ids`` (sum(lengths),) flat,
+        ``lengths`` (D,) tokens per document. Equal to :meth:`score` of the texts."""
+        terms, w = self._query_weights(query)
+        ln = np.asarray(lengths, dtype=np.int64)
+        flat = np.asarray(ids, dtype=np.int64)
+        if ln.ndim != 1 or flat.ndim != 1 or int(ln.sum()) != flat.size:
+            raise ValueError("ids/lengths: expected flat ids with sum(lengths) elements")
+        if not terms:
+            return np.zeros(ln.size, dtype=np.float64)
+        lut = np.full(len(self.vocab) + 1, -1, dtype=np.int64)  # index -1: out of vocabulary
+        lut[[self.vocab[t] for t in terms]] = np.arange(len(terms))
+        cols = lut[flat]
+        rows = np.repeat(np.arange(ln.size), ln)
+        keep = cols >= 0
+        tf = np.bincount(rows[keep] * len(terms) + cols[keep], minlength=ln.size * len(terms))
+        return self._bm25(tf.reshape(ln.size, len(terms)), ln, w)
 
     def _bm25(self, tf: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64],
               w: npt.NDArray[np.float32]) -> FloatArray:
