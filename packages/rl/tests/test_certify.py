@@ -23,7 +23,7 @@ from certkit.rl.policy_smoothing import (
     expected_reward_bound,
     quantile_bound,
 )
-from certkit.rl.rollout import smoothed_rollouts
+from certkit.rl.rollout import clean_rollouts, smoothed_rollouts
 
 CEILING = {0.2: 196.8, 0.4: 174.8, 0.6: 111.6, 0.8: 39.3, 1.0: 6.4}
 
@@ -210,6 +210,28 @@ def test_rollouts_are_split_invariant_across_engines() -> None:
     naive = smoothed_rollouts(lambda o: np.where(o[:, 5] > 0, 2, 0), "Acrobot-v1", 0.1, 6, seed=1,
                               backend="naive")
     np.testing.assert_array_equal(acro.returns, naive.returns)
+
+
+def test_clean_rollouts_match_a_plain_gymnasium_loop() -> None:
+    def pol(o: np.ndarray) -> np.ndarray:
+        return np.where(o[:, 5] > 0, 2, 0)
+
+    ids = np.array([0, 3, 4])
+    ref = []
+    env = gym.make("Acrobot-v1", max_episode_steps=150)
+    for k in ids:  # naive reference: gymnasium, one episode at a time, no noise
+        obs, _ = env.reset(seed=int(k))  # episode_reset_seed(0, k) == k
+        total, done = 0.0, False
+        while not done:
+            obs, r, term, trunc, _ = env.step(int(pol(obs[None])[0]))
+            total += float(r)
+            done = term or trunc
+        ref.append(total)
+    for backend in ("batched", "naive", "vector"):
+        got = clean_rollouts(pol, "Acrobot-v1", ids, horizon=150, backend=backend)
+        np.testing.assert_array_equal(got.returns, ref)
+    with pytest.raises(ValueError, match="sigma"):
+        smoothed_rollouts(pol, "Acrobot-v1", 0.0, 2)
 
 
 def test_bad_input_is_rejected() -> None:

@@ -41,6 +41,17 @@ def test_trainer_runs_and_improves(trained: TrainedPolicy, tmp_path) -> None:
         load_trained(tmp_path / "junk.pt")
 
 
+def test_trainer_second_environment_acrobot_improves() -> None:
+    torch.manual_seed(0)
+    tp = train_ppo("Acrobot-v1", 0.2, 4_096, seed=0, eval_every=1000, eval_episodes=20,
+                   config=PPOConfig(n_envs=16, n_steps=128, epochs=4, minibatch=512))
+    assert tp.meta["env_id"] == "Acrobot-v1" and tp.meta["n_actions"] == 3
+    init = TorchPolicy(mlp(6, 3))
+    before = smoothed_rollouts(init, "Acrobot-v1", 0.2, 30, seed=5).returns.mean()
+    after = smoothed_rollouts(tp.policy, "Acrobot-v1", 0.2, 30, seed=5).returns.mean()
+    assert after > before + 100 and after > -300
+
+
 def test_policy_adapters_match_naive() -> None:
     net = mlp(4, 3)
     obs = np.random.default_rng(0).standard_normal((9, 4)).astype(np.float32)
@@ -85,14 +96,62 @@ def test_plain_mlp_fast_path_matches_module_argmax(n_out: int) -> None:
     assert pol._plain_mlp() is None
 
 
-def test_sb3_adapter() -> None:
+def _rowwise_argmax(net: torch.nn.Module) -> FunctionPolicy:
+    """Naive reference: one observation at a time through the network, argmax."""
+    def act(o: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return np.array([int(net(torch.from_numpy(r[None])).argmax()) for r in o])
+    return FunctionPolicy(act)
+
+
+def test_sb3_dqn_adapter_matches_q_network_and_certifies() -> None:
     sb3 = pytest.importorskip("stable_baselines3")
-    model = sb3.DQN("MlpPolicy", "CartPole-v1", learning_starts=0, verbose=0)
+    model = sb3.DQN("MlpPolicy", "CartPole-v1", learning_starts=0, verbose=0, seed=0,
+                    policy_kwargs={"net_arch": [32, 32]}, device="cpu")
     pol = as_policy(model)
-    assert isinstance(pol, SB3Policy)
-    obs = np.zeros((5, 4), np.float32)
-    assert pol(obs).shape == (5,)
-    assert pol.scores(torch.zeros(5, 4)).shape == (5, 2)
+    assert isinstance(pol, SB3Policy) and pol.differentiable
+    obs = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32)
+    ref = _rowwise_argmax(model.q_net)
+    np.testing.assert_array_equal(pol(obs), ref(obs))
+    x = torch.from_numpy(obs).requires_grad_(True)
+    q = pol.scores(x)
+    assert q.shape == (64, 2)
+    q[:, 0].sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    # smoothed rollouts through the adapter equal the row-by-row reference, episode for episode
+    a = smoothed_rollouts(pol, "CartPole-v1", 0.2, 6, seed=3, horizon=60)
+    b = smoothed_rollouts(ref, "CartPole-v1", 0.2, 6, seed=3, horizon=60, backend="naive")
+    np.testing.assert_array_equal(a.returns, b.returns)
+    cert = certify_reward(model, "CartPole-v1", 0.2, [0.0, 0.2], episodes=50, horizon=60, seed=1)
+    assert cert.policy.startswith("stable-baselines3 DQN")
+    assert cert.expected[1] <= cert.expected[0] <= cert.clean_mean + 1e-9
+    res = adaptive_attack_sweep(model, "CartPole-v1", 0.2, 0.4, 4, horizon=20, thresholds=(0.0,),
+                                n_samples=8, pgd_samples=4, pgd_steps=2, seed=0)
+    assert res.max_spent <= 0.4 * (1 + 1e-5)
+
+
+def test_sb3_ppo_adapters_discrete_after_a_few_steps_and_continuous() -> None:
+    sb3 = pytest.importorskip("stable_baselines3")
+    model = sb3.PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1, verbose=0,
+                    seed=0, policy_kwargs={"net_arch": [16]}, device="cpu")
+    model.learn(128)
+    pol = as_policy(model)
+    assert isinstance(pol, SB3Policy) and pol.differentiable
+    obs = np.random.default_rng(1).standard_normal((32, 4)).astype(np.float32)
+    with torch.no_grad():
+        logits = pol.scores(torch.from_numpy(obs))
+    assert logits.shape == (32, 2)
+    np.testing.assert_array_equal(pol(obs), logits.argmax(1).numpy())
+    cont = sb3.PPO("MlpPolicy", "MountainCarContinuous-v0", n_steps=64, batch_size=64, verbose=0,
+                   seed=0, policy_kwargs={"net_arch": [16]}, device="cpu")
+    cpol = as_policy(cont)
+    assert isinstance(cpol, SB3Policy) and not cpol.differentiable
+    acts = cpol(np.zeros((5, 2), np.float32))
+    assert acts.shape == (5, 1) and np.all(np.abs(acts) <= 1.0)
+    with pytest.raises(TypeError, match="differentiable"):
+        AdaptiveSmoothedAttack(cont, 0.2, 0.5)
+    ro = smoothed_rollouts(cont, "MountainCarContinuous-v0", 0.2, 3, seed=0, horizon=30)
+    assert ro.backend == "vector" and np.all(ro.lengths == 30)
 
 
 def test_adaptive_attack_respects_budget_and_never_beats_certificate(trained: TrainedPolicy) -> None:

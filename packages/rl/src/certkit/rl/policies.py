@@ -120,13 +120,23 @@ class SB3Policy:
         if not hasattr(model, "predict") or not hasattr(model, "policy"):
             raise TypeError(f"model: expected a stable-baselines3 model, got {type(model).__name__}")
         self.model = model
-        self.differentiable = hasattr(model, "q_net") or hasattr(model.policy, "get_distribution")
+        # Differentiable scores: DQN Q-values, or the logits of a discrete actor (PPO/A2C).
+        # Continuous actors (Box actions) have no action scores to attack.
+        import gymnasium as gym
+
+        discrete = isinstance(getattr(model, "action_space", None), gym.spaces.Discrete)
+        self.differentiable = hasattr(model, "q_net") or (
+            discrete and hasattr(model.policy, "get_distribution"))
 
     def __call__(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
         actions, _ = self.model.predict(obs, deterministic=True)
         return np.asarray(actions)
 
     def scores(self, obs: torch.Tensor) -> torch.Tensor:
+        """(N, A) Q-values (DQN) or logits (discrete actor), differentiable in obs."""
+        if not self.differentiable:
+            raise TypeError(f"policy: {type(self.model).__name__} with "
+                            f"{type(self.model.action_space).__name__} actions has no action scores")
         if hasattr(self.model, "q_net"):
             return self.model.q_net(obs)
         dist = self.model.policy.get_distribution(obs)

@@ -136,7 +136,8 @@ def _run_batch(policy: Any, venv: Any, kind: str, sigma: float, seed: int,
             eps[~active] = 0.0
             spent2 += np.square(eps.astype(np.float64)).sum(axis=1)
             o = o + eps
-        o = o + noise.get(t, active)
+        if sigma > 0:
+            o = o + noise.get(t, active)
         if active.all():
             actions = np.asarray(policy(o.reshape((n, *obs_shape))))
             if actions.shape[0] != n:
@@ -193,7 +194,8 @@ def _run_naive(policy: Any, env: gym.Env, sigma: float, seed: int, ids: npt.NDAr
                                  dtype=np.float32).reshape(1, dim)
                 s2 += float(np.square(eps.astype(np.float64)).sum())
                 o = o + eps
-            o = o + _noise(1, dim, sigma, seed, one, t)
+            if sigma > 0:
+                o = o + _noise(1, dim, sigma, seed, one, t)
             a = np.asarray(policy(o.reshape((1, *obs_shape))))[0]
             obs, r, term, trunc, _ = env.step(a)
             returns[j] += float(r)
@@ -218,6 +220,7 @@ def smoothed_rollouts(policy: Any, env_fn: str | EnvFactory | gym.Env, sigma: fl
     None keeps torch's setting, e.g. for a large CNN policy).
     Returns :class:`Rollouts` in the order of the episode ids.
     """
+    sigma = check_sigma(sigma)
     if threads is None:
         return _smoothed_rollouts(policy, env_fn, sigma, episodes, seed, horizon, backend,
                                   batch_size, attack)
@@ -232,11 +235,31 @@ def smoothed_rollouts(policy: Any, env_fn: str | EnvFactory | gym.Env, sigma: fl
         torch.set_num_threads(before)
 
 
+def clean_rollouts(policy: Any, env_fn: str | EnvFactory | gym.Env,
+                   episodes: int | Sequence[int] | npt.NDArray[np.integer[Any]], *,
+                   seed: int = 0, horizon: int | None = None, backend: str = "auto",
+                   batch_size: int = 10_000, threads: int | None = 1) -> Rollouts:
+    """Episodes of the base policy on noise-free observations (the "clean return"), with
+    the same engines, episode ids and reset seeds as :func:`smoothed_rollouts`."""
+    if threads is None:
+        return _smoothed_rollouts(policy, env_fn, 0.0, episodes, seed, horizon, backend,
+                                  batch_size, None)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(check_int(threads, "threads", minimum=1))
+    try:
+        return _smoothed_rollouts(policy, env_fn, 0.0, episodes, seed, horizon, backend,
+                                  batch_size, None)
+    finally:
+        torch.set_num_threads(before)
+
+
 def _smoothed_rollouts(policy: Any, env_fn: str | EnvFactory | gym.Env, sigma: float,
                        episodes: int | Sequence[int] | npt.NDArray[np.integer[Any]], seed: int,
                        horizon: int | None, backend: str, batch_size: int,
                        attack: Attack | None) -> Rollouts:
-    sigma = check_sigma(sigma)
+    sigma = 0.0 if sigma == 0.0 else check_sigma(sigma)  # 0: clean_rollouts only
     seed = check_seed(seed)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     if backend not in BACKENDS:
