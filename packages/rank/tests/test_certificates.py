@@ -95,6 +95,25 @@ def test_tv_bound_brute_force(budget) -> None:
     assert tv_bound(["a"], TABLE) >= exact_tv - 1e-12
 
 
+def test_tv_bound_brute_force_capitalised_tokens() -> None:
+    # "A" smooths over A(w) = (A, b) and may be attacked into S_w = (A, b); a case-sensitive
+    # ranker (weights only for lower-case words) must still be covered by the bound
+    def g_exact(words):
+        sets = substitution_sets(words, TABLE)
+        vals = [SIGMA(ToyRanker().score("", [" ".join(c)]))[0] for c in itertools.product(*sets)]
+        return float(np.mean(vals))
+
+    for doc in ("A e", "B f d", "Roquefort a", "C, g"):
+        words = doc.split()
+        g = g_exact(words)
+        o = tv_bound(words, TABLE)
+        s_sets = substitution_sets(words, TABLE)  # S_w = A(w) when the attack source is the same
+        worst = max(abs(g_exact(list(c)) - g) for c in itertools.product(*s_sets))
+        assert worst <= o + 1e-12, (doc, worst, o)
+    assert substitution_sets(["A", "Roquefort"], TABLE) == [("A", "b"), ("Roquefort",)]
+    assert tv_bound(["Roquefort"], TABLE) == 0.0  # no synonym: the token cannot change
+
+
 def _exact_check(res, docs, budget=None, threat="promote", source=TABLE):
     g = np.array([exact_g(d, source) for d in docs])
     broken = []

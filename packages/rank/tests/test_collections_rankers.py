@@ -16,7 +16,12 @@ def test_default_collection_shape(default_coll: Collection) -> None:
     assert 300 <= len(c.corpus) <= 600 and len(c.queries) >= 30
     assert set(c.qrels) == set(c.queries)
     grades = {r for q in c.qrels.values() for r in q.values()}
-    assert grades == {1, 2}
+    assert grades == {0, 1, 2}
+    # every query: several answers, some partial ones and at least one judged distractor
+    for q, judged in c.qrels.items():
+        vals = list(judged.values())
+        assert vals.count(2) >= 4 and vals.count(1) >= 2 and vals.count(0) >= 1, q
+    assert len(set(c.corpus.values())) == len(c.corpus)  # no duplicated documents
     assert c.check()["unknown_docids"] == 0
 
 
@@ -28,6 +33,14 @@ def test_bm25_beats_random_on_default(default_coll: Collection, bm25: BM25Ranker
     base = evaluate(rnd, default_coll.qrels, ["ndcg@10", "map"]).mean()
     assert ours["ndcg@10"] > base["ndcg@10"] + 0.4
     assert 0.3 < ours["map"] < 0.99  # not trivial either
+    # the figures documented in data/README.txt, and pytrec_eval agrees on every query
+    assert ours["ndcg@10"] == pytest.approx(0.882, abs=6e-4)
+    assert ours["map"] == pytest.approx(0.862, abs=6e-4)
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    ref = pytrec_eval.RelevanceEvaluator(default_coll.qrels, {"ndcg_cut_10", "map"}).evaluate(run)
+    ev = evaluate(run, default_coll.qrels, ["ndcg@10", "map"])
+    for m, pm in (("ndcg@10", "ndcg_cut_10"), ("map", "map")):
+        np.testing.assert_allclose(ev.per_query[m], [ref[q][pm] for q in ev.qids], atol=1e-12)
 
 
 def test_bm25_score_matches_bm25s_index(default_coll: Collection, bm25: BM25Ranker) -> None:

@@ -14,7 +14,8 @@ positions are sampled. Rankers whose score is a function of summed per-word feat
 scored without building documents, sampling only the positions that can change them.
 
 Threat model. The attacker replaces each word ``w`` by any ``w' ∈ S_w`` (the attack's
-synonym set, by default ``S_w = P_w``). For the perturbed document the smoothing draws
+synonym set, by default ``S_w = P_w``; a capitalised token keeps itself in place of its
+lower-case form in both sets, see :class:`SubstitutionTable`). For the perturbed document the smoothing draws
 from ``U(P_{w'})`` at that position, and ``TV(U(A), U(B)) = 1 − |A∩B| / max(|A|, |B|)``
 (derived here; SAFER and the issue write ``|A∩B|/|A|``, which equals it when the sets
 have equal size and is otherwise optimistic). A maximal coupling per position gives
@@ -103,11 +104,12 @@ class SubstitutionTable:
     query certified with the same (smoothing source, attack source). Filled lazily;
     sources must not change after use (the table caches their answers).
 
-    For a token ``w`` (case kept): ``A(w)`` as in :func:`substitution_sets`, and for
-    alphabetic tokens ``q_w = min_{w' ∈ perturbation_set(lower(w), attack)}
-    |A(w) ∩ A(w')| / max(|A(w)|, |A(w')|)`` (1 for other tokens, which are never
-    substituted). Using the token's own ``A(w)`` (not ``P_{lower(w)}``) keeps the bound
-    exact for case-sensitive rankers.
+    For a token ``w`` (case kept): ``A(w)`` as in :func:`substitution_sets`, the attack
+    set ``S_w`` built the same way from the attack source (``w`` itself and the attack
+    neighbours of ``lower(w)``; ``S_w = P_w`` for lower-case words), and for alphabetic
+    tokens ``q_w = min_{w' ∈ S_w} |A(w) ∩ A(w')| / max(|A(w)|, |A(w')|)`` (1 for other
+    tokens, which are never substituted). Using the token's own ``A(w)`` (not
+    ``P_{lower(w)}``) keeps the bound exact for case-sensitive rankers.
 
     Arrays, indexed by word id (``ids``): ``size`` (V,) = |A(w)| (0: not a registered
     token), ``start`` (V,) into ``choice`` (Σ size,), the word ids of ``A(w)`` in order,
@@ -156,7 +158,7 @@ class SubstitutionTable:
         if _WORD.match(w):
             pw = self._frozen(w)
             q = 1.0
-            for alt in perturbation_set(w.lower(), self.attack_source or self.source):
+            for alt in _aset(w, self.attack_source or self.source):
                 pa = self._frozen(alt)
                 q = min(q, len(pw & pa) / max(len(pw), len(pa)))
             self._q[i] = q

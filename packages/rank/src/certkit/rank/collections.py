@@ -79,9 +79,10 @@ def shared_data_dir() -> Path:
 
 
 def default_collection() -> Collection:
-    """The embedded default collection (written for certkit; see ``data/README``):
-    topical short documents, 40 queries, graded qrels (2 = on the query's facet, 1 = on
-    the topic). Runs with no data beside the package."""
+    """The embedded default collection, written by hand for certkit (``data/README.txt``):
+    309 short documents on 12 topics, 36 natural queries (3 per topic), graded qrels
+    (2 = answers the query, 1 = partly relevant, 0 = judged distractor sharing the query's
+    words). Runs with no data beside the package."""
     pkg = resources.files("certkit.rank") / "data"
     corpus: Corpus = {}
     with (pkg / "default_corpus.jsonl").open("r", encoding="utf-8") as fh:
