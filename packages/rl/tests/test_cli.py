@@ -30,3 +30,22 @@ def test_cli_certify_evaluate_plot(tmp_path, capsys: pytest.CaptureFixture[str])
     capsys.readouterr()
     rc = main(["rl", "certify", "-m", str(path), "--sigma", "-1", "--episodes", "5"])
     assert rc == 2 and "sigma" in capsys.readouterr().err
+
+
+def test_cli_train_acrobot_and_attack(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "acro.pt"
+    rc = main(["--json", "rl", "train", "--out", str(path), "--env", "Acrobot-v1", "--steps", "2048"])
+    meta = json.loads(capsys.readouterr().out)
+    assert rc == 0 and meta["env_id"] == "Acrobot-v1" and meta["steps"] == 2048 and path.exists()
+    rc = main(["--json", "rl", "attack", "-m", str(path), "--env", "Acrobot-v1", "--episodes", "3",
+               "--horizon", "15", "--budgets", "0.5", "--thresholds", "0", "--samples", "8",
+               "--pgd-samples", "4", "--pgd-steps", "2"])
+    rows = json.loads(capsys.readouterr().out)
+    assert rc == 0 and rows[0]["budget"] == 0.5 and rows[0]["max_spent"] <= 0.5 * (1 + 1e-5)
+    assert -15 <= rows[0]["mean"] <= 0
+    rc = main(["--json", "rl", "attack", "-m", str(path), "--env", "Acrobot-v1", "--episodes", "2",
+               "--horizon", "10", "--budgets", "0.1", "--method", "fgsm"])
+    rows = json.loads(capsys.readouterr().out)
+    assert rc == 0 and rows[0]["max_spent"] <= 0.1 * 10**0.5 * (1 + 1e-5)
+    rc = main(["rl", "attack", "-m", str(path), "--env", "Acrobot-v1", "--method", "cw"])
+    assert rc == 2 and "method" in capsys.readouterr().err

@@ -78,6 +78,9 @@ def attack(model: ModelOpt, env: EnvOpt = "CartPole-v1", sigma: float = 0.2,
            budgets: str = "0.2,0.6,1.0", episodes: int = 100, horizon: int | None = None,
            thresholds: Annotated[str, typer.Option(help="Q-gap thresholds to sweep")] = "0,0.5,2",
            method: Annotated[str, typer.Option(help="adaptive | fgsm | pgd")] = "adaptive",
+           samples: Annotated[int, typer.Option(help="noise draws for the smoothed Q")] = 128,
+           pgd_samples: Annotated[int, typer.Option(help="noise draws per PGD step")] = 32,
+           pgd_steps: Annotated[int, typer.Option(help="PGD steps per attempt")] = 10,
            seed: int = 0, state_dict: str | None = None) -> None:
     """Adaptive attack on the smoothed agent (worst over thresholds), or per-step FGSM/PGD
     (then budgets are per-step ℓ2 ε and sigma is the agent's own noise)."""
@@ -90,12 +93,14 @@ def attack(model: ModelOpt, env: EnvOpt = "CartPole-v1", sigma: float = 0.2,
     for b in _budgets(budgets):
         if method == "adaptive":
             res = adaptive_attack_sweep(pol, env, sigma, b, episodes, horizon=horizon,
-                                        thresholds=_budgets(thresholds), seed=seed)
+                                        thresholds=_budgets(thresholds), seed=seed,
+                                        n_samples=samples, pgd_samples=pgd_samples,
+                                        pgd_steps=pgd_steps)
             rows.append({"budget": b, "mean": res.worst_mean, "threshold": res.worst_threshold,
-                         "max_spent": res.max_spent})
+                         "max_spent": res.max_spent, "success_rate": res.success_rate})
         elif method in ("fgsm", "pgd"):
             T = resolve_horizon(make_env_factory(env)(), horizon)
-            atk = PerStepAttack(pol, b, T, steps=1 if method == "fgsm" else 10)
+            atk = PerStepAttack(pol, b, T, steps=1 if method == "fgsm" else pgd_steps)
             ro = smoothed_rollouts(pol, env, sigma, episodes, seed=seed, horizon=T, attack=atk)
             rows.append({"budget": b, "mean": float(ro.returns.mean()), "max_spent": float(ro.spent.max())})
         else:
@@ -127,10 +132,15 @@ def evaluate(model: ModelOpt, env: EnvOpt = "CartPole-v1", sigma: float = 0.2,
 @app.command()
 def train(out: Annotated[Path, typer.Option(help="checkpoint path")],
           env: EnvOpt = "CartPole-v1", sigma: float = 0.2, steps: int = 300_000,
-          seed: int = 0, target: float | None = 495.0) -> None:
+          seed: int = 0,
+          target: Annotated[float | None, typer.Option(
+              help="stop once the smoothed eval return reaches this (default: 495 for "
+                   "CartPole, -85 for Acrobot)")] = None) -> None:
     """Train the built-in PPO agent under Gaussian augmentation (CartPole, Acrobot)."""
     from certkit.rl.train import save_trained, train_ppo
 
+    if target is None:
+        target = -85.0 if env.startswith("Acrobot") else 495.0
     tp = train_ppo(env, sigma, steps, seed=seed, target_return=target)
     save_trained(tp, out)
     meta = {k: v for k, v in tp.meta.items() if k != "history"}
