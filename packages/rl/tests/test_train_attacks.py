@@ -215,6 +215,22 @@ def test_attack_budget_accounting_and_unsuccessful_attempts_are_free() -> None:
     np.testing.assert_allclose(atk.remaining2, 0.25 - spent)
     with pytest.raises(TypeError, match="differentiable"):
         AdaptiveSmoothedAttack(lambda o: o, 0.1, 0.5)
+    # shrinking: the same flips for less budget. Rows 0 and 1 sit 0.05 and 0.3 from the
+    # boundary; 2 PGD steps overshoot to the full radius 0.5, bisection brings them back.
+    kw = dict(threshold=0.0, n_samples=64, pgd_samples=16, pgd_steps=2, seed=0)
+    full, small = (AdaptiveSmoothedAttack(Dummy(), 0.01, 0.5, shrink_steps=k, **kw) for k in (0, 8))
+    full.begin(np.arange(3))
+    small.begin(np.arange(3))
+    norm_f = np.linalg.norm(full.perturb(obs, np.ones(3, bool), 0), axis=1)
+    eps_s = small.perturb(obs, np.ones(3, bool), 0)
+    norm_s = np.linalg.norm(eps_s, axis=1)
+    np.testing.assert_allclose(norm_f[:2], 0.5, rtol=1e-5)
+    assert eps_s[0, 0] < 0 and eps_s[1, 0] < 0 and np.all(eps_s[2] == 0)
+    assert 0.05 <= norm_s[0] <= 0.05 * 1.25 + 0.01 and 0.3 <= norm_s[1] <= 0.3 * 1.25 + 0.01
+    np.testing.assert_allclose(small.remaining2, 0.25 - np.square(norm_s.astype(np.float64)),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="shrink_steps"):
+        AdaptiveSmoothedAttack(Dummy(), 0.1, 0.5, shrink_steps=-1)
 
 
 def test_per_step_fgsm_pgd_attack_an_undefended_agent() -> None:
