@@ -24,6 +24,7 @@ intersected with IBP's, so the result is never looser than IBP.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Literal
 
@@ -126,7 +127,8 @@ class BoundedModel(nn.Module):
                        x_U: Tensor | None = None, *, y: Tensor | None = None,
                        bound_lower: bool = True, bound_upper: bool = True,
                        tighten_with_ibp: bool = False, alpha_iterations: int = 20,
-                       alpha_lr: float = 0.1) -> tuple[Tensor, Tensor]:
+                       alpha_lr: float = 0.5, alpha_lr_decay: float = 0.98,
+                       alpha_intermediate: bool = True, alpha_shared: bool = False) -> tuple[Tensor, Tensor]:
         """Lower and upper bounds on ``C @ model(x')`` over the perturbation set.
 
         Args:
@@ -142,7 +144,12 @@ class BoundedModel(nn.Module):
                 with the ℓ∞ ball; with ``eps=0`` they define the box alone. Only for ℓ∞.
             y: (B,) labels, used for the default margin spec.
             tighten_with_ibp: intersect the final CROWN/α-CROWN bounds with IBP's.
-            alpha_iterations, alpha_lr: α-CROWN's Adam steps and learning rate.
+            alpha_iterations, alpha_lr, alpha_lr_decay: α-CROWN's Adam steps, learning rate
+                and its per-step exponential decay (defaults as auto_LiRPA: 20, 0.5, 0.98).
+            alpha_intermediate: also optimise the slopes used for every intermediate
+                (pre-activation) bound, one α set per (start node, ReLU) pair (full
+                α-CROWN); ``False`` optimises only the output's slopes.
+            alpha_shared: one α per ReLU neuron shared by all start nodes (less memory).
 
         Returns:
             ``(lower, upper)``, each (B, S). A bound that is not requested is ``None``.
@@ -197,7 +204,15 @@ class BoundedModel(nn.Module):
             ctx.fill_ibp()
             ctx.fill_crown_intermediate()
             if m == "alpha-CROWN":
-                lo, up = ctx.alpha_crown(Cb, bound_lower, bound_upper, alpha_iterations, alpha_lr)
+                if int(alpha_iterations) < 0:
+                    raise ValueError(f"alpha_iterations: expected an integer >= 0, got {alpha_iterations!r}")
+                if not (float(alpha_lr) > 0 and math.isfinite(float(alpha_lr))):
+                    raise ValueError(f"alpha_lr: expected a finite value > 0, got {alpha_lr!r}")
+                if not 0 < float(alpha_lr_decay) <= 1:
+                    raise ValueError(f"alpha_lr_decay: expected a value in (0, 1], got {alpha_lr_decay!r}")
+                lo, up = ctx.alpha_crown(Cb, bound_lower, bound_upper, int(alpha_iterations), float(alpha_lr),
+                                         intermediate=alpha_intermediate, shared=alpha_shared,
+                                         lr_decay=float(alpha_lr_decay))
             else:
                 lo, up = ctx.crown(self.graph.output, Cb, bound_lower, bound_upper)
             if tighten_with_ibp:
@@ -424,49 +439,146 @@ class _Ctx:
         return torch.max(a[0], b[0]), torch.min(a[1], b[1])
 
     # ---- alpha-CROWN
-    def alpha_crown(self, C: Tensor, lower: bool, upper: bool, iters: int, lr: float
+    def alpha_crown(self, C: Tensor, lower: bool, upper: bool, iters: int, lr: float, *,
+                    intermediate: bool = True, shared: bool = False, lr_decay: float = 0.98
                     ) -> tuple[Tensor | None, Tensor | None]:
-        """Optimise the lower ReLU slopes (one per spec row and neuron) for the output bounds
-        by Adam with projection to [0, 1]; keeps the best bound seen per row (so never
-        looser than CROWN). Intermediate bounds stay CROWN's."""
+        """α-CROWN (Xu et al. 2021, arXiv:2011.13824): optimise the lower ReLU slopes α by
+        projected Adam (projection onto [0, 1]) to tighten the output bounds.
+
+        Alpha sets (documented choice, as auto_LiRPA's ``use_shared_alpha=False``): one α per
+        (start node, ReLU) pair, shaped (B, P_s, *relu_shape) with P_s the rows bounded from
+        start node s (2·#unstable neurons for a pre-activation node: lower and upper rows;
+        the stacked [C, -C] rows for the output), so every bound picks its own relaxation.
+        ``shared=True`` uses one α per ReLU neuron and example, (B, 1, *relu_shape), for all
+        start nodes (less memory, looser). With ``intermediate=True`` (full α-CROWN, the
+        paper's algorithm; auto_LiRPA's ``fix_interm_bounds=False``) every pre-activation
+        bound is recomputed from its α set at each step, and the objective (sum of the
+        output bounds) is differentiated through them; with ``False`` only the output's α
+        is optimised and the intermediate bounds stay CROWN's.
+
+        Soundness (recalled from the paper, Theorem 1): for any α in [0, 1] the line α·z is
+        a valid lower bound of ReLU(z) on [l, u] with l < 0 < u, so every iterate gives valid
+        bounds (each recomputed intermediate bound is valid and is also intersected with the
+        CROWN ∩ IBP reference bounds, which are valid). Lower and upper output bounds are
+        optimised in two separate runs (as auto_LiRPA), so the intermediate α sets of each
+        run serve one objective. The best bound per row over all
+        iterates (and CROWN's own) is returned, so the result is never looser than CROWN.
+        """
+        if lower and upper and iters > 0:
+            # two runs, as auto_LiRPA: the intermediate α sets serve one objective each
+            lo, _ = self.alpha_crown(C, True, False, iters, lr, intermediate=intermediate, shared=shared,
+                                     lr_decay=lr_decay)
+            _, up = self.alpha_crown(C, False, True, iters, lr, intermediate=intermediate, shared=shared,
+                                     lr_decay=lr_decay)
+            return lo, up
         g = self.g
         out = g.output
         with torch.no_grad():
             best_lo, best_up = self.crown(out, C, lower, upper)
+        if iters <= 0:
+            return best_lo, best_up
+        ref = dict(self.bounds)  # CROWN ∩ IBP intermediate bounds (valid, fixed)
+        relus = [i for i, op in enumerate(g.nodes) if isinstance(op, ops.ReLU)]
+        if not relus:
+            return best_lo, best_up
+        B = C.shape[0]
         S = C.shape[1]
         nparts = int(lower) + int(upper)
-        alphas: dict[int, Tensor] = {}
-        for i, op in enumerate(g.nodes):
-            if isinstance(op, ops.ReLU):
-                l, u = self.bounds[g.inputs[i][0]]  # noqa: E741
-                _, _, ld = ops.relu_relaxation(l, u)
-                a = ld.detach().unsqueeze(1).expand(l.shape[0], nparts * S, *l.shape[1:]).clone()
-                alphas[i] = a.requires_grad_(True)
-        if not alphas or iters <= 0:
-            return best_lo, best_up
-        opt = torch.optim.Adam(list(alphas.values()), lr=lr)
+        anc = self._ancestors()
+        # intermediate start nodes: the rows (neurons unstable for some example) and masks
+        starts: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+        if intermediate:
+            for i in range(1, len(g.nodes)):
+                if i == out or not self._needs_crown(i):
+                    continue
+                l, u = ref[i]  # noqa: E741
+                n = l[0].numel()
+                unst = ((l < 0) & (u > 0)).reshape(B, n)
+                rows = torch.nonzero(unst.any(0)).flatten()
+                if rows.numel() == 0 or not any(r in anc[i] for r in relus):
+                    continue
+                k = rows.numel()
+                Ci = torch.zeros(B, k, n, dtype=l.dtype, device=l.device)
+                Ci[:, torch.arange(k), rows] = 1.0
+                starts[i] = (rows, unst[:, rows], Ci)
+
+        def init(r: int, p: int) -> Tensor:
+            l, u = ref[g.inputs[r][0]]  # noqa: E741
+            ld = ops.relu_relaxation(l, u)[2]
+            return ld.detach().unsqueeze(1).expand(B, p, *l.shape[1:]).clone().requires_grad_(True)
+
+        params: list[Tensor] = []
+        alphas: dict[int, dict[int, Tensor]] = {}
+        if shared:
+            sh = {r: init(r, 1) for r in relus}
+            params = list(sh.values())
+            for s in [*starts, out]:
+                alphas[s] = {r: sh[r] for r in relus if r in anc[s]}
+        else:
+            for s in [*starts, out]:
+                p = 2 * starts[s][0].numel() if s in starts else nparts * S
+                alphas[s] = {r: init(r, p) for r in relus if r in anc[s]}
+                params += list(alphas[s].values())
+        opt = torch.optim.Adam(params, lr=lr)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, lr_decay)
         with torch.enable_grad():
-            for _ in range(iters):
-                lo, up = self.crown(out, C, lower, upper, alphas)
-                loss = 0.0
+            for it in range(iters + 1):
+                last = it == iters
+                with torch.no_grad() if last else contextlib.nullcontext():
+                    if starts:
+                        self._alpha_intermediate(ref, starts, alphas)
+                    lo, up = self.crown(out, C, lower, upper, alphas[out])
                 if lo is not None:
-                    loss = loss - lo.sum()
                     best_lo = torch.max(best_lo, lo.detach())  # type: ignore[arg-type]
                 if up is not None:
-                    loss = loss + up.sum()
                     best_up = torch.min(best_up, up.detach())  # type: ignore[arg-type]
-                params = list(alphas.values())
-                grads = torch.autograd.grad(loss, params)  # type: ignore[arg-type]
+                if last:
+                    break
+                loss = (-lo.sum() if lo is not None else 0.0) + (up.sum() if up is not None else 0.0)
+                grads = torch.autograd.grad(loss, params, allow_unused=True)  # type: ignore[arg-type]
                 for a, gr in zip(params, grads):
-                    a.grad = gr
+                    a.grad = gr if gr is not None else torch.zeros_like(a)
                 opt.step()
+                sched.step()
                 with torch.no_grad():
-                    for a in alphas.values():
+                    for a in params:
                         a.clamp_(0.0, 1.0)
-            with torch.no_grad():
-                lo, up = self.crown(out, C, lower, upper, alphas)
-                if lo is not None:
-                    best_lo = torch.max(best_lo, lo)  # type: ignore[arg-type]
-                if up is not None:
-                    best_up = torch.min(best_up, up)  # type: ignore[arg-type]
+        self.bounds = ref
         return best_lo, best_up
+
+    def _ancestors(self) -> list[set[int]]:
+        anc: list[set[int]] = []
+        for ins in self.g.inputs:
+            a: set[int] = set()
+            for j in ins:
+                a.add(j)
+                a |= anc[j]
+            anc.append(a)
+        return anc
+
+    def _alpha_intermediate(self, ref: dict[int, tuple[Tensor, Tensor]],
+                            starts: dict[int, tuple[Tensor, Tensor, Tensor]],
+                            alphas: dict[int, dict[int, Tensor]]) -> None:
+        """Recompute every node's bounds in topological order: IBP from the current bounds
+        ∩ the reference, and, on the pre-activation nodes in ``starts``, CROWN with that
+        node's α set on its rows (per example only where the neuron is unstable)."""
+        g = self.g
+        self.bounds = {0: ref[0]}
+        for i in range(1, g.output):
+            b = self._intersect(self._node_ibp(i), ref[i])
+            if i in starts:
+                rows, u_r, Ci = starts[i]
+                l, u = b  # noqa: E741
+                B = l.shape[0]
+                cl, cu = self.crown(i, Ci, alphas=alphas[i])
+                lo = l.reshape(B, -1).clone()
+                up = u.reshape(B, -1).clone()
+                assert cl is not None and cu is not None
+                # value: the tighter of the two valid bounds; gradient: the α-dependent one
+                # (straight-through, as auto_LiRPA, else ties at the start block the gradient)
+                tl = cl + (torch.max(lo[:, rows], cl) - cl).detach()
+                tu = cu + (torch.min(up[:, rows], cu) - cu).detach()
+                lo[:, rows] = torch.where(u_r, tl, lo[:, rows])
+                up[:, rows] = torch.where(u_r, tu, up[:, rows])
+                b = (lo.reshape(l.shape), up.reshape(u.shape))
+            self.bounds[i] = b
