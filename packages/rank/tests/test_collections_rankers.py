@@ -111,6 +111,30 @@ def test_ir_datasets_adapter_duck_typed() -> None:
     assert c.corpus == {"1": "T body", "2": "plain"} and c.qrels == {"q": {"1": 2, "9": 1}}
 
 
+def test_ir_datasets_adapter_on_a_real_local_dataset(tmp_path) -> None:
+    # a genuine ir_datasets Dataset over local files (no network): TSV docs and queries,
+    # TREC qrels, as ir_datasets' own format classes read them
+    irds = pytest.importorskip("ir_datasets")
+    from ir_datasets.datasets.base import Dataset
+    from ir_datasets.formats import TrecQrels, TsvDocs, TsvQueries
+    from ir_datasets.util import LocalDownload
+
+    (tmp_path / "docs.tsv").write_text("d1\tsolar cells convert light\nd2\tcoral reef fish\n", encoding="utf-8")
+    (tmp_path / "queries.tsv").write_text("q1\tsolar cells\nq2\treef fish\n", encoding="utf-8")
+    (tmp_path / "qrels.txt").write_text("q1 0 d1 2\nq2 0 d2 1\nq2 0 d9 1\n", encoding="utf-8")
+    ds = Dataset(TsvDocs(LocalDownload(tmp_path / "docs.tsv")),
+                 TsvQueries(LocalDownload(tmp_path / "queries.tsv")),
+                 TrecQrels(LocalDownload(tmp_path / "qrels.txt"), {0: "no", 1: "yes", 2: "very"}))
+    assert irds.__version__
+    with pytest.warns(UserWarning, match="1 qrels judgements name documents not in the corpus"):
+        c = from_ir_datasets(ds, name="local")
+    assert c.corpus == {"d1": "solar cells convert light", "d2": "coral reef fish"}
+    assert c.queries == {"q1": "solar cells", "q2": "reef fish"}
+    assert c.qrels == {"q1": {"d1": 2}, "q2": {"d2": 1, "d9": 1}}
+    run = BM25Ranker(c.corpus, stemmer=None, stopwords=None).retrieve(c.queries, 2)
+    assert max(run["q1"], key=run["q1"].get) == "d1"
+
+
 @pytest.mark.shared_data
 def test_cranfield_traps_and_bm25(shared) -> None:
     folder = shared("ir", "cranfield")

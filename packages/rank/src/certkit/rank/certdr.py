@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -310,6 +310,11 @@ def sample_substitutions(words: Sequence[str], sets: Sequence[Sequence[str]], n:
     return choice_texts(sets, idx)
 
 
+def _is_additive(ranker: object) -> bool:
+    # attribute test: cheaper than isinstance on a runtime-checkable Protocol
+    return callable(getattr(ranker, "choice_features", None)) and callable(getattr(ranker, "score_features", None))
+
+
 def smoothed_scores(ranker: Ranker, query: str, table: SubstitutionTable,
                     tokens: npt.NDArray[np.int64], doc_ptr: npt.NDArray[np.int64], n: int, *,
                     seed: int, query_index: int, first_sample: int = 0) -> npt.NDArray[np.float64]:
@@ -323,7 +328,7 @@ def smoothed_scores(ranker: Ranker, query: str, table: SubstitutionTable,
     in features (the others add a constant); others through :func:`score_choices_batch`.
     """
     stream0 = np.uint64(stream_key(query_index, 0))
-    if isinstance(ranker, AdditiveScorer):
+    if _is_additive(ranker):
         plan = feature_plan(ranker, query, table, tokens, doc_ptr)
         idx = sample_rows(plan.row_size, stream0 | plan.row_doc.astype(np.uint64), plan.row_pos, n,
                           seed=seed, first_sample=first_sample)
@@ -358,7 +363,8 @@ class FeaturePlan:
     in ``phi``; phi: (Σ|A(w)|, m) features of every (position, choice). packed: when the
     features are non-negative integers whose per-document sums fit, ``phi`` and ``base``
     packed into one int64 per entry (fields ``shifts``/``masks``; sums never carry across
-    fields), else None."""
+    fields), else None. udocs/ustart: the documents with varying positions and the first
+    row of each."""
 
     base: npt.NDArray[Any]
     rows: npt.NDArray[np.int64]
@@ -367,6 +373,8 @@ class FeaturePlan:
     row_size: npt.NDArray[np.int64]
     row_first: npt.NDArray[np.int64]
     phi: npt.NDArray[Any]
+    udocs: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    ustart: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     packed: npt.NDArray[np.int64] | None = None
     packed_base: npt.NDArray[np.int64] | None = None
     shifts: npt.NDArray[np.int64] | None = None
@@ -393,24 +401,33 @@ def feature_plan(ranker: AdditiveScorer, query: str, table: SubstitutionTable,
     if total == 0:
         e = np.zeros(0, np.int64)
         return FeaturePlan(np.zeros((d, m), phi.dtype), e, e, e, e, e, phi)
-    lo = np.minimum.reduceat(phi, first, axis=0)
-    hi = np.maximum.reduceat(phi, first, axis=0)
-    rel = np.any(lo != hi, axis=1)
-    fixed = ~rel
-    base = np.stack([np.bincount(doc_of[fixed], weights=lo[fixed, c], minlength=d) for c in range(m)], 1)
+    shifts = masks = None
+    if np.issubdtype(phi.dtype, np.integer) and int(phi.min()) >= 0:
+        # Pack the m non-negative integer features of an entry into one int64. Field f gets
+        # the bits of Σ_entries φ_f, an upper bound on any document's sum (a document
+        # takes one entry per position), so packed sums never carry across fields and
+        # packing is injective: equal keys <=> equal features.
+        widths = np.array([max(1, int(t).bit_length()) for t in phi.sum(0)], dtype=np.int64)
+        if int(widths.sum()) <= 63:
+            shifts = np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)
+            masks = (np.int64(1) << widths) - 1
+    if shifts is not None and masks is not None:
+        key = (phi.astype(np.int64) << shifts).sum(1)
+        klo = np.minimum.reduceat(key, first)
+        rel = klo != np.maximum.reduceat(key, first)
+        cs = np.concatenate(([0], np.cumsum(np.where(rel, 0, klo))))
+        packed_base = cs[doc_ptr[1:]] - cs[doc_ptr[:-1]]
+        base: npt.NDArray[Any] = (packed_base[:, None] >> shifts) & masks
+    else:
+        lo = np.minimum.reduceat(phi, first, axis=0)
+        rel = np.any(lo != np.maximum.reduceat(phi, first, axis=0), axis=1)
+        fixed = ~rel
+        base = np.stack([np.bincount(doc_of[fixed], weights=lo[fixed, c], minlength=d) for c in range(m)], 1)
     r = np.flatnonzero(rel)
     plan = FeaturePlan(base, r, doc_of[r], r - doc_ptr[doc_of[r]], sz[r], first[r], phi)
-    if np.issubdtype(phi.dtype, np.integer) and int(phi.min()) >= 0:
-        base_i = base.astype(np.int64)
-        cap = base_i.copy()
-        np.add.at(cap, plan.row_doc, hi[r])
-        widths = np.array([max(1, int(c).bit_length()) for c in cap.max(0)], dtype=np.int64)
-        if int(widths.sum()) <= 63:
-            plan.base = base_i
-            plan.shifts = np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)
-            plan.masks = (np.int64(1) << widths) - 1
-            plan.packed = (phi.astype(np.int64) << plan.shifts).sum(1)
-            plan.packed_base = (base_i << plan.shifts).sum(1)
+    plan.udocs, plan.ustart = np.unique(plan.row_doc, return_index=True)
+    if shifts is not None:
+        plan.packed, plan.packed_base, plan.shifts, plan.masks = key, packed_base, shifts, masks
     return plan
 
 
@@ -419,7 +436,7 @@ def plan_features(plan: FeaturePlan, idx: npt.NDArray[np.int64]) -> npt.NDArray[
     of the plan's varying positions. Shape (D·n, m), document-major."""
     d, m = plan.base.shape
     n = idx.shape[1]
-    udocs, ustart = np.unique(plan.row_doc, return_index=True)
+    udocs, ustart = plan.udocs, plan.ustart
     at = idx + plan.row_first[:, None]
     if plan.packed is not None:
         acc = np.repeat(plan.packed_base[:, None], n, axis=1)
@@ -466,10 +483,11 @@ class CertResult:
 
 
 def prepare_candidates(ranker: Ranker, query: str, docs: list[str],
-                       doc_ids: Sequence[str] | None, transform: ScoreTransform | None
-                       ) -> tuple[list[str], ScoreTransform, list[list[str]]]:
+                       doc_ids: Sequence[str] | None, transform: ScoreTransform | None,
+                       split: bool = True) -> tuple[list[str], ScoreTransform, list[list[str]]]:
     """Shared set-up of the top-K certificates for N candidate ``docs``: their ids (N,),
-    the score transform (fitted on the clean scores when not given) and their words."""
+    the score transform (fitted on the clean scores when not given) and their words
+    (``[]`` when ``split`` is False)."""
     if not docs:
         raise ValueError("docs: no candidate documents")
     ids = list(doc_ids) if doc_ids is not None else [str(i) for i in range(len(docs))]
@@ -477,7 +495,7 @@ def prepare_candidates(ranker: Ranker, query: str, docs: list[str],
         raise ValueError("doc_ids: length differs from docs")
     if transform is None:
         transform = ScoreTransform.fit(ranker.score(query, docs))
-    return ids, transform, [split_words(d) for d in docs]
+    return ids, transform, [split_words(d) for d in docs] if split else []
 
 
 def _check_common(n: int, alpha: float, seed: int, query_index: int) -> tuple[int, float, int, int]:
@@ -516,7 +534,7 @@ def certify_query(ranker: Ranker, query: str, docs: Sequence[str], source: Synon
     n, alpha, seed, query_index = _check_common(n, alpha, seed, query_index)
     if budget is not None:
         budget = check_int(budget, "budget", minimum=0)
-    ids, transform, _ = prepare_candidates(ranker, query, docs, doc_ids, transform)
+    ids, transform, _ = prepare_candidates(ranker, query, docs, doc_ids, transform, split=False)
     tab = table if table is not None else substitution_table(source, attack_source)
     if tab.source is not source or tab.attack_source is not attack_source:
         raise ValueError("table: built for other synonym sources")

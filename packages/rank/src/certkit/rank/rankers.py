@@ -251,14 +251,16 @@ class BM25Ranker:
         """Token ids (in a ranker-wide table of every token seen, ``self._tok``) of each
         word, as CSR: (W,) token counts and the flat ids."""
         wids = self._wids
-        missing = [w for w in dict.fromkeys(words) if w not in wids]
-        if missing:
+        get = wids.get
+        ids = [get(w) for w in words]
+        if None in ids:
+            missing = [w for w in dict.fromkeys(words) if w not in wids]
             if len(wids) > 500_000:
                 wids.clear()
             tok = self._tok
             for w, t in zip(missing, self.word_tokens(missing), strict=True):
                 wids[w] = tuple(tok.setdefault(x, len(tok)) for x in t)
-        ids = [wids[w] for w in words]
+            ids = [wids[w] for w in words]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
         return lengths, flat
