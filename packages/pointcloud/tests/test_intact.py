@@ -82,3 +82,63 @@ def test_compare_training_tiny() -> None:
     assert r["plain"]["mCE_modelnet40c"] == pytest.approx(1.0)  # the baseline scores 1
     for v in r.values():
         assert 0 <= v["clean"] <= 1 and 0 <= v["pgd_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("task", intact.META_TASKS)
+def test_task_perturb_levels_and_point_sets(task: str) -> None:
+    X, _ = make_shapes(3, 40, num_classes=4, seed=2)
+    xb = torch.from_numpy(X)
+    g = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(intact.task_perturb(xb, task, g, strength=0.0), xb)  # level 0
+    out = intact.task_perturb(xb, task, torch.Generator().manual_seed(1))
+    assert out.shape == xb.shape and torch.isfinite(out).all()
+    if task in ("dropout", "cluster_drop"):
+        for b in range(3):  # dropped points become copies of kept points of the same cloud
+            assert {tuple(p) for p in out[b].tolist()} <= {tuple(p) for p in xb[b].tolist()}
+    with pytest.raises(ValueError, match="task"):
+        intact.task_perturb(xb, "fog", g)
+
+
+def test_meta_teacher_is_reptile(tiny: tuple) -> None:
+    m, X, y = tiny
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    # meta_lr = 1 and one meta-step: the teacher is the adapted copy; rebuild it naively
+    # (the head's dropout draws from torch's global generator: same seed on both sides)
+    torch.manual_seed(0)
+    t = intact.meta_teacher(m, X, y, meta_steps=1, inner_steps=2, inner_lr=1e-2, meta_lr=1.0,
+                            batch_size=8, tasks=("clean",), seed=3)
+    for k, v in m.state_dict().items():  # the input model is untouched
+        torch.testing.assert_close(v, before[k])
+    import copy
+
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(0)
+    ref = copy.deepcopy(m)
+    ref.train()
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+    torch.randint(1, (), generator=g)  # the task draw
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    for _ in range(2):
+        b = torch.randperm(len(Xt), generator=g)[:8]
+        torch.rand((), generator=g)  # the clean task's level draw
+        loss = torch.nn.functional.cross_entropy(ref(Xt[b]), yt[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(t.state_dict()[k], v)
+    # a small meta step moves the weights a little, towards the adapted ones
+    torch.manual_seed(0)
+    t2 = intact.meta_teacher(m, X, y, meta_steps=1, inner_steps=2, inner_lr=1e-2, meta_lr=0.25,
+                             batch_size=8, tasks=("clean",), seed=3)
+    w0, w1, w2 = (d["head.3.weight"] for d in (before, ref.state_dict(), t2.state_dict()))
+    torch.testing.assert_close(w2, w0 + 0.25 * (w1 - w0))
+    for bad in ({"meta_steps": 0}, {"inner_lr": 0.0}, {"tasks": ("rain",)}, {"tasks": ()}):
+        with pytest.raises(ValueError):
+            intact.meta_teacher(m, X, y, **bad)  # type: ignore[arg-type]
+
+
+def test_compare_training_meta_teacher_and_ablation() -> None:
+    r = intact.compare_training(n_train=24, n_points=32, epochs=1, n_eval=6, severities=(5,),
+                                meta_steps=2, ablation=True)
+    assert set(r) == {"plain", "adversarial", "intact", "intact_plain_teacher"}

@@ -1,26 +1,37 @@
 """INTACT-style adversarial curriculum training on critical points, and the baselines.
 
 Seed paper: "INTACT: Inducing Noise Tolerance through Adversarial Curriculum Training for
-LiDAR-based Safety-Critical Perception and Autonomy" (the abstract; no code read). Its two
-phases, as implemented here:
+LiDAR-based Safety-Critical Perception and Autonomy" (Darabi et al., arXiv:2502.01896; the
+abstract only, no code read). Its two phases, as implemented here:
 
-1. a **teacher** gives per-point saliency; we use the gradient-norm saliency
-   ``|d CE / d x_i|`` of a trained teacher (the paper meta-trains its teacher; ours is a
-   plainly trained model, a simplification), and the top ``critical_frac`` of the points
-   of each cloud are its critical points;
-2. a **student** is trained with a curriculum that perturbs *only* the critical points with
-   noise and drop-out that grow linearly over training: at progress ``t`` in [0, 1) the
-   critical points get Gaussian noise ``t * max_sigma`` and are dropped with probability
-   ``t * max_drop`` (a dropped point is replaced by a copy of a random surviving point of
-   the same cloud, which keeps N fixed and, for max-pooling models, equals removal).
+1. **meta-learning phase**: the abstract says a meta-learning phase "equips a teacher network
+   with task-agnostic priors, enabling it to generate robust saliency maps". It does not say
+   which meta-learner or which tasks, so this is our reading (an assumption, not the paper's
+   recipe): :func:`meta_teacher` runs first-order Reptile (Nichol, Achiam, Schulman,
+   arXiv:1803.02999) from a plainly trained model over a family of corruption *tasks*
+   (clean, Gaussian jitter of random strength, random point drop-out, local cluster
+   drop-out, anisotropic scaling); each meta-iteration adapts a copy with a few Adam steps
+   on one task and moves the teacher's weights a fraction of the way towards the adapted
+   ones (BatchNorm statistics included). The teacher's per-point saliency is the
+   gradient norm ``|d CE / d x_i|``; the top ``critical_frac`` of the points of each cloud
+   are its critical points;
+2. **adversarial curriculum** (ACT): a **student** is trained with a curriculum that
+   perturbs *only* the critical points with noise and drop-out that grow linearly over
+   training: at progress ``t`` in [0, 1) the critical points get Gaussian noise
+   ``t * max_sigma`` and are dropped with probability ``t * max_drop`` (a dropped point is
+   replaced by a copy of a random surviving point of the same cloud, which keeps N fixed
+   and, for max-pooling models, equals removal). The critical points are recomputed per
+   batch from the teacher, so the perturbation targets what the teacher relies on.
 
 Baselines: plain training and PGD adversarial training (Madry et al., arXiv:1706.06083,
 ℓ∞ on coordinates). :func:`corruption_accuracy` evaluates any model on the corruption
-suites (shapes: X (B, N, 3), y (B,)).
+suites (shapes: X (B, N, 3), y (B,)). No guarantee is claimed: this is a training recipe,
+compared empirically by :func:`compare_training`.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,6 +64,119 @@ def critical_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, frac: floa
     m.scatter_(1, idx, True)
     return m
 
+#: Reptile task family of :func:`meta_teacher` (names; see :func:`task_perturb`).
+META_TASKS: tuple[str, ...] = ("clean", "jitter", "dropout", "cluster_drop", "scale")
+
+
+def task_perturb(
+    xb: torch.Tensor, task: str, g: torch.Generator, strength: float = 1.0
+) -> torch.Tensor:
+    """One batch (B, N, 3) under a meta-learning task, at a random level up to ``strength``.
+
+    ``jitter``: Gaussian noise σ ~ U(0, 0.04·strength); ``dropout``: each point dropped with
+    p ~ U(0, 0.5·strength); ``cluster_drop``: the points nearest a random point (a fraction
+    U(0, 0.3·strength)) dropped; ``scale``: per-axis scale U(1 ± 0.2·strength). A dropped point
+    becomes a copy of a random kept point of the same cloud (N stays fixed).
+    """
+    B, N, _ = xb.shape
+    u = float(torch.rand((), generator=g)) * strength
+    if task == "clean":
+        return xb
+    if task == "jitter":
+        return xb + 0.04 * u * torch.randn(xb.shape, generator=g)
+    if task == "scale":
+        s = 1 + 0.2 * u * (2 * torch.rand(B, 1, 3, generator=g) - 1)
+        return xb * s
+    if task == "dropout":
+        drop = torch.rand(B, N, generator=g) < 0.5 * u
+    elif task == "cluster_drop":
+        c = xb[torch.arange(B), torch.randint(N, (B,), generator=g)]  # (B, 3)
+        d = (xb - c[:, None]).norm(dim=-1)
+        k = round(0.3 * u * N)
+        drop = torch.zeros(B, N, dtype=torch.bool)
+        if k > 0:
+            drop.scatter_(1, d.topk(k, dim=1, largest=False).indices, True)
+    else:
+        raise ValueError(f"task: expected one of {META_TASKS}, got {task!r}")
+    drop[:, 0] &= drop[:, 1:].all(1).logical_not()  # never drop every point
+    return _replace_dropped(xb, drop, g)
+
+
+def _replace_dropped(xb: torch.Tensor, drop: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Each dropped point (mask (B, N)) becomes a copy of a random kept point of its cloud."""
+    if not drop.any():
+        return xb
+    B, N, _ = xb.shape
+    score = torch.rand(B, N, generator=g) + (~drop).float() * 2
+    keep_idx = score.argsort(dim=1, descending=True)
+    n_keep = (~drop).sum(1, keepdim=True).clamp_min(1)
+    pick = (torch.rand(B, N, generator=g) * n_keep).long()
+    src = torch.gather(keep_idx, 1, pick)
+    rep = torch.gather(xb, 1, src[..., None].expand(B, N, 3))
+    return torch.where(drop[..., None], rep, xb)
+
+
+def meta_teacher(
+    model: nn.Module,
+    X: Any,
+    y: Any,
+    *,
+    meta_steps: int = 40,
+    inner_steps: int = 3,
+    inner_lr: float = 1e-3,
+    meta_lr: float = 0.5,
+    batch_size: int = 32,
+    tasks: Sequence[str] = META_TASKS,
+    seed: int = 0,
+) -> nn.Module:
+    """INTACT's meta-learning phase (our reading, see the module docstring): Reptile.
+
+    Returns a new teacher (``model`` is not modified). Per meta-step: sample a task of
+    ``tasks`` and ``inner_steps`` batches of X (B, N, 3) / y (B,), adapt a copy with Adam
+    (``inner_lr``) on the task-perturbed batches, then move every parameter and BatchNorm
+    running statistic by ``meta_lr`` (linearly decayed to 0) towards the adapted copy:
+    ``θ ← θ + ε (θ' − θ)``.
+    """
+    from certkit.core.validation import check_int
+
+    meta_steps = check_int(meta_steps, "meta_steps", minimum=1)
+    inner_steps = check_int(inner_steps, "inner_steps", minimum=1)
+    check_positive(inner_lr, "inner_lr")
+    check_positive(meta_lr, "meta_lr")
+    for t in tasks:
+        if t not in META_TASKS:
+            raise ValueError(f"tasks: unknown task {t!r}; expected some of {META_TASKS}")
+    if not tasks:
+        raise ValueError("tasks: expected at least one task")
+    g = torch.Generator().manual_seed(seed)
+    Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    teacher = copy.deepcopy(model)
+    for it in range(meta_steps):
+        task = tasks[int(torch.randint(len(tasks), (), generator=g))]
+        fast = copy.deepcopy(teacher)
+        fast.train()
+        opt = torch.optim.Adam(fast.parameters(), lr=inner_lr)
+        for _ in range(inner_steps):
+            b = torch.randperm(len(Xt), generator=g)[:batch_size]
+            if len(b) < 2:
+                b = torch.arange(min(2, len(Xt)))
+            xb = task_perturb(Xt[b], task, g)
+            loss = nn.functional.cross_entropy(fast(xb), yt[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        eps = meta_lr * (1 - it / meta_steps)
+        with torch.no_grad():
+            slow_state = teacher.state_dict()
+            for name, v in fast.state_dict().items():
+                w = slow_state[name]
+                if w.is_floating_point():
+                    w.add_(eps * (v - w))
+                else:
+                    w.copy_(v)
+    return teacher.eval()
+
 
 def curriculum_transform(
     teacher: nn.Module,
@@ -72,16 +196,7 @@ def curriculum_transform(
         noise = torch.randn(xb.shape, generator=g) * (t * max_sigma)
         out = xb + noise * crit[..., None]
         drop = crit & (torch.rand(crit.shape, generator=g) < t * max_drop)
-        if drop.any():
-            B, N, _ = xb.shape
-            # replace each dropped point by a random kept point of the same cloud
-            score = torch.rand(B, N, generator=g) + (~drop).float() * 2
-            keep_idx = score.argsort(dim=1, descending=True)
-            n_keep = (~drop).sum(1, keepdim=True).clamp_min(1)
-            pick = (torch.rand(B, N, generator=g) * n_keep).long()
-            src = torch.gather(keep_idx, 1, pick)
-            rep = torch.gather(out, 1, src[..., None].expand(B, N, 3))
-            out = torch.where(drop[..., None], rep, out)
+        out = _replace_dropped(out, drop, g)
         return out.detach()
 
     return hook
@@ -177,12 +292,17 @@ def compare_training(
     severities: Sequence[int] = (1, 3, 5),
     pgd_eps: float = 0.05,
     seed: int = 0,
+    meta_steps: int = 40,
+    ablation: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Plain vs PGD-adversarial vs INTACT training on the embedded dataset.
 
-    The plain model is also INTACT's teacher and the CE baseline. Per variant: clean
-    accuracy, mCE / mRR on ModelNet40-C (``severities``) and Robo3D (all 3, objects seen
-    from 10 m), and accuracy under ℓ∞ PGD (``pgd_eps``, 10 steps).
+    The plain model is the CE baseline and the starting point of INTACT's meta-learned
+    teacher (:func:`meta_teacher`, ``meta_steps`` Reptile steps; 0 uses the plain model as
+    the teacher). ``ablation`` adds "intact_plain_teacher" (the curriculum with the plain
+    model as teacher). Per variant: clean accuracy, mCE / mRR on ModelNet40-C
+    (``severities``) and Robo3D (all 3, objects seen from 10 m), and accuracy under ℓ∞ PGD
+    (``pgd_eps``, 10 steps).
     """
     from certkit.pointcloud import lidar_corruptions as lc
     from certkit.pointcloud.corruptions import CORRUPTIONS, corrupt
@@ -193,11 +313,16 @@ def compare_training(
     Xt, yt = make_shapes(n_eval, n_points, seed=seed, split="test")
     C = len(CLASSES)
     plain = train_variant("plain", X, y, C, epochs=epochs, seed=seed)
+    teacher = meta_teacher(plain, X, y, meta_steps=meta_steps, seed=seed) if meta_steps else plain
     models = {
         "plain": plain,
         "adversarial": train_variant("adversarial", X, y, C, epochs=epochs, seed=seed),
-        "intact": train_variant("intact", X, y, C, teacher=plain, epochs=epochs, seed=seed),
+        "intact": train_variant("intact", X, y, C, teacher=teacher, epochs=epochs, seed=seed),
     }
+    if ablation and meta_steps:
+        models["intact_plain_teacher"] = train_variant(
+            "intact", X, y, C, teacher=plain, epochs=epochs, seed=seed
+        )
     ms = list(models.values())
     a40 = corruption_accuracy(ms, Xt, yt, corrupt, list(CORRUPTIONS), severities, seed=seed)
     alid = corruption_accuracy(ms, Xt, yt, lc.corrupt_object, list(lc.LIDAR_CORRUPTIONS),
@@ -220,12 +345,15 @@ def compare_training(
 
 
 __all__ = [
+    "META_TASKS",
     "compare_training",
     "corruption_accuracy",
     "critical_mask",
     "curriculum_transform",
+    "meta_teacher",
     "pgd_transform",
     "predict_ragged",
     "saliency",
+    "task_perturb",
     "train_variant",
 ]
