@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certkit.pointcloud import io
-from certkit.pointcloud.data import CLASSES, load_modelnet40_off, make_shapes
+from certkit.pointcloud.data import CLASSES, load_modelnet40_h5, load_modelnet40_off, make_shapes
 
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "pointcloud"
 
@@ -156,3 +156,43 @@ def test_modelnet40_off_loader(tmp_path: Path) -> None:
     assert X.shape == (4, 64, 3) and names == ["airplane", "chair"] and y.tolist() == [0, 0, 1, 1]
     with pytest.raises(ValueError):
         load_modelnet40_off(tmp_path, "test")
+
+
+def test_modelnet40_h5_loader(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    parts = []
+    for i in (1, 0, 10):  # read in numeric order: 0, 1, 10
+        data = rng.normal(size=(3 + i, 16, 3)).astype(np.float32)
+        lab = (np.arange(3 + i) % 3).astype(np.uint8)[:, None]
+        with h5py.File(tmp_path / f"ply_data_train{i}.h5", "w") as h:
+            h["data"], h["label"] = data, lab
+        parts.append((i, data, lab))
+    (tmp_path / "shape_names.txt").write_text("airplane\nbathtub\nbed\n")
+    X, y, names = load_modelnet40_h5(tmp_path, "train", n_points=8)
+    order = sorted(parts, key=lambda t: t[0])
+    np.testing.assert_array_equal(X, np.concatenate([d[:, :8] for _, d, _ in order]))
+    np.testing.assert_array_equal(y, np.concatenate([lb[:, 0] for _, _, lb in order]))
+    assert X.dtype == np.float32 and y.dtype == np.int64 and names == ["airplane", "bathtub", "bed"]
+    with pytest.raises(ValueError, match="n_points"):
+        load_modelnet40_h5(tmp_path, "train", n_points=17)
+    with pytest.raises(ValueError, match="no ply_data_test"):
+        load_modelnet40_h5(tmp_path, "test")
+    # truncated file, wrong shapes, NaN, labels beyond the names
+    good = (tmp_path / "ply_data_train0.h5").read_bytes()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "ply_data_train0.h5").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="ply_data_train0"):
+        load_modelnet40_h5(bad)
+    for data, lab, msg in (
+        (np.zeros((2, 4, 2), np.float32), np.zeros((2, 1), np.int64), "shape"),
+        (np.full((2, 4, 3), np.nan, np.float32), np.zeros((2, 1), np.int64), "NaN"),
+        (np.zeros((2, 4, 3), np.float32), np.zeros((3, 1), np.int64), "label"),
+        (np.zeros((2, 4, 3), np.float32), np.full((2, 1), 7, np.int64), "labels outside"),
+    ):
+        with h5py.File(bad / "ply_data_train0.h5", "w") as h:
+            h["data"], h["label"] = data, lab
+        (bad / "shape_names.txt").write_text("a\nb\n")
+        with pytest.raises(ValueError, match=msg):
+            load_modelnet40_h5(bad)

@@ -1,4 +1,4 @@
-"""Datasets: the embedded procedural shape dataset and a ModelNet40 (OFF tree) loader.
+"""Datasets: the embedded procedural shape dataset and ModelNet40 loaders (OFF tree, HDF5).
 
 The procedural dataset needs no download: each cloud is a surface sample of one of eight
 primitive shapes, with a random rotation about z, a small random tilt and a per-axis scale,
@@ -168,4 +168,72 @@ def load_modelnet40_off(
     return np.stack(clouds), np.asarray(labels, np.int64), classes
 
 
-__all__ = ["CLASSES", "load_modelnet40_off", "make_shapes"]
+def load_modelnet40_h5(
+    root: str | Path,
+    split: str = "train",
+    n_points: int | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], list[str]]:
+    """Load ModelNet40 in the common HDF5 layout (``modelnet40_ply_hdf5_2048``).
+
+    Reads every ``root/ply_data_<split>*.h5`` (sorted by their trailing number), each with
+    datasets ``data`` (B, N, 3) and ``label`` (B,) or (B, 1); class names come from
+    ``root/shape_names.txt`` when present (else ``"0"``, ``"1"``, …). ``n_points`` keeps the
+    first points of every cloud (the files store them in random order). Returns
+    ``(clouds (B, N, 3) float32, labels (B,) int64, class names)``. Needs ``h5py`` (extra
+    ``io``); truncated or malformed files raise ValueError naming the file.
+    """
+    import re
+
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("load_modelnet40_h5 needs h5py: pip install certkit-pointcloud[io]") from exc
+
+    rootp = Path(root)
+    if not rootp.is_dir():
+        raise ValueError(f"root: {root} is not a directory")
+
+    def key(f: Path) -> tuple[int, str]:
+        m = re.search(r"(\d+)\.h5$", f.name)
+        return (int(m.group(1)) if m else -1, f.name)
+
+    files = sorted(rootp.glob(f"ply_data_{split}*.h5"), key=key)
+    if not files:
+        raise ValueError(f"root: no ply_data_{split}*.h5 files under {root}")
+    if n_points is not None:
+        n_points = check_int(n_points, "n_points", minimum=1)
+    clouds, labels = [], []
+    for f in files:
+        try:
+            with h5py.File(f, "r") as h:
+                data = np.asarray(h["data"], dtype=np.float32)
+                lab = np.asarray(h["label"])
+        except (OSError, KeyError) as exc:
+            raise ValueError(f"{f}: not a ModelNet40 HDF5 file ({exc})") from exc
+        if data.ndim != 3 or data.shape[-1] != 3:
+            raise ValueError(f"{f}: data has shape {data.shape}, expected (B, N, 3)")
+        lab = lab.reshape(-1)
+        if lab.shape[0] != data.shape[0] or not np.issubdtype(lab.dtype, np.integer):
+            raise ValueError(f"{f}: label must hold one integer per cloud, got {lab.shape} {lab.dtype}")
+        if not np.isfinite(data).all():
+            raise ValueError(f"{f}: data contains NaN or inf")
+        if n_points is not None:
+            if n_points > data.shape[1]:
+                raise ValueError(f"n_points: files hold {data.shape[1]} points, asked {n_points}")
+            data = data[:, :n_points]
+        clouds.append(data)
+        labels.append(lab.astype(np.int64))
+    if len({c.shape[1] for c in clouds}) > 1:
+        raise ValueError(f"root: files under {root} hold clouds of different sizes")
+    X, y = np.concatenate(clouds), np.concatenate(labels)
+    names_file = rootp / "shape_names.txt"
+    if names_file.is_file():
+        names = [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
+    else:
+        names = [str(i) for i in range(int(y.max()) + 1 if y.size else 0)]
+    if y.size and (y.min() < 0 or y.max() >= len(names)):
+        raise ValueError(f"root: labels outside [0, {len(names)}) (shape_names.txt has {len(names)})")
+    return X, y, names
+
+
+__all__ = ["CLASSES", "load_modelnet40_h5", "load_modelnet40_off", "make_shapes"]
