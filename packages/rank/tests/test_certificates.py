@@ -10,7 +10,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from certkit.core import uniform_noise
+from certkit.core import random_bits, uniform_noise
 from certkit.rank.certdr import (
     certify_query,
     crq,
@@ -161,12 +161,12 @@ def test_sampler_keying_and_reproducibility() -> None:
     part = sample_substitutions(words, sets, 4, seed=3, stream=7, first_sample=6)
     assert full[6:] == part
     assert sample_substitutions(words, sets, 10, seed=3, stream=8) != full
-    # sample s of position i draws sets[i][floor(u * |P|)], u = element (i << 32) + s of
-    # the core sampler's stream (position-major keying)
-    u = np.stack([uniform_noise(10, 0.0, 1.0, 3, i << 32, np.float64, stream=7) for i in range(5)], 1)
+    # sample s of position i draws sets[i][(b * |P|) >> 32], b = raw word (i << 32) + s of
+    # the core sampler's stream (position-major keying, exact multiply-shift)
+    b = np.stack([random_bits(10, 3, i << 32, stream=7) for i in range(5)], 1)
     for r in range(10):
-        assert full[r].split() == [sets[i][int(u[r, i] * len(sets[i]))] if len(sets[i]) > 1 else sets[i][0]
-                                   for i in range(5)]
+        assert full[r].split() == [sets[i][(int(b[r, i]) * len(sets[i])) >> 32] if len(sets[i]) > 1
+                                   else sets[i][0] for i in range(5)]
     # uniform over P_w
     many = sample_substitutions(["b"], [perturbation_set("b", TABLE)], 6000, seed=0, stream=0)
     counts = np.array([many.count(w) for w in ("b", "a", "c")])
@@ -425,3 +425,18 @@ def test_crq_counts() -> None:
     c = crq(res, [1, 2])
     assert set(c) == {1, 2} and all(0 <= v <= 1 for v in c.values())
     assert c[1] == np.mean([r.certified[1] for r in res])
+
+
+def test_multiply_shift_sampler_probabilities_are_within_2_pow_minus_32() -> None:
+    # exact choice probabilities of idx = (b * s) >> 32 over all 2^32 words b: every choice
+    # gets floor or ceil of 2^32 / s words, the bound the TV factors add
+    for s in (2, 3, 5, 7, 12, 100):
+        counts = np.array([-(-((k + 1) << 32) // s) - (-(-(k << 32) // s)) for k in range(s)])
+        assert counts.sum() == 1 << 32
+        assert np.all(np.abs(counts / 2**32 - 1 / s) < 2.0**-32)
+    # and the sampler follows that map (a brute-force look at the first words of a stream)
+    from certkit.rank.certdr import sample_rows
+
+    idx = sample_rows(np.array([7]), np.array([5], dtype=np.uint64), np.array([3]), 64, seed=9)
+    b = random_bits(64, 9, 3 << 32, stream=5).astype(np.uint64)
+    np.testing.assert_array_equal(idx[0], ((b * np.uint64(7)) >> np.uint64(32)).astype(np.int64))

@@ -6,7 +6,8 @@ Smoothing. Every word ``w`` of a document is replaced by a word drawn uniformly 
 perturbation set ``P_w = {w} ∪ neighbours(w)``, independently per position; the smoothed
 score is ``g(q, d) = E[σ(f(q, Z(d)))]`` (σ: :class:`~certkit.rank.smoothing.ScoreTransform`).
 Draws come from the core Philox sampler keyed by (seed, query index, document index,
-position, sample index): stream ``query << 32 | doc``, element ``(position << 32) + sample``
+position, sample index): stream ``query << 32 | doc``, raw 32-bit word
+``(position << 32) + sample``, mapped to a choice by multiply-shift
 (:func:`sample_rows`, one sampler call for every position of every document), so any split
 of the work reproduces bit for bit, and a position's draws do not depend on which other
 positions are sampled. Rankers whose score is a function of summed per-word features
@@ -70,6 +71,7 @@ _WORD = re.compile(r"^[A-Za-z]+$")
 _BERNOULLI_OFFSET = 1 << 62  # disjoint counter range for Clopper-Pearson rounding
 _POS_SHIFT = 32  # sample s of position i: element (i << 32) + s of the (query, doc) stream
 _MAX_POSITIONS = 1 << 30  # keeps every substitution draw below _BERNOULLI_OFFSET
+_SAMPLER_TV = 2.0**-33  # per choice: |P(choice) − 1/|A|| < 2^-32 with multiply-shift
 
 
 def split_words(text: str) -> list[str]:
@@ -108,8 +110,9 @@ class SubstitutionTable:
     set ``S_w`` built the same way from the attack source (``w`` itself and the attack
     neighbours of ``lower(w)``; ``S_w = P_w`` for lower-case words), and for alphabetic
     tokens ``q_w = min_{w' ∈ S_w} |A(w) ∩ A(w')| / max(|A(w)|, |A(w')|)`` (1 for other
-    tokens, which are never substituted). Using the token's own ``A(w)`` (not
-    ``P_{lower(w)}``) keeps the bound exact for case-sensitive rankers.
+    tokens, which are never substituted), less ``(|A(w)| + |A(w')|)·2⁻³³`` for the
+    sampler's distance from uniform (:func:`sample_rows`). Using the token's own ``A(w)``
+    (not ``P_{lower(w)}``) keeps the bound exact for case-sensitive rankers.
 
     Arrays, indexed by word id (``ids``): ``size`` (V,) = |A(w)| (0: not a registered
     token), ``start`` (V,) into ``choice`` (Σ size,), the word ids of ``A(w)`` in order,
@@ -159,9 +162,14 @@ class SubstitutionTable:
             pw = self._frozen(w)
             q = 1.0
             for alt in _aset(w, self.attack_source or self.source):
+                if alt == w:
+                    continue  # unchanged: the same distribution
                 pa = self._frozen(alt)
-                q = min(q, len(pw & pa) / max(len(pw), len(pa)))
-            self._q[i] = q
+                # the sampler's choice probabilities are within 2^-32 of uniform
+                # (sample_rows), so its draws over A and A' are within (|A| + |A'|)/2^33
+                # in TV of U(A), U(A'): the maximal coupling loses that much more
+                q = min(q, len(pw & pa) / max(len(pw), len(pa)) - (len(pw) + len(pa)) * _SAMPLER_TV)
+            self._q[i] = max(0.0, q)
         self._arrays = None
         return i
 
@@ -270,24 +278,31 @@ def sample_rows(sizes: npt.NDArray[np.int64], streams: npt.NDArray[np.integer],
                 positions: npt.NDArray[np.int64], n: int, *, seed: int,
                 first_sample: int = 0) -> npt.NDArray[np.int64]:
     """Choice indices of R (document, position) rows in one sampler call. Shape (R, n):
-    ``idx[r, s] = min(⌊u·sizes[r]⌋, sizes[r] − 1)`` with ``u`` element
-    ``(positions[r] << 32) + first_sample + s`` of stream ``(seed, streams[r])``."""
+    ``idx[r, s] = ⌊b·sizes[r] / 2³²⌋`` (Lemire's multiply-shift, exact integer arithmetic)
+    with ``b`` the raw 32-bit Philox word number ``(positions[r] << 32) + first_sample + s``
+    of stream ``(seed, streams[r])`` (``certkit.core.random_bits``), drawn for every row by
+    the core's one-call row sampler. Each choice then has probability within 2⁻³² of
+    ``1/size``; the TV factors of :class:`SubstitutionTable` account for it."""
+    seed = check_seed(seed)
     if positions.size and int(positions.max()) >= _MAX_POSITIONS:
         raise ValueError(f"docs: documents longer than {_MAX_POSITIONS} words are not supported")
     if first_sample + n > 1 << _POS_SHIFT:
         raise ValueError("n: first_sample + n must stay below 2**32")
-    u = _uniform_rows(n, seed, streams, (positions << _POS_SHIFT) + first_sample)
-    u *= sizes[:, None]
-    idx = u.astype(np.int64)
-    np.minimum(idx, (sizes - 1)[:, None], out=idx)
-    return idx
+    bits = np.empty((streams.size, n), dtype=np.uint32)
+    if bits.size:
+        offsets = (positions.astype(np.uint64) << np.uint64(_POS_SHIFT)) + np.uint64(first_sample)
+        core_ext.rng.fill_bits(bits, seed, streams.astype(np.uint64), offsets)
+    x = bits.astype(np.uint64)
+    x *= sizes.astype(np.uint64)[:, None]
+    x >>= np.uint64(32)
+    return x.view(np.int64)
 
 
 def sample_indices(sizes: Sequence[int] | npt.NDArray[np.integer], n: int, *, seed: int, stream: int,
                    first_sample: int = 0) -> npt.NDArray[np.int64]:
-    """(n, T) choice indices of one document: ``idx[s, i] = min(⌊u·sizes[i]⌋, sizes[i] − 1)``
-    with ``u`` element ``(i << 32) + first_sample + s`` of the core sampler's stream
-    ``(seed, stream)`` (position-major keying: a position's draws do not depend on which
+    """(n, T) choice indices of one document: ``idx[s, i] = ⌊b·sizes[i] / 2³²⌋`` with ``b``
+    raw word ``(i << 32) + first_sample + s`` of the core sampler's stream ``(seed,
+    stream)`` (:func:`sample_rows`; position-major keying: a position's draws do not depend on which
     other positions are sampled, so certificates may skip positions that cannot change
     the score). Single-choice positions take choice 0 and draw nothing."""
     sz = np.asarray(sizes, dtype=np.int64)
