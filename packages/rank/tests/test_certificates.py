@@ -12,6 +12,7 @@ import pytest
 
 from certkit.core import random_bits, uniform_noise
 from certkit.rank.certdr import (
+    SubstitutionTable,
     certify_query,
     crq,
     sample_substitutions,
@@ -222,6 +223,15 @@ def test_certify_is_split_invariant_and_validates() -> None:
         certify_query(ToyRanker(), "q", [], TABLE)
     with pytest.raises(TypeError, match="n"):
         certify_query(ToyRanker(), "q", DOCS, TABLE, n=10.5)
+    with pytest.raises(ValueError, match="table"):
+        certify_query(ToyRanker(), "q", DOCS, TABLE, table=SubstitutionTable(TABLE_ANY))
+    with pytest.raises(ValueError, match="budget"):
+        certify_query(ToyRanker(), "q", DOCS, TABLE, budget=-1)
+    # an explicit table gives the shared table's certificate
+    r3 = certify_query(ToyRanker(), "q", DOCS, TABLE, n=200, transform=SIGMA, seed=5, query_index=3,
+                       table=SubstitutionTable(TABLE))
+    np.testing.assert_array_equal(r3.g_hat, r1.g_hat)
+    np.testing.assert_array_equal(r3.tv, r1.tv)
 
     class NaNRanker(ToyRanker):
         def score(self, query, docs):
