@@ -450,3 +450,20 @@ def test_multiply_shift_sampler_probabilities_are_within_2_pow_minus_32() -> Non
     idx = sample_rows(np.array([7]), np.array([5], dtype=np.uint64), np.array([3]), 64, seed=9)
     b = random_bits(64, 9, 3 << 32, stream=5).astype(np.uint64)
     np.testing.assert_array_equal(idx[0], ((b * np.uint64(7)) >> np.uint64(32)).astype(np.int64))
+
+
+def test_tv_bounds_vectorised_matches_naive_loop() -> None:
+    from certkit.rank.certdr import tv_bounds
+
+    rng = np.random.default_rng(3)
+    lengths = [0, 1, 5, 9, 3, 0, 12]
+    ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    q = rng.choice([1.0, 0.9, 0.5, 0.75, 0.0, 0.999], size=int(ptr[-1]))
+    for budget in (None, 0, 1, 2, 4, 100):
+        got = tv_bounds(q, ptr, budget)
+        for j in range(len(lengths)):
+            qs = sorted(q[ptr[j]:ptr[j + 1]].tolist())
+            if budget is not None:
+                qs = qs[:budget]
+            ref = 1.0 - float(np.prod(qs)) if qs else 0.0
+            assert got[j] == pytest.approx(ref, abs=1e-12), (budget, j)

@@ -236,12 +236,14 @@ def tv_bounds(q: npt.NDArray[np.float64], doc_ptr: npt.NDArray[np.int64],
     whose positions' factors are ``q[doc_ptr[d]:doc_ptr[d + 1]]``. ``budget``: only the
     ``budget`` smallest factors of each document enter the product. Shape (D,)."""
     d = doc_ptr.size - 1
-    lengths = np.diff(doc_ptr)
-    doc_of = np.repeat(np.arange(d), lengths)
+    doc_of = np.repeat(np.arange(d), np.diff(doc_ptr))
     qv = np.asarray(q, dtype=np.float64)
-    if budget is not None:
+    sub = np.flatnonzero(qv < 1.0)  # factors of 1 change no product
+    doc_of, qv = doc_of[sub], qv[sub]
+    if budget is not None and qv.size:
         order = np.lexsort((qv, doc_of))
-        rank = np.arange(qv.size) - doc_ptr[doc_of[order]]
+        sd = doc_of[order]
+        rank = np.arange(sd.size) - np.searchsorted(sd, sd)  # position within its document
         keep = order[rank < budget]
         doc_of, qv = doc_of[keep], qv[keep]
     with np.errstate(divide="ignore"):

@@ -20,7 +20,6 @@ Other rankers: :mod:`certkit.rank.neural` (trainable K-NRM) and :mod:`certkit.ra
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -207,8 +206,13 @@ class BM25Ranker:
         self._doc_id_array = np.array(self.doc_ids, dtype=object)
         self._qcache: dict[str, tuple[list[str], npt.NDArray[np.float32]]] = {}
         self._wcache: dict[str, tuple[str, ...]] = {}
-        self._wids: dict[str, tuple[int, ...]] = {}  # word -> ids in self._tok (any token)
+        # per-word token ids (in self._tok, every token seen), CSR: row of a word, its
+        # token count, the flat ids; arrays rebuilt lazily after new words
         self._tok: dict[str, int] = {}
+        self._wrow: dict[str, int] = {}
+        self._wlen: list[int] = []
+        self._wflat: list[int] = []
+        self._warr: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
     # -- tokenisation (bm25s' tokenizer, same settings as the index) --------------
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
@@ -249,20 +253,32 @@ class BM25Ranker:
 
     def _word_token_ids(self, words: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Token ids (in a ranker-wide table of every token seen, ``self._tok``) of each
-        word, as CSR: (W,) token counts and the flat ids."""
-        wids = self._wids
-        get = wids.get
-        ids = [get(w) for w in words]
-        if None in ids:
-            missing = [w for w in dict.fromkeys(words) if w not in wids]
-            if len(wids) > 500_000:
-                wids.clear()
+        word, as CSR: (W,) token counts and the flat ids. Words are tokenised once and
+        kept in CSR arrays, so a call is one dict lookup per word plus numpy gathers."""
+        get = self._wrow.get
+        rows = [get(w, -1) for w in words]
+        if -1 in rows:
+            if len(self._wrow) > 500_000:
+                self._wrow.clear()
+                self._wlen.clear()
+                self._wflat.clear()
+                self._tok.clear()
+            missing = [w for w in dict.fromkeys(words) if w not in self._wrow]
             tok = self._tok
             for w, t in zip(missing, self.word_tokens(missing), strict=True):
-                wids[w] = tuple(tok.setdefault(x, len(tok)) for x in t)
-            ids = [wids[w] for w in words]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+                self._wrow[w] = len(self._wlen)
+                self._wlen.append(len(t))
+                self._wflat.extend(tok.setdefault(x, len(tok)) for x in t)
+            self._warr = None
+            rows = [self._wrow[w] for w in words]
+        if self._warr is None:
+            ln = np.array(self._wlen, dtype=np.int64)
+            self._warr = (ln, np.cumsum(ln) - ln, np.array(self._wflat, dtype=np.int64))
+        wlen, wptr, wflat = self._warr
+        r = np.array(rows, dtype=np.int64)
+        lengths = wlen[r]
+        total = int(lengths.sum())
+        flat = wflat[np.repeat(wptr[r] - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)]
         return lengths, flat
 
     def choice_features(self, query: str, words: Sequence[str]) -> npt.NDArray[np.int64]:
