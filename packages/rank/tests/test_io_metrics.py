@@ -192,3 +192,84 @@ def test_per_query_arrays(default_coll, bm25) -> None:
     assert ev.per_query["map"].shape == (len(default_coll.qrels),)
     assert ev.worst(0.1)["map"] <= ev.mean()["map"]
     assert np.isfinite(ev.std()["map"])
+
+
+# ------------------------------------------------------------- round trips and byte fuzzing
+
+_id = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1,
+              max_size=8)
+_beir_id = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"),
+                                          blacklist_characters='\t"\x85'), min_size=1, max_size=8).filter(
+    lambda s: s.strip() == s and s not in ("query-id",))
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(_id, st.dictionaries(_id, st.integers(-1, 4), min_size=1, max_size=4), max_size=4),
+       st.dictionaries(_id, st.dictionaries(_id, st.floats(-1e6, 1e6, allow_nan=False), min_size=1,
+                                            max_size=4), max_size=4))
+def test_fuzz_trec_qrels_and_run_round_trip(qrels: dict, run: dict) -> None:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        io.write_qrels(qrels, Path(d) / "q")
+        assert io.read_qrels(Path(d) / "q") == qrels
+        io.write_run(run, Path(d) / "r")
+        assert io.read_run(Path(d) / "r") == run
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(_beir_id, _text, max_size=4), st.dictionaries(_beir_id, _text, max_size=4),
+       st.integers(0, 2))
+def test_fuzz_beir_round_trip(corpus: dict, queries: dict, rel: int) -> None:
+    # ids may contain spaces (legal in BEIR's tab-separated qrels)
+    import tempfile
+
+    qrels = {q: {d: rel for d in corpus} for q in queries} if corpus else {}
+    qrels = {q: v for q, v in qrels.items() if v}
+    with tempfile.TemporaryDirectory() as d:
+        io.write_beir(d, corpus, queries, qrels)
+        c2, q2, r2 = io.read_beir(d)
+    assert c2 == {k: " ".join(s for s in ("", v) if s) for k, v in corpus.items()}
+    assert r2 == qrels
+    assert q2 == {q: t for q, t in queries.items() if q in qrels}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.binary(max_size=60), max_size=6))
+def test_fuzz_parsers_on_raw_bytes(chunks: list[bytes]) -> None:
+    # arbitrary bytes (invalid UTF-8 included): a ValueError naming the file, never another
+    # exception; with errors="replace" decoding never fails
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "f"
+        p.write_bytes(b"\n".join(chunks))
+        for fn in (io.read_qrels, io.read_run, io.read_trec_topics, io.read_trec_docs,
+                   io.read_smart, io.read_tsv_topics):
+            for errors in ("strict", "replace"):
+                try:
+                    fn(p, errors=errors)
+                except ValueError as exc:
+                    assert errors == "replace" or str(p) in str(exc) or "errors" not in str(exc)
+                    assert "UTF-8" not in str(exc) or errors == "strict"
+        folder = Path(d) / "beir"
+        (folder / "qrels").mkdir(parents=True)
+        for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+            (folder / name).write_bytes(b"\n".join(chunks))
+        try:
+            io.read_beir(folder)
+        except ValueError:
+            pass
+
+
+def test_qrels_tab_separated_ids_with_spaces(tmp_path) -> None:
+    # found by the BEIR round-trip fuzz: "q 1<TAB>d1<TAB>2" used to be read as the TREC
+    # line "q 1 d1 2" (qid "q", doc "d1"): silently wrong
+    p = tmp_path / "t.tsv"
+    p.write_text("query-id\tcorpus-id\tscore\nq 1\td1\t2\nq2\td 2\t1\t\n", encoding="utf-8")
+    assert io.read_qrels(p) == {"q 1": {"d1": 2}, "q2": {"d 2": 1}}
+    p.write_text("q1\t0\td1\t1\nq1 0 d2 2\n", encoding="utf-8")  # TREC with tabs or spaces
+    assert io.read_qrels(p) == {"q1": {"d1": 1, "d2": 2}}

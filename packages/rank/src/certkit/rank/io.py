@@ -77,11 +77,13 @@ def read_qrels(path: PathLike, *, errors: str = "strict") -> Qrels:
     """TREC qrels ``qid iter docno rel`` (whitespace separated; ``iter`` is ignored).
 
     Also accepts BEIR's 3-column tsv ``query-id corpus-id score`` with a header line.
+    A line with tabs that splits into 3 or 4 non-empty tab-separated fields is split on
+    tabs only (BEIR ids may contain spaces); other lines on any whitespace.
     Relevance must be an integer; a malformed line raises ``ValueError`` with its number.
     """
     qrels: Qrels = {}
     for lineno, line in _lines(path, errors):
-        parts = line.split()
+        parts = _fields(line)
         if not parts:
             continue
         if lineno == 1 and parts[:2] == ["query-id", "corpus-id"]:
@@ -101,6 +103,16 @@ def read_qrels(path: PathLike, *, errors: str = "strict") -> Qrels:
             raise ValueError(f"{path}:{lineno}: duplicate judgement for query {qid!r}, doc {docid!r}")
         per_q[docid] = r
     return qrels
+
+
+def _fields(line: str) -> list[str]:
+    if "\t" in line:
+        tab = [f.strip() for f in line.strip("\r\n").split("\t")]
+        while tab and not tab[-1]:
+            tab.pop()  # trailing tabs
+        if len(tab) in (3, 4) and all(tab):
+            return tab
+    return line.split()
 
 
 def write_qrels(qrels: Mapping[str, Mapping[str, int]], path: PathLike) -> None:
