@@ -253,7 +253,7 @@ def test_fuzz_parsers_on_raw_bytes(chunks: list[bytes]) -> None:
                 try:
                     fn(p, errors=errors)
                 except ValueError as exc:
-                    assert errors == "replace" or str(p) in str(exc) or "errors" not in str(exc)
+                    assert str(p) in str(exc)  # every parse error names the file
                     assert "UTF-8" not in str(exc) or errors == "strict"
         folder = Path(d) / "beir"
         (folder / "qrels").mkdir(parents=True)
