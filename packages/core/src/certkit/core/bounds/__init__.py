@@ -5,6 +5,11 @@ returns certified lower/upper bounds on ``C @ model(x')`` over an ℓ∞/ℓ2 ba
 CROWN, CROWN-IBP or α-CROWN (auto_LiRPA-compatible names). Inference-only CPU calls on
 Linear/Conv/ReLU chains run in the compiled kernels (``certkit.core._core.bounds``).
 See :mod:`certkit.core.bounds.model` for the guarantee and the intermediate-bound policy.
+
+VNN-COMP inputs (``onnx`` extra, ``certkit-core[onnx]``): :mod:`~certkit.core.bounds.onnx_import`
+(``load_onnx``), :mod:`~certkit.core.bounds.vnnlib` (``parse_vnnlib``, no dependency) and
+:mod:`~certkit.core.bounds.vnnlib_verify` (``verify_property``, ``verify_onnx_vnnlib``:
+sat / unsat / unknown / timeout, PGD first).
 """
 
 from __future__ import annotations

@@ -1,0 +1,183 @@
+"""Verify a VNN-LIB property on a model, VNN-COMP style: PGD first (cheap counterexamples),
+then sound bounds (IBP, CROWN, α-CROWN in that order, on the disjuncts still open).
+
+Result vocabulary (VNN-COMP): ``sat`` (a counterexample was found and re-checked with a
+plain forward pass; it is returned), ``unsat`` (every disjunct is proven empty: for each
+one, some output row ``c·Y <= d`` has a certified lower bound ``min c·Y > d`` over its
+input box, by :class:`~certkit.core.bounds.BoundedModel`), ``unknown`` (neither) or
+``timeout`` (the time budget ran out first).
+
+Guarantee: ``unsat`` is sound when the bounds are (same float arithmetic as the model,
+no directed rounding, like auto_LiRPA and most VNN-COMP tools; run in float64 by
+default). ``sat`` comes with a witness that satisfies every row of one disjunct in the
+model's own arithmetic, inside its input box.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from certkit.core.bounds.model import BoundedModel
+from certkit.core.bounds.vnnlib import Property, parse_vnnlib
+
+_STATUSES = ("sat", "unsat", "unknown", "timeout")
+
+
+@dataclass
+class VnnResult:
+    """``status`` in sat / unsat / unknown / timeout; ``x``, ``y`` (flattened input and
+    output of the counterexample) when sat; ``method`` that decided it; ``time_s``;
+    ``clauses`` (disjuncts) and ``proven`` (disjuncts proven empty)."""
+
+    status: str
+    method: str
+    time_s: float
+    clauses: int
+    proven: int
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+
+    def to_vnncomp(self) -> str:
+        """The VNN-COMP result-file text: the status line, then for ``sat`` the
+        assignment ``((X_0 v) ... (Y_0 v) ...)``."""
+        if self.status != "sat" or self.x is None or self.y is None:
+            return self.status + "\n"
+        vals = [f"(X_{i} {float(v)!r})" for i, v in enumerate(self.x)]
+        vals += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(self.y)]
+        return "sat\n(" + "\n ".join(vals) + ")\n"
+
+
+def _check_params(timeout: float, pgd_steps: int, pgd_restarts: int) -> None:
+    if not (isinstance(timeout, (int, float)) and timeout > 0 and not math.isnan(timeout)):
+        raise ValueError(f"timeout: expected seconds > 0, got {timeout!r}")
+    for name, v in (("pgd_steps", pgd_steps), ("pgd_restarts", pgd_restarts)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
+
+
+def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Property, *, timeout: float = 60.0,
+                    methods: tuple[str, ...] = ("IBP", "CROWN", "alpha-CROWN"), pgd_steps: int = 50,
+                    pgd_restarts: int = 5, seed: int = 0, alpha_iterations: int = 20) -> VnnResult:
+    """Decide ``prop`` (from :func:`~certkit.core.bounds.vnnlib.parse_vnnlib`) on ``model``
+    ((B, *input_shape) → (B, K)). The model's parameter dtype is used throughout."""
+    _check_params(timeout, pgd_steps, pgd_restarts)
+    t0 = time.perf_counter()
+    p = next(iter(model.parameters()), None)
+    dtype = p.dtype if p is not None else torch.float32
+    n = math.prod(input_shape)
+    if prop.n_inputs != n:
+        raise ValueError(f"prop: declares {prop.n_inputs} inputs, the model takes {n}")
+    N = len(prop.clauses)
+
+    def done(status: str, method: str, proven: int, x: Any = None, y: Any = None) -> VnnResult:
+        return VnnResult(status, method, time.perf_counter() - t0, N, proven, x, y)
+
+    if N == 0:
+        return done("unsat", "parse", 0)
+    K = prop.n_outputs
+    S = max(c.C.shape[0] for c in prop.clauses)
+    lo = torch.tensor(np.stack([c.lo for c in prop.clauses]), dtype=dtype)
+    hi = torch.tensor(np.stack([c.hi for c in prop.clauses]), dtype=dtype)
+    C = torch.zeros(N, max(S, 1), K, dtype=dtype)
+    d = torch.full((N, max(S, 1)), math.inf, dtype=dtype)
+    valid = torch.zeros(N, max(S, 1), dtype=torch.bool)
+    for i, c in enumerate(prop.clauses):
+        s = c.C.shape[0]
+        C[i, :s] = torch.as_tensor(c.C, dtype=dtype)
+        d[i, :s] = torch.as_tensor(c.d, dtype=dtype)
+        valid[i, :s] = True
+    model = model.eval()
+    with torch.no_grad():
+        out_k = model(((lo + hi) / 2)[:1].reshape(1, *input_shape)).shape[-1]
+    if out_k != K:
+        raise ValueError(f"prop: declares {K} outputs, the model returns {out_k}")
+
+    def violation(x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """max over a disjunct's rows of c·Y - d (<= 0: a counterexample); Y."""
+        y = model(x.reshape(-1, *input_shape)).reshape(x.shape[0], K)
+        v = torch.einsum("nsk,nk->ns", C[idx], y) - d[idx]
+        v = torch.where(valid[idx], v, torch.full_like(v, -math.inf))
+        return v.amax(1), y
+
+    def witness(x: torch.Tensor, idx: torch.Tensor) -> VnnResult | None:
+        with torch.no_grad():
+            v, y = violation(x, idx)
+        hit = torch.nonzero(v <= 0).flatten()
+        if hit.numel() == 0:
+            return None
+        j = int(hit[0])
+        return done("sat", "PGD", 0, x[j].detach().numpy().astype(np.float64), y[j].numpy().astype(np.float64))
+
+    # disjuncts without output rows: any point of the box is a counterexample
+    empty = torch.nonzero(~valid.any(1)).flatten()
+    if empty.numel():
+        i = int(empty[0])
+        x = ((lo[i] + hi[i]) / 2).unsqueeze(0)
+        with torch.no_grad():
+            y = model(x.reshape(1, *input_shape)).reshape(1, K)
+        return done("sat", "box", 0, x[0].numpy().astype(np.float64), y[0].numpy().astype(np.float64))
+
+    # ---- PGD (sign steps, projected onto each disjunct's box)
+    gen = torch.Generator().manual_seed(int(seed))
+    idx_all = torch.arange(N).repeat(pgd_restarts + 1)
+    lo_r, hi_r = lo[idx_all], hi[idx_all]
+    x = (lo_r + hi_r) / 2
+    if pgd_restarts:
+        u = torch.rand(x[N:].shape, generator=gen, dtype=dtype)
+        x[N:] = lo_r[N:] + u * (hi_r[N:] - lo_r[N:])
+    r = witness(x, idx_all)
+    if r is not None:
+        return r
+    for step in range(pgd_steps):
+        if time.perf_counter() - t0 > timeout:
+            return done("timeout", "PGD", 0)
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            v, _ = violation(x, idx_all)
+            (g,) = torch.autograd.grad(v.sum(), x)
+        size = 0.25 * (hi_r - lo_r) * (1 - step / max(pgd_steps, 1)) + 1e-3 * (hi_r - lo_r)
+        x = torch.max(torch.min(x.detach() - size * g.sign(), hi_r), lo_r)
+        r = witness(x, idx_all)
+        if r is not None:
+            return r
+
+    # ---- bounds on the open disjuncts, cheapest first
+    bm = BoundedModel(model, tuple(input_shape))
+    open_idx = torch.arange(N)
+    method = "none"
+    for method in methods:
+        if time.perf_counter() - t0 > timeout:
+            return done("timeout", method, N - open_idx.numel())
+        sel = open_idx
+        lo_i, hi_i = lo[sel].reshape(-1, *input_shape), hi[sel].reshape(-1, *input_shape)
+        mid = (lo_i + hi_i) / 2
+        eps = ((hi_i - lo_i) / 2).reshape(sel.numel(), -1).amax(1)
+        kw: dict[str, Any] = {"alpha_iterations": alpha_iterations} if method == "alpha-CROWN" else {}
+        with torch.no_grad() if method != "alpha-CROWN" else torch.enable_grad():
+            lb, _ = bm.compute_bounds(mid, eps, method=method, C=C[sel], x_L=lo_i, x_U=hi_i, bound_upper=False, **kw)
+        proven = ((lb.detach() > d[sel]) & valid[sel]).any(1)
+        open_idx = sel[~proven]
+        if open_idx.numel() == 0:
+            return done("unsat", method, N)
+    if time.perf_counter() - t0 > timeout:
+        return done("timeout", method, N - open_idx.numel())
+    return done("unknown", method, N - open_idx.numel())
+
+
+def verify_onnx_vnnlib(onnx_path: str | Path, vnnlib_path: str | Path, *, dtype: torch.dtype = torch.float64,
+                       **kw: Any) -> VnnResult:
+    """Read an ONNX model (:func:`~certkit.core.bounds.onnx_import.load_onnx`) and a VNN-LIB
+    property, and run :func:`verify_property` (keyword arguments passed on)."""
+    from certkit.core.bounds.onnx_import import load_onnx
+
+    om = load_onnx(onnx_path, dtype=dtype)
+    prop = parse_vnnlib(Path(vnnlib_path), n_inputs=math.prod(om.input_shape), n_outputs=om.num_outputs)
+    return verify_property(om.module, om.input_shape, prop, **kw)
