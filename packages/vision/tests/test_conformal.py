@@ -219,3 +219,44 @@ def test_rct_loss_matches_naive_and_training_runs(mlp) -> None:
     assert tuned is not model
     with pytest.raises(ValueError, match="logits"):
         rct_loss(logits[:, :2], y[:2], 0.25, 0.1)
+
+
+def test_rct_classification_loss_matches_naive_and_raises_true_label_membership() -> None:
+    """The conformal-training classification loss (Stutz et al. 2022): a naive loop over the
+    prediction half, and a gradient step on it alone raises the true label's soft
+    membership (the term does what it is for)."""
+    from scipy.stats import norm as sp_norm
+
+    from certkit.vision.robust_conformal_training import rct_loss
+
+    torch.manual_seed(1)
+    logits = torch.randn(2, 8, 4, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    lm = torch.rand(4, 4, dtype=torch.float64)
+    base = rct_loss(logits, y, 0.25, 0.1, 0.2, temperature=0.5, size_weight=1.0)
+    got = rct_loss(logits, y, 0.25, 0.1, 0.2, temperature=0.5, size_weight=1.0, class_weight=2.0,
+                   loss_matrix=lm)
+    p = torch.softmax(logits, -1).mean(0).numpy()
+    s = np.clip(1 - p, 1e-6, 1 - 1e-6)
+    tau = np.quantile(s[np.arange(4), y[:4].numpy()], min(1.0, 0.8 * (1 + 1 / 4)))
+    c = 1 / (1 + np.exp(-(sp_norm.ppf(tau) - sp_norm.ppf(s[4:]) + 0.1 / 0.25) / 0.5))
+    terms = []
+    for i in range(4):
+        yi = int(y[4 + i])
+        t = 1 - c[i, yi]
+        for k in range(4):
+            if k != yi:
+                t += float(lm[yi, k]) * c[i, k]
+        terms.append(t)
+    assert got.item() == pytest.approx(base.item() + 2.0 * np.mean(terms), rel=1e-6)
+    # one gradient step on the classification term alone raises c_y on the prediction half
+    z = logits.clone().requires_grad_(True)
+    loss = rct_loss(z, y, 0.25, 0.1, 0.2, temperature=0.5, size_weight=0.0, class_weight=1.0, ce_weight=0.0)
+    loss.backward()
+    z2 = (z - 0.5 * z.grad).detach()
+    after = rct_loss(z2, y, 0.25, 0.1, 0.2, temperature=0.5, size_weight=0.0, class_weight=1.0, ce_weight=0.0)
+    assert after.item() < loss.item()
+    with pytest.raises(ValueError, match="class_weight"):
+        rct_loss(logits, y, 0.25, 0.1, class_weight=-1.0)
+    with pytest.raises(ValueError, match="loss_matrix"):
+        rct_loss(logits, y, 0.25, 0.1, class_weight=1.0, loss_matrix=torch.ones(3, 3))

@@ -377,3 +377,45 @@ def test_paper_scale_defaults(digits_mlp) -> None:
     model, xs, _ = digits_mlp
     pred, radius = Smooth(model, 10, 0.25).certify(xs[0])
     assert pred != ABSTAIN and radius > 0
+
+
+# ---------------------------------------------------------------- optimize="auto"
+class Branchy(nn.Module):
+    """Data-dependent control flow: a trace would freeze one branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(64, 10), nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)
+        return self.a(h) if bool(h.mean() > 0.5) else self.b(h)
+
+
+def test_optimize_auto_traces_only_when_safe(digits_mlp) -> None:
+    model, xs, _ys = digits_mlp
+    kw = dict(n0=20, n=400, alpha=0.001, batch_size=128, seed=1)
+    eager = Smooth(model, 10, 0.25, optimize=False)
+    auto = Smooth(model, 10, 0.25)
+    ce, ca = eager.certify_batch(xs[:6], **kw), auto.certify_batch(xs[:6], **kw)
+    assert auto.optimized is True and eager.optimized is False
+    # the traced graph is the same function up to float rounding: same certificates here
+    assert [(c.prediction, c.count) for c in ce] == [(c.prediction, c.count) for c in ca]
+    # data-dependent branches, side effects and float64 stay eager, with correct results
+    torch.manual_seed(0)
+    br = Branchy()
+    s_br = Smooth(br, 10, 0.25)
+    got = s_br.certify_batch(xs[:2], **kw)
+    assert s_br.optimized is False
+    assert [c.count for c in got] == [c.count for c in Smooth(br, 10, 0.25, optimize=False).certify_batch(xs[:2], **kw)]
+    boom = Exploding(model, after=10**9)
+    s_boom = Smooth(boom, 10, 0.25)
+    s_boom.certify_batch(xs[:1], **kw)
+    assert s_boom.optimized is False and boom.calls == 4  # 420 samples: one forward per batch of 128
+    s64 = Smooth(Linear2(W, B), 2, 0.5)
+    s64.certify_batch(torch.zeros(1, 1, 2, 2, dtype=torch.float64), n0=10, n=20)
+    assert s64.optimized is False
+    with pytest.raises(ValueError, match="optimize"):
+        Smooth(model, 10, 0.25, optimize="yes")
+    with pytest.warns(UserWarning, match="optimize"):
+        Smooth(br, 10, 0.25, optimize=True).certify_batch(xs[:1], **kw)

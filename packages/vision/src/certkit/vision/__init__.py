@@ -5,7 +5,8 @@ Public names are imported lazily (``import certkit.vision`` does not import torc
 
 - :class:`Smooth`, :func:`certify_batch`, :class:`Certificate`, ``ABSTAIN`` —
   randomized smoothing (Cohen et al. 2019) with ``mode="cohen" | "sequential"``;
-- :class:`BetaBinomialCS` — the anytime-valid confidence sequence behind sequential mode;
+- :class:`LookClopperPearsonCS`, :func:`grid_schedule` (the default anytime-valid bound of
+  sequential mode) and :class:`BetaBinomialCS` (the mixture confidence sequence);
 - :func:`certified_accuracy`, :func:`average_certified_radius`,
   :func:`plot_certified_accuracy`;
 - :class:`SplitConformal`, :class:`RSCP`, :class:`RSCPPlus`, :class:`PTTransform`,
@@ -27,6 +28,8 @@ _LAZY = {
     "Smooth": "certkit.vision.smoothing",
     "certify_batch": "certkit.vision.smoothing",
     "BetaBinomialCS": "certkit.vision.sequential",
+    "LookClopperPearsonCS": "certkit.vision.cp_looks",
+    "grid_schedule": "certkit.vision.cp_looks",
     "average_certified_radius": "certkit.vision.metrics",
     "certified_accuracy": "certkit.vision.metrics",
     "plot_certified_accuracy": "certkit.vision.metrics",

@@ -232,13 +232,14 @@ def next_total(n_used: npt.NDArray[np.int64], *, first: int, growth: float,
     return np.minimum(nxt, max_n)
 
 
-def forecast_lower(cs: BetaBinomialCS, s: Any, t: Any, max_n: int,
-                   optimism: float = 0.05) -> FloatArray:
-    """An optimistic forecast of the lower bound at ``max_n`` samples: the CS lower bound
-    that ``max_n`` samples would give if p_A equalled the upper end of a loose (level
-    ``optimism``) confidence sequence now. A heuristic for futility stopping only."""
-    loose = BetaBinomialCS(optimism, cs.prior)
-    _, p_opt = loose.bounds(s, t)
+def forecast_lower(cs: Any, s: Any, t: Any, max_n: int, optimism: float = 0.05) -> FloatArray:
+    """An optimistic forecast of the lower bound at ``max_n`` samples: the bound ``cs``
+    would give at ``max_n`` if p_A equalled the (pointwise, level ``optimism``)
+    Clopper-Pearson upper bound now. ``cs``: anything with ``bounds(s, t)`` defined at
+    ``max_n``. A heuristic for futility stopping only (it never touches validity)."""
+    s_arr, t_arr = np.broadcast_arrays(as_int_array(s, "s"), as_int_array(t, "t"))
+    p_opt = np.where(s_arr >= t_arr, 1.0,
+                     stats.clopper_pearson(s_arr, np.maximum(t_arr, 1), optimism, side="upper"))
     s_max = np.floor(p_opt * max_n).astype(np.int64)
     lo, _ = cs.bounds(s_max, np.full_like(s_max, max_n))
-    return lo
+    return np.asarray(lo, dtype=np.float64)

@@ -10,8 +10,10 @@ g(x + δ) = c_A for every ‖δ‖₂ < R = σ Φ⁻¹(p̲_A). :meth:`Smooth.cer
 R that holds with probability ≥ 1 - α over the sampling noise (Clopper-Pearson bound on n
 fresh samples after n0 selection samples, exactly as CERTIFY in the paper), and abstains
 (-1) when p̲_A < ½. ``mode="sequential"`` replaces the fixed n with an anytime-valid
-confidence sequence (:mod:`certkit.vision.sequential`) and stops as soon as the
-certificate is decided; the 1-α guarantee is unchanged.
+lower bound (Clopper-Pearson at fixed looks with α spent across them,
+:mod:`certkit.vision.cp_looks`, or the mixture confidence sequence of
+:mod:`certkit.vision.sequential`) and stops as soon as the certificate is decided; the
+1-α guarantee is unchanged.
 
 **Pixel convention.** Noise is added in *input space*, in the units of ``x``: for
 certkit's data sets pixels are in [0, 1] (no normalisation layer before the noise), so
@@ -51,6 +53,7 @@ from torch import nn
 from certkit.core import gaussian_rows, stats
 from certkit.core.results import ResultLog
 from certkit.core.validation import check_alpha, check_int, check_positive, check_seed, check_sigma
+from certkit.vision.cp_looks import grid_schedule
 from certkit.vision.sequential import BetaBinomialCS, forecast_lower, next_total, stop_rule
 
 ABSTAIN = -1
@@ -111,14 +114,21 @@ class Smooth:
     num_classes: K; the model's output width must match (checked on the first batch).
     sigma: the noise level σ > 0, in the units of x (see module docstring).
     device: where to run; default the model's device. Inputs on another device are moved.
-    optimize: run the forward pass through ``torch.jit.trace`` + ``optimize_for_inference``
-    (frozen weights, fused conv/ReLU kernels). The traced graph computes the same function
-    up to float rounding; the certificate is then, strictly, for the smoothed *traced*
-    model. Falls back (with a warning) when the model cannot be traced.
+    optimize: ``"auto"`` (default), True or False. Run the forward pass through
+    ``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference`` (frozen weights, fused
+    conv/ReLU kernels; about 1.5-2× faster for small CNNs on CPU). The traced graph
+    computes the same function up to float rounding, so the certificate is, strictly, for
+    the smoothed *traced* model. ``"auto"`` uses it only when it is safe: on a CPU device,
+    float32 parameters, no forward hooks, a forward that leaves every module's plain
+    Python attributes unchanged (no side effects a trace would drop), a trace that raised
+    no ``TracerWarning`` (a tensor turned into a Python value, i.e. data-dependent control
+    flow that a trace would freeze), and outputs on the first real batch that match the
+    eager model (same argmax on every row, logits within 1e-4 relative); otherwise it
+    silently keeps the eager model (see :attr:`optimized`). ``True`` skips the device/dtype conditions and warns on fallback.
     """
 
     def __init__(self, model: nn.Module, num_classes: int, sigma: float, *,
-                 device: str | torch.device | None = None, optimize: bool = False) -> None:
+                 device: str | torch.device | None = None, optimize: bool | str = "auto") -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.num_classes = check_int(num_classes, "num_classes", minimum=2)
@@ -127,8 +137,13 @@ class Smooth:
         self.model = model.to(self.device).eval()
         self._checked = False
         self.forward_calls = 0
-        self.optimize = bool(optimize)
+        if optimize not in (True, False, "auto"):
+            raise ValueError(f"optimize: expected True, False or 'auto', got {optimize!r}")
+        self.optimize: bool | str = optimize
         self._fast: Any = None
+        #: whether the forward pass runs through the traced, optimised graph (set on the
+        #: first forward batch; None before it)
+        self.optimized: bool | None = None if optimize else False
 
     # ------------------------------------------------------------------ input checks
     def _inputs(self, xs: Any, *, single: bool) -> torch.Tensor:
@@ -156,16 +171,43 @@ class Smooth:
         if not self.optimize:
             return self.model(batch)  # type: ignore[no-any-return]
         if self._fast is None:
-            try:
-                with torch.no_grad(), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit in torch >= 2.9
-                    traced = torch.jit.trace(self.model, batch, check_trace=False)
-                    self._fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
-            except Exception as exc:
-                warnings.warn(f"optimize: could not trace the model ({exc}); using it as is",
-                              UserWarning, stacklevel=5)
-                self._fast = self.model
+            self._fast, out = self._try_trace(batch)
+            self.optimized = self._fast is not self.model
+            return out
         return self._fast(batch)  # type: ignore[no-any-return]
+
+    def _try_trace(self, batch: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """(forward callable, eager output on ``batch``): the optimised trace when the
+        safety conditions of ``optimize`` hold, else the eager model."""
+        auto = self.optimize == "auto"
+        before = _python_state(self.model)
+        eager = self.model(batch)
+        if auto:
+            dtypes = {p.dtype for p in self.model.parameters()}
+            hooks = any(m._forward_hooks or m._forward_pre_hooks for m in self.model.modules())
+            if self.device.type != "cpu" or dtypes - {torch.float32} or batch.dtype != torch.float32 \
+                    or hooks or _python_state(self.model) != before:
+                return self.model, eager
+        reason = ""
+        try:
+            with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                traced = torch.jit.trace(self.model, batch, check_trace=False)
+                fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+                got = fast(batch)
+            tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+            if tracer:
+                reason = f"the trace is input-dependent ({tracer[0].message})"
+            elif got.shape != eager.shape or not bool((got.argmax(-1) == eager.argmax(-1)).all()) or \
+                    not bool(torch.allclose(got, eager, rtol=1e-4, atol=1e-5 * float(eager.abs().max()) + 1e-6)):
+                reason = "the traced model's outputs differ from the eager model's"
+        except Exception as exc:  # any tracing failure means: run eagerly
+            reason = f"could not trace the model ({type(exc).__name__}: {exc})"
+        if reason:
+            if not auto:
+                warnings.warn(f"optimize: {reason}; using the model as is", UserWarning, stacklevel=6)
+            return self.model, eager
+        return fast, eager
 
     def _labels(self, batch: torch.Tensor) -> torch.Tensor:
         out = self._forward(batch)
@@ -268,7 +310,8 @@ class Smooth:
     def certify(self, x: torch.Tensor, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                 batch_size: int = 1000, *, seed: int = 0, idx: int = 0, mode: str = "cohen",
                 radius_target: float | Sequence[float] | None = None, max_n: int | None = None,
-                tol: float | None = None) -> tuple[int, float]:
+                tol: float | None = None, radius_grid: Sequence[float] | None = None,
+                bound: str = "looks") -> tuple[int, float]:
         """CERTIFY of Cohen et al. for one input x (C, H, W): ``(class | -1, radius)``.
 
         n0 selection samples pick the candidate c_A; n fresh samples give the
@@ -278,7 +321,7 @@ class Smooth:
         cert = self.certify_batch(x.unsqueeze(0) if isinstance(x, torch.Tensor) and x.dim() == 3 else x,
                                   n0=n0, n=n, alpha=alpha, batch_size=batch_size, seed=seed,
                                   indices=[idx], mode=mode, radius_target=radius_target,
-                                  max_n=max_n, tol=tol)[0]
+                                  max_n=max_n, tol=tol, radius_grid=radius_grid, bound=bound)[0]
         return cert.prediction, cert.radius
 
     def certify_batch(self, xs: torch.Tensor, n0: int = 100, n: int = 100_000,
@@ -287,8 +330,10 @@ class Smooth:
                       log: str | os.PathLike[str] | ResultLog | None = None,
                       mode: str = "cohen", radius_target: float | Sequence[float] | None = None,
                       max_n: int | None = None, tol: float | None = None,
-                      group_size: int | None = None, first: int = 128, growth: float = 1.25,
-                      futility: bool = True, progress: bool = False) -> list[Certificate]:
+                      group_size: int | None = None, first: int = 128, growth: float | None = None,
+                      futility: bool = True, progress: bool = False,
+                      radius_grid: Sequence[float] | None = None, bound: str = "looks",
+                      ) -> list[Certificate]:
         """Certify many inputs, packing their samples into shared forward batches.
 
         xs: (B, C, H, W). indices: (B,) global input ids that key the noise (default
@@ -297,16 +342,26 @@ class Smooth:
         group finishes; inputs already in the log are not recomputed (resume).
 
         mode="cohen": n0 + n samples per input, Clopper-Pearson bound (the paper's CERTIFY).
-        mode="sequential": n0 selection samples, then estimation in rounds of geometrically
-        growing size (first ``first`` samples, ×``growth``) until :func:`~certkit.vision.
-        sequential.stop_rule` says the certificate is decided or ``max_n`` (default n)
-        samples are used; p̲_A is the lower end of the anytime-valid beta-binomial
-        confidence sequence, valid at the data-dependent stopping time.
-        ``radius_target``: one radius or a grid (e.g. the radii of a certified-accuracy
-        curve) — stop once the certified grid level is decided (``futility``: also stop
-        when an optimistic forecast says the next level is out of reach even at
-        ``max_n``). ``tol``: without a target, stop once the radius can grow by at most
-        ``tol`` (default 0.05σ).
+        mode="sequential": n0 selection samples, then estimation in rounds until
+        :func:`~certkit.vision.sequential.stop_rule` says the certificate is decided or
+        ``max_n`` (default n) samples are used. p̲_A is an anytime-valid lower bound, valid
+        at the data-dependent stopping time; ``bound`` picks it:
+
+        - ``"looks"`` (default): exact Clopper-Pearson bounds at a fixed schedule of looks
+          with α spent across them (:mod:`certkit.vision.cp_looks`): geometric looks from
+          ``first`` (×``growth``, default 1.1), one look per grid radius at its
+          all-success floor, and half of α on the final look at ``max_n`` (so an input that
+          runs to the end gets nearly Cohen's fixed-n bound);
+        - ``"mixture"``: the beta-binomial mixture confidence sequence
+          (:class:`~certkit.vision.sequential.BetaBinomialCS`), rounds ×``growth``
+          (default 1.25).
+
+        ``radius_grid`` (or its older name ``radius_target``): one radius or a grid (e.g.
+        the radii of a certified-accuracy curve) — stop as soon as the certified radius
+        and the reachable radius fall in the same grid cell [r_k, r_{k+1}) (then, w.h.p.,
+        a fixed-n run cannot reach r_{k+1} either). ``futility``: also stop when an
+        optimistic forecast says r_{k+1} is out of reach even at ``max_n``. ``tol``:
+        without a grid, stop once the radius can grow by at most ``tol`` (default 0.05σ).
         """
         n0 = check_int(n0, "n0", minimum=1)
         n = check_int(n, "n", minimum=1)
@@ -320,12 +375,20 @@ class Smooth:
         if max_n is None:
             max_n = n
         max_n = check_int(max_n, "max_n", minimum=1)
+        if radius_grid is not None:
+            if radius_target is not None:
+                raise ValueError("radius_grid: give radius_grid or radius_target, not both")
+            radius_target = radius_grid
+        if bound not in ("looks", "mixture"):
+            raise ValueError(f"bound: expected 'looks' or 'mixture', got {bound!r}")
         grid: list[float] | None = None
         if radius_target is not None:
             grid = [float(r) for r in (radius_target if isinstance(radius_target, Iterable)
                                        else [radius_target])]
             if not grid or any(not math.isfinite(r) or r < 0 for r in grid):
                 raise ValueError(f"radius_target: expected finite radii >= 0, got {radius_target!r}")
+        if growth is None:
+            growth = 1.1 if bound == "looks" else 1.25
         growth = check_positive(growth, "growth")
         if growth <= 1.0:
             raise ValueError(f"growth: expected > 1, got {growth}")
@@ -376,7 +439,7 @@ class Smooth:
                     else:
                         certs = self._certify_group_sequential(xs_t[pos], ids[pos], n0, max_n, alpha,
                                                                batch_size, seed, grid, tol, first, growth,
-                                                               futility)
+                                                               futility, bound)
                     dt = (time.perf_counter() - t0) / len(pos)
                     for p, c in zip(pos, certs, strict=True):
                         c.seconds = dt
@@ -413,9 +476,19 @@ class Smooth:
     def _certify_group_sequential(self, xs: torch.Tensor, ids: npt.NDArray[np.int64], n0: int,
                                   max_n: int, alpha: float, batch_size: int, seed: int,
                                   grid: list[float] | None, tol: float | None, first: int,
-                                  growth: float, futility: bool) -> list[Certificate]:
+                                  growth: float, futility: bool, bound: str) -> list[Certificate]:
         g_count = xs.shape[0]
-        cs = BetaBinomialCS(alpha)
+        cs: Any
+        if bound == "looks":
+            cs = grid_schedule(alpha, max_n, first=first, growth=growth, sigma=self.sigma, radius_grid=grid)
+
+            def schedule(u: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+                return cs.next_total(u)  # type: ignore[no-any-return]
+        else:
+            cs = BetaBinomialCS(alpha)
+
+            def schedule(u: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+                return next_total(u, first=first, growth=growth, max_n=max_n)
         p_cap = cs.lower_if_all_succeed(max_n)
         sel = self._sample_counts(xs, ids, [(g, 0, n0, 0) for g in range(g_count)], 1,
                                   batch_size, seed)[:, 0].cpu().numpy()
@@ -427,7 +500,7 @@ class Smooth:
         upper = np.ones(g_count)
         while active.any():
             act = np.flatnonzero(active)
-            target = next_total(used[act], first=first, growth=growth, max_n=max_n)
+            target = schedule(used[act])
             req = [(int(g), n0 + int(used[g]), n0 + int(t), 0) for g, t in zip(act, target, strict=True)]
             counts = self._sample_counts(xs, ids, req, 1, batch_size, seed)[:, 0].cpu().numpy()
             succ[act] += counts[act, c_a[act]]
@@ -448,6 +521,15 @@ class Smooth:
                                    n=int(used[g]), n0=n0, seconds=0.0, sigma=self.sigma, alpha=alpha,
                                    mode="sequential"))
         return out
+
+
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def _python_state(model: nn.Module) -> list[dict[str, Any]]:
+    """The plain Python attributes of every submodule: a forward that changes them (a
+    call counter, a cache flag) has side effects that a trace would drop."""
+    return [{k: v for k, v in vars(m).items() if isinstance(v, _PLAIN)} for m in model.modules()]
 
 
 def _indices(indices: Sequence[int] | None, b: int) -> npt.NDArray[np.int64]:
