@@ -7,7 +7,8 @@ bounded), or ``module:factory`` with ``--weights`` (a state_dict, read with
 ``weights_only=True``). ``verify`` runs one work unit per test input (each carries its
 own PGD seed, ``seed + idx``) on the ``serial`` / ``process`` / ``ray`` backend of
 :mod:`certkit.core.distributed`, resumable through ``--log`` and shardable with
-``--shard k/n``."""
+``--shard k/n``. ``vnnlib --onnx M --vnnlib P`` decides a VNN-LIB property on an ONNX
+model (sat / unsat / unknown / timeout, :mod:`certkit.core.bounds.vnnlib_verify`)."""
 
 from __future__ import annotations
 
@@ -221,6 +222,33 @@ def verify(model: ModelOpt = None, weights: WeightsOpt = None, eps: EpsOpt = 0.1
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     _emit({"eps": eps, "n": len(rows), "counts": counts})
+
+
+@app.command("vnnlib")
+def vnnlib(onnx: Annotated[Path, typer.Option("--onnx", help="ONNX model (a chain of Gemm/MatMul/Conv/Relu/...).")],
+           prop: Annotated[Path, typer.Option("--vnnlib", help="VNN-LIB property file.")],
+           timeout: Annotated[float, typer.Option(help="seconds; past it the result is 'timeout'")] = 60.0,
+           methods: Annotated[str, typer.Option(help="bounds tried in order after PGD")] = "IBP,CROWN,alpha-CROWN",
+           pgd_steps: int = 50, pgd_restarts: int = 5, seed: int = 0,
+           out: Annotated[Path | None, typer.Option("--out", help="write the VNN-COMP result file here")] = None
+           ) -> None:
+    """VNN-COMP style: sat (with counterexample) / unsat / unknown / timeout for an ONNX model
+    and a VNN-LIB property (PGD first, then sound bounds). Needs certkit-core[onnx]."""
+    from certkit.core.bounds.vnnlib_verify import verify_onnx_vnnlib
+    from certkit.core.cli import UsageError
+
+    meths = tuple(s.strip() for s in methods.split(",") if s.strip())
+    if not meths:
+        raise UsageError("--methods: give at least one of IBP, CROWN, CROWN-IBP, alpha-CROWN")
+    r = verify_onnx_vnnlib(onnx, prop, timeout=timeout, methods=meths, pgd_steps=pgd_steps,
+                           pgd_restarts=pgd_restarts, seed=seed)
+    if out is not None:
+        out.write_text(r.to_vnncomp())
+    res: dict[str, Any] = {"status": r.status, "method": r.method, "time_s": round(r.time_s, 4),
+                           "clauses": r.clauses, "proven": r.proven}
+    if r.x is not None and r.y is not None:
+        res["counterexample"] = {"x": [float(v) for v in r.x], "y": [float(v) for v in r.y]}
+    _emit(res)
 
 
 @app.command()
