@@ -222,7 +222,8 @@ def run(ctx: ReportContext, cfg: Config) -> Section:
         tables.append(Table("robust_training", ["training", *cols],
                             [[k, *[round(v[c], 3) for c in cols]] for k, v in intact_summary.items()],
                             caption="Plain vs PGD adversarial (ℓ∞ 0.02, 3 steps) vs INTACT "
-                                    "curriculum training; CE baseline: plain."))
+                                    "curriculum training (Reptile meta-learned teacher); CE "
+                                    "baseline: plain."))
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     ax[0].plot(radii, sm_acc, "o-")
