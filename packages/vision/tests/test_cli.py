@@ -36,6 +36,8 @@ def test_certify_evaluate_plot(tmp_path: Path, weights: Path, capsys: pytest.Cap
         assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 5
         assert _certify(tmp_path, weights, "b.jsonl", "--mode", "sequential", "--radius-target", "0.1",
                         "--sigma", "0.5") == 0
+        assert _certify(tmp_path, weights, "m.jsonl", "--mode", "sequential", "--radius-target", "0.1",
+                        "--bound", "mixture") == 0
         capsys.readouterr()
         assert main(["--json", "vision", "evaluate", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"),
                      "--radius", "0", "--radius", "0.2"]) == 0
@@ -56,6 +58,9 @@ def test_cli_errors(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture
         assert main(["vision", "certify", "--model", "nope:factory"]) == 2
         assert main(["vision", "evaluate", str(tmp_path / "missing.jsonl")]) == 2
         assert _certify(tmp_path, weights, "c.jsonl", "--shard", "3/2") == 2
+        capsys.readouterr()
+        assert _certify(tmp_path, weights, "c.jsonl", "--mode", "sequential", "--bound", "hoeffding") == 2
+        assert "--bound" in capsys.readouterr().err
     finally:
         STATE.update(json=False, quiet=False)
 

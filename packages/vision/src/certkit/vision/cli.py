@@ -72,14 +72,16 @@ class _CertifyTask:
 
     def __init__(self, model: str | None, weights: str | None, sigma: float, data: str,
                  data_dir: str | None, num_classes: int, n0: int, n: int, alpha: float,
-                 batch_size: int, seed: int, mode: str, radius_target: list[float] | None) -> None:
+                 batch_size: int, seed: int, mode: str, radius_target: list[float] | None,
+                 bound: str = "looks") -> None:
         from certkit.vision.datasets import load_dataset
         from certkit.vision.smoothing import Smooth
 
         self.split = load_dataset(data, data_dir, "test")
         self.smooth = Smooth(load_model(model, weights, sigma), num_classes, sigma)
         self.kw: dict[str, Any] = {"n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size,
-                                   "seed": seed, "mode": mode, "radius_target": radius_target}
+                                   "seed": seed, "mode": mode, "radius_target": radius_target,
+                                   "bound": bound}
 
     def __call__(self, idx: int) -> dict[str, Any]:
         cert = self.smooth.certify_batch(self.split.x[[idx]], indices=[idx],
@@ -125,6 +127,8 @@ def certify(
     mode: Annotated[str, typer.Option(help="cohen | sequential.")] = "cohen",
     radius_target: Annotated[list[float] | None, typer.Option(
         help="Sequential: target radius (repeat for a grid).")] = None,
+    bound: Annotated[str, typer.Option(
+        help="Sequential: anytime-valid bound, looks (Clopper-Pearson at fixed looks) | mixture.")] = "looks",
     start: Annotated[int, typer.Option(help="First input index.")] = 0,
     count: Annotated[int, typer.Option(help="Number of inputs.")] = 100,
     skip: Annotated[int, typer.Option(help="Take every skip-th input.")] = 1,
@@ -160,6 +164,8 @@ def certify(
     from certkit.core.distributed import TaskFactory, resolve_backend, run
     from certkit.vision.smoothing import Certificate
 
+    if bound not in ("looks", "mixture"):
+        raise UsageError(f"--bound: expected looks or mixture, got {bound!r}")
     backend_name = resolve_backend(backend)
     t0 = time.perf_counter()
     if backend_name == "serial":
@@ -167,7 +173,8 @@ def certify(
         smooth = Smooth(net, num_classes, sigma)
         certs = smooth.certify_batch(split.x[idx], n0=n0, n=n, alpha=alpha, batch_size=batch_size, seed=seed,
                                      indices=idx, labels=split.y[idx], log=out, mode=mode,
-                                     radius_target=radius_target or None, progress=not prog.is_quiet())
+                                     radius_target=radius_target or None, bound=bound,
+                                     progress=not prog.is_quiet())
     else:
         from certkit.core.results import ResultLog
 
@@ -175,7 +182,7 @@ def certify(
         factory = TaskFactory(_make_certify_task, kwargs={
             "model": model, "weights": weights, "sigma": sigma, "data": data, "data_dir": data_dir,
             "num_classes": num_classes, "n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size,
-            "seed": seed, "mode": mode, "radius_target": radius_target or None})
+            "seed": seed, "mode": mode, "radius_target": radius_target or None, "bound": bound})
         with ResultLog(out) as log, prog.Counter(len(idx), "certify", "input") as bar:
             rows = run(factory, idx, backend=backend_name, workers=workers, log=log,
                        ray_address=ray_address, on_result=lambda _r: bar.update(1))
