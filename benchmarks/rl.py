@@ -145,18 +145,21 @@ def main() -> None:
         print(f"soundness: policy {tp.meta.get('steps')} PPO steps, eval {tp.meta.get('best_eval')}",
               flush=True)
         t = time.perf_counter()
-        rows = soundness_check(
+        print(f"{'B':>5}{'certified':>11}{'attacked':>10}{'margin':>8}{'sound':>7}{'worst tau':>10}"
+              f"{'max spent':>10}{'success':>9}{'s':>7}", flush=True)
+
+        def show(r: dict[str, Any]) -> None:
+            print(f"{r['budget']:>5}{r['certified']:>11.2f}{r['attacked_mean']:>10.2f}"
+                  f"{r['margin']:>8.2f}{r['sound']!s:>7}{r['worst_threshold']:>10}"
+                  f"{r['max_spent']:>10.3f}{r['success_rate']:>9.3f}"
+                  f"{time.perf_counter() - t:>7.0f}  means by tau {r['means']}", flush=True)
+
+        soundness_check(
             tp.policy, episodes=args.soundness_episodes, cert_episodes=10_000,
             budgets=[float(x) for x in args.soundness_budgets.split(",")], horizon=args.horizon,
             thresholds=tuple(float(x) for x in args.soundness_thresholds.split(",")),
             n_samples=args.soundness_samples, pgd_samples=args.pgd_samples,
-            pgd_steps=args.pgd_steps)
-        print(f"{'B':>5}{'certified':>11}{'attacked':>10}{'margin':>8}{'sound':>7}{'worst tau':>10}"
-              f"{'max spent':>10}   ({time.perf_counter() - t:.0f} s)")
-        for r in rows:
-            print(f"{r['budget']:>5}{r['certified']:>11.2f}{r['attacked_mean']:>10.2f}"
-                  f"{r['margin']:>8.2f}{r['sound']!s:>7}{r['worst_threshold']:>10}"
-                  f"{r['max_spent']:>10.3f}")
+            pgd_steps=args.pgd_steps, on_row=show)
     print(json.dumps({"name": "rl_smoothed_cartpole_rollouts", "ours_s": round(ours_s, 4),
                       "anchor_s": round(anchor_s, 4), "ratio": round(anchor_s / ours_s, 2),
                       "episodes": args.episodes, "anchor": "naive one-env loop",

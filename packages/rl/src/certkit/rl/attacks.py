@@ -56,6 +56,7 @@ class AdaptiveSmoothedAttack:
                  n_samples: int = 128, pgd_samples: int = 32, pgd_steps: int = 10,
                  seed: int = 0, shrink_steps: int = 0) -> None:
         self.scores = _scores_fn(policy)
+        self.scores_ng = getattr(as_policy(policy), "scores_nograd", self.scores)
         self.sigma = check_sigma(sigma)
         self.budget = check_positive(budget, "budget", allow_zero=True)
         self.threshold = check_positive(threshold, "threshold", allow_zero=True)
@@ -76,7 +77,7 @@ class AdaptiveSmoothedAttack:
         n, d = o.shape
         noise = torch.randn((s, n, d), generator=self.gen) * self.sigma
         with torch.no_grad():
-            q = self.scores((o.unsqueeze(0) + noise).reshape(s * n, d)).reshape(s, n, -1)
+            q = self.scores_ng((o.unsqueeze(0) + noise).reshape(s * n, d)).reshape(s, n, -1)
         return q.mean(0)
 
     def _shrink(self, o: torch.Tensor, delta: torch.Tensor, done: torch.Tensor,
@@ -95,7 +96,7 @@ class AdaptiveSmoothedAttack:
             for _ in range(self.shrink_steps):
                 mid = (lo + hi) / 2
                 x = (o_d + mid.unsqueeze(1) * d_d).unsqueeze(0) + noise
-                q = self.scores(x.reshape(-1, d)).reshape(self.n_samples, m, -1).mean(0)
+                q = self.scores_ng(x.reshape(-1, d)).reshape(self.n_samples, m, -1).mean(0)
                 hit = tm.gather(1, q.argmax(dim=1, keepdim=True)).squeeze(1)
                 hi = torch.where(hit, mid, hi)
                 lo = torch.where(hit, lo, mid)

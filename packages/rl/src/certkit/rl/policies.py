@@ -64,6 +64,13 @@ class TorchPolicy:
         """Differentiable Q-values / logits, (N, A)."""
         return self.module(obs)
 
+    def scores_nograd(self, obs: torch.Tensor) -> torch.Tensor:
+        """:meth:`scores` without autograd (the fused plain-MLP forward when it applies;
+        the same values), for the attacks' many noisy evaluations."""
+        layers = self._plain_mlp() if obs.ndim == 2 else None
+        with torch.no_grad():
+            return self.module(obs) if layers is None else self._forward_fast(obs, layers)
+
     def _plain_mlp(self) -> list[nn.Module] | None:
         """The layers of a plain MLP (nn.Sequential of Linear/Tanh/ReLU), else None."""
         if type(self.module) is not nn.Sequential or self.module.training:

@@ -7,6 +7,7 @@ clean and smoothed return and its certified reward curve."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,10 @@ def acrobot_part(ctx: ReportContext) -> tuple[Table, Any, dict[str, Any]]:
 def soundness_check(policy: Any, *, episodes: int = 1000, cert_episodes: int = 10_000,
                     budgets: list[float] | None = None, horizon: int = 200,
                     thresholds: tuple[float, ...] = (0.0, 0.5, 2.0), n_samples: int = 128,
-                    pgd_samples: int = 32, pgd_steps: int = 10,
-                    alpha: float = 0.01) -> list[dict[str, Any]]:
-    """Certificate (m = cert_episodes) vs the adaptive attack (``episodes`` per budget)."""
+                    pgd_samples: int = 32, pgd_steps: int = 10, alpha: float = 0.01,
+                    on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Certificate (m = cert_episodes) vs the adaptive attack (``episodes`` per budget);
+    ``on_row`` sees each budget's row as soon as it is done (long runs)."""
     budgets = budgets or [b for b in BUDGETS if b > 0]
     cert = certify_reward(policy, "CartPole-v1", SIGMA, budgets, episodes=cert_episodes,
                           horizon=horizon, seed=11)
@@ -115,7 +117,11 @@ def soundness_check(policy: Any, *, episodes: int = 1000, cert_episodes: int = 1
         margin = soundness_margin(episodes, horizon, alpha)
         rows.append({"budget": b, "certified": cert.expected[j], "attacked_mean": res.worst_mean,
                      "margin": margin, "sound": res.worst_mean + margin >= cert.expected[j],
-                     "worst_threshold": res.worst_threshold, "max_spent": res.max_spent})
+                     "worst_threshold": res.worst_threshold, "max_spent": res.max_spent,
+                     "means": dict(zip(res.thresholds, res.means, strict=True)),
+                     "success_rate": res.success_rate})
+        if on_row is not None:
+            on_row(rows[-1])
     return rows
 
 
