@@ -3,9 +3,13 @@
 // with the adaptive lower ReLU slope, lower bounds only (upper = -lower(-C)).
 #include "bounds/bounds.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "common/parallel.h"
 
@@ -75,6 +79,102 @@ inline void dense_tile8(const T* W, int64_t ni, const T* const* a, int nr, const
   }
 }
 
+// ---- optional BLAS GEMM (run-time loaded, like the spectral op's LAPACK) ------------
+// OpenBLAS is dlopen()ed on first use (importing the core never loads BLAS); its Debian
+// 0.3.21 DYNAMIC_ARCH build does not recognise recent Xeons, so OPENBLAS_CORETYPE is set
+// from cpuid first unless the user set it. One BLAS thread: the kernels thread over
+// examples / row chunks themselves. CERTKIT_BOUNDS_BLAS=0 (read per call) forces our own
+// micro-kernel; without OpenBLAS the micro-kernel is used.
+struct Blas {
+  typedef void (*Sgemm)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                        const int*, const float*, const int*, const float*, float*, const int*);
+  typedef void (*Dgemm)(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+                        const int*, const double*, const int*, const double*, double*, const int*);
+  Sgemm sgemm = nullptr;
+  Dgemm dgemm = nullptr;
+};
+
+inline const Blas& blas_lib() {
+  static const Blas lib = [] {
+    Blas b;
+    const bool set_core = std::getenv("OPENBLAS_CORETYPE") == nullptr;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (set_core) {
+      __builtin_cpu_init();
+      if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+          __builtin_cpu_supports("avx512cd")) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+      } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+      }
+    }
+#endif
+    void* h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (h != nullptr) {
+      b.sgemm = reinterpret_cast<Blas::Sgemm>(dlsym(h, "sgemm_"));
+      b.dgemm = reinterpret_cast<Blas::Dgemm>(dlsym(h, "dgemm_"));
+      auto set_threads = reinterpret_cast<void (*)(int)>(dlsym(h, "openblas_set_num_threads"));
+      if (set_threads != nullptr) set_threads(1);
+    }
+    if (set_core) unsetenv("OPENBLAS_CORETYPE");
+    return b;
+  }();
+  return lib;
+}
+
+inline bool blas_enabled() {
+  const char* v = std::getenv("CERTKIT_BOUNDS_BLAS");
+  return v == nullptr || std::string(v) != "0";
+}
+
+// Column-major GEMM C (m, n) = A (m, k) @ B (k, n) through BLAS; false when unavailable.
+inline bool gemm_cm(int m, int n, int k, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  const Blas& b = blas_lib();
+  if (b.sgemm == nullptr) return false;
+  const float one = 1, zero = 0;
+  b.sgemm("N", "N", &m, &n, &k, &one, A, &lda, B, &ldb, &zero, C, &ldc);
+  return true;
+}
+inline bool gemm_cm(int m, int n, int k, const double* A, int lda, const double* B, int ldb, double* C, int ldc) {
+  const Blas& b = blas_lib();
+  if (b.dgemm == nullptr) return false;
+  const double one = 1, zero = 0;
+  b.dgemm("N", "N", &m, &n, &k, &one, A, &lda, B, &ldb, &zero, C, &ldc);
+  return true;
+}
+
+// out (R, n_in) = A (R, n_out) @ W (n_out, n_in) by BLAS over the columns of A that are
+// non-zero in some row (ReLU-inactive neurons are skipped by packing A and W). Row-major
+// out^T = W^T A^T is column-major out = W_cm @ A_cm. False when BLAS is unavailable.
+template <class T>
+bool dense_backward_blas(const Layer<T>& L, const T* A, int64_t R, T* out) {
+  const int64_t no = L.n_out, ni = L.n_in;
+  if (!blas_enabled() || R < 16 || ni < 32 || R * no > (int64_t(1) << 30) || no * ni > (int64_t(1) << 30)) return false;
+  std::vector<int64_t> nz;
+  nz.reserve(no);
+  for (int64_t i = 0; i < no; ++i) {
+    bool any = false;
+    for (int64_t r = 0; r < R && !any; ++r) any = A[r * no + i] != 0;
+    if (any) nz.push_back(i);
+  }
+  const int64_t k = static_cast<int64_t>(nz.size());
+  if (k == 0) {
+    std::fill(out, out + R * ni, T(0));
+    return true;
+  }
+  if (k * 4 >= no * 3) {  // dense enough: no packing
+    return gemm_cm(static_cast<int>(ni), static_cast<int>(R), static_cast<int>(no), L.W, static_cast<int>(ni), A,
+                   static_cast<int>(no), out, static_cast<int>(ni));
+  }
+  std::vector<T> Wp(k * ni), Ap(R * k);
+  for (int64_t c = 0; c < k; ++c) std::memcpy(Wp.data() + c * ni, L.W + nz[c] * ni, sizeof(T) * ni);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t c = 0; c < k; ++c) Ap[r * k + c] = A[r * no + nz[c]];
+  return gemm_cm(static_cast<int>(ni), static_cast<int>(R), static_cast<int>(k), Wp.data(), static_cast<int>(ni),
+                 Ap.data(), static_cast<int>(k), out, static_cast<int>(ni));
+}
+
 // out (R, n_in) = A (R, n_out) @ W (n_out, n_in); bias (R) += A @ b. Blocks of 8 rows: a
 // register-tiled GEMM micro-kernel over the non-zero columns of A, scalar column tail.
 template <class T>
@@ -121,6 +221,17 @@ void dense_backward(const Layer<T>& L, const T* A, int64_t R, T* out, T* bias) {
       }
     }
   };
+  if (dense_backward_blas(L, A, R, out)) {
+    if (L.b) {
+      for (int64_t r = 0; r < R; ++r) {
+        const T* a = A + r * no;
+        T s = 0;
+        for (int64_t i = 0; i < no; ++i) s += a[i] * L.b[i];
+        bias[r] += s;
+      }
+    }
+    return;
+  }
   if (!in_parallel() && R >= 16) {
     const int64_t nb = (R + 7) / 8;
 #pragma omp parallel for schedule(static)

@@ -180,3 +180,23 @@ def test_windowed_conv_path_equals_torch(dtype: torch.dtype) -> None:
             np.testing.assert_allclose(l1.numpy(), l2.numpy(), atol=tol, rtol=tol)
             np.testing.assert_allclose(u1.numpy(), u2.numpy(), atol=tol, rtol=tol)
             assert bool((l1 >= i1[0] - tol).all()) and bool((u1 <= i1[1] + tol).all())  # CROWN ⊆ IBP here
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blas_and_microkernel_paths_equal_torch(dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide enough layers (>= 32 inputs, >= 16 coefficient rows) for the BLAS GEMM path
+    (dense and column-packed); CERTKIT_BOUNDS_BLAS=0 forces the micro-kernel. Both equal
+    the torch layer (the BLAS path silently falls back when no OpenBLAS is installed)."""
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.manual_seed(7)
+    net = nn.Sequential(nn.Linear(40, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 6)).to(dtype)
+    ref = BoundedModel(net, (40,), use_compiled=False)
+    x = torch.rand(3, 40, dtype=dtype)
+    for eps in (0.005, 0.05, 0.5):  # from mostly stable (packed columns) to mostly unstable (dense)
+        with torch.no_grad():
+            l0, u0 = ref.compute_bounds(x, eps, method="CROWN")
+            for flag in ("1", "0"):
+                monkeypatch.setenv("CERTKIT_BOUNDS_BLAS", flag)
+                l1, u1 = BoundedModel(net, (40,)).compute_bounds(x, eps, method="CROWN")
+                np.testing.assert_allclose(l1.numpy(), l0.numpy(), atol=tol, rtol=tol)
+                np.testing.assert_allclose(u1.numpy(), u0.numpy(), atol=tol, rtol=tol)
