@@ -330,9 +330,9 @@ class BM25Ranker:
         lut = np.full(len(self.vocab) + 1, -1, dtype=np.int64)  # index -1: out of vocabulary
         lut[[self.vocab[t] for t in terms]] = np.arange(len(terms))
         cols = lut[flat]
-        rows = np.repeat(np.arange(ln.size), ln)
-        keep = cols >= 0
-        tf = np.bincount(rows[keep] * len(terms) + cols[keep], minlength=ln.size * len(terms))
+        hit = np.flatnonzero(cols >= 0)  # query terms are rare: locate only their documents
+        rows = np.searchsorted(np.cumsum(ln), hit, side="right")
+        tf = np.bincount(rows * len(terms) + cols[hit], minlength=ln.size * len(terms))
         return self._bm25(tf.reshape(ln.size, len(terms)), ln, w)
 
     def _bm25(self, tf: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64],
