@@ -107,7 +107,7 @@ def sections(ctx: ReportContext) -> Section:
 
     train, _ = load_digits()
     rct_epochs = cfg.get("rct_epochs", 3)
-    rct_path = cache / f"digits_rct_sigma{sigma:g}_eps{eps:g}_e{rct_epochs}_cw1_s{ctx.seed}.pt"
+    rct_path = cache / f"digits_rct_sigma{sigma:g}_eps{eps:g}_e{rct_epochs}_cw0.1_s{ctx.seed}.pt"
     if rct_path.exists():
         import copy
 

@@ -24,7 +24,14 @@ Without the classification term the size loss alone can shrink sets by moving th
 label out (coverage is restored by calibration later, but the sets then carry less
 information); the term keeps the true label's soft membership high. Training only changes
 f; any certificate (RSCP+) is computed afterwards on fresh calibration data, so its
-guarantee is unaffected. (Loss recalled from the papers, not copied: THR score only, and
+guarantee is unaffected.
+
+Measured on digits (σ = 0.25, ε = 0.125, α = 0.1, 5 fine-tuning epochs, RSCP+ sets with
+256 Monte-Carlo samples under 20-step PGD, 50 splits): RSCP+ on the base model 1.250;
+RCT size loss only 1.198; class_weight 0.1 → 1.209 (0.3 → 1.221, 1.0 → 1.284), coverage
+0.975-0.979 throughout. The classification term protects the true label's soft
+membership; it does not shrink the sets further here, and a large weight undoes the
+size loss. Default class_weight 0.1. (Loss recalled from the papers, not copied: THR score only, and
 torch.quantile instead of Stutz et al.'s smooth sorting for the threshold.)
 """
 
@@ -80,7 +87,7 @@ def rct_loss(logits: torch.Tensor, y: torch.Tensor, sigma: float, eps: float, al
 
 def train_rct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: float, eps: float, *,
               alpha: float = 0.1, m: int = 4, epochs: int = 5, batch_size: int = 128, lr: float = 1e-3,
-              temperature: float = 0.1, size_weight: float = 0.05, class_weight: float = 1.0,
+              temperature: float = 0.1, size_weight: float = 0.05, class_weight: float = 0.1,
               seed: int = 0) -> nn.Module:
     """Fine-tune a *copy* of ``model`` with :func:`rct_loss`; returns it in eval mode.
     x: (N, C, H, W), y: (N,). ``class_weight`` weighs the classification (coverage) loss."""
