@@ -16,14 +16,28 @@ largest difference relative to max(1, |bound|). Float32 sums in a different orde
 a few ulps of the largest partial sum; ``--dtype float64`` runs both tools in double
 precision, which shows the float32 differences are rounding.
 
+``--ibp-f64``: IBP in float32 by both tools against a float64 reference (our torch path in
+double precision on the same weights): shows how much of the float32 difference between
+the tools is each tool's own rounding (summation order), not a different bound.
+
+``--alpha``: α-CROWN tightness and time on small random MLPs (the kind the soundness tests
+use), same iterations (20), learning rate (0.5, decay 0.98) and spec for both tools:
+mean improvement of the lower margin bound over CROWN, for ours with only the output's
+slopes optimised, ours full (intermediate slopes too) and auto_LiRPA's CROWN-Optimized.
+
+Threads: ``--threads N`` pins torch (both tools) and our OpenMP kernels to N threads.
+
 Usage: python benchmarks/bounds.py [--quick] [--reps N] [--models mlp,cnn] [--methods IBP,CROWN]
-       [--batches 1,32,256] [--eps 0.01,0.03,0.1] [--dtype float32|float64]
+       [--batches 1,32,256] [--eps 0.01,0.03,0.1] [--dtype float32|float64] [--threads N]
+       [--ibp-f64] [--alpha]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import os
 import statistics
 import sys
@@ -91,6 +105,94 @@ def _anchor() -> tuple[str, Any]:
     return "certkit-torch", None
 
 
+def _alpha_bench(alirpa: Any, reps: int) -> None:
+    """α-CROWN: ours (output-only, full) vs auto_LiRPA's CROWN-Optimized on small MLPs."""
+    from certkit.core.bounds import margin_spec
+
+    rows = []
+    t_ours = t_anchor = 0.0
+    print(f"{'net':>4} {'crown_diff':>10} {'ours_out':>9} {'ours_full':>9} {'alirpa':>9} "
+          f"{'ours_ms':>8} {'alirpa_ms':>9}")
+    for seed in range(6):
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                            nn.Linear(16, 4)).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        bm = BoundedModel(net, (6,))
+        x = torch.randn(4, 6)
+        C = margin_spec(torch.randint(0, 4, (4,)), 4)
+        eps = 0.2
+        with torch.no_grad():
+            cl, _ = bm.compute_bounds(x, eps, method="CROWN", C=C)
+        ol, _ = bm.compute_bounds(x, eps, method="alpha-CROWN", C=C, alpha_intermediate=False)
+        t_o, _, (fl, _) = _measure(lambda: bm.compute_bounds(x, eps, method="alpha-CROWN", C=C), reps)
+        al = acl = None
+        t_a = math.nan
+        if alirpa is not None:
+            from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
+            am = BoundedModule(net, torch.zeros(1, 6), verbose=0,
+                               bound_opts={"optimize_bound_args": {"iteration": 20, "lr_alpha": 0.5}})
+
+            def run_a() -> Any:
+                xb = BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), eps=eps))
+                return am.compute_bounds(x=(xb,), C=C, method="CROWN-Optimized")
+            t_a, _, (al, _) = _measure(run_a, reps)
+            xb = BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), eps=eps))
+            acl, _ = am.compute_bounds(x=(xb,), C=C, method="CROWN")
+        gain = [float((v - cl).mean()) if v is not None else math.nan for v in (ol, fl, al)]
+        cd = float((acl - cl).abs().max()) if acl is not None else math.nan
+        t_ours += t_o
+        t_anchor += t_a
+        rows.append(dict(seed=seed, crown_diff=cd, gain_out=gain[0], gain_full=gain[1], gain_alirpa=gain[2],
+                         ours_s=t_o, anchor_s=t_a))
+        print(f"{seed:>4} {cd:10.1e} {gain[0]:9.5f} {gain[1]:9.5f} {gain[2]:9.5f} {t_o * 1e3:8.1f} {t_a * 1e3:9.1f}",
+              flush=True)
+    mean = {k: statistics.mean(r[k] for r in rows) for k in ("gain_out", "gain_full", "gain_alirpa")}
+    print(json.dumps({"name": "bounds_alpha", "ours_s": t_ours, "anchor_s": t_anchor, "ratio": t_anchor / t_ours,
+                      "mean_gain_over_crown": mean}))
+
+
+def _ibp_f64(alirpa: Any) -> None:
+    """IBP float32 of both tools vs a float64 reference on the same (float32) weights."""
+    from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
+
+    from certkit.core.bounds import margin_spec
+
+    out = {}
+    print(f"{'model':5} {'eps':>5} {'|ours32-f64|':>13} {'|alirpa32-f64|':>15} {'|ours32-alirpa32|':>18}")
+    for mname, factory in (("mlp", _mlp), ("cnn", _cnn)):
+        torch.manual_seed(0)
+        net = factory().eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        net64 = copy.deepcopy(net).double()
+        am = BoundedModule(net, torch.zeros(1, 1, 28, 28), verbose=0)
+        ours = BoundedModel(net, (1, 28, 28))
+        ref = BoundedModel(net64, (1, 28, 28), use_compiled=False)
+        x = torch.rand(32, 1, 28, 28)
+        C = margin_spec(torch.randint(0, 10, (32,)), 10)
+        for eps in (0.01, 0.03, 0.1):
+            z, o = torch.zeros_like(x), torch.ones_like(x)
+            with torch.no_grad():
+                lo, up = ours.compute_bounds(x, eps, method="IBP", C=C, x_L=z, x_U=o)
+                rlo, rup = ref.compute_bounds(x.double(), eps, method="IBP", C=C.double(), x_L=z.double(),
+                                              x_U=o.double())
+                xb = BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), eps=eps, x_L=(x - eps).clamp(0, 1),
+                                                         x_U=(x + eps).clamp(0, 1)))
+                alo, aup = am.compute_bounds(x=(xb,), C=C, method="IBP")
+
+            def md(a: torch.Tensor, b: torch.Tensor) -> float:
+                return float((a.double() - b.double()).abs().max())
+            e_o = max(md(lo, rlo), md(up, rup))
+            e_a = max(md(alo, rlo), md(aup, rup))
+            e_oa = max(md(lo, alo), md(up, aup))
+            out[f"{mname}_{eps}"] = dict(ours_vs_f64=e_o, alirpa_vs_f64=e_a, ours_vs_alirpa=e_oa,
+                                          bound_scale=float(rup.abs().max()))
+            print(f"{mname:5} {eps:>5} {e_o:13.2e} {e_a:15.2e} {e_oa:18.2e}   (max |bound| {float(rup.abs().max()):.1f})")
+    print(json.dumps({"name": "bounds_ibp_f64", "ours_s": 0.0, "anchor_s": 0.0, "ratio": None, "errors": out}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="batch 1 and 32, eps 0.03 only")
@@ -100,10 +202,24 @@ def main() -> None:
     ap.add_argument("--batches", default=None)
     ap.add_argument("--eps", default=None)
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    ap.add_argument("--threads", type=int, default=None, help="pin torch and OpenMP threads (both tools)")
+    ap.add_argument("--ibp-f64", action="store_true", help="IBP float32 rounding vs a float64 reference")
+    ap.add_argument("--alpha", action="store_true", help="alpha-CROWN tightness/time on small MLPs")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dtype = getattr(torch, args.dtype)
     anchor_name, alirpa = _anchor()
+    if args.alpha:
+        _alpha_bench(alirpa, args.reps)
+        return
+    if args.ibp_f64:
+        if alirpa is None:
+            print("# --ibp-f64 needs auto_LiRPA (AUTO_LIRPA_PATH); skipped")
+            return
+        _ibp_f64(alirpa)
+        return
     batches = [1, 32] if args.quick else [1, 32, 256]
     epss = [0.03] if args.quick else [0.01, 0.03, 0.1]
     if args.batches:
@@ -112,7 +228,8 @@ def main() -> None:
         epss = [float(e) for e in args.eps.split(",")]
     models = [m for m in (("mlp", _mlp), ("cnn", _cnn)) if m[0] in args.models.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    print(f"# threads={torch.get_num_threads()} dtype={args.dtype} reps={args.reps} "
+    print(f"# torch threads={torch.get_num_threads()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} "
+          f"BLAS={'off' if os.environ.get('CERTKIT_BOUNDS_BLAS') == '0' else 'OpenBLAS if found'} dtype={args.dtype} reps={args.reps} "
           f"loadavg={os.getloadavg()[0]:.1f}")
     rows = []
     tot_ours = tot_anchor = 0.0

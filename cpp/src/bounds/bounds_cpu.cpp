@@ -495,15 +495,16 @@ void ibp_layer(const Layer<T>& L, const T* lo, const T* hi, T* olo, T* ohi) {
   if (L.kind == kDense) {
     for (int64_t i = 0; i < L.n_out; ++i) {
       const T* w = L.W + i * L.n_in;
-      T c = 0, d = 0;
+      double c = 0, d = 0;  // double accumulators: IBP is cheap, and float32 sums of
+                            // hundreds of terms otherwise drift by several ulps
 #pragma omp simd reduction(+ : c, d)
       for (int64_t j = 0; j < L.n_in; ++j) {
         c += w[j] * mid[j];
         d += std::abs(w[j]) * rad[j];
       }
       if (L.b) c += L.b[i];
-      olo[i] = c - d;
-      ohi[i] = c + d;
+      olo[i] = static_cast<T>(c - d);
+      ohi[i] = static_cast<T>(c + d);
     }
     return;
   }
@@ -511,7 +512,7 @@ void ibp_layer(const Layer<T>& L, const T* lo, const T* hi, T* olo, T* ohi) {
   for (int64_t co = 0; co < L.Co; ++co) {
     for (int64_t oy = 0; oy < L.Ho; ++oy) {
       for (int64_t ox = 0; ox < L.Wo; ++ox) {
-        T c = 0, d = 0;
+        double c = 0, d = 0;
         for (int64_t ci = 0; ci < L.Ci; ++ci) {
           const T* w = L.W + (co * L.Ci + ci) * khw;
           const T* m = mid.data() + ci * L.Hi * L.Wi;
@@ -530,8 +531,8 @@ void ibp_layer(const Layer<T>& L, const T* lo, const T* hi, T* olo, T* ohi) {
         }
         if (L.b) c += L.b[co];
         const int64_t o = (co * L.Ho + oy) * L.Wo + ox;
-        olo[o] = c - d;
-        ohi[o] = c + d;
+        olo[o] = static_cast<T>(c - d);
+        ohi[o] = static_cast<T>(c + d);
       }
     }
   }
@@ -651,28 +652,29 @@ void one_example(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, 
       const T* l = blo[nl - 1].data();
       const T* h = bhi[nl - 1].data();
       const int64_t ni = L.n_in;
-      Vec<T> w(ni), mid(ni), rad(ni);
+      Vec<T> mid(ni), rad(ni);
+      Vec<double> w(ni);  // the merged row C·W and the sums in double (see ibp_layer)
       for (int64_t j = 0; j < ni; ++j) {
         mid[j] = (h[j] + l[j]) / 2;
         rad[j] = (h[j] - l[j]) / 2;
       }
       for (int64_t s = 0; s < S; ++s) {
-        std::fill(w.begin(), w.end(), T(0));
-        T bb = 0;
+        std::fill(w.begin(), w.end(), 0.0);
+        double bb = 0;
         for (int64_t i = 0; i < K; ++i) {
-          const T c = C[s * K + i];
+          const double c = C[s * K + i];
           if (c == 0) continue;
           const T* wr = L.W + i * ni;
           for (int64_t j = 0; j < ni; ++j) w[j] += c * wr[j];
           if (L.b) bb += c * L.b[i];
         }
-        T c = 0, d = 0;
+        double c = 0, d = 0;
         for (int64_t j = 0; j < ni; ++j) {
           c += w[j] * mid[j];
           d += std::abs(w[j]) * rad[j];
         }
-        out_lo[s] = bb + c - d;
-        out_hi[s] = bb + c + d;
+        out_lo[s] = static_cast<T>(bb + c - d);
+        out_hi[s] = static_cast<T>(bb + c + d);
       }
     } else {
       const T* l = blo[nl].data();
