@@ -58,6 +58,21 @@ def test_image_folder(tmp_path: Path) -> None:
         load_image_folder(tmp_path, size=16)
 
 
+def test_imagenet_layout_via_load_dataset(tmp_path: Path) -> None:
+    """ImageNet's val layout (synset folders, upper-case .JPEG) through load_dataset."""
+    from PIL import Image
+
+    for c, shade in (("n01440764", 40), ("n01443537", 200)):
+        (tmp_path / c).mkdir()
+        Image.new("RGB", (300, 260), (shade, shade, shade)).save(tmp_path / c / f"ILSVRC2012_val_{c}.JPEG",
+                                                                 format="JPEG")
+        Image.new("RGB", (256, 256), (shade, shade, shade)).save(tmp_path / c / "extra.PNG")
+    split = load_dataset("imagenet", tmp_path)
+    assert split.x.shape == (4, 3, 224, 224) and split.y.tolist() == [0, 0, 1, 1]
+    assert split.x[0].mean().item() == pytest.approx(40 / 255, abs=0.02)
+    assert split.x[3].mean().item() == pytest.approx(200 / 255, abs=0.02)
+
+
 def test_digits_and_unknown() -> None:
     assert load_dataset("digits", limit=3).x.shape == (3, 1, 8, 8)
     with pytest.raises(ValueError, match="data"):

@@ -78,7 +78,7 @@ def load_image_folder(root: str | os.PathLike[str], size: int = 224, resize: int
     if not classes:
         raise ValueError(f"root: {base} has no class sub-directories")
     items = [(p, c) for c, name in enumerate(classes) for p in sorted((base / name).iterdir())
-             if p.suffix in IMAGE_EXTENSIONS]
+             if p.suffix.lower() in IMAGE_EXTENSIONS]
     if limit is not None:
         items = items[: check_int(limit, "limit", minimum=1)]
     if not items:
