@@ -86,8 +86,8 @@ def load_image_folder(root: str | os.PathLike[str], size: int = 224, resize: int
     x = np.empty((len(items), 3, size, size), dtype=np.float32)
     for i, (p, _) in enumerate(items):
         try:
-            with Image.open(p) as im:
-                im = im.convert("RGB")
+            with Image.open(p) as src:
+                im = src.convert("RGB")
                 w, h = im.size
                 scale = resize / min(w, h)
                 im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),

@@ -169,12 +169,12 @@ class Smooth:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         if not self.optimize:
-            return self.model(batch)  # type: ignore[no-any-return]
+            return self.model(batch)
         if self._fast is None:
             self._fast, out = self._try_trace(batch)
             self.optimized = self._fast is not self.model
             return out
-        return self._fast(batch)  # type: ignore[no-any-return]
+        return self._fast(batch)
 
     def _try_trace(self, batch: torch.Tensor) -> tuple[Any, torch.Tensor]:
         """(forward callable, eager output on ``batch``): the optimised trace when the
@@ -417,9 +417,9 @@ class Smooth:
         todo_pos = list(range(b_total))
         if rlog is not None:
             done_rows = {int(r["idx"]): r for r in rlog.rows()}
-            for pos in range(b_total):
-                if int(ids[pos]) in done_rows:
-                    results[pos] = Certificate.from_row(done_rows[int(ids[pos])])
+            for q in range(b_total):
+                if int(ids[q]) in done_rows:
+                    results[q] = Certificate.from_row(done_rows[int(ids[q])])
             todo_pos = [p for p in range(b_total) if p not in results]
         if group_size is None:
             per = n0 + (n if mode == "cohen" else first)
@@ -483,7 +483,7 @@ class Smooth:
             cs = grid_schedule(alpha, max_n, first=first, growth=growth, sigma=self.sigma, radius_grid=grid)
 
             def schedule(u: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-                return cs.next_total(u)  # type: ignore[no-any-return]
+                return cs.next_total(u)
         else:
             cs = BetaBinomialCS(alpha)
 
