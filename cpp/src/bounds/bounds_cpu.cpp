@@ -555,7 +555,35 @@ void crown_backward(const std::vector<Layer<T>>& layers, const Vec<Vec<T>>& blo,
         relu_backward(blo[k].data(), bhi[k].data(), L.n_in, A.data(), R, bias.data());
       continue;
     }
-    next.assign(R * L.n_in, T(0));
+    if (L.kind == kConv2d && win != nullptr) {
+      // windowed rows write (and are later read) only inside their new input window when
+      // it stays small (the same test conv_backward applies one layer down): zero just
+      // that region instead of the whole (Ci, Hi, Wi) map of every row
+      next.resize(R * L.n_in);
+      const int64_t hw = L.Hi * L.Wi;
+      for (int64_t r = 0; r < R; ++r) {
+        T* o = next.data() + r * L.n_in;
+        const Win& w = (*win)[r];
+        bool full = (w.y1 - w.y0) * (w.x1 - w.x0) * 4 >= L.Ho * L.Wo;
+        Win wi{};
+        if (!full) {
+          wi.y0 = std::max<int64_t>(0, w.y0 * L.sh - L.ph);
+          wi.y1 = std::max(wi.y0, std::min<int64_t>(L.Hi, (w.y1 - 1) * L.sh - L.ph + L.kh));
+          wi.x0 = std::max<int64_t>(0, w.x0 * L.sw - L.pw);
+          wi.x1 = std::max(wi.x0, std::min<int64_t>(L.Wi, (w.x1 - 1) * L.sw - L.pw + L.kw));
+          full = (wi.y1 - wi.y0) * (wi.x1 - wi.x0) * 4 >= hw;
+        }
+        if (full) {
+          std::fill(o, o + L.n_in, T(0));
+        } else {
+          for (int64_t c = 0; c < L.Ci; ++c)
+            for (int64_t y = wi.y0; y < wi.y1; ++y)
+              std::fill(o + c * hw + y * L.Wi + wi.x0, o + c * hw + y * L.Wi + wi.x1, T(0));
+        }
+      }
+    } else {
+      next.assign(R * L.n_in, T(0));
+    }
     if (L.kind == kDense) {
       dense_backward(L, A.data(), R, next.data(), bias.data());
       win = nullptr;  // dense rows are not local
