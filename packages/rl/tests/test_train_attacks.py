@@ -185,7 +185,7 @@ def test_soundness_at_scale_1000_attacked_episodes_per_budget(tmp_path_factory) 
     (trained here if absent), a certificate from m = 10,000 episodes at horizon 200, and
     1,000 adaptive-attacked episodes per B (thresholds 0 and 2; 128 noise draws; 32 x 10
     PGD): the attacked mean is never below the certificate beyond its Hoeffding margin.
-    About 20 CPU-minutes."""
+    About 8 minutes on one idle core."""
     from certkit.core.cache import cache_dir
     from certkit.rl.report import soundness_check, trained_cartpole
 
