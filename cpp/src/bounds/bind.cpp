@@ -16,11 +16,13 @@ py::tuple run(const py::list& spec, const py::array& lo_a, const py::array& hi_a
               int method) {
   using Arr = py::array_t<T, py::array::c_style>;
   std::vector<Arr> keep;
+  std::vector<Arr> keep_ibp;
   std::vector<certkit::bounds::Layer<T>> layers;
   int64_t n = -1;
   for (const auto& item : spec) {
     py::tuple t = py::reinterpret_borrow<py::tuple>(item);
-    if (t.size() != 4) throw py::value_error("layers: each layer is (kind, W, b, meta)");
+    if (t.size() != 4 && t.size() != 5)
+      throw py::value_error("layers: each layer is (kind, W, b, meta[, ibp])");
     certkit::bounds::Layer<T> L;
     L.kind = t[0].cast<int>();
     auto meta = t[3].cast<py::array_t<int64_t, py::array::c_style | py::array::forcecast>>();
@@ -46,6 +48,15 @@ py::tuple run(const py::list& spec, const py::array& lo_a, const py::array& hi_a
         certkit::require_same_size(b, L.kind == certkit::bounds::kDense ? L.n_out : L.Co, "layers: b");
         keep.push_back(b);
         L.b = keep.back().data();
+      }
+      if (t.size() == 5 && !t[4].is_none()) {
+        Arr P = t[4].cast<Arr>();
+        const int64_t K = L.kind == certkit::bounds::kDense ? L.n_in : L.Ci * L.kh * L.kw;
+        const int64_t N = L.kind == certkit::bounds::kDense ? L.n_out : L.Co;
+        if (P.ndim() != 3 || P.shape(0) != (N + 15) / 16 || P.shape(1) != K + 1 || P.shape(2) != 16)
+          throw py::value_error("layers: ibp must be (ceil(N/16), K+1, 16)");
+        keep_ibp.push_back(P);
+        L.ibp = keep_ibp.back().data();
       }
     } else if (L.kind == certkit::bounds::kReLU) {
       if (L.n_in != L.n_out) throw py::value_error("layers: ReLU sizes differ");
@@ -91,6 +102,8 @@ void certkit_bind_bounds(py::module_& m) {
       },
       py::arg("layers"), py::arg("lo"), py::arg("hi"), py::arg("C"), py::arg("method"),
       "layers: list of (kind 0=dense 1=conv2d 2=relu, W, b|None, meta int64[14] = n_in, n_out, "
-      "Ci, Hi, Wi, Co, Ho, Wo, kh, kw, sh, sw, ph, pw); lo, hi: (B, n0); C: (B, S, K); "
+      "Ci, Hi, Wi, Co, Ho, Wo, kh, kw, sh, sw, ph, pw[, ibp]) with the optional cached IBP operands "
+      "ibp (ceil(N/16), K+1, 16), same dtype: column panels of W^T plus a bias row "
+      "(K = n_in or Ci*kh*kw, N = n_out or Co, zero padding; see bounds.h); lo, hi: (B, n0); C: (B, S, K); "
       "method 0=IBP 1=CROWN 2=CROWN-IBP. Returns (lower, upper), each (B, S).");
 }

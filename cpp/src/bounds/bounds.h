@@ -20,6 +20,10 @@ struct Layer {
   int kind = kDense;
   const T* W = nullptr;
   const T* b = nullptr;  // may be null
+  // optional cached IBP operands (ceil(N/16), K + 1, 16) with K = n_in (dense) or
+  // Ci*kh*kw (conv), N = n_out (dense) or Co: panel p, row k < K holds W^T[k][16p..16p+16),
+  // row K the bias [16p..16p+16); zero past N. Null: built per call.
+  const T* ibp = nullptr;
   int64_t n_in = 0, n_out = 0;
   // conv2d geometry
   int64_t Ci = 0, Hi = 0, Wi = 0, Co = 0, Ho = 0, Wo = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0;

@@ -478,8 +478,188 @@ void relu_backward(const T* l, const T* u, int64_t n, T* A, int64_t R, T* bias,
   }
 }
 
+// ---- IBP of Linear / Conv2d layers in centre/radius form ----------------------------
+// out = W·mid + b ± |W|·rad (mid = (hi+lo)/2, rad = (hi-lo)/2), summed in double for
+// float32 inputs (float32 sums of hundreds of terms drift by several ulps; double keeps the
+// float32 result within ~1 ulp of the exact interval, i.e. within 1e-5 of auto_LiRPA).
+// Both layer kinds are one GEMM-shaped product: rows (R, K) of mid / rad against
+// Wt (K, N) = W^T and |Wt| (taken in registers) (dense: K = n_in, N = n_out, one row per example; conv: im2col rows,
+// K = Ci·kh·kw, N = Co, one row per output position). The register tile below holds
+// 4 rows x 16 columns and sums every output element over k = 0..K-1 sequentially, the
+// same for every row whatever the tile, batch, batch split or thread count: example i's
+// bounds are bit-identical whether it comes alone or as row i of a batch (tests check it).
+// A double GEMM from BLAS would be as fast but does not fix the summation order per row.
 template <class T>
-void ibp_layer(const Layer<T>& L, const T* lo, const T* hi, T* olo, T* ohi) {
+struct IbpPrep {
+  int64_t K = 0, N = 0, Np = 0;  // Np: N padded to a multiple of 16 (zero columns)
+  // panels (Np / 16, K + 1, 16) in T: panel p, row k < K = W^T[k][16p..16p+16), row K =
+  // bias[16p..16p+16) (see Layer::ibp); converted to double in registers
+  const T* pan = nullptr;
+  Vec<T> own;  // storage when the caller passed no Layer::ibp
+};
+
+template <class T>
+IbpPrep<T> ibp_prep(const Layer<T>& L) {
+  IbpPrep<T> p;
+  if (L.kind == kReLU) return p;
+  p.K = L.kind == kDense ? L.n_in : L.Ci * L.kh * L.kw;
+  p.N = L.kind == kDense ? L.n_out : L.Co;
+  p.Np = (p.N + 15) / 16 * 16;
+  if (L.ibp != nullptr) {
+    p.pan = L.ibp;
+    return p;
+  }
+  p.own.assign(p.Np / 16 * (p.K + 1) * 16, T(0));
+  for (int64_t n = 0; n < p.N; ++n) {  // dense W (n_out, n_in) and conv W (Co, Ci·kh·kw): both (N, K)
+    T* o = p.own.data() + (n / 16) * (p.K + 1) * 16 + n % 16;
+    const T* w = L.W + n * p.K;
+    for (int64_t k = 0; k < p.K; ++k) o[k * 16] = w[k];
+    if (L.b) o[p.K * 16] = L.b[n];
+  }
+  p.pan = p.own.data();
+  return p;
+}
+
+// 16 weights of a panel row as two vectors of 8 doubles (exact conversion).
+inline void load_w16(const double* w, Vec64<double>::type& w0, Vec64<double>::type& w1) {
+  w0 = loadu64(w);
+  w1 = loadu64(w + 8);
+}
+inline void load_w16(const float* w, Vec64<double>::type& w0, Vec64<double>::type& w1) {
+  typedef float F8 __attribute__((vector_size(32)));
+  F8 a, b;
+  std::memcpy(&a, w, sizeof(a));
+  std::memcpy(&b, w + 8, sizeof(b));
+  w0 = __builtin_convertvector(a, Vec64<double>::type);
+  w1 = __builtin_convertvector(b, Vec64<double>::type);
+}
+
+// One register tile: 6 rows x 16 columns, k in [0, kn) of a k block. rp: the rows packed
+// as rp[k][0..6) = mid, rp[k][6..12) = rad; wp: a k block of a column panel in double,
+// wp[k][0..16) = W^T, wp[k][16..32) = |W^T|. c[e], d[e] (16 each) hold the partial sums of the earlier k
+// blocks: c += sum_k mid·W, d += sum_k rad·|W|, k ascending (one accumulator per output
+// element, so the order is k = 0, 1, ..., K-1 whatever the blocking).
+// E = 1 (fewer than 6 rows, e.g. one example through a Linear layer) runs the same
+// per-element operations, so its results are bit-identical to E = 6 (tests check it).
+constexpr int kIbpRows = 6;
+template <int E>
+inline void ibp_tile(const double* rp, const double* wp, int64_t kn, double* c, double* d) {
+  typedef Vec64<double>::type V;
+  constexpr int L = static_cast<int>(sizeof(V) / sizeof(double));
+  static_assert(2 * L == 16, "tile width");
+  V ac[E][2], ad[E][2];
+  for (int e = 0; e < E; ++e) {
+    ac[e][0] = loadu64(c + e * 16);
+    ac[e][1] = loadu64(c + e * 16 + L);
+    ad[e][0] = loadu64(d + e * 16);
+    ad[e][1] = loadu64(d + e * 16 + L);
+  }
+  for (int64_t k = 0; k < kn; ++k, rp += 2 * E, wp += 32) {
+    const V w0 = loadu64(wp), w1 = loadu64(wp + L), a0 = loadu64(wp + 16), a1 = loadu64(wp + 16 + L);
+    for (int e = 0; e < E; ++e) {
+      const double me = rp[e], re = rp[E + e];
+      ac[e][0] += me * w0;
+      ac[e][1] += me * w1;
+      ad[e][0] += re * a0;
+      ad[e][1] += re * a1;
+    }
+  }
+  for (int e = 0; e < E; ++e) {
+    storeu64(c + e * 16, ac[e][0]);
+    storeu64(c + e * 16 + L, ac[e][1]);
+    storeu64(d + e * 16, ad[e][0]);
+    storeu64(d + e * 16 + L, ad[e][1]);
+  }
+}
+
+// R rows packed in 6-row tiles, rp[(t·K + k)·12 + e] = mid, [.. + 6 + e] = rad of row
+// 6t + e (rows past R: anything finite, not stored): output (r, n) = W·mid + b ∓ |W|·rad
+// written to lo/hi[r * rs + n * cs]. Row blocks of 36 (in L2) run against every column
+// panel, with their partial sums in L1 while k runs in blocks of 32. Serial (callers
+// parallelise over rows or examples).
+template <int E, class T>
+void ibp_rows(const IbpPrep<T>& P, const double* rp, int64_t R, T* lo, T* hi, int64_t rs, int64_t cs) {
+  constexpr int64_t TB = 36 / E, RB = TB * E, KB = 32;  // tiles per row block, rows per block, k block
+  const int64_t K = P.K, nt = (R + E - 1) / E;
+  double cbuf[RB * 16], dbuf[RB * 16], wd[KB * 32];
+  for (int64_t t0 = 0; t0 < nt; t0 += TB) {
+    const int64_t t1 = std::min(nt, t0 + TB);
+    const int64_t r0 = t0 * E, r1 = std::min(R, t1 * E);
+    for (int64_t n0 = 0; n0 < P.Np; n0 += 16) {
+      const int64_t nn = std::min<int64_t>(16, P.N - n0);
+      const T* wp = P.pan + (n0 / 16) * (K + 1) * 16;
+      std::fill(cbuf, cbuf + RB * 16, 0.0);
+      std::fill(dbuf, dbuf + RB * 16, 0.0);
+      for (int64_t k0 = 0; k0 < K; k0 += KB) {
+        const int64_t kn = std::min(KB, K - k0);
+        // the k block of the panel in double with |W| (exact), shared by the row block's tiles
+        typedef Vec64<double>::type V;
+        typedef long long VI __attribute__((vector_size(64)));
+        const VI absmask = VI{} + 0x7fffffffffffffffLL;
+        for (int64_t k = 0; k < kn; ++k) {
+          V w0, w1;
+          load_w16(wp + (k0 + k) * 16, w0, w1);
+          storeu64(wd + k * 32, w0);
+          storeu64(wd + k * 32 + 8, w1);
+          storeu64(wd + k * 32 + 16, (V)((VI)w0 & absmask));
+          storeu64(wd + k * 32 + 24, (V)((VI)w1 & absmask));
+        }
+        for (int64_t t = t0; t < t1; ++t)
+          ibp_tile<E>(rp + (t * K + k0) * 2 * E, wd, kn, cbuf + (t - t0) * E * 16, dbuf + (t - t0) * E * 16);
+      }
+      const T* bias = wp + K * 16;
+      for (int64_t r = r0; r < r1; ++r) {
+        const double* c = cbuf + (r - r0) * 16;
+        const double* d = dbuf + (r - r0) * 16;
+        T* l = lo + r * rs + n0 * cs;
+        T* h = hi + r * rs + n0 * cs;
+        for (int64_t j = 0; j < nn; ++j) {
+          const double cv = c[j] + static_cast<double>(bias[j]);
+          l[j * cs] = static_cast<T>(cv - d[j]);
+          h[j * cs] = static_cast<T>(cv + d[j]);
+        }
+      }
+    }
+  }
+}
+
+// Packs rows [0, R) of bounds lo/hi (row r at lo + r * n, K = n values) as mid / rad in
+// double into 6-row tiles (see ibp_rows); rows past R of the last tile are zero.
+template <int E, class T>
+void pack_rows(const T* lo, const T* hi, int64_t R, int64_t n, double* rp) {
+  const int64_t nt = (R + E - 1) / E;
+  for (int64_t t = 0; t < nt; ++t) {
+    double* o = rp + t * n * 2 * E;
+    for (int e = 0; e < E; ++e) {
+      const int64_t r = t * E + e;
+      if (r >= R) {
+        for (int64_t k = 0; k < n; ++k) o[k * 2 * E + e] = o[k * 2 * E + E + e] = 0.0;
+        continue;
+      }
+      const T* l = lo + r * n;
+      const T* h = hi + r * n;
+      for (int64_t k = 0; k < n; ++k) {
+        const double lv = l[k], hv = h[k];
+        o[k * 2 * E + e] = (hv + lv) / 2;
+        o[k * 2 * E + E + e] = (hv - lv) / 2;
+      }
+    }
+  }
+}
+
+// mid / rad of n bounds in double (exact for float32 bounds of similar magnitude).
+template <class T>
+inline void mid_rad(const T* lo, const T* hi, int64_t n, double* m, double* r) {
+  for (int64_t j = 0; j < n; ++j) {
+    const double l = lo[j], h = hi[j];
+    m[j] = (h + l) / 2;
+    r[j] = (h - l) / 2;
+  }
+}
+
+// IBP of one example through one layer. sm: scratch for the packed rows, reused.
+template <class T>
+void ibp_layer(const Layer<T>& L, const IbpPrep<T>& P, const T* lo, const T* hi, T* olo, T* ohi, Vec<double>& sm) {
   if (L.kind == kReLU) {
     for (int64_t j = 0; j < L.n_in; ++j) {
       olo[j] = std::max(lo[j], T(0));
@@ -487,55 +667,39 @@ void ibp_layer(const Layer<T>& L, const T* lo, const T* hi, T* olo, T* ohi) {
     }
     return;
   }
-  Vec<T> mid(L.n_in), rad(L.n_in);
-  for (int64_t j = 0; j < L.n_in; ++j) {
-    mid[j] = (hi[j] + lo[j]) / 2;
-    rad[j] = (hi[j] - lo[j]) / 2;
-  }
+  constexpr int E = kIbpRows;
   if (L.kind == kDense) {
-    for (int64_t i = 0; i < L.n_out; ++i) {
-      const T* w = L.W + i * L.n_in;
-      double c = 0, d = 0;  // double accumulators: IBP is cheap, and float32 sums of
-                            // hundreds of terms otherwise drift by several ulps
-#pragma omp simd reduction(+ : c, d)
-      for (int64_t j = 0; j < L.n_in; ++j) {
-        c += w[j] * mid[j];
-        d += std::abs(w[j]) * rad[j];
-      }
-      if (L.b) c += L.b[i];
-      olo[i] = static_cast<T>(c - d);
-      ohi[i] = static_cast<T>(c + d);
-    }
+    sm.resize(P.K * 2);
+    pack_rows<1>(lo, hi, 1, P.K, sm.data());
+    ibp_rows<1>(P, sm.data(), 1, olo, ohi, 0, 1);
     return;
   }
-  const int64_t khw = L.kh * L.kw;
-  for (int64_t co = 0; co < L.Co; ++co) {
-    for (int64_t oy = 0; oy < L.Ho; ++oy) {
-      for (int64_t ox = 0; ox < L.Wo; ++ox) {
-        double c = 0, d = 0;
-        for (int64_t ci = 0; ci < L.Ci; ++ci) {
-          const T* w = L.W + (co * L.Ci + ci) * khw;
-          const T* m = mid.data() + ci * L.Hi * L.Wi;
-          const T* rr = rad.data() + ci * L.Hi * L.Wi;
-          for (int64_t ky = 0; ky < L.kh; ++ky) {
-            const int64_t iy = oy * L.sh - L.ph + ky;
-            if (iy < 0 || iy >= L.Hi) continue;
-            for (int64_t kx = 0; kx < L.kw; ++kx) {
-              const int64_t ix = ox * L.sw - L.pw + kx;
-              if (ix < 0 || ix >= L.Wi) continue;
-              const T wv = w[ky * L.kw + kx];
-              c += wv * m[iy * L.Wi + ix];
-              d += std::abs(wv) * rr[iy * L.Wi + ix];
-            }
+  // conv: im2col rows (one per output position p = oy·Wo + ox; k = (ci, ky, kx)) of
+  // mid / rad, packed in tiles, zero outside the input (padding)
+  const int64_t HW = L.Ho * L.Wo, K = P.K;
+  sm.assign((HW + E - 1) / E * K * 2 * E, 0.0);
+  for (int64_t oy = 0; oy < L.Ho; ++oy) {
+    for (int64_t ox = 0; ox < L.Wo; ++ox) {
+      const int64_t p = oy * L.Wo + ox;
+      double* o = sm.data() + (p / E) * K * 2 * E + p % E;
+      for (int64_t ci = 0; ci < L.Ci; ++ci) {
+        for (int64_t ky = 0; ky < L.kh; ++ky) {
+          const int64_t iy = oy * L.sh - L.ph + ky;
+          if (iy < 0 || iy >= L.Hi) continue;
+          for (int64_t kx = 0; kx < L.kw; ++kx) {
+            const int64_t ix = ox * L.sw - L.pw + kx;
+            if (ix < 0 || ix >= L.Wi) continue;
+            const int64_t src = (ci * L.Hi + iy) * L.Wi + ix, k = (ci * L.kh + ky) * L.kw + kx;
+            const double l = lo[src], h = hi[src];
+            o[k * 2 * E] = (h + l) / 2;
+            o[k * 2 * E + E] = (h - l) / 2;
           }
         }
-        if (L.b) c += L.b[co];
-        const int64_t o = (co * L.Ho + oy) * L.Wo + ox;
-        olo[o] = static_cast<T>(c - d);
-        ohi[o] = static_cast<T>(c + d);
       }
     }
   }
+  // output (co, p) at co * HW + p: row stride 1, column stride HW
+  ibp_rows<E>(P, sm.data(), HW, olo, ohi, 1, HW);
 }
 
 // Lower bound of A (R, n_out of layer t) · output(t) over the input box. bnd[k] holds
@@ -617,21 +781,86 @@ void crown_backward(const std::vector<Layer<T>>& layers, const Vec<Vec<T>>& blo,
   }
 }
 
+// Output of IBP for one example: C (S, K) applied to the last layer. A last Linear layer
+// is merged with the spec (rows C·W, sums in double); lo / hi are the bounds on its input.
+// Otherwise lo / hi are the bounds on the network output.
 template <class T>
-void one_example(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, const T* C, int64_t S,
-                 int method, T* out_lo, T* out_hi) {
+void ibp_output(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, const T* C, int64_t S, T* out_lo,
+                T* out_hi) {
+  const int64_t K = layers.back().n_out;
+  const bool merge_last = layers.back().kind == kDense;
+  if (merge_last) {
+    const Layer<T>& L = layers.back();
+    const T* l = lo;
+    const T* h = hi;
+    const int64_t ni = L.n_in;
+    Vec<double> mid(ni), rad(ni);
+    Vec<double> w(ni);  // the merged row C·W and the sums in double (see ibp_layer)
+    mid_rad(l, h, ni, mid.data(), rad.data());
+    for (int64_t s = 0; s < S; ++s) {
+      std::fill(w.begin(), w.end(), 0.0);
+      double bb = 0;
+      for (int64_t i = 0; i < K; ++i) {
+        const double c = C[s * K + i];
+        if (c == 0) continue;
+        const T* wr = L.W + i * ni;
+        for (int64_t j = 0; j < ni; ++j) w[j] += c * wr[j];
+        if (L.b) bb += c * L.b[i];
+      }
+      // 8 fixed lanes (j mod 8 for j < ni rounded down to 8), a fixed-order lane sum, then
+      // the tail: the order depends only on ni, not on the batch
+      typedef Vec64<double>::type V;
+      typedef long long VI __attribute__((vector_size(64)));
+      const VI absmask = VI{} + 0x7fffffffffffffffLL;
+      V vc{}, vd{};
+      int64_t j = 0;
+      for (; j + 8 <= ni; j += 8) {
+        const V wv = loadu64(w.data() + j);
+        vc += wv * loadu64(mid.data() + j);
+        vd += (V)((VI)wv & absmask) * loadu64(rad.data() + j);
+      }
+      double c = 0, d = 0;
+      for (int q = 0; q < 8; ++q) {
+        c += vc[q];
+        d += vd[q];
+      }
+      for (; j < ni; ++j) {
+        c += w[j] * mid[j];
+        d += std::abs(w[j]) * rad[j];
+      }
+      out_lo[s] = static_cast<T>(bb + c - d);
+      out_hi[s] = static_cast<T>(bb + c + d);
+    }
+  } else {
+    const T* l = lo;
+    const T* h = hi;
+    for (int64_t s = 0; s < S; ++s) {
+      T a = 0, b = 0;
+      for (int64_t i = 0; i < K; ++i) {
+        const T c = C[s * K + i];
+        a += c >= 0 ? c * l[i] : c * h[i];
+        b += c >= 0 ? c * h[i] : c * l[i];
+      }
+      out_lo[s] = a;
+      out_hi[s] = b;
+    }
+  }
+}
+
+template <class T>
+void one_example(const std::vector<Layer<T>>& layers, const std::vector<IbpPrep<T>>& preps, const T* lo, const T* hi,
+                 const T* C, int64_t S, int method, T* out_lo, T* out_hi) {
   const int64_t nl = static_cast<int64_t>(layers.size());
   const int64_t K = layers.back().n_out;
   Vec<Vec<T>> blo(nl + 1), bhi(nl + 1);
   blo[0].assign(lo, lo + layers[0].n_in);
   bhi[0].assign(hi, hi + layers[0].n_in);
-  const bool merge_last = method == 0 && layers.back().kind == kDense;
-  const int64_t upto = merge_last ? nl - 1 : nl;
-  for (int64_t k = 0; k < upto; ++k) {
+  Vec<double> sm;
+  for (int64_t k = 0; k < nl; ++k) {
     const Layer<T>& L = layers[k];
     blo[k + 1].resize(L.n_out);
     bhi[k + 1].resize(L.n_out);
-    ibp_layer(L, blo[k].data(), bhi[k].data(), blo[k + 1].data(), bhi[k + 1].data());
+    ibp_layer(L, preps[k], blo[k].data(), bhi[k].data(), blo[k + 1].data(), bhi[k + 1].data(), sm);
     // CROWN intermediate bounds: an affine layer (not the first) feeding a ReLU
     if (method == 1 && k >= 1 && L.kind != kReLU && k + 1 < nl && layers[k + 1].kind == kReLU) {
       std::vector<int64_t> rows;
@@ -674,52 +903,6 @@ void one_example(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, 
       }
     }
   }
-  if (method == 0) {
-    if (merge_last) {
-      const Layer<T>& L = layers.back();
-      const T* l = blo[nl - 1].data();
-      const T* h = bhi[nl - 1].data();
-      const int64_t ni = L.n_in;
-      Vec<T> mid(ni), rad(ni);
-      Vec<double> w(ni);  // the merged row C·W and the sums in double (see ibp_layer)
-      for (int64_t j = 0; j < ni; ++j) {
-        mid[j] = (h[j] + l[j]) / 2;
-        rad[j] = (h[j] - l[j]) / 2;
-      }
-      for (int64_t s = 0; s < S; ++s) {
-        std::fill(w.begin(), w.end(), 0.0);
-        double bb = 0;
-        for (int64_t i = 0; i < K; ++i) {
-          const double c = C[s * K + i];
-          if (c == 0) continue;
-          const T* wr = L.W + i * ni;
-          for (int64_t j = 0; j < ni; ++j) w[j] += c * wr[j];
-          if (L.b) bb += c * L.b[i];
-        }
-        double c = 0, d = 0;
-        for (int64_t j = 0; j < ni; ++j) {
-          c += w[j] * mid[j];
-          d += std::abs(w[j]) * rad[j];
-        }
-        out_lo[s] = static_cast<T>(bb + c - d);
-        out_hi[s] = static_cast<T>(bb + c + d);
-      }
-    } else {
-      const T* l = blo[nl].data();
-      const T* h = bhi[nl].data();
-      for (int64_t s = 0; s < S; ++s) {
-        T a = 0, b = 0;
-        for (int64_t i = 0; i < K; ++i) {
-          const T c = C[s * K + i];
-          a += c >= 0 ? c * l[i] : c * h[i];
-          b += c >= 0 ? c * h[i] : c * l[i];
-        }
-        out_lo[s] = a;
-        out_hi[s] = b;
-      }
-    }
-    return;
-  }
   Vec<T> A(2 * S * K);
   for (int64_t s = 0; s < S; ++s)
     for (int64_t i = 0; i < K; ++i) {
@@ -734,16 +917,88 @@ void one_example(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, 
   }
 }
 
+// IBP over the whole batch, layer by layer: a Linear layer is one GEMM-shaped pass over
+// all B rows (threads over row chunks of 36), a Conv2d layer an im2col product per
+// example (threads over examples). Per-element sums do not depend on the split (see
+// ibp_tile), so the result is the same for any B and thread count.
+template <class T>
+void ibp_batched(const std::vector<Layer<T>>& layers, const std::vector<IbpPrep<T>>& preps, const T* lo, const T* hi,
+                 const T* C, int64_t B, int64_t S, T* out_lo, T* out_hi) {
+  const int64_t nl = static_cast<int64_t>(layers.size());
+  const int64_t K = layers.back().n_out;
+  const int64_t upto = layers.back().kind == kDense ? nl - 1 : nl;  // a last Linear is merged with C
+  const int64_t n0 = layers[0].n_in;
+  Vec<T> cl(lo, lo + B * n0), ch(hi, hi + B * n0), nlo, nhi;
+  const bool par = !in_parallel() && max_threads() > 1;
+  for (int64_t k = 0; k < upto; ++k) {
+    const Layer<T>& L = layers[k];
+    const IbpPrep<T>& P = preps[k];
+    const int64_t ni = L.n_in, no = L.n_out;
+    nlo.resize(B * no);
+    nhi.resize(B * no);
+    if (L.kind == kReLU) {
+      for (int64_t j = 0; j < B * no; ++j) {
+        nlo[j] = std::max(cl[j], T(0));
+        nhi[j] = std::max(ch[j], T(0));
+      }
+    } else if (L.kind == kDense) {
+      // rows in chunks of 36 (whole tiles): chunk q packs its rows and runs them
+      constexpr int64_t RC = 6 * kIbpRows;
+      const int64_t nblk = (B + RC - 1) / RC;
+#pragma omp parallel if (par && nblk > 1)
+      {
+        Vec<double> rp(RC * ni * 2);
+#pragma omp for schedule(dynamic)
+        for (int64_t q = 0; q < nblk; ++q) {
+          const int64_t r0 = q * RC, nr = std::min(RC, B - r0);
+          // whole 6-row tiles, then single rows (a batch of one, or the tail): same results
+          const int64_t n6 = nr / kIbpRows * kIbpRows;
+          if (n6 > 0) {
+            pack_rows<kIbpRows>(cl.data() + r0 * ni, ch.data() + r0 * ni, n6, ni, rp.data());
+            ibp_rows<kIbpRows>(P, rp.data(), n6, nlo.data() + r0 * no, nhi.data() + r0 * no, no, 1);
+          }
+          if (nr > n6) {
+            const int64_t r1 = r0 + n6;
+            pack_rows<1>(cl.data() + r1 * ni, ch.data() + r1 * ni, nr - n6, ni, rp.data());
+            ibp_rows<1>(P, rp.data(), nr - n6, nlo.data() + r1 * no, nhi.data() + r1 * no, no, 1);
+          }
+        }
+      }
+    } else {
+#pragma omp parallel if (par && B > 1)
+      {
+        Vec<double> sm;
+#pragma omp for schedule(dynamic)
+        for (int64_t b = 0; b < B; ++b)
+          ibp_layer(L, P, cl.data() + b * ni, ch.data() + b * ni, nlo.data() + b * no, nhi.data() + b * no, sm);
+      }
+    }
+    cl.swap(nlo);
+    ch.swap(nhi);
+  }
+  const int64_t nk = upto < nl ? layers.back().n_in : K;
+#pragma omp parallel for schedule(static) if (par && B > 1)
+  for (int64_t b = 0; b < B; ++b)
+    ibp_output(layers, cl.data() + b * nk, ch.data() + b * nk, C + b * S * K, S, out_lo + b * S, out_hi + b * S);
+}
+
 }  // namespace
 
 template <class T>
 void compute(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, const T* C, int64_t B,
              int64_t S, int method, T* out_lo, T* out_hi) {
   const int64_t n0 = layers.front().n_in, K = layers.back().n_out;
+  std::vector<IbpPrep<T>> preps;
+  preps.reserve(layers.size());
+  for (const Layer<T>& L : layers) preps.push_back(ibp_prep(L));
+  if (method == 0) {
+    ibp_batched(layers, preps, lo, hi, C, B, S, out_lo, out_hi);
+    return;
+  }
   const bool outer = B >= 2 && B >= max_threads();
 #pragma omp parallel for schedule(dynamic) if (outer)
   for (int64_t b = 0; b < B; ++b) {
-    one_example(layers, lo + b * n0, hi + b * n0, C + b * S * K, S, method, out_lo + b * S, out_hi + b * S);
+    one_example(layers, preps, lo + b * n0, hi + b * n0, C + b * S * K, S, method, out_lo + b * S, out_hi + b * S);
   }
 }
 

@@ -200,3 +200,106 @@ def test_blas_and_microkernel_paths_equal_torch(dtype: torch.dtype, monkeypatch:
                 l1, u1 = BoundedModel(net, (40,)).compute_bounds(x, eps, method="CROWN")
                 np.testing.assert_allclose(l1.numpy(), l0.numpy(), atol=tol, rtol=tol)
                 np.testing.assert_allclose(u1.numpy(), u0.numpy(), atol=tol, rtol=tol)
+
+
+def _wide_nets(seed: int, dtype: torch.dtype) -> list[tuple[nn.Module, tuple[int, ...]]]:
+    """Widths that are not multiples of the IBP kernel's 16-column panels, a padded strided
+    conv whose output-position count is not a multiple of its 6-row tiles."""
+    torch.manual_seed(seed)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(37, 33), nn.ReLU(), nn.Linear(33, 70), nn.ReLU(), nn.Linear(70, 7))
+    cnn = nn.Sequential(nn.Conv2d(2, 5, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(5, 17, 2, stride=1, padding=0),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(17 * 3 * 3, 19), nn.ReLU(), nn.Linear(19, 7))
+    return [(mlp.to(dtype).eval(), (37,)), (cnn.to(dtype).eval(), (2, 7, 7))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ibp_row_independent_of_batch(dtype: torch.dtype) -> None:
+    """Example i's IBP bounds are bit-identical alone (B=1), as row i of B=64 and in any
+    split of the batch (the batched kernel sums every output in the same order)."""
+    for net, shape in _wide_nets(0, dtype):
+        bm = BoundedModel(net, shape)
+        assert compiled.supported(bm)
+        x = torch.rand(64, *shape, dtype=dtype)
+        y = torch.randint(0, 7, (64,))
+        kw = dict(method="IBP", x_L=torch.zeros_like(x), x_U=torch.ones_like(x))
+        with torch.no_grad():
+            lo, up = bm.compute_bounds(x, 0.05, y=y, **kw)
+            for i in (0, 1, 5, 6, 35, 36, 63):
+                l1, u1 = bm.compute_bounds(x[i:i + 1], 0.05, y=y[i:i + 1], method="IBP",
+                                           x_L=torch.zeros_like(x[i:i + 1]), x_U=torch.ones_like(x[i:i + 1]))
+                assert torch.equal(l1[0], lo[i]) and torch.equal(u1[0], up[i])
+            parts = [(0, 7), (7, 43), (43, 64)]
+            for a, b in parts:
+                lp, upp = bm.compute_bounds(x[a:b], 0.05, y=y[a:b], method="IBP",
+                                            x_L=torch.zeros_like(x[a:b]), x_U=torch.ones_like(x[a:b]))
+                assert torch.equal(lp, lo[a:b]) and torch.equal(upp, up[a:b])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ibp_batched_equals_reference_and_encloses(dtype: torch.dtype) -> None:
+    """Batched IBP kernel vs a naive float64 interval reference (layer by layer, lower /
+    upper ends with W+ / W-), and sampled inputs stay inside the bounds."""
+    tol = 2e-5 if dtype == torch.float32 else 1e-11
+    for net, shape in _wide_nets(1, dtype):
+        bm = BoundedModel(net, shape)
+        B = 40
+        x = torch.rand(B, *shape, dtype=dtype)
+        y = torch.randint(0, 7, (B,))
+        eps = 0.1
+        xl, xu = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+        with torch.no_grad():
+            lo, up = bm.compute_bounds(x, eps, y=y, method="IBP", x_L=torch.zeros_like(x), x_U=torch.ones_like(x))
+            # naive reference in float64: intervals through each module
+            lr, ur = xl.double(), xu.double()
+            mods = list(net)
+            for j, m in enumerate(mods):
+                if isinstance(m, nn.Flatten):
+                    lr, ur = lr.flatten(1), ur.flatten(1)
+                elif isinstance(m, nn.ReLU):
+                    lr, ur = lr.clamp_min(0), ur.clamp_min(0)
+                elif j == len(mods) - 1:  # last Linear merged with the margin spec
+                    Cm = margin_spec(y, 7, torch.float64)
+                    Wc = torch.einsum("bsk,kn->bsn", Cm, m.weight.double())
+                    bc = torch.einsum("bsk,k->bs", Cm, m.bias.double())
+                    lr, ur = (bc + torch.einsum("bsn,bn->bs", Wc.clamp_min(0), lr)
+                              + torch.einsum("bsn,bn->bs", Wc.clamp_max(0), ur),
+                              bc + torch.einsum("bsn,bn->bs", Wc.clamp_min(0), ur)
+                              + torch.einsum("bsn,bn->bs", Wc.clamp_max(0), lr))
+                else:
+                    m64 = __import__("copy").deepcopy(m).double()
+                    W = m64.weight
+                    f = (lambda v, w: nn.functional.linear(v, w)) if isinstance(m, nn.Linear) else (
+                        lambda v, w, m64=m64: nn.functional.conv2d(v, w, stride=m64.stride, padding=m64.padding))
+                    lr, ur = (f(lr, W.clamp_min(0)) + f(ur, W.clamp_max(0)),
+                              f(ur, W.clamp_min(0)) + f(lr, W.clamp_max(0)))
+                    b = m64.bias.reshape(1, -1, *([1] * (lr.dim() - 2)))
+                    lr, ur = lr + b, ur + b
+        np.testing.assert_allclose(lo.double().numpy(), lr.numpy(), atol=tol, rtol=0)
+        np.testing.assert_allclose(up.double().numpy(), ur.numpy(), atol=tol, rtol=0)
+        xs = xl.unsqueeze(1) + (xu - xl).unsqueeze(1) * torch.rand(B, 50, *shape, dtype=dtype)
+        with torch.no_grad():
+            out = net(xs.reshape(-1, *shape)).reshape(B, 50, 7)
+            vals = torch.einsum("bsk,bnk->bns", margin_spec(y, 7, dtype), out)
+        slack = 1e-5 if dtype == torch.float32 else 1e-12
+        assert bool((vals >= lo.unsqueeze(1) - slack).all()) and bool((vals <= up.unsqueeze(1) + slack).all())
+
+
+def test_ibp_cached_operands_equal_built_and_checked() -> None:
+    """The IBP operands cached in Python give the same bounds as the kernel building them
+    itself (4-tuple layers), and a wrongly shaped cache is a ValueError."""
+    from certkit.core._ext import core_ext
+
+    for net, shape in _wide_nets(2, torch.float32):
+        bm = BoundedModel(net, shape)
+        assert compiled.supported(bm)
+        layers = compiled._arrays(bm, np.dtype(np.float32))
+        assert all(len(t) == 5 for t in layers if t[0] != 2)
+        x = np.random.default_rng(0).random((9, int(np.prod(shape))), dtype=np.float32)
+        lo, hi = np.clip(x - 0.1, 0, 1), np.clip(x + 0.1, 0, 1)
+        C = margin_spec(torch.randint(0, 7, (9,)), 7).numpy()
+        a = core_ext.bounds.compute(layers, lo, hi, C, 0)
+        b = core_ext.bounds.compute([t[:4] for t in layers], lo, hi, C, 0)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        bad = [t if t[0] == 2 else (*t[:4], t[4][:, :-1]) for t in layers]
+        with pytest.raises(ValueError, match="ibp"):
+            core_ext.bounds.compute(bad, lo, hi, C, 0)

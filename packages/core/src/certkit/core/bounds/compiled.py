@@ -124,9 +124,26 @@ def _arrays(bm: Any, dtype: np.dtype) -> list[tuple[Any, ...]]:
             Wt, bt = op.m.weight.detach(), (None if op.m.bias is None else op.m.bias.detach())
         W = np.ascontiguousarray(Wt.cpu().numpy(), dtype=dtype)
         b = None if bt is None else np.ascontiguousarray(bt.cpu().numpy(), dtype=dtype)
-        out.append((_DENSE if kind == "dense" else _CONV, W, b, meta))
+        out.append((_DENSE if kind == "dense" else _CONV, W, b, meta, _ibp_operands(W, b)))
     bm._compiled_arrays = (key, out)
     return out
+
+
+def _ibp_operands(W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Cached IBP operands of a Linear/Conv2d layer for the kernels (cpp/src/bounds/bounds.h,
+    ``Layer::ibp``): (ceil(N/16), K+1, 16) in W's dtype, W viewed as (N, K) (N outputs or
+    channels, K the fan-in); panel p row k < K = W^T[k, 16p:16p+16], row K = b[16p:16p+16],
+    zero past N. The same array the kernel builds when it gets none."""
+    N = W.shape[0]
+    Wk = W.reshape(N, -1)
+    K = Wk.shape[1]
+    P = (N + 15) // 16
+    full = np.zeros((P * 16, K + 1), dtype=W.dtype)  # (n, k)
+    full[:N, :K] = Wk
+    if b is not None:
+        full[:N, K] = b
+    # (P, 16, K+1) -> (P, K+1, 16)
+    return np.ascontiguousarray(full.reshape(P, 16, K + 1).transpose(0, 2, 1))
 
 
 def compute(bm: Any, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, method: str
