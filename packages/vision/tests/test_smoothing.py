@@ -278,10 +278,11 @@ class Slow(nn.Module):
         torch.manual_seed(0)
         self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     def forward(self, x):
-        time.sleep(0.02)
+        time.sleep(0.1)
         return self.f(x)
 xs = torch.load(sys.argv[1], weights_only=True)
-Smooth(Slow(), 10, 0.5).certify_batch(xs, n0=10, n=90, batch_size=100, seed=1, log=sys.argv[2],
+# optimize=False: a trace would drop the sleep, and the run would end before the kill
+Smooth(Slow(), 10, 0.5, optimize=False).certify_batch(xs, n0=10, n=90, batch_size=100, seed=1, log=sys.argv[2],
                                       group_size=1)
 """
 
@@ -392,6 +393,17 @@ class Branchy(nn.Module):
         return self.a(h) if bool(h.mean() > 0.5) else self.b(h)
 
 
+class FixedBatch(nn.Module):
+    """Hard-codes its batch size: a trace of it runs at other sizes, the model does not."""
+
+    def __init__(self, batch: int) -> None:
+        super().__init__()
+        self.batch, self.f = batch, nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.f(x.reshape(self.batch, 64))
+
+
 def test_optimize_auto_traces_only_when_safe(digits_mlp) -> None:
     model, xs, _ys = digits_mlp
     kw = dict(n0=20, n=400, alpha=0.001, batch_size=128, seed=1)
@@ -415,6 +427,12 @@ def test_optimize_auto_traces_only_when_safe(digits_mlp) -> None:
     s64 = Smooth(Linear2(W, B), 2, 0.5)
     s64.certify_batch(torch.zeros(1, 1, 2, 2, dtype=torch.float64), n0=10, n=20)
     assert s64.optimized is False
+    # a graph that only works at the traced batch size is caught by the second-batch check
+    torch.manual_seed(0)
+    fixed = FixedBatch(128)
+    s_fixed = Smooth(fixed, 10, 0.25)
+    s_fixed.certify_batch(xs[:1], n0=28, n=100, batch_size=128, seed=1)
+    assert s_fixed.optimized is False
     with pytest.raises(ValueError, match="optimize"):
         Smooth(model, 10, 0.25, optimize="yes")
     with pytest.warns(UserWarning, match="optimize"):

@@ -195,12 +195,19 @@ class Smooth:
                 traced = torch.jit.trace(self.model, batch, check_trace=False)
                 fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
                 got = fast(batch)
+                # a second batch, of another size and row order: a trace that baked in
+                # values computed outside torch (numpy, .item()) or the batch size fails here
+                other = torch.flip(batch[: max(1, batch.shape[0] // 2 + 1)], [0]) * 0.5
+                got2, eager2 = fast(other), self.model(other)
             tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
             if tracer:
                 reason = f"the trace is input-dependent ({tracer[0].message})"
             elif got.shape != eager.shape or not bool((got.argmax(-1) == eager.argmax(-1)).all()) or \
                     not bool(torch.allclose(got, eager, rtol=1e-4, atol=1e-5 * float(eager.abs().max()) + 1e-6)):
                 reason = "the traced model's outputs differ from the eager model's"
+            elif got2.shape != eager2.shape or not bool((got2.argmax(-1) == eager2.argmax(-1)).all()) or \
+                    not bool(torch.allclose(got2, eager2, rtol=1e-4, atol=1e-5 * float(eager2.abs().max()) + 1e-6)):
+                reason = "the traced model's outputs differ from the eager model's on a second batch"
         except Exception as exc:  # any tracing failure means: run eagerly
             reason = f"could not trace the model ({type(exc).__name__}: {exc})"
         if reason:
