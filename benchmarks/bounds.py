@@ -5,6 +5,8 @@ auto_LiRPA on identical work (inference-only CPU, IBP and CROWN).
 Workloads: MLP 784-256-256-10 and the auto_LiRPA tutorial CNN (conv 1→16 k4 s2, conv
 16→32 k4 s2, linear 1568→100→10) on 28×28 inputs; batch 1, 32, 256; ε ∈ {0.01, 0.03, 0.1}.
 Reports max |Δbound|, median time and peak RSS increase per (model, method, batch, ε).
+Ours and the anchor are timed interleaved (one run of each in turn), so that load from
+other processes on a shared machine affects both alike.
 
 auto_LiRPA is not on PyPI in a current version: point AUTO_LIRPA_PATH at a checkout of
 github.com/Verified-Intelligence/auto_LiRPA (plus its deps on PYTHONPATH: appdirs,
@@ -88,6 +90,28 @@ def _measure(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
         ts.append(time.perf_counter() - t0)
     peak = max(0, _rss_kib("VmHWM:") - base) / 1024
     return statistics.median(ts), peak, out
+
+
+def _measure_pair(fo: Callable[[], Any], fa: Callable[[], Any], reps: int
+                  ) -> tuple[float, float, float, float, Any, Any]:
+    """Ours and the anchor timed interleaved (o, a, o, a, ...) after one warm-up each, so
+    load changes on a shared machine hit both alike; peak RSS from one extra run each."""
+    out_o, out_a = fo(), fa()
+    base = _peak_reset()
+    fo()
+    m_o = max(0, _rss_kib("VmHWM:") - base) / 1024
+    base = _peak_reset()
+    fa()
+    m_a = max(0, _rss_kib("VmHWM:") - base) / 1024
+    to, ta = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out_o = fo()
+        to.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        out_a = fa()
+        ta.append(time.perf_counter() - t0)
+    return statistics.median(to), statistics.median(ta), m_o, m_a, out_o, out_a
 
 
 def _anchor() -> tuple[str, Any]:
@@ -254,9 +278,9 @@ def main() -> None:
                 for eps in epss:
                     xl, xu = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
                     with torch.no_grad():
-                        t_o, m_o, (lo, up) = _measure(
-                            lambda: ours.compute_bounds(x, eps, method=method, C=C, x_L=torch.zeros_like(x),
-                                                        x_U=torch.ones_like(x)), args.reps)
+                        def run_ours() -> Any:
+                            return ours.compute_bounds(x, eps, method=method, C=C, x_L=torch.zeros_like(x),
+                                                       x_U=torch.ones_like(x))
                         if alirpa is not None:
                             def run_anchor() -> Any:
                                 xb = BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), eps=eps, x_L=xl, x_U=xu))
@@ -265,7 +289,7 @@ def main() -> None:
                             def run_anchor() -> Any:
                                 return ref.compute_bounds(x, eps, method=method, C=C, x_L=torch.zeros_like(x),
                                                           x_U=torch.ones_like(x))
-                        t_a, m_a, (alo, aup) = _measure(run_anchor, args.reps)
+                        t_o, t_a, m_o, m_a, (lo, up), (alo, aup) = _measure_pair(run_ours, run_anchor, args.reps)
                     d = max(float((lo - alo).abs().max()), float((up - aup).abs().max()))
                     rel = max(float(((lo - alo).abs() / alo.abs().clamp_min(1)).max()),
                               float(((up - aup).abs() / aup.abs().clamp_min(1)).max()))

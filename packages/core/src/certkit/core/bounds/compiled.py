@@ -14,7 +14,11 @@ Conv2d is a transposed convolution of the coefficient rows, run as an im2col-sty
 rows that are local (the unit-vector rows of a conv neuron's intermediate bound stay inside
 a small spatial window through conv/ReLU layers, like auto_LiRPA's "patches" mode); the
 Linear backward is a register-tiled GEMM over the non-zero coefficient columns.
-Intermediate-bound rows run in cache-sized chunks, in parallel.
+Intermediate-bound rows run in cache-sized chunks, in parallel. IBP runs over the whole
+batch in centre/radius form (``W·c + b ± |W|·r``): one GEMM-shaped register-tiled pass per
+Linear layer, an im2col product per example for a Conv2d, summed in double in a fixed
+order per output element (bit-identical results for any batch split or thread count),
+with W^T cached per layer in 16-column panels (:func:`_ibp_operands`).
 
 The kernels run the same algorithm as the torch layer (same relaxation, same per-example
 CROWN∩IBP intermediate-bound policy), so both agree up to float rounding; tests check it.
