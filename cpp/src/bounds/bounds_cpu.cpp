@@ -496,6 +496,9 @@ struct IbpPrep {
   // bias[16p..16p+16) (see Layer::ibp); converted to double in registers
   const T* pan = nullptr;
   Vec<T> own;  // storage when the caller passed no Layer::ibp
+  // conv: im2col source of each packed element, in packed order (tile t, k, lane e) of
+  // the 6-row tiles of output positions; -1 = zero (padding, or a row past Ho·Wo)
+  std::vector<int32_t> gather;
 };
 
 template <class T>
@@ -505,6 +508,22 @@ IbpPrep<T> ibp_prep(const Layer<T>& L) {
   p.K = L.kind == kDense ? L.n_in : L.Ci * L.kh * L.kw;
   p.N = L.kind == kDense ? L.n_out : L.Co;
   p.Np = (p.N + 15) / 16 * 16;
+  if (L.kind == kConv2d) {
+    constexpr int E = 6;  // kIbpRows
+    const int64_t HW = L.Ho * L.Wo, nt = (HW + E - 1) / E;
+    p.gather.assign(nt * p.K * E, -1);
+    for (int64_t q = 0; q < HW; ++q) {
+      const int64_t oy = q / L.Wo, ox = q % L.Wo;
+      for (int64_t ci = 0; ci < L.Ci; ++ci)
+        for (int64_t ky = 0; ky < L.kh; ++ky)
+          for (int64_t kx = 0; kx < L.kw; ++kx) {
+            const int64_t iy = oy * L.sh - L.ph + ky, ix = ox * L.sw - L.pw + kx;
+            if (iy < 0 || iy >= L.Hi || ix < 0 || ix >= L.Wi) continue;
+            const int64_t k = (ci * L.kh + ky) * L.kw + kx;
+            p.gather[((q / E) * p.K + k) * E + q % E] = static_cast<int32_t>((ci * L.Hi + iy) * L.Wi + ix);
+          }
+    }
+  }
   if (L.ibp != nullptr) {
     p.pan = L.ibp;
     return p;
@@ -675,27 +694,22 @@ void ibp_layer(const Layer<T>& L, const IbpPrep<T>& P, const T* lo, const T* hi,
     return;
   }
   // conv: im2col rows (one per output position p = oy·Wo + ox; k = (ci, ky, kx)) of
-  // mid / rad, packed in tiles, zero outside the input (padding)
-  const int64_t HW = L.Ho * L.Wo, K = P.K;
-  sm.assign((HW + E - 1) / E * K * 2 * E, 0.0);
-  for (int64_t oy = 0; oy < L.Ho; ++oy) {
-    for (int64_t ox = 0; ox < L.Wo; ++ox) {
-      const int64_t p = oy * L.Wo + ox;
-      double* o = sm.data() + (p / E) * K * 2 * E + p % E;
-      for (int64_t ci = 0; ci < L.Ci; ++ci) {
-        for (int64_t ky = 0; ky < L.kh; ++ky) {
-          const int64_t iy = oy * L.sh - L.ph + ky;
-          if (iy < 0 || iy >= L.Hi) continue;
-          for (int64_t kx = 0; kx < L.kw; ++kx) {
-            const int64_t ix = ox * L.sw - L.pw + kx;
-            if (ix < 0 || ix >= L.Wi) continue;
-            const int64_t src = (ci * L.Hi + iy) * L.Wi + ix, k = (ci * L.kh + ky) * L.kw + kx;
-            const double l = lo[src], h = hi[src];
-            o[k * 2 * E] = (h + l) / 2;
-            o[k * 2 * E + E] = (h - l) / 2;
-          }
-        }
-      }
+  // mid / rad, packed in tiles, zero outside the input (padding): the input's mid / rad
+  // once per value, then one sequential pass over the packed buffer through the layer's
+  // gather table (built once per call in ibp_prep).
+  const int64_t HW = L.Ho * L.Wo, K = P.K, nt = (HW + E - 1) / E;
+  sm.resize(nt * K * 2 * E + 2 * L.n_in);
+  double* in_m = sm.data() + nt * K * 2 * E;
+  double* in_r = in_m + L.n_in;
+  mid_rad(lo, hi, L.n_in, in_m, in_r);
+  static_assert(kIbpRows == 6, "gather table layout (ibp_prep)");
+  double* pk = sm.data();
+  const int32_t* g = P.gather.data();
+  for (int64_t t = 0; t < nt * K; ++t, pk += 2 * E, g += E) {
+    for (int e = 0; e < E; ++e) {
+      const int32_t src = g[e];
+      pk[e] = src >= 0 ? in_m[src] : 0.0;
+      pk[E + e] = src >= 0 ? in_r[src] : 0.0;
     }
   }
   // output (co, p) at co * HW + p: row stride 1, column stride HW
@@ -928,7 +942,22 @@ void ibp_batched(const std::vector<Layer<T>>& layers, const std::vector<IbpPrep<
   const int64_t K = layers.back().n_out;
   const int64_t upto = layers.back().kind == kDense ? nl - 1 : nl;  // a last Linear is merged with C
   const int64_t n0 = layers[0].n_in;
-  Vec<T> cl(lo, lo + B * n0), ch(hi, hi + B * n0), nlo, nhi;
+  // layer buffers kept per thread between calls (fresh multi-MB buffers every call cost
+  // page faults comparable to the arithmetic at B = 256); released when over 64 MiB
+  static thread_local Vec<T> keep[4];
+  Vec<T>& cl = keep[0];
+  Vec<T>& ch = keep[1];
+  Vec<T>& nlo = keep[2];
+  Vec<T>& nhi = keep[3];
+  cl.assign(lo, lo + B * n0);
+  ch.assign(hi, hi + B * n0);
+  struct Release {
+    Vec<T>* v;
+    ~Release() {
+      for (int i = 0; i < 4; ++i)
+        if (v[i].capacity() * sizeof(T) > (size_t(64) << 20)) Vec<T>().swap(v[i]);
+    }
+  } release{keep};
   const bool par = !in_parallel() && max_threads() > 1;
   for (int64_t k = 0; k < upto; ++k) {
     const Layer<T>& L = layers[k];

@@ -341,3 +341,21 @@ def test_ibp_tightness() -> None:
         M = net[4].weight.abs() @ torch.diag(D2) @ net[2].weight.abs() @ torch.diag(D1) @ net[0].weight.abs()
         ref = (J.abs().sum(1) / M.sum(1)).mean()
         torch.testing.assert_close(tau[b], ref)
+
+
+@pytest.mark.parametrize("method", ["IBP", "CROWN"])
+def test_bad_domain_messages(method: str) -> None:
+    """Bad x_L / x_U (detected by one pass over the input box) still name the problem."""
+    bm = BoundedModel(nn.Sequential(nn.Linear(4, 3)), (4,))
+    x = torch.rand(2, 4)
+    z, o = torch.zeros_like(x), torch.ones_like(x)
+    nan = z.clone()
+    nan[1, 2] = float("nan")
+    cases = ((dict(x_L=nan, x_U=o), "x_L: contains NaN"), (dict(x_L=z, x_U=nan + 1), "x_U: contains NaN"),
+             (dict(x_L=o, x_U=z), "x_L must be <= x_U"), (dict(x_L=2 * o, x_U=3 * o), "empty"),
+             (dict(x_L=z, x_U=o, norm=2), "only supported with norm=inf"))
+    for kw, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            bm.compute_bounds(x, 0.1, method=method, **kw)
+    lo, up = bm.compute_bounds(x, 0.1, method=method, x_L=z, x_U=o)
+    assert bool((lo <= up).all())

@@ -121,6 +121,15 @@ class BoundedModel(nn.Module):
             lo, hi = x - eps, x + eps  # the ℓ2 ball lies inside this box
         return lo, hi
 
+    @staticmethod
+    def _domain_error(x_L: Tensor | None, x_U: Tensor | None) -> None:
+        """Raises the first problem with the domain bounds x_L / x_U, if any."""
+        for nm, t in (("x_L", x_L), ("x_U", x_U)):
+            if t is not None and bool(torch.isnan(t).any()):
+                raise ValueError(f"{nm}: contains NaN")
+        if x_L is not None and x_U is not None and bool((x_L > x_U).any()):
+            raise ValueError("x_L, x_U: x_L must be <= x_U")
+
     # ------------------------------------------------------------------ public API
     def compute_bounds(self, x: Tensor, eps: float | Tensor = 0.0, norm: float | str = math.inf,
                        method: str = "CROWN", C: Tensor | None = None, x_L: Tensor | None = None,
@@ -172,19 +181,19 @@ class BoundedModel(nn.Module):
                     raise TypeError(f"{nm}: expected a torch.Tensor, got {type(t).__name__}")
                 if tuple(t.shape) != tuple(x.shape):
                     raise ValueError(f"{nm}: shape {tuple(t.shape)} does not match x {tuple(x.shape)}")
-                if bool(torch.isnan(t).any()):
-                    raise ValueError(f"{nm}: contains NaN")
                 if norm_v != math.inf:
                     raise ValueError(f"{nm}: domain bounds are only supported with norm=inf")
-        if x_L is not None and x_U is not None and bool((x_L > x_U).any()):
-            raise ValueError("x_L, x_U: x_L must be <= x_U")
         self._check_params()
         K = self.graph.shapes[self.graph.output]
         if len(K) != 1:
             raise ValueError(f"model: expected a (B, K) output, got per-example shape {K}")
         Cb = self._spec(C, y, B, K[0], x)
         lo_box, hi_box = self._input_box(x, eps_t, norm_v, x_L, x_U)
-        if bool((lo_box > hi_box).any()):
+        # one pass on the box catches every bad domain: a NaN in x_L / x_U propagates into the
+        # box (torch.max / min keep NaN), and x_L > x_U anywhere gives lo_box >= x_L > x_U >=
+        # hi_box there; the detailed checks (and their messages) run only on failure
+        if not bool((lo_box <= hi_box).all()):
+            self._domain_error(x_L, x_U)
             raise ValueError("x_L, x_U: the perturbation set is empty (x ± eps does not meet [x_L, x_U])")
 
         if self._use_compiled(x, m, norm_v):
