@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _vision_models import Linear2
 from scipy.stats import beta as beta_dist
 from scipy.stats import norm
-from torch import nn
 
 from certkit.vision.cp_looks import LookClopperPearsonCS, all_success_floor, grid_schedule
 from certkit.vision.smoothing import ABSTAIN, Smooth
@@ -102,16 +102,6 @@ def test_bad_input() -> None:
     with pytest.raises(ValueError, match="growth"):
         grid_schedule(0.01, 100, growth=1.0)
     assert cs.next_total(np.array([0, 10, 15, 20, 99])).tolist() == [10, 20, 20, 20, 20]
-
-
-class Linear2(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor([1.0, -2.0, 0.5, 1.5], dtype=torch.float64), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.reshape(x.shape[0], -1).double() @ self.w - 0.3
-        return torch.stack([s, -s], 1)
 
 
 def test_sequential_looks_sound_against_exact_radius_and_agree_with_fixed_n() -> None:

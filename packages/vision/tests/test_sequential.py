@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _vision_models import Linear2
 from scipy import integrate
 from scipy.stats import beta as beta_dist
 from scipy.stats import norm
-from torch import nn
 
 from certkit.vision.sequential import BetaBinomialCS, forecast_lower, next_total, stop_rule
 from certkit.vision.smoothing import ABSTAIN, Smooth
@@ -127,16 +127,6 @@ def test_cs_bad_input() -> None:
         BetaBinomialCS(prior=((0.3, 1.0, 1.0),))
     with pytest.raises(ValueError, match="s: expected"):
         BetaBinomialCS().bounds(np.array([5]), np.array([3]))
-
-
-class Linear2(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor([1.0, -2.0, 0.5, 1.5], dtype=torch.float64), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.reshape(x.shape[0], -1).double() @ self.w - 0.3
-        return torch.stack([s, -s], 1)
 
 
 def test_sequential_certificates_are_sound_and_cheap_on_exact_model() -> None:

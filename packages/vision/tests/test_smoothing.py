@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _vision_models import Linear2
 from scipy.stats import beta as beta_dist
 from scipy.stats import norm
 from torch import nn
@@ -22,21 +23,6 @@ from certkit.core import gaussian_noise
 from certkit.vision.data import load_digits
 from certkit.vision.models import DigitsMLP, train_classifier
 from certkit.vision.smoothing import ABSTAIN, Certificate, Smooth
-
-
-class Linear2(nn.Module):
-    """Binary linear classifier on (B, 1, 2, 2) inputs: logits (s, -s), s = w·x + b.
-    Its smoothed classifier is itself and p_A = Φ(|w·x+b| / (σ‖w‖)) exactly."""
-
-    def __init__(self, w: np.ndarray, b: float) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor(w, dtype=torch.float64), requires_grad=False)
-        self.b = b
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.reshape(x.shape[0], -1).to(torch.float64) @ self.w + self.b
-        return torch.stack([s, -s], 1)
-
 
 W = np.array([1.0, -2.0, 0.5, 1.5])
 B = -0.3
