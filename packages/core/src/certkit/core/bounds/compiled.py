@@ -107,9 +107,11 @@ def supported(bm: Any) -> bool:
     return all(_bn_foldable(bn) for layer in bm._compiled_plan for bn in layer[5])
 
 
-def _arrays(bm: Any, dtype: np.dtype) -> list[tuple[Any, ...]]:
+def _arrays(bm: Any, dtype: np.dtype, key: tuple[tuple[int, int], ...] | None = None) -> list[tuple[Any, ...]]:
+    """The kernel's layer tuples in ``dtype``, rebuilt only when a parameter / buffer changed
+    (``key``: :meth:`BoundedModel._param_key`, computed here when not given)."""
     plan = bm._compiled_plan
-    key = (np.dtype(dtype).str, tuple((p.data_ptr(), p._version) for p in (*bm.model.parameters(), *bm.model.buffers())))
+    key = (np.dtype(dtype).str, bm._param_key() if key is None else key)
     cache = getattr(bm, "_compiled_arrays", None)
     if cache is not None and cache[0] == key:
         return cache[1]  # type: ignore[no-any-return]
@@ -150,18 +152,24 @@ def _ibp_operands(W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return np.ascontiguousarray(full.reshape(P, 16, K + 1).transpose(0, 2, 1))
 
 
-def compute(bm: Any, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, method: str
-            ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Bounds (B, S) from the kernels, or None when the call is not eligible."""
+_NP_DTYPE = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+
+
+def compute(bm: Any, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, method: str, *,
+            key: tuple[tuple[int, int], ...] | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Bounds (B, S) from the kernels, or None when the call is not eligible. ``key``: the
+    caller's :meth:`BoundedModel._param_key` of this call, if it has one. The input box and
+    C reach the kernel without a copy when they are contiguous in the right dtype (numpy
+    views of the torch buffers), and the results come back as views of the kernel's arrays."""
     from certkit.core._ext import core_ext
 
     if method not in _CODES or not supported(bm):
         return None
-    dt = np.float32 if lo.dtype == torch.float32 else np.float64
-    layers = _arrays(bm, np.dtype(dt))
-    B = lo.shape[0]
-    lo_n = np.ascontiguousarray(lo.detach().reshape(B, -1).numpy(), dtype=dt)
-    hi_n = np.ascontiguousarray(hi.detach().reshape(B, -1).numpy(), dtype=dt)
+    dt = _NP_DTYPE.get(lo.dtype, _NP_DTYPE[torch.float64])
+    layers = _arrays(bm, dt, key)
+    B, n_in = lo.shape[0], bm._compiled_plan[0][2]
+    lo_n = np.ascontiguousarray(lo.detach().reshape(B, n_in).numpy(), dtype=dt)
+    hi_n = np.ascontiguousarray(hi.detach().reshape(B, n_in).numpy(), dtype=dt)
     C_n = np.ascontiguousarray(C.detach().numpy(), dtype=dt)
     low, up = core_ext.bounds.compute(layers, lo_n, hi_n, C_n, _CODES[method])
     return torch.from_numpy(low), torch.from_numpy(up)

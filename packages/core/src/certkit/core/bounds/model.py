@@ -41,16 +41,18 @@ _METHODS = {"ibp": "IBP", "crown": "CROWN", "crown-ibp": "CROWN-IBP", "alpha-cro
 
 
 def margin_spec(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """C (B, K-1, K) with rows e_y - e_j for every j != y: ``C @ logits`` are the margins of
-    the true class; all lower bounds > 0 certify the prediction."""
+    """C (B, K-1, K) with rows e_y - e_j for every j != y (j ascending): ``C @ logits`` are
+    the margins of the true class; all lower bounds > 0 certify the prediction. Built with
+    two scatters into zeros (row j: +1 at y, -1 at j + [j >= y])."""
     y = y.reshape(-1).long()
     B = y.shape[0]
-    eye = torch.eye(num_classes, dtype=dtype, device=y.device)
-    C = eye[y].unsqueeze(1) - eye.unsqueeze(0)  # (B, K, K)
-    others = torch.arange(num_classes, device=y.device).unsqueeze(0).expand(B, -1)
-    keep = others != y.unsqueeze(1)
-    idx = others[keep].reshape(B, num_classes - 1)
-    return C.gather(1, idx.unsqueeze(-1).expand(-1, -1, num_classes))
+    K = num_classes
+    C = torch.zeros(B, K - 1, K, dtype=dtype, device=y.device)
+    yc = y.view(B, 1, 1)
+    j = torch.arange(K - 1, device=y.device).view(1, K - 1, 1)
+    others = j + (j >= yc).long()  # (B, K-1, 1): the classes != y, ascending
+    C.scatter_(2, yc.expand(B, K - 1, 1), 1.0)
+    return C.scatter_(2, others, -1.0)
 
 
 class BoundedModel(nn.Module):
@@ -92,13 +94,25 @@ class BoundedModel(nn.Module):
         """The model's output through the captured graph. (B, *input_shape) → (B, K)."""
         return self.graph.forward(x)[self.graph.output]
 
-    def _check_params(self) -> None:
+    def _param_key(self) -> tuple[tuple[int, int], ...]:
+        """(data_ptr, _version) of every parameter and buffer: changes whenever one is
+        replaced, moved or updated in place. Read from each module's own dicts (the module
+        list is captured once: the graph is fixed at construction), not by a recursive
+        ``named_parameters`` walk per call."""
+        mods = self.__dict__.get("_mods")
+        if mods is None:
+            mods = tuple(self.model.modules())
+            self.__dict__["_mods"] = mods
+        return tuple((t.data_ptr(), t._version) for m in mods for d in (m._parameters, m._buffers)
+                     for t in d.values() if t is not None)
+
+    def _check_params(self) -> tuple[tuple[int, int], ...]:
         # re-checked only when a parameter or buffer changed (in-place updates bump _version)
-        key = tuple((t.data_ptr(), t._version) for t in (*self.model.parameters(), *self.model.buffers()))
-        if getattr(self, "_checked_key", None) == key:
-            return
-        self._check_params_now()
-        self._checked_key = key
+        key = self._param_key()
+        if self.__dict__.get("_checked_key") != key:
+            self._check_params_now()
+            self.__dict__["_checked_key"] = key
+        return key
 
     def _check_params_now(self) -> None:
         for name, p in self.model.named_parameters():
@@ -113,10 +127,12 @@ class BoundedModel(nn.Module):
         if norm == math.inf:
             lo = x - eps
             hi = x + eps
+            # in place into the fresh x ± eps buffers when nothing is traced and no dtype or
+            # shape promotion happens (same values as torch.max / torch.min)
             if x_L is not None:
-                lo = torch.max(lo, x_L)
+                lo = torch.maximum(lo, x_L, out=lo) if _same_layout(lo, x_L) else torch.max(lo, x_L)
             if x_U is not None:
-                hi = torch.min(hi, x_U)
+                hi = torch.minimum(hi, x_U, out=hi) if _same_layout(hi, x_U) else torch.min(hi, x_U)
         else:
             lo, hi = x - eps, x + eps  # the ℓ2 ball lies inside this box
         return lo, hi
@@ -171,7 +187,9 @@ class BoundedModel(nn.Module):
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
         if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:
             raise ValueError(f"x: expected shape (B, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
+        # a finite sum implies finite entries (NaN / inf propagate); the exact check runs
+        # only when the sum is not finite (it may also overflow on finite input)
+        if not math.isfinite(float(x.detach().sum())) and not bool(torch.isfinite(x).all()):
             raise ValueError("x: contains NaN or inf")
         B = x.shape[0]
         eps_t = _check_eps(eps, B, x)
@@ -183,7 +201,7 @@ class BoundedModel(nn.Module):
                     raise ValueError(f"{nm}: shape {tuple(t.shape)} does not match x {tuple(x.shape)}")
                 if norm_v != math.inf:
                     raise ValueError(f"{nm}: domain bounds are only supported with norm=inf")
-        self._check_params()
+        pkey = self._check_params()
         K = self.graph.shapes[self.graph.output]
         if len(K) != 1:
             raise ValueError(f"model: expected a (B, K) output, got per-example shape {K}")
@@ -192,13 +210,15 @@ class BoundedModel(nn.Module):
         # one pass on the box catches every bad domain: a NaN in x_L / x_U propagates into the
         # box (torch.max / min keep NaN), and x_L > x_U anywhere gives lo_box >= x_L > x_U >=
         # hi_box there; the detailed checks (and their messages) run only on failure
-        if not bool((lo_box <= hi_box).all()):
+        # without x_L / x_U the box is never empty (x, eps finite, eps >= 0: x - eps <= x + eps
+        # in any rounding), so the pass runs only when a domain bound is given
+        if (x_L is not None or x_U is not None) and not bool((lo_box <= hi_box).all()):
             self._domain_error(x_L, x_U)
             raise ValueError("x_L, x_U: the perturbation set is empty (x ± eps does not meet [x_L, x_U])")
 
         if self._use_compiled(x, m, norm_v):
             from certkit.core.bounds import compiled
-            res = compiled.compute(self, lo_box, hi_box, Cb, m)
+            res = compiled.compute(self, lo_box, hi_box, Cb, m, key=pkey)
             if res is not None:
                 lo, up = res
                 return (lo if bound_lower else None), (up if bound_upper else None)  # type: ignore[return-value]
@@ -264,7 +284,7 @@ class BoundedModel(nn.Module):
             C = C.unsqueeze(0).expand(B, *C.shape)
         if C.dim() != 3 or C.shape[0] != B or C.shape[2] != K:
             raise ValueError(f"C: expected shape (S, {K}) or ({B}, S, {K}), got {tuple(C.shape)}")
-        if not bool(torch.isfinite(C).all()):
+        if not math.isfinite(float(C.detach().sum())) and not bool(torch.isfinite(C).all()):  # as for x
             raise ValueError("C: contains NaN or inf")
         return C.to(x.dtype)
 
@@ -297,6 +317,14 @@ def _check_norm(norm: float | str) -> float:
     raise ValueError(f"norm: expected inf or 2, got {norm!r}")
 
 
+def _same_layout(a: Tensor, b: Tensor) -> bool:
+    return (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
+            and not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)))
+
+
+_FINITE_MAX = {dt: float(torch.finfo(dt).max) for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+
+
 def _check_eps(eps: float | Tensor, B: int, x: Tensor) -> Tensor:
     if isinstance(eps, torch.Tensor):
         e = eps.to(dtype=x.dtype, device=x.device)
@@ -307,7 +335,12 @@ def _check_eps(eps: float | Tensor, B: int, x: Tensor) -> Tensor:
     else:
         if isinstance(eps, bool) or not isinstance(eps, (int, float)):
             raise TypeError(f"eps: expected a real number, got {type(eps).__name__}")
-        e = torch.full((B,), float(eps), dtype=x.dtype, device=x.device)
+        v, vmax = float(eps), _FINITE_MAX.get(x.dtype)
+        if vmax is not None and not abs(v) <= vmax:  # NaN, inf, or beyond x's dtype
+            raise ValueError(f"eps: expected a finite value, got {eps!r}")
+        e = torch.full((B,), v, dtype=x.dtype, device=x.device)
+        if vmax is not None and v >= 0.0:
+            return e.reshape(B, *([1] * (x.dim() - 1)))  # finite and >= 0 after the cast too
     if not bool(torch.isfinite(e).all()):
         raise ValueError(f"eps: expected a finite value, got {eps!r}")
     if bool((e < 0).any()):
