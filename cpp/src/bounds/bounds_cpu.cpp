@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/openblas_env.h"
 #include "common/parallel.h"
 
 namespace certkit {
@@ -97,19 +98,7 @@ struct Blas {
 inline const Blas& blas_lib() {
   static const Blas lib = [] {
     Blas b;
-    const bool set_core = std::getenv("OPENBLAS_CORETYPE") == nullptr;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (set_core) {
-      __builtin_cpu_init();
-      if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-          __builtin_cpu_supports("avx512cd")) {
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
-      } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        setenv("OPENBLAS_CORETYPE", "Haswell", 0);
-      }
-    }
-#endif
+    const bool set_core = certkit::set_openblas_coretype();
     void* h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (h != nullptr) {
       b.sgemm = reinterpret_cast<Blas::Sgemm>(dlsym(h, "sgemm_"));

@@ -6,6 +6,8 @@
 // full reorthogonalisation and shift-invert (Ericsson & Ruhe 1980).
 #include "spectral/spectral.h"
 
+#include "common/openblas_env.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -84,19 +86,7 @@ Lapack load_lapack() {
   }
   candidates.push_back({"libopenblas.so.0"});
   candidates.push_back({"liblapack.so.3", "libblas.so.3"});
-  const bool set_core = std::getenv("OPENBLAS_CORETYPE") == nullptr;
-  if (set_core) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512cd")) {
-      setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-      setenv("OPENBLAS_CORETYPE", "Haswell", 0);
-    }
-#endif
-  }
+  const bool set_core = certkit::set_openblas_coretype();
   for (const auto& libs : candidates) {
     std::vector<void*> handles;
     for (const auto& lib : libs) {
