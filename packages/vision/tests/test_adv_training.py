@@ -17,12 +17,7 @@ from certkit.vision.models import DigitsCNN, DigitsMLP, train_classifier
 EPS = 0.2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,7 @@ from certkit.vision.attacks.quadattack import topk_success
 from certkit.vision.data import load_digits
 from certkit.vision.models import DigitsCNN, accuracy, train_classifier
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
