@@ -65,6 +65,9 @@ void certkit_bind_spectral(py::module_& m) {
   sm.def("has_lapack", &certkit::spectral::has_lapack,
          "True when a LAPACK was found at build time and loads at run time (loads it on first call)");
   sm.def("lapack_info", &certkit::spectral::lapack_info, "'yes (library, OpenBLAS core)' or 'no (reason)'");
+  sm.def("_set_lanczos_safe_mode", &certkit::spectral::set_lanczos_safe_mode, py::arg("on"),
+         "testing switch: True forces the truncated solver's safe path (shift below the spectrum, "
+         "full reorthogonalisation at every Lanczos step)");
   sm.def("_set_lapack_enabled", &certkit::spectral::set_lapack_enabled, py::arg("on"),
          "testing switch: False forces the own dense / Krylov kernels");
   sm.def(

@@ -226,3 +226,68 @@ def test_bad_input_raises_value_error(call) -> None:  # type: ignore[no-untyped-
 def test_knn_rejects_non_numeric() -> None:
     with pytest.raises(TypeError):
         S.knn(np.array([["a", "b", "c"]] * 4), 1)
+
+
+def _safe_mode(on: bool) -> None:
+    from certkit.core._ext import core_ext
+
+    core_ext.spectral._set_lanczos_safe_mode(on)
+
+
+def _check_pairs(L: sp.csr_matrix, w: np.ndarray, V: np.ndarray) -> None:
+    m = w.size
+    full = np.linalg.eigvalsh(L.toarray())[:m]
+    np.testing.assert_allclose(w, full, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(L @ V, V * w, atol=1e-8)
+    np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-10)
+
+
+def test_truncated_fast_path_equals_safe_path() -> None:
+    # m >= 24: the default run shifts inside the wanted spectrum (indefinite LDL^T) and
+    # reorthogonalises every other step; the safe path shifts below 0 and reorthogonalises
+    # every step. Both must give the same pairs (signs are fixed, eigenvalues simple here).
+    x = _cloud(900, 5)
+    ip, ix, dt = S.laplacian(x, 10)
+    L = sp.csr_matrix((dt, ix, ip), shape=(900, 900))
+    w, V = S.eigsh_csr(ip, ix, dt, 80)
+    _safe_mode(True)
+    try:
+        ws, Vs = S.eigsh_csr(ip, ix, dt, 80)
+    finally:
+        _safe_mode(False)
+    _check_pairs(L, w, V)
+    _check_pairs(L, ws, Vs)
+    np.testing.assert_allclose(w, ws, rtol=1e-9, atol=1e-11)
+    gaps = np.diff(ws)
+    simple = np.r_[gaps[0], np.minimum(gaps[1:], gaps[:-1]), gaps[-1]] > 1e-4
+    np.testing.assert_allclose(V[:, simple], Vs[:, simple], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shape", ["ring", "solid", "gaussian"], ids=["ring-1d", "solid-3d", "gaussian-weights"]
+)
+def test_truncated_interior_shift_when_weyl_guess_is_off(shape: str) -> None:
+    # The first shift guess assumes a surface (lambda_j linear in j). A ring (lambda_j ~ j^2,
+    # every nonzero eigenvalue double) and a solid cube (lambda_j ~ j^(2/3)) put the guess
+    # far off: the inertia count must rescale it (or fall back) and the result stay exact.
+    rng = np.random.default_rng(3)
+    if shape == "ring":
+        n, k, m = 400, 2, 41
+        t = 2 * np.pi * np.arange(n) / n
+        x = np.stack([np.cos(t), np.sin(t), np.zeros(n)], axis=1)
+        kw: dict[str, str] = {}
+    elif shape == "solid":
+        n, k, m = 900, 10, 50
+        x = rng.uniform(-1, 1, size=(n, 3))
+        kw = {}
+    else:
+        n, k, m = 700, 10, 60
+        x = _cloud(n, 9)
+        kw = {"weight": "gaussian"}
+    ip, ix, dt = S.laplacian(x, k, **kw)
+    L = sp.csr_matrix((dt, ix, ip), shape=(n, n))
+    w, V = S.eigsh_csr(ip, ix, dt, m)
+    _check_pairs(L, w, V)
+    if shape == "ring":
+        ref = np.sort(2 - 2 * np.cos(2 * np.pi * np.r_[0, np.repeat(np.arange(1, 21), 2)] / n))
+        np.testing.assert_allclose(w, ref, rtol=1e-9, atol=1e-12)
