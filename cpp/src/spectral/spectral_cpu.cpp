@@ -2,8 +2,9 @@
 // descriptions: k-d tree (Friedman, Bentley, Finkel 1977), Householder tridiagonalisation
 // and implicit QL with Wilkinson shifts (Golub & Van Loan, Matrix Computations, 8.3),
 // inverse iteration on tridiagonals with partial pivoting (as in LAPACK dstein/dlagtf),
-// reverse Cuthill-McKee ordering with envelope Cholesky (George & Liu 1981), Lanczos with
-// full reorthogonalisation and shift-invert (Ericsson & Ruhe 1980).
+// reverse Cuthill-McKee ordering with an envelope LDL^T factor (George & Liu 1981), Lanczos
+// with full reorthogonalisation and shift-invert (Ericsson & Ruhe 1980), incremental
+// distance pruning in the k-d tree search (Arya & Mount 1993).
 #include "spectral/spectral.h"
 
 #include "common/openblas_env.h"
@@ -689,7 +690,7 @@ void fix_sign_row(double* v, int64_t n) {
   }
 }
 
-// ------------------------------------------------- sparse: RCM + envelope Cholesky -----
+// ---------------------------------------------------- sparse: RCM + envelope LDL^T -----
 struct SubCsr {
   int64_t n;
   std::vector<int64_t> indptr, indices;

@@ -8,10 +8,14 @@ Solvers:
 - full basis: LAPACK ``dsyevd`` (divide and conquer) when the core was built with a LAPACK
   (found by CMake, loaded at run time; see :func:`lapack_info`), else our Householder
   tridiagonalisation + implicit QL (Golub & Van Loan, 8.3);
-- truncated basis (first ``m`` pairs): Lanczos with full reorthogonalisation on
-  ``(L + s I)^{-1}`` (shift-invert, Ericsson & Ruhe 1980) through an envelope Cholesky factor
-  in reverse Cuthill-McKee order (BLAS ``dgemv``/``dgemm`` for the Krylov basis when LAPACK
-  is there). It stops when the ``m`` Ritz pairs have relative residual below 1e-10 *and*
+- truncated basis (first ``m`` pairs): Lanczos on ``(L - sigma I)^{-1}`` (shift-invert,
+  Ericsson & Ruhe 1980; for ``m >= 24`` sigma sits near lambda_{0.6 m}, placed by the inertia
+  of its factor) through an envelope LDL^T factor in reverse Cuthill-McKee order, with full
+  reorthogonalisation every other step while the measured loss of orthogonality stays
+  below 1e-10 (BLAS ``dgemv``/``dgemm`` for the Krylov basis when LAPACK is there). Every
+  returned pair's residual ``||L y - lambda y||`` is checked against ``1e-8 ||L||_1``, and a
+  failed check reruns on the safe path (sigma below 0, reorthogonalisation every step).
+  It stops when the ``m`` Ritz pairs have relative residual below 1e-10 *and*
   Sylvester's inertia of ``L - mu I`` (an LDL^T in the same envelope, ``mu`` between the
   m-th and (m+1)-th Ritz values) counts exactly ``m`` eigenvalues below ``mu``, so no
   eigenvalue is skipped; when that cannot be certified (e.g. exactly repeated eigenvalues
