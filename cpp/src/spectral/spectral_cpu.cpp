@@ -1087,7 +1087,9 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Yt, boo
   // Ritz vectors, (n, m) with one vector per column: Yt = Q^T Z^T (permuted order), rows
   // moved back to the original order, columns normalised; then A Yt in one sparse-dense
   // product (rows of length m), Rayleigh quotients and residuals per column.
+  // Per-thread like Q (and, like Q, given back after a call that needed over 32 MiB each).
   thread_local std::vector<double> ybuf, obuf, abuf;
+  Release rel_y{ybuf}, rel_o{obuf}, rel_a{abuf};
   ybuf.resize(static_cast<size_t>(n) * m);
   obuf.resize(static_cast<size_t>(n) * m);
   abuf.resize(static_cast<size_t>(n) * m);
