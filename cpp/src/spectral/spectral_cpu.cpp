@@ -897,7 +897,7 @@ int64_t inertia_below(const SubCsr& A, const std::vector<int64_t>& perm, double 
 // The shift (Ericsson & Ruhe 1980: inside the wanted part of the spectrum): for m >= 24,
 // sigma is placed near lambda_{0.6 m}, so the wanted eigenvalues map to both ends of the
 // spectrum of M^{-1} and converge in ~30 % fewer steps than with sigma just below 0
-// (measured 156 against 200 / 220 steps for m = 100 at 1024 / 2048 points). Its first
+// (measured 162 / 156 against 200 / 220 steps for m = 100 at 1024 / 2048 points). The first
 // guess is the Weyl-law rate of a kNN Laplacian of a surface, lambda_j ~ (tr A / n) d j /
 // (2.6 n) with d the mean off-diagonal count per row; the LDL^T factor of A - sigma I
 // gives the exact count below sigma, and sigma is rescaled until that count is within
@@ -1016,8 +1016,8 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Yt, boo
   bool may_skip = allow_skip, prev_skipped = false;
   const int64_t want = std::min(m + 1, n);  // the (m+1)-th eigenvalue places mu
   int64_t target = std::min(pmax, m + std::max<int64_t>(m / 2, 24));
-  // Convergence is tested every few steps: the first test (the innermost wanted pair alone,
-  // O(p)) is cheap next to a step, and a fine stride stops within ~2 steps of convergence.
+  // Convergence is tested every few steps: the first test (the two innermost wanted pairs
+  // alone, O(p)) is cheap next to a step, and a fine stride stops within ~2 steps of convergence.
   const int64_t stride = std::max<int64_t>(m / 32, 3);
   std::vector<double> dd, ee, theta, Z;
   int64_t p = 0;
@@ -1170,7 +1170,7 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Yt, boo
     for (int64_t j = 0; j < m; ++j) y[j] *= nrm[j];
   }
   // The Krylov basis is orthonormal only to the loss that skipped steps leave (up to
-  // kSkipFail), and the Ritz vectors inherit it, amplified by up to ~sqrt(p). So their Gram
+  // kSkipFail), and each Ritz vector combines up to p such errors. So their Gram
   // matrix G = Yo^T Yo = I + E is formed (n m^2) and, when E is above 1e-13, one first-order
   // Lowdin step Yo <- Yo (I - E / 2) leaves an error of O(|E|^2): V^T V = I to rounding
   // (~1e-15) on every path. An E above 1e-6 means the basis was not semi-orthogonal: rerun.
