@@ -68,6 +68,20 @@ void certkit_bind_spectral(py::module_& m) {
   sm.def("_set_lanczos_safe_mode", &certkit::spectral::set_lanczos_safe_mode, py::arg("on"),
          "testing switch: True forces the truncated solver's safe path (shift below the spectrum, "
          "full reorthogonalisation at every Lanczos step)");
+  sm.def(
+      "_set_factor_mode",
+      [](const std::string& mode) {
+        if (mode == "auto")
+          certkit::spectral::set_factor_mode(0);
+        else if (mode == "envelope")
+          certkit::spectral::set_factor_mode(1);
+        else if (mode == "supernodal")
+          certkit::spectral::set_factor_mode(2);
+        else
+          throw py::value_error("mode: expected 'auto', 'envelope' or 'supernodal'");
+      },
+      py::arg("mode"),
+      "testing switch: the truncated solver's factor ('auto' picks by envelope size)");
   sm.def("_set_lapack_enabled", &certkit::spectral::set_lapack_enabled, py::arg("on"),
          "testing switch: False forces the own dense / Krylov kernels");
   sm.def(

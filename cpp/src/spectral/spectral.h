@@ -50,6 +50,12 @@ int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V);
 // fast run also falls back to: shift below the spectrum, reorthogonalisation every step.
 void set_lanczos_safe_mode(bool on);
 
+// Factor used by the truncated solver's shift-invert solves and inertia counts (tests
+// compare them): 0 = by size (the RCM envelope factor, or nested dissection + supernodal
+// multifrontal when the envelope would exceed 1.25 MiB), 1 = always envelope, 2 = always
+// supernodal.
+void set_factor_mode(int mode);
+
 // Fixes signs column-wise (see file comment). V (n, m) row-major.
 void fix_signs(double* V, int64_t n, int64_t m);
 

@@ -74,8 +74,18 @@ def test_dense_lapack_equals_own_and_numpy(n: int) -> None:
 
 
 @needs_lapack
+@pytest.mark.parametrize("factor", ["envelope", "supernodal"])
 @pytest.mark.parametrize("normalized", [False, True])
-def test_truncated_blas_kernels_equal_own(normalized: bool) -> None:
+def test_truncated_blas_kernels_equal_own(normalized: bool, factor: str) -> None:
+    # "supernodal": the frontal update matrices use BLAS dgemm or the own loops
+    core_ext.spectral._set_factor_mode(factor)
+    try:
+        _truncated_blas_kernels_equal_own(normalized)
+    finally:
+        core_ext.spectral._set_factor_mode("auto")
+
+
+def _truncated_blas_kernels_equal_own(normalized: bool) -> None:
     x = _cloud(500, 3)
     ip, ix, dt = S.laplacian(x, 8, normalized=normalized)
     (w1, V1), (w2, V2) = _both(lambda: S.eigsh_csr(ip, ix, dt, 40))

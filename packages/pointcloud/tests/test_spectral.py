@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -16,6 +18,19 @@ def _cloud(n: int, seed: int = 0) -> np.ndarray:
     x = rng.normal(size=(n, 3))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x * (1 + 0.1 * rng.random((n, 1)))
+
+
+@pytest.fixture(params=["envelope", "supernodal"])
+def factor_mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a truncated-solver test with each factor of the shift-invert solves: the RCM
+    envelope LDL^T and the nested-dissection supernodal one (auto picks by size)."""
+    from certkit.core._ext import core_ext
+
+    core_ext.spectral._set_factor_mode(request.param)
+    try:
+        yield request.param
+    finally:
+        core_ext.spectral._set_factor_mode("auto")
 
 
 def _naive_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +120,7 @@ def test_dense_eigh_repeated_and_diagonal() -> None:
 
 @pytest.mark.parametrize("normalized", [False, True])
 @pytest.mark.parametrize("n,m", [(200, 10), (600, 60)])
-def test_truncated_matches_scipy(n: int, m: int, normalized: bool) -> None:
+def test_truncated_matches_scipy(n: int, m: int, normalized: bool, factor_mode: str) -> None:
     x = _cloud(n, 7)
     ip, ix, dt = S.laplacian(x, 10, normalized=normalized)
     L = sp.csr_matrix((dt, ix, ip), shape=(n, n))
@@ -118,7 +133,7 @@ def test_truncated_matches_scipy(n: int, m: int, normalized: bool) -> None:
     np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-12)
 
 
-def test_truncated_disconnected_graph_keeps_multiplicity_of_zero() -> None:
+def test_truncated_disconnected_graph_keeps_multiplicity_of_zero(factor_mode: str) -> None:
     parts = [_cloud(150, s) + 10 * s for s in range(3)]
     x = np.concatenate(parts)
     w, _V = S.graph_basis(x, 5, 8)
@@ -128,7 +143,7 @@ def test_truncated_disconnected_graph_keeps_multiplicity_of_zero() -> None:
     np.testing.assert_allclose(w, full, atol=1e-9)
 
 
-def test_truncated_finds_exactly_repeated_eigenvalues() -> None:
+def test_truncated_finds_exactly_repeated_eigenvalues(factor_mode: str) -> None:
     # A ring graph (each point's 2 nearest neighbours are its ring neighbours): every nonzero
     # eigenvalue 2 - 2 cos(2 pi j / n) is double, which one Krylov space cannot resolve. The
     # inertia check must notice and still return both copies.
@@ -144,7 +159,7 @@ def test_truncated_finds_exactly_repeated_eigenvalues() -> None:
     np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-12)
 
 
-def test_truncated_many_pairs_point_cloud_matches_dense() -> None:
+def test_truncated_many_pairs_point_cloud_matches_dense(factor_mode: str) -> None:
     x = _cloud(700, 11)
     ip, ix, dt = S.laplacian(x, 10)
     w, V = S.eigsh_csr(ip, ix, dt, 100)
@@ -242,7 +257,7 @@ def _check_pairs(L: sp.csr_matrix, w: np.ndarray, V: np.ndarray) -> None:
     np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-12)
 
 
-def test_truncated_fast_path_equals_safe_path() -> None:
+def test_truncated_fast_path_equals_safe_path(factor_mode: str) -> None:
     # m >= 24: the default run shifts inside the wanted spectrum (indefinite LDL^T) and
     # reorthogonalises every other step; the safe path shifts below 0 and reorthogonalises
     # every step. Both must give the same pairs (signs are fixed, eigenvalues simple here).
@@ -266,7 +281,7 @@ def test_truncated_fast_path_equals_safe_path() -> None:
 @pytest.mark.parametrize(
     "shape", ["ring", "solid", "gaussian"], ids=["ring-1d", "solid-3d", "gaussian-weights"]
 )
-def test_truncated_interior_shift_when_weyl_guess_is_off(shape: str) -> None:
+def test_truncated_interior_shift_when_weyl_guess_is_off(shape: str, factor_mode: str) -> None:
     # The first shift guess assumes a surface (lambda_j linear in j). A ring (lambda_j ~ j^2,
     # every nonzero eigenvalue double) and a solid cube (lambda_j ~ j^(2/3)) put the guess
     # far off: the inertia count must rescale it (or fall back) and the result stay exact.
@@ -291,3 +306,32 @@ def test_truncated_interior_shift_when_weyl_guess_is_off(shape: str) -> None:
     if shape == "ring":
         ref = np.sort(2 - 2 * np.cos(2 * np.pi * np.r_[0, np.repeat(np.arange(1, 21), 2)] / n))
         np.testing.assert_allclose(w, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_truncated_large_cloud_auto_factor_matches_dense() -> None:
+    # 2048 points, k = 10: the RCM envelope (~190k entries) exceeds the cache threshold, so
+    # "auto" runs on the nested-dissection supernodal factor; it must agree with the
+    # envelope factor and with a dense solver.
+    from certkit.core._ext import core_ext
+
+    x = _cloud(2048, 3)
+    ip, ix, dt = S.laplacian(x, 10)
+    L = sp.csr_matrix((dt, ix, ip), shape=(2048, 2048))
+    w, V = S.eigsh_csr(ip, ix, dt, 100)
+    _check_pairs(L, w, V)
+    core_ext.spectral._set_factor_mode("envelope")
+    try:
+        we, Ve = S.eigsh_csr(ip, ix, dt, 100)
+    finally:
+        core_ext.spectral._set_factor_mode("auto")
+    np.testing.assert_allclose(w, we, rtol=1e-10, atol=1e-12)
+    gaps = np.diff(we)
+    simple = np.r_[gaps[0], np.minimum(gaps[1:], gaps[:-1]), gaps[-1]] > 1e-4
+    np.testing.assert_allclose(V[:, simple], Ve[:, simple], atol=1e-6)
+
+
+def test_factor_mode_switch_rejects_unknown_mode() -> None:
+    from certkit.core._ext import core_ext
+
+    with pytest.raises(ValueError, match="mode"):
+        core_ext.spectral._set_factor_mode("cholmod")
