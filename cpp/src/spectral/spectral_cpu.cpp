@@ -885,8 +885,8 @@ struct EnvLdl {
 class NdOrderer {
  public:
   NdOrderer(const SubCsr& A, int64_t leaf)
-      : ip_(A.indptr.data()), ix_(A.indices.data()), n_(A.n), leaf_(leaf), mark_(A.n, -1), seen_(A.n, -1),
-        level_(A.n, 0), queue_(A.n) {}
+      : ip_(A.indptr.data()), ix_(A.indices.data()), n_(A.n), leaf_(leaf), mark_(A.n, -1), level_(A.n, 0),
+        queue_(A.n + 1) {}  // + 1: the BFS writes one slot past the last vertex queued
   std::vector<int64_t> run() {
     order_.reserve(static_cast<size_t>(n_));
     std::vector<int64_t> all(static_cast<size_t>(n_));
@@ -898,44 +898,45 @@ class NdOrderer {
  private:
   const int64_t* ip_;
   const int64_t* ix_;
-  int64_t n_, leaf_, stamp_ = 0, next_id_ = 0, qn_ = 0;
-  std::vector<int64_t> mark_, seen_, level_, queue_, order_;
+  int64_t n_, leaf_, next_id_ = 0, qn_ = 0;
+  std::vector<int64_t> mark_, level_, queue_, order_;
 
   // BFS over the vertices marked `id`, from s: queue_[0..qn_) in visit order, level_ set.
-  // Returns the largest level.
+  // Returns the largest level. Visited vertices are marked kVisited meanwhile (one random
+  // access per edge), then marked `id` again.
+  static constexpr int64_t kVisited = std::numeric_limits<int64_t>::min();
   int64_t bfs(int64_t s, int64_t id) {
-    const int64_t st = ++stamp_;
     int64_t* q = queue_.data();
     int64_t* lv = level_.data();
-    int64_t* sn = seen_.data();
-    const int64_t* mk = mark_.data();
-    int64_t qn = 0, ml = 0;
+    int64_t* mk = mark_.data();
+    int64_t qn = 0;
     q[qn++] = s;
-    sn[s] = st;
+    mk[s] = kVisited;
     lv[s] = 0;
+    // Branch-free inner loop: whether a neighbour is new is a coin flip to the branch
+    // predictor.
     for (int64_t h = 0; h < qn; ++h) {
       const int64_t u = q[h];
       const int64_t lu = lv[u] + 1;
       for (int64_t t = ip_[u]; t < ip_[u + 1]; ++t) {
         const int64_t v = ix_[t];
-        if (mk[v] == id && sn[v] != st) {
-          sn[v] = st;
-          lv[v] = lu;
-          ml = lu;
-          q[qn++] = v;
-        }
+        const bool fresh = mk[v] == id;
+        mk[v] = fresh ? kVisited : mk[v];
+        lv[v] = fresh ? lu : lv[v];
+        q[qn] = v;
+        qn += fresh;
       }
     }
+    for (int64_t h = 0; h < qn; ++h) mk[q[h]] = id;
     qn_ = qn;
-    return ml;
+    return lv[q[qn - 1]];
   }
 
   void split(const std::vector<int64_t>& S) {
     const int64_t id = next_id_++;
     const int64_t N = static_cast<int64_t>(S.size());
     for (int64_t v : S) mark_[v] = id;
-    int64_t s = S[0];
-    int64_t ml = bfs(s, id);
+    int64_t ml = bfs(S[0], id);
     if (qn_ < N) {  // not connected: each component on its own
       std::vector<std::vector<int64_t>> comps;
       const int64_t done = -2 - id;
@@ -951,18 +952,9 @@ class NdOrderer {
       for (const auto& c : comps) split(c);
       return;
     }
-    // Pseudo-peripheral root: restart from the last vertex reached while that deepens the
-    // structure (two restarts at most; more did not shrink the factor on kNN graphs).
-    for (int rep = 0; rep < 2; ++rep) {
-      const int64_t last = queue_[qn_ - 1];
-      const int64_t m2 = bfs(last, id);
-      if (m2 <= ml) {
-        bfs(s, id);
-        break;
-      }
-      s = last;
-      ml = m2;
-    }
+    // Root: the last vertex the first BFS reached (a pseudo-peripheral vertex after one
+    // restart; more restarts did not shrink the factor of kNN graphs).
+    ml = bfs(queue_[qn_ - 1], id);
     if (N <= leaf_ || ml < 2) {
       for (int64_t h = qn_ - 1; h >= 0; --h) order_.push_back(queue_[h]);
       for (int64_t v : S) mark_[v] = -1;
@@ -1101,7 +1093,7 @@ struct SnSymbolic {
     std::vector<int64_t> sparent(ns, -1);
     for (int64_t s = 0; s < ns; ++s) {
       const int64_t w = sfirst[s + 1] - sfirst[s], r = rptr[s + 1] - rptr[s];
-      lptr[s + 1] = lptr[s] + 2 * w * w + w * r;  // T (w x w), T^T (w x w), B (r x w)
+      lptr[s + 1] = lptr[s] + w * (w - 1) + w * r;  // packed L_JJ by columns and by rows, B (r x w)
       maxfront = std::max(maxfront, w + r);
       if (r > 0) {
         sparent[s] = sup[rows[rptr[s]]];
@@ -1245,13 +1237,14 @@ struct SnLdl {
         maxl = std::max(maxl, ml);
       }
       // store T, T^T and B
-      double* T = Lx.data() + S.lptr[s];
-      double* Tt = T + w * w;
-      double* B = Tt + w * w;
+      double* T = Lx.data() + S.lptr[s];  // column j: rows j+1..w-1
+      double* Tt = T + w * (w - 1) / 2;     // row i: columns 0..i-1 (rows 1..w-1)
+      double* B = Tt + w * (w - 1) / 2;
       for (int64_t j = 0; j < w; ++j) {
         const double* Fj = Fm + j * nf;
-        std::memcpy(T + j * w + j, Fj + j, sizeof(double) * static_cast<size_t>(w - j));
-        for (int64_t i = j + 1; i < w; ++i) Tt[i * w + j] = Fj[i];
+        std::memcpy(T, Fj + j + 1, sizeof(double) * static_cast<size_t>(w - 1 - j));
+        T += w - 1 - j;
+        for (int64_t i = j + 1; i < w; ++i) Tt[i * (i - 1) / 2 + j] = Fj[i];
         std::memcpy(B + j * r, Fj + w, sizeof(double) * static_cast<size_t>(r));
       }
       if (r == 0) continue;
@@ -1298,11 +1291,12 @@ struct SnLdl {
     for (int64_t s = 0; s < S.ns; ++s) {
       const int64_t f = S.sfirst[s], w = S.sfirst[s + 1] - f, r = S.rptr[s + 1] - S.rptr[s];
       const double* T = Lx.data() + S.lptr[s];
-      const double* B = T + 2 * w * w;
+      const double* B = T + w * (w - 1);
       double* __restrict xs = x + f;
       for (int64_t j = 0; j + 1 < w; ++j) {
         const double xj = xs[j];
-        const double* __restrict tj = T + j * w;
+        const double* __restrict tj = T - (j + 1);  // packed column j
+        T += w - 1 - j;
 #pragma omp simd
         for (int64_t i = j + 1; i < w; ++i) xs[i] -= tj[i] * xj;
       }
@@ -1333,8 +1327,8 @@ struct SnLdl {
     for (int64_t i = 0; i < S.n; ++i) x[i] *= id[i];
     for (int64_t s = S.ns - 1; s >= 0; --s) {
       const int64_t f = S.sfirst[s], w = S.sfirst[s + 1] - f, r = S.rptr[s + 1] - S.rptr[s];
-      const double* Tt = Lx.data() + S.lptr[s] + w * w;
-      const double* B = Tt + w * w;
+      const double* Tt = Lx.data() + S.lptr[s] + w * (w - 1) / 2;
+      const double* B = Tt + w * (w - 1) / 2;
       double* __restrict xs = x + f;
       if (r > 0) {
         // x_J -= B^T x_R, four columns at a time
@@ -1365,7 +1359,7 @@ struct SnLdl {
       // x_J = T^{-T} x_J, by rows of T (columns of T^T): axpy form
       for (int64_t j = w - 1; j > 0; --j) {
         const double xj = xs[j];
-        const double* __restrict tr = Tt + j * w;
+        const double* __restrict tr = Tt + j * (j - 1) / 2;  // packed row j
 #pragma omp simd
         for (int64_t i = 0; i < j; ++i) xs[i] -= tr[i] * xj;
       }

@@ -335,3 +335,49 @@ def test_factor_mode_switch_rejects_unknown_mode() -> None:
 
     with pytest.raises(ValueError, match="mode"):
         core_ext.spectral._set_factor_mode("cholmod")
+
+
+def _graph_laplacian(kind: str) -> sp.csr_matrix:
+    rng = np.random.default_rng(4)
+    if kind == "erdos-renyi":  # sparse random weights: several components, isolated vertices
+        n = 500
+        A = sp.random(
+            n, n, density=3.0 / n, random_state=4, data_rvs=lambda k: rng.uniform(0.1, 2, k)
+        )
+    elif kind == "star":  # one hub: eigenvalue 1 with multiplicity n - 2
+        n = 300
+        A = sp.coo_matrix((np.ones(n - 1), (np.zeros(n - 1, int), np.arange(1, n))), shape=(n, n))
+    elif kind == "path":
+        n = 300
+        A = sp.diags([np.ones(n - 1)], [1], shape=(n, n))
+    elif kind == "grid":  # a 2-D mesh, where nested dissection is at its best
+        g = 24
+        idx = np.arange(g * g).reshape(g, g)
+        r = np.r_[idx[:, :-1].ravel(), idx[:-1, :].ravel()]
+        c = np.r_[idx[:, 1:].ravel(), idx[1:, :].ravel()]
+        A = sp.coo_matrix((np.ones(r.size), (r, c)), shape=(g * g, g * g))
+    else:  # dense weighted graph: one big front
+        A = sp.csr_matrix(np.triu(rng.uniform(0, 1, (120, 120)), 1))
+    A = sp.csr_matrix(A)
+    A = A.maximum(A.T)
+    A.setdiag(0)
+    A.eliminate_zeros()
+    return sp.csr_matrix(sp.diags(np.asarray(A.sum(1)).ravel()) - A)
+
+
+@pytest.mark.parametrize("kind", ["erdos-renyi", "star", "path", "grid", "dense"])
+def test_truncated_unusual_graphs_match_dense(kind: str, factor_mode: str) -> None:
+    # Graphs unlike kNN clouds (the orderings' separators, supernodes and pivots differ a
+    # lot): both factors must still give the dense solver's pairs.
+    L = _graph_laplacian(kind)
+    L.sort_indices()
+    n = L.shape[0]
+    for m in (5, 40):
+        w, V = S.eigsh_csr(
+            L.indptr.astype(np.int64), L.indices.astype(np.int64), L.data.astype(np.float64), m
+        )
+        full = np.linalg.eigvalsh(L.toarray())[:m]
+        np.testing.assert_allclose(w, full, rtol=1e-9, atol=1e-9 * max(1.0, full[-1]))
+        np.testing.assert_allclose(L @ V, V * w, atol=1e-7)
+        np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-12)
+        assert V.shape == (n, m)
