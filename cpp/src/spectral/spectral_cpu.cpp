@@ -4,7 +4,9 @@
 // inverse iteration on tridiagonals with partial pivoting (as in LAPACK dstein/dlagtf),
 // reverse Cuthill-McKee ordering with an envelope LDL^T factor (George & Liu 1981), Lanczos
 // with full reorthogonalisation and shift-invert (Ericsson & Ruhe 1980), incremental
-// distance pruning in the k-d tree search (Arya & Mount 1993).
+// distance pruning in the k-d tree search (Arya & Mount 1993), nested dissection (George
+// 1973) with a supernodal multifrontal LDL^T (Duff & Reid 1983; elimination trees, Liu
+// 1986; relaxed supernodes, Ashcraft & Grimes 1989).
 #include "spectral/spectral.h"
 
 #include "common/openblas_env.h"
@@ -871,8 +873,8 @@ struct EnvLdl {
 // For large kNN graphs the RCM envelope factor outgrows the core's L2 cache (at 2048
 // surface points it holds ~190k entries, 1.5 MB), and every shift-invert solve then
 // streams it from L3 twice. Nested dissection (George 1973; separators from BFS level
-// structures as in George & Liu 1978) gives a factor of ~95k entries there; it is stored
-// and computed by supernodes (columns with a common row structure, relaxed as in Ashcraft &
+// structures as in George & Liu 1978) gives a factor of ~83k nonzeros there (~115k stored,
+// with the relaxed supernodes' explicit zeros); it is stored and computed by supernodes (columns with a common row structure, relaxed as in Ashcraft &
 // Grimes 1989) with the multifrontal method (Duff & Reid 1983): dense frontal matrices,
 // dense kernels, and solves that touch each stored entry once per sweep.
 // lanczos_component picks this factor when the envelope would exceed kEnvelopeCacheEntries.
@@ -1093,7 +1095,7 @@ struct SnSymbolic {
     std::vector<int64_t> sparent(ns, -1);
     for (int64_t s = 0; s < ns; ++s) {
       const int64_t w = sfirst[s + 1] - sfirst[s], r = rptr[s + 1] - rptr[s];
-      lptr[s + 1] = lptr[s] + w * (w - 1) + w * r;  // packed L_JJ by columns and by rows, B (r x w)
+      lptr[s + 1] = lptr[s] + w * (w + r);  // G = [L_JJ^-1; -L_RJ L_JJ^-1], (w + r) x w
       maxfront = std::max(maxfront, w + r);
       if (r > 0) {
         sparent[s] = sup[rows[rptr[s]]];
@@ -1236,49 +1238,60 @@ struct SnLdl {
         }
         maxl = std::max(maxl, ml);
       }
-      // store T, T^T and B
-      double* T = Lx.data() + S.lptr[s];  // column j: rows j+1..w-1
-      double* Tt = T + w * (w - 1) / 2;     // row i: columns 0..i-1 (rows 1..w-1)
-      double* B = Tt + w * (w - 1) / 2;
-      for (int64_t j = 0; j < w; ++j) {
-        const double* Fj = Fm + j * nf;
-        std::memcpy(T, Fj + j + 1, sizeof(double) * static_cast<size_t>(w - 1 - j));
-        T += w - 1 - j;
-        for (int64_t i = j + 1; i < w; ++i) Tt[i * (i - 1) / 2 + j] = Fj[i];
-        std::memcpy(B + j * r, Fj + w, sizeof(double) * static_cast<size_t>(r));
-      }
-      if (r == 0) continue;
-      // U = F_RR - (L_RJ D_J) L_RJ^T, lower triangle, pushed on the stack
-      double* U = ustack.data() + top;
-      for (int64_t b = 0; b < r; ++b)
-        std::memcpy(U + b * r + b, Fm + (w + b) * nf + w + b, sizeof(double) * static_cast<size_t>(r - b));
-      TD.resize(static_cast<size_t>(r * w));
-      for (int64_t j = 0; j < w; ++j) {
-        const double dj = Fm[j * nf + j];
-        const double* Bj = B + j * r;
-        double* Dj = TD.data() + j * r;
+      if (r > 0) {
+        // U = F_RR - (L_RJ D_J) L_RJ^T, lower triangle, pushed on the stack
+        double* U = ustack.data() + top;
+        for (int64_t b = 0; b < r; ++b)
+          std::memcpy(U + b * r + b, Fm + (w + b) * nf + w + b, sizeof(double) * static_cast<size_t>(r - b));
+        TD.resize(static_cast<size_t>(r * w));
+        for (int64_t j = 0; j < w; ++j) {
+          const double dj = Fm[j * nf + j];
+          const double* Lj = Fm + j * nf + w;
+          double* Dj = TD.data() + j * r;
 #pragma omp simd
-        for (int64_t a = 0; a < r; ++a) Dj[a] = Bj[a] * dj;
-      }
-      const Lapack* lp = lapack();
-      if (lp && r * w >= 256 && fits_int(r) && fits_int(w)) {
-        const int rr = static_cast<int>(r), ww = static_cast<int>(w);
-        const double am = -1.0, b1 = 1.0;
-        lp->dgemm("N", "T", &rr, &rr, &ww, &am, TD.data(), &rr, B, &rr, &b1, U, &rr);
-      } else {
-        for (int64_t b = 0; b < r; ++b) {
-          double* __restrict Ub = U + b * r;
-          for (int64_t j = 0; j < w; ++j) {
-            const double lbj = B[j * r + b];
-            const double* __restrict Dj = TD.data() + j * r;
+          for (int64_t a = 0; a < r; ++a) Dj[a] = Lj[a] * dj;
+        }
+        const Lapack* lp = lapack();
+        if (lp && r * w >= 256 && fits_int(r) && fits_int(w) && fits_int(nf)) {
+          const int rr = static_cast<int>(r), ww = static_cast<int>(w), ldf = static_cast<int>(nf);
+          const double am = -1.0, b1 = 1.0;
+          lp->dgemm("N", "T", &rr, &rr, &ww, &am, TD.data(), &rr, Fm + w, &ldf, &b1, U, &rr);
+        } else {
+          for (int64_t b = 0; b < r; ++b) {
+            double* __restrict Ub = U + b * r;
+            for (int64_t j = 0; j < w; ++j) {
+              const double lbj = Fm[j * nf + w + b];
+              const double* __restrict Dj = TD.data() + j * r;
 #pragma omp simd
-            for (int64_t a = b; a < r; ++a) Ub[a] -= Dj[a] * lbj;
+              for (int64_t a = b; a < r; ++a) Ub[a] -= Dj[a] * lbj;
+            }
           }
         }
+        ustack_sn.push_back(s);
+        ustack_at.push_back(top);
+        top += r * r;
       }
-      ustack_sn.push_back(s);
-      ustack_at.push_back(top);
-      top += r * r;
+      // G = [I; -L_RJ] L_JJ^{-1}, by columns from the last: G_j = Y_j - sum_{k>j} G_k L_kj.
+      // With it each solve sweep is one dense product per supernode, without the
+      // dependency chain of a triangular substitution. Its largest entry joins max_l (an
+      // exploding inverse makes the caller fall back like a large L entry does).
+      double* G = Lx.data() + S.lptr[s];
+      double mg = 0;
+      for (int64_t j = w - 1; j >= 0; --j) {
+        double* __restrict Gj = G + j * nf;
+        const double* Fj = Fm + j * nf;
+        for (int64_t i = 0; i < w; ++i) Gj[i] = i == j ? 1.0 : 0.0;
+        for (int64_t a = w; a < nf; ++a) Gj[a] = -Fj[a];
+        for (int64_t k = j + 1; k < w; ++k) {
+          const double lkj = Fj[k];
+          const double* __restrict Gk = G + k * nf;
+#pragma omp simd
+          for (int64_t i = k; i < nf; ++i) Gj[i] -= Gk[i] * lkj;
+        }
+#pragma omp simd reduction(max : mg)
+        for (int64_t i = j + 1; i < nf; ++i) mg = std::max(mg, std::fabs(Gj[i]));
+      }
+      maxl = std::max(maxl, mg);
     }
     neg = nneg;
     min_pivot = minp;
@@ -1286,83 +1299,66 @@ struct SnLdl {
   }
 
   // x <- (P (A + shift I) P^T)^{-1} x in the permuted order: L y = x, D z = y, L^T x = z.
+  // Forward, per supernode: u = G x_J, then x_J = u_J and x_R += u_R. Backward:
+  // x_J = G^T [x_J; x_R]. G (nf x w) is read four columns at a time.
   void solve(double* x) const {
-    double* __restrict t = tbuf.data();
+    double* __restrict u = tbuf.data();
     for (int64_t s = 0; s < S.ns; ++s) {
-      const int64_t f = S.sfirst[s], w = S.sfirst[s + 1] - f, r = S.rptr[s + 1] - S.rptr[s];
-      const double* T = Lx.data() + S.lptr[s];
-      const double* B = T + w * (w - 1);
+      const int64_t f = S.sfirst[s], w = S.sfirst[s + 1] - f, r = S.rptr[s + 1] - S.rptr[s], nf = w + r;
+      const double* G = Lx.data() + S.lptr[s];
       double* __restrict xs = x + f;
-      for (int64_t j = 0; j + 1 < w; ++j) {
-        const double xj = xs[j];
-        const double* __restrict tj = T - (j + 1);  // packed column j
-        T += w - 1 - j;
-#pragma omp simd
-        for (int64_t i = j + 1; i < w; ++i) xs[i] -= tj[i] * xj;
-      }
-      if (r == 0) continue;
-      // t = B x_J, four columns at a time; then x_R -= t
       int64_t j = 0;
-      std::fill(t, t + r, 0.0);
+      std::fill(u, u + nf, 0.0);
       for (; j + 4 <= w; j += 4) {
         const double x0 = xs[j], x1 = xs[j + 1], x2 = xs[j + 2], x3 = xs[j + 3];
-        const double* __restrict b0 = B + j * r;
-        const double* __restrict b1 = b0 + r;
-        const double* __restrict b2 = b1 + r;
-        const double* __restrict b3 = b2 + r;
+        const double* __restrict g0 = G + j * nf;
+        const double* __restrict g1 = g0 + nf;
+        const double* __restrict g2 = g1 + nf;
+        const double* __restrict g3 = g2 + nf;
 #pragma omp simd
-        for (int64_t a = 0; a < r; ++a) t[a] += (b0[a] * x0 + b1[a] * x1) + (b2[a] * x2 + b3[a] * x3);
+        for (int64_t a = 0; a < nf; ++a) u[a] += (g0[a] * x0 + g1[a] * x1) + (g2[a] * x2 + g3[a] * x3);
       }
       for (; j < w; ++j) {
         const double x0 = xs[j];
-        const double* __restrict b0 = B + j * r;
+        const double* __restrict g0 = G + j * nf;
 #pragma omp simd
-        for (int64_t a = 0; a < r; ++a) t[a] += b0[a] * x0;
+        for (int64_t a = 0; a < nf; ++a) u[a] += g0[a] * x0;
       }
+      std::memcpy(xs, u, sizeof(double) * static_cast<size_t>(w));
       const int64_t* R = S.rows.data() + S.rptr[s];
-      for (int64_t a = 0; a < r; ++a) x[R[a]] -= t[a];
+      for (int64_t a = 0; a < r; ++a) x[R[a]] += u[w + a];
     }
     const double* __restrict id = inv_d.data();
 #pragma omp simd
     for (int64_t i = 0; i < S.n; ++i) x[i] *= id[i];
     for (int64_t s = S.ns - 1; s >= 0; --s) {
-      const int64_t f = S.sfirst[s], w = S.sfirst[s + 1] - f, r = S.rptr[s + 1] - S.rptr[s];
-      const double* Tt = Lx.data() + S.lptr[s] + w * (w - 1) / 2;
-      const double* B = Tt + w * (w - 1) / 2;
+      const int64_t f = S.sfirst[s], w = S.sfirst[s + 1] - f, r = S.rptr[s + 1] - S.rptr[s], nf = w + r;
+      const double* G = Lx.data() + S.lptr[s];
       double* __restrict xs = x + f;
-      if (r > 0) {
-        // x_J -= B^T x_R, four columns at a time
-        const int64_t* R = S.rows.data() + S.rptr[s];
-        for (int64_t a = 0; a < r; ++a) t[a] = x[R[a]];
-        int64_t j = 0;
-        for (; j + 4 <= w; j += 4) {
-          const double* __restrict b0 = B + j * r;
-          const double* __restrict b1 = b0 + r;
-          const double* __restrict b2 = b1 + r;
-          const double* __restrict b3 = b2 + r;
-          double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      const int64_t* R = S.rows.data() + S.rptr[s];
+      std::memcpy(u, xs, sizeof(double) * static_cast<size_t>(w));
+      for (int64_t a = 0; a < r; ++a) u[w + a] = x[R[a]];
+      int64_t j = 0;
+      for (; j + 4 <= w; j += 4) {
+        const double* __restrict g0 = G + j * nf;
+        const double* __restrict g1 = g0 + nf;
+        const double* __restrict g2 = g1 + nf;
+        const double* __restrict g3 = g2 + nf;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
-          for (int64_t a = 0; a < r; ++a) {
-            const double ta = t[a];
-            s0 += b0[a] * ta;
-            s1 += b1[a] * ta;
-            s2 += b2[a] * ta;
-            s3 += b3[a] * ta;
-          }
-          xs[j] -= s0;
-          xs[j + 1] -= s1;
-          xs[j + 2] -= s2;
-          xs[j + 3] -= s3;
+        for (int64_t a = 0; a < nf; ++a) {
+          const double ua = u[a];
+          s0 += g0[a] * ua;
+          s1 += g1[a] * ua;
+          s2 += g2[a] * ua;
+          s3 += g3[a] * ua;
         }
-        for (; j < w; ++j) xs[j] -= dot4(B + j * r, t, r);
+        xs[j] = s0;
+        xs[j + 1] = s1;
+        xs[j + 2] = s2;
+        xs[j + 3] = s3;
       }
-      // x_J = T^{-T} x_J, by rows of T (columns of T^T): axpy form
-      for (int64_t j = w - 1; j > 0; --j) {
-        const double xj = xs[j];
-        const double* __restrict tr = Tt + j * (j - 1) / 2;  // packed row j
-#pragma omp simd
-        for (int64_t i = 0; i < j; ++i) xs[i] -= tr[i] * xj;
-      }
+      for (; j < w; ++j) xs[j] = dot4(G + j * nf, u, nf);
     }
   }
 
@@ -1386,11 +1382,12 @@ int64_t envelope_entries(const SubCsr& A, const std::vector<int64_t>& perm) {
   return total;
 }
 
-// Above this many envelope entries (1.25 MiB of doubles: the envelope factor no longer
-// stays in a 2 MiB L2 cache between solves) the supernodal factor is used. Measured on 34
-// kNN Laplacians (1024 / 2048 points, m = 100): with envelopes of 167k-226k entries the
-// supernodal run took 0.79-0.98 of the envelope run's time; below 152k entries, 0.96-1.15.
-constexpr int64_t kEnvelopeCacheEntries = int64_t{5} << 15;
+// Above this many envelope entries (768 KiB of doubles) the supernodal factor is used.
+// Measured (CPU time of the whole truncated solve, m = 100, best of 5-11 interleaved runs)
+// on 34 kNN Laplacians of 8 shapes: with RCM envelopes of 142k-226k entries (2048 points)
+// the supernodal run took 0.72-0.97 of the envelope run's time (mean 0.85); with 49k-76k
+// entries (1024 points) 0.93-1.10 (mean 1.00), where the envelope factor stays in L2.
+constexpr int64_t kEnvelopeCacheEntries = int64_t{3} << 15;
 std::atomic<int> g_factor_mode{0};  // 0 by size, 1 envelope, 2 supernodal (tests)
 
 // The factor of P (A + shift I) P^T that the Lanczos run and the inertia counts use: the
