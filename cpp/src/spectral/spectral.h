@@ -52,7 +52,7 @@ void set_lanczos_safe_mode(bool on);
 
 // Factor used by the truncated solver's shift-invert solves and inertia counts (tests
 // compare them): 0 = by size (the RCM envelope factor, or nested dissection + supernodal
-// multifrontal when the envelope would exceed 768 KiB), 1 = always envelope, 2 = always
+// multifrontal when the envelope would exceed 384 KiB), 1 = always envelope, 2 = always
 // supernodal.
 void set_factor_mode(int mode);
 

@@ -496,8 +496,11 @@ void tql(double* d, double* e, int64_t n, double* Zt, int64_t ld) {
 
 
 // The k-th largest eigenvalue (k = 0: the largest) of the symmetric tridiagonal (a, b) of
-// order p, by bisection on Sturm counts (Golub & Van Loan 8.4.1); O(60 p).
-double tridiag_kth_largest(const double* a, const double* b, int64_t p, int64_t k) {
+// order p, by multisection on Sturm counts (bisection, Golub & Van Loan 8.4.1, with 15
+// points per pass: the counts at all of them share one pass over T, whose cost is the
+// chain of divisions, so a pass gives 4 bits instead of 1). Stops when the bracket is
+// below rel_tol relative (2 eps: to rounding); returns its midpoint. O(15 p) per pass.
+double tridiag_kth_largest(const double* a, const double* b, int64_t p, int64_t k, double rel_tol = 2 * kEps) {
   double lo = a[0], hi = a[0];
   for (int64_t i = 0; i < p; ++i) {
     const double r = (i > 0 ? std::fabs(b[i - 1]) : 0.0) + (i + 1 < p ? std::fabs(b[i]) : 0.0);
@@ -506,33 +509,43 @@ double tridiag_kth_largest(const double* a, const double* b, int64_t p, int64_t 
   }
   const double scale = std::max(std::fabs(lo), std::fabs(hi));
   const double pivmin = std::numeric_limits<double>::min() / kEps + kEps * kEps * scale * scale;
-  // count of eigenvalues < x (negative pivots of T - x I)
-  auto below = [&](double x) {
-    int64_t c = 0;
-    double d = 1.0;
+  const int64_t target = p - 1 - k;  // ascending index: want count(x) <= target < count(hi)
+  constexpr int kPts = 16;           // lanes; lane kPts - 1 repeats a point (padding)
+  for (int it = 0; it < 100 && hi - lo > rel_tol * std::max(std::fabs(lo), std::fabs(hi)) + pivmin; ++it) {
+    double x[kPts], d[kPts];
+    int64_t c[kPts];
+    const double step = (hi - lo) / kPts;
+    for (int q = 0; q < kPts; ++q) {
+      x[q] = lo + step * std::min(q + 1, kPts - 1);
+      d[q] = 1.0;
+      c[q] = 0;
+    }
     for (int64_t i = 0; i < p; ++i) {
       const double bb = i > 0 ? b[i - 1] * b[i - 1] : 0.0;
-      d = (a[i] - x) - bb / d;
-      if (std::fabs(d) < pivmin) d = -pivmin;
-      if (d < 0) ++c;
+      const double ai = a[i];
+#pragma omp simd
+      for (int q = 0; q < kPts; ++q) {
+        double dq = (ai - x[q]) - bb / d[q];
+        dq = std::fabs(dq) < pivmin ? -pivmin : dq;
+        c[q] += dq < 0;
+        d[q] = dq;
+      }
     }
-    return c;
-  };
-  const int64_t target = p - 1 - k;  // ascending index
-  for (int it = 0; it < 200 && hi - lo > 2 * kEps * std::max(std::fabs(lo), std::fabs(hi)) + pivmin; ++it) {
-    const double mid = 0.5 * (lo + hi);
-    if (below(mid) > target) {
-      hi = mid;
-    } else {
-      lo = mid;
+    // counts are nondecreasing in x: the bracket shrinks to [x_q, x_{q+1}]
+    double nlo = lo, nhi = hi;
+    for (int q = 0; q < kPts - 1; ++q) {
+      if (c[q] > target) {
+        nhi = x[q];
+        break;
+      }
+      nlo = x[q];
     }
+    lo = nlo;
+    hi = nhi;
   }
   return 0.5 * (lo + hi);
 }
 
-// Inverse iteration: eigenvectors of the tridiagonal (a, b) for eigenvalues theta[0..m)
-// (any order). Z (m, p) row-major. Vectors for eigenvalues closer than `ortol` are
-// reorthogonalised against each other (modified Gram-Schmidt).
 void tridiag_inverse_iteration(const double* a, const double* b, int64_t p, const double* theta,
                                int64_t m, double* Z) {
   double tnorm = 0;
@@ -872,7 +885,8 @@ struct EnvLdl {
 // ------------------------------------------- nested dissection + supernodal LDL^T -------
 // For large kNN graphs the RCM envelope factor outgrows the core's L2 cache (at 2048
 // surface points it holds ~190k entries, 1.5 MB), and every shift-invert solve then
-// streams it from L3 twice. Nested dissection (George 1973; separators from BFS level
+// streams it from L3 twice; its row-by-row substitutions also chain every entry to the
+// previous ones. Nested dissection (George 1973; separators from BFS level
 // structures as in George & Liu 1978) gives a factor of ~83k nonzeros there (~115k stored,
 // with the relaxed supernodes' explicit zeros); it is stored and computed by supernodes (columns with a common row structure, relaxed as in Ashcraft &
 // Grimes 1989) with the multifrontal method (Duff & Reid 1983): dense frontal matrices,
@@ -1382,12 +1396,13 @@ int64_t envelope_entries(const SubCsr& A, const std::vector<int64_t>& perm) {
   return total;
 }
 
-// Above this many envelope entries (768 KiB of doubles) the supernodal factor is used.
-// Measured (CPU time of the whole truncated solve, m = 100, best of 5-11 interleaved runs)
-// on 34 kNN Laplacians of 8 shapes: with RCM envelopes of 142k-226k entries (2048 points)
-// the supernodal run took 0.72-0.97 of the envelope run's time (mean 0.85); with 49k-76k
-// entries (1024 points) 0.93-1.10 (mean 1.00), where the envelope factor stays in L2.
-constexpr int64_t kEnvelopeCacheEntries = int64_t{3} << 15;
+// Above this many envelope entries (384 KiB of doubles) the supernodal factor is used.
+// Measured (CPU time of the whole truncated solve, m = 100, best of 5-11 interleaved runs,
+// supernodal / envelope) on kNN Laplacians (k = 10) of the embedded shapes: 2048 points
+// (RCM envelopes of 142k-226k entries, 25 Laplacians) 0.72-0.97, mean 0.85; 1024 points
+// (49k-76k, 9) 0.90-1.05, mean 0.96; 512 and 768 points (26k-39k, 16) 0.91-1.10, mean
+// 1.02: there the orderings and the symbolic analysis cost what the faster solves save.
+constexpr int64_t kEnvelopeCacheEntries = int64_t{3} << 14;
 std::atomic<int> g_factor_mode{0};  // 0 by size, 1 envelope, 2 supernodal (tests)
 
 // The factor of P (A + shift I) P^T that the Lanczos run and the inertia counts use: the
@@ -1656,8 +1671,9 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Yt, boo
       // (lambda_m), below it the nbelow-th smallest (lambda_1, the farthest from sigma).
       // Test them alone (bisection + inverse iteration, O(p)) before computing all Ritz
       // values and vectors (O(m p)).
-      thmax = std::max(tridiag_kth_largest(alpha.data(), bsub.data(), p, 0),
-                       -tridiag_kth_largest(alpha.data(), bsub.data(), p, p - 1));
+      // thmax only scales the tolerance: 1 % is enough.
+      thmax = std::max(tridiag_kth_largest(alpha.data(), bsub.data(), p, 0, 1e-2),
+                       -tridiag_kth_largest(alpha.data(), bsub.data(), p, p - 1, 1e-2));
       const double thm = tridiag_kth_largest(alpha.data(), bsub.data(), p, npos - 1);
       Z.assign(static_cast<size_t>(p), 0.0);
       tridiag_inverse_iteration(alpha.data(), bsub.data(), p, &thm, 1, Z.data());
