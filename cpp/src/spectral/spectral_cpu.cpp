@@ -1171,8 +1171,9 @@ struct SnLdl {
   int64_t neg = 0;
   double min_pivot = std::numeric_limits<double>::infinity(), max_l = 0;
 
-  SnLdl(const SubCsr& A, const SnSymbolic& sym, double shift)
-      : S(sym), Lx(static_cast<size_t>(sym.lptr[sym.ns])), inv_d(sym.n), tbuf(sym.maxfront) {
+  // counts_only: the inertia alone (neg, min_pivot, max_l without G): nothing is stored.
+  SnLdl(const SubCsr& A, const SnSymbolic& sym, double shift, bool counts_only = false)
+      : S(sym), Lx(counts_only ? 0 : static_cast<size_t>(sym.lptr[sym.ns])), inv_d(sym.n), tbuf(sym.maxfront) {
     const int64_t n = S.n;
     const int64_t* ip = A.indptr.data();
     const int64_t* ix = A.indices.data();
@@ -1184,12 +1185,25 @@ struct SnLdl {
       anorm = std::max(anorm, rs);
     }
     const double tiny = kEps * std::max(anorm, std::fabs(shift)) + std::numeric_limits<double>::min();
-    std::vector<double> F(static_cast<size_t>(S.maxfront * S.maxfront));
-    std::vector<double> ustack(static_cast<size_t>(S.maxstack));
+    // Scratch kept per thread between factorisations (fresh pages cost a fault each);
+    // given back after a call that needed over 32 MiB, as the Krylov buffer is.
+    thread_local std::vector<double> F, ustack, TD;  // front, stacked updates, L_RJ D_J
+    thread_local std::vector<int64_t> pos;
+    struct Giveback {
+      ~Giveback() {
+        if (F.capacity() + ustack.capacity() + TD.capacity() + pos.capacity() > (size_t{1} << 22)) {
+          std::vector<double>().swap(F);
+          std::vector<double>().swap(ustack);
+          std::vector<double>().swap(TD);
+          std::vector<int64_t>().swap(pos);
+        }
+      }
+    } giveback;
+    F.resize(static_cast<size_t>(S.maxfront * S.maxfront));
+    ustack.resize(static_cast<size_t>(S.maxstack));
+    pos.resize(static_cast<size_t>(n));
     std::vector<int64_t> ustack_sn;  // supernode of each stacked update matrix, bottom first
     std::vector<int64_t> ustack_at;  // its offset in ustack
-    std::vector<double> TD;          // L_RJ D_J (r x w) for the update
-    std::vector<int64_t> pos(static_cast<size_t>(n), -1);
     double maxl = 0, minp = std::numeric_limits<double>::infinity();
     int64_t nneg = 0, top = 0;
     for (const int64_t s : S.post) {
@@ -1285,6 +1299,7 @@ struct SnLdl {
         ustack_at.push_back(top);
         top += r * r;
       }
+      if (counts_only) continue;
       // G = [I; -L_RJ] L_JJ^{-1}, by columns from the last: G_j = Y_j - sum_{k>j} G_k L_kj.
       // With it each solve sweep is one dense product per supernode, without the
       // dependency chain of a triangular substitution. Its largest entry joins max_l (an
@@ -1412,9 +1427,10 @@ struct ShiftFactor {
   std::unique_ptr<SnLdl> sn;
   int64_t neg = 0;
   double min_pivot = 0, max_l = 0;
-  ShiftFactor(const SubCsr& A, const std::vector<int64_t>& perm, const SnSymbolic* sym, double shift) {
+  ShiftFactor(const SubCsr& A, const std::vector<int64_t>& perm, const SnSymbolic* sym, double shift,
+              bool counts_only = false) {
     if (sym) {
-      sn = std::make_unique<SnLdl>(A, *sym, shift);
+      sn = std::make_unique<SnLdl>(A, *sym, shift, counts_only);
       neg = sn->neg;
       min_pivot = sn->min_pivot;
       max_l = sn->max_l;
@@ -1443,7 +1459,7 @@ double rand01(uint64_t& s) {
 // Number of eigenvalues of A below mu (Sylvester's law of inertia): the negative pivots of
 // the LDL^T of P (A - mu I) P^T.
 int64_t inertia_below(const SubCsr& A, const std::vector<int64_t>& perm, const SnSymbolic* sym, double mu) {
-  return ShiftFactor(A, perm, sym, -mu).neg;
+  return ShiftFactor(A, perm, sym, -mu, true).neg;
 }
 
 // First m eigenpairs of a connected component (smallest eigenvalues). Outputs w (m) ascending
