@@ -170,7 +170,7 @@ def test_truncated_many_pairs_point_cloud_matches_dense(factor_mode: str) -> Non
     np.testing.assert_allclose(V.T @ V, np.eye(100), atol=1e-12)
 
 
-def test_graph_basis_batched_equals_single_and_full() -> None:
+def test_graph_basis_batched_equals_single_and_full(factor_mode: str) -> None:
     xs = np.stack([_cloud(160, s) for s in range(4)])
     w, V = S.graph_basis(xs, 8, 12)
     for b in range(4):

@@ -10,13 +10,17 @@ Solvers:
   tridiagonalisation + implicit QL (Golub & Van Loan, 8.3);
 - truncated basis (first ``m`` pairs): Lanczos on ``(L - sigma I)^{-1}`` (shift-invert,
   Ericsson & Ruhe 1980; for ``m >= 24`` sigma sits near lambda_{0.6 m}, placed by the inertia
-  of its factor) through an envelope LDL^T factor in reverse Cuthill-McKee order, with full
-  reorthogonalisation every other step while the measured loss of orthogonality stays
-  below 1e-10 (BLAS ``dgemv``/``dgemm`` for the Krylov basis when LAPACK is there). Every
+  of its factor) through an LDL^T factor of ``L - sigma I``: in reverse Cuthill-McKee order
+  with envelope storage for small graphs, or, once that envelope would exceed 384 KiB
+  (kNN graphs from ~1000 points), in nested-dissection order (George 1973) as a supernodal
+  multifrontal factor (Duff & Reid 1983), about half the size at 2048 points and solved by
+  one dense product per supernode. Full reorthogonalisation runs every other step while
+  the measured loss of orthogonality stays below 1e-9, and the Ritz vectors are
+  re-orthonormalised at the end (BLAS ``dgemv``/``dgemm`` when LAPACK is there). Every
   returned pair's residual ``||L y - lambda y||`` is checked against ``1e-8 ||L||_1``, and a
   failed check reruns on the safe path (sigma below 0, reorthogonalisation every step).
   It stops when the ``m`` Ritz pairs have relative residual below 1e-10 *and*
-  Sylvester's inertia of ``L - mu I`` (an LDL^T in the same envelope, ``mu`` between the
+  Sylvester's inertia of ``L - mu I`` (an LDL^T in the same order, ``mu`` between the
   m-th and (m+1)-th Ritz values) counts exactly ``m`` eigenvalues below ``mu``, so no
   eigenvalue is skipped; when that cannot be certified (e.g. exactly repeated eigenvalues
   of a perfectly symmetric cloud, which a single-vector Krylov space cannot see) the
