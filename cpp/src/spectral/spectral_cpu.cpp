@@ -907,7 +907,7 @@ class NdOrderer {
     order_.reserve(static_cast<size_t>(n_));
     std::vector<int64_t> all(static_cast<size_t>(n_));
     std::iota(all.begin(), all.end(), int64_t{0});
-    split(all);
+    split(all, 0);
     return std::move(order_);
   }
 
@@ -948,7 +948,11 @@ class NdOrderer {
     return lv[q[qn - 1]];
   }
 
-  void split(const std::vector<int64_t>& S) {
+  // A balanced split leaves at most 4/5 of a part on either side, so the depth stays
+  // logarithmic on kNN graphs; kMaxDepth bounds it (and the C++ stack) on any graph by
+  // ordering a part that deep as a leaf.
+  static constexpr int kMaxDepth = 200;
+  void split(const std::vector<int64_t>& S, int depth) {
     const int64_t id = next_id_++;
     const int64_t N = static_cast<int64_t>(S.size());
     for (int64_t v : S) mark_[v] = id;
@@ -965,13 +969,13 @@ class NdOrderer {
         for (int64_t u : comps.back()) mark_[u] = done;
       }
       for (int64_t v : S) mark_[v] = -1;
-      for (const auto& c : comps) split(c);
+      for (const auto& c : comps) split(c, depth + 1);
       return;
     }
     // Root: the last vertex the first BFS reached (a pseudo-peripheral vertex after one
     // restart; more restarts did not shrink the factor of kNN graphs).
     ml = bfs(queue_[qn_ - 1], id);
-    if (N <= leaf_ || ml < 2) {
+    if (N <= leaf_ || ml < 2 || depth >= kMaxDepth) {
       for (int64_t h = qn_ - 1; h >= 0; --h) order_.push_back(queue_[h]);
       for (int64_t v : S) mark_[v] = -1;
       return;
@@ -1016,8 +1020,8 @@ class NdOrderer {
       }
     }
     for (int64_t v : S) mark_[v] = -1;
-    if (!lo.empty()) split(lo);
-    if (!hi.empty()) split(hi);
+    if (!lo.empty()) split(lo, depth + 1);
+    if (!hi.empty()) split(hi, depth + 1);
     order_.insert(order_.end(), sep.begin(), sep.end());
   }
 };
@@ -1162,9 +1166,8 @@ struct SnSymbolic {
 // Per supernode s (columns J, rows R below): the frontal matrix F ((w + r) square, dense,
 // column-major lower) gathers A's columns J and the children's update matrices
 // (extend-add), its first w columns are factored (right-looking), and
-// U = F_RR - L_RJ D_J L_RJ^T goes on the stack for the parent. Stored per supernode: the
-// unit-lower diagonal block T with the pivots on its diagonal, its transpose, and
-// B = L_RJ (r x w), all column-major.
+// U = F_RR - L_RJ D_J L_RJ^T goes on the stack for the parent. Stored per supernode:
+// G = [L_JJ^{-1}; -L_RJ L_JJ^{-1}] ((w + r) x w, column-major) and the inverse pivots.
 struct SnLdl {
   const SnSymbolic& S;
   std::vector<double> Lx, inv_d;
