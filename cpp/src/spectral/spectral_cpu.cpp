@@ -591,6 +591,8 @@ void tridiag_inverse_iteration(const double* a, const double* b, int64_t p, cons
     U0[p - 1] = (cd == 0) ? tiny : cd;
     for (int64_t r = 0; r < p; ++r) {
       if (U0[r] == 0 || std::fabs(U0[r]) < tiny) U0[r] = std::copysign(tiny, U0[r] == 0 ? 1.0 : U0[r]);
+      U0[r] = 1.0 / U0[r];  // stored inverted: the back substitution multiplies (its chain
+                            // of divisions was most of the time here)
     }
     // Start vector: deterministic pseudo-random.
     for (int64_t i = 0; i < p; ++i) {
@@ -609,7 +611,7 @@ void tridiag_inverse_iteration(const double* a, const double* b, int64_t p, cons
         double v = y[r];
         if (r + 1 < p) v -= U1[r] * y[r + 1];
         if (r + 2 < p) v -= U2[r] * y[r + 2];
-        y[r] = v / U0[r];
+        y[r] = v * U0[r];
       }
       // Reorthogonalise against earlier vectors of the cluster.
       for (int64_t oj = oi - 1; oj >= 0; --oj) {
@@ -2072,11 +2074,34 @@ int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V) {
 }
 
 void fix_signs(double* V, int64_t n, int64_t m) {
-  std::vector<double> col(n);
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t r = 0; r < n; ++r) col[r] = V[r * m + i];
-    fix_sign_row(col.data(), n);
-    for (int64_t r = 0; r < n; ++r) V[r * m + i] = col[r];
+  // fix_sign_row on every column, in three row-wise sweeps (columns are strided in V):
+  // the largest magnitude per column, the first entry within 1e-9 of it, the flips.
+  std::vector<double> thr(m, 0.0), sgn(m, 1.0);
+  std::vector<char> found(m, 0);
+  for (int64_t r = 0; r < n; ++r) {
+    const double* v = V + r * m;
+    for (int64_t j = 0; j < m; ++j) thr[j] = std::max(thr[j], std::fabs(v[j]));
+  }
+  int64_t left = 0;
+  for (int64_t j = 0; j < m; ++j) {
+    found[j] = thr[j] == 0;  // a zero column keeps its signs
+    left += !found[j];
+    thr[j] *= 1.0 - 1e-9;
+  }
+  for (int64_t r = 0; r < n && left > 0; ++r) {
+    const double* v = V + r * m;
+    for (int64_t j = 0; j < m; ++j) {
+      if (!found[j] && std::fabs(v[j]) >= thr[j]) {
+        found[j] = 1;
+        --left;
+        sgn[j] = v[j] < 0 ? -1.0 : 1.0;
+      }
+    }
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    double* v = V + r * m;
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) v[j] *= sgn[j];
   }
 }
 
