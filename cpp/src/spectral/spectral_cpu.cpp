@@ -198,13 +198,8 @@ inline double dot4(const double* a, const double* b, int64_t len) {
 
 // ---------------------------------------------------- Krylov basis kernels -----------
 // Q holds nq rows of length n (row-major). h[j] = Q[j] . x
-void qdots(const double* Q, int64_t nq, int64_t n, const double* x, double* h) {
-  if (const Lapack* lp = lapack(); lp && nq >= 8 && fits_int(n) && fits_int(nq)) {
-    const int nn = static_cast<int>(n), mq = static_cast<int>(nq), one = 1;
-    const double a1 = 1.0, b0 = 0.0;
-    lp->dgemv("T", &nn, &mq, &a1, Q, &nn, x, &one, &b0, h, &one);
-    return;
-  }
+// Own kernel (four rows per pass over x); also the supernodal backward solve's G^T u.
+void qdots_own(const double* Q, int64_t nq, int64_t n, const double* x, double* h) {
   int64_t j = 0;
   for (; j + 4 <= nq; j += 4) {
     const double* a = Q + j * n;
@@ -232,6 +227,16 @@ void qdots(const double* Q, int64_t nq, int64_t n, const double* x, double* h) {
     for (int64_t i = 0; i < n; ++i) s += a[i] * x[i];
     h[j] = s;
   }
+}
+
+void qdots(const double* Q, int64_t nq, int64_t n, const double* x, double* h) {
+  if (const Lapack* lp = lapack(); lp && nq >= 8 && fits_int(n) && fits_int(nq)) {
+    const int nn = static_cast<int>(n), mq = static_cast<int>(nq), one = 1;
+    const double a1 = 1.0, b0 = 0.0;
+    lp->dgemv("T", &nn, &mq, &a1, Q, &nn, x, &one, &b0, h, &one);
+    return;
+  }
+  qdots_own(Q, nq, n, x, h);
 }
 
 // x -= sum_j h[j] Q[j]
@@ -801,6 +806,20 @@ std::vector<int64_t> rcm_order(const SubCsr& A) {
   return order;
 }
 
+// First column of each row's envelope in P A P^T (perm[new] = old).
+std::vector<int64_t> envelope_first(const SubCsr& A, const std::vector<int64_t>& perm) {
+  const int64_t n = A.n;
+  std::vector<int64_t> inv(n), first(n);
+  for (int64_t i = 0; i < n; ++i) inv[perm[i]] = i;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t f = i;
+    const int64_t o = perm[i];
+    for (int64_t t = A.indptr[o]; t < A.indptr[o + 1]; ++t) f = std::min(f, inv[A.indices[t]]);
+    first[i] = f;
+  }
+  return first;
+}
+
 // Envelope LDL^T (no pivoting) of M = P (A + shift I) P^T, perm[new] = old: unit lower
 // factor in George & Liu's envelope storage (row i holds columns first[i]..i at
 // env[start[i]..]; the diagonal slot holds the pivot d_i). Serves both the shift-invert
@@ -815,20 +834,14 @@ struct EnvLdl {
   int64_t neg = 0;
   double min_pivot = std::numeric_limits<double>::infinity(), max_l = 0;
   EnvLdl(const SubCsr& A, const std::vector<int64_t>& perm, double shift)
-      : n(A.n), first(A.n), start(A.n + 1), inv_d(A.n) {
+      : n(A.n), first(envelope_first(A, perm)), start(A.n + 1), inv_d(A.n) {
     std::vector<int64_t> inv(n);
     for (int64_t i = 0; i < n; ++i) inv[perm[i]] = i;
     double anorm = 0;
     for (int64_t i = 0; i < n; ++i) {
-      int64_t f = i;
-      const int64_t o = perm[i];
       double rs = 0;
-      for (int64_t t = A.indptr[o]; t < A.indptr[o + 1]; ++t) {
-        f = std::min(f, inv[A.indices[t]]);
-        rs += std::fabs(A.data[t]);
-      }
+      for (int64_t t = A.indptr[i]; t < A.indptr[i + 1]; ++t) rs += std::fabs(A.data[t]);
       anorm = std::max(anorm, rs);
-      first[i] = f;
     }
     start[0] = 0;
     for (int64_t i = 0; i < n; ++i) start[i + 1] = start[i] + (i - first[i] + 1);
@@ -1372,27 +1385,7 @@ struct SnLdl {
       const int64_t* R = S.rows.data() + S.rptr[s];
       std::memcpy(u, xs, sizeof(double) * static_cast<size_t>(w));
       for (int64_t a = 0; a < r; ++a) u[w + a] = x[R[a]];
-      int64_t j = 0;
-      for (; j + 4 <= w; j += 4) {
-        const double* __restrict g0 = G + j * nf;
-        const double* __restrict g1 = g0 + nf;
-        const double* __restrict g2 = g1 + nf;
-        const double* __restrict g3 = g2 + nf;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-        for (int64_t a = 0; a < nf; ++a) {
-          const double ua = u[a];
-          s0 += g0[a] * ua;
-          s1 += g1[a] * ua;
-          s2 += g2[a] * ua;
-          s3 += g3[a] * ua;
-        }
-        xs[j] = s0;
-        xs[j + 1] = s1;
-        xs[j + 2] = s2;
-        xs[j + 3] = s3;
-      }
-      for (; j < w; ++j) xs[j] = dot4(G + j * nf, u, nf);
+      qdots_own(G, w, nf, u, xs);  // x_J = G^T u: G's w columns are contiguous rows here
     }
   }
 
@@ -1403,16 +1396,9 @@ struct SnLdl {
 // Entries of the envelope (profile) of P A P^T, perm[new] = old: sum over rows of
 // (i - first column in row i + 1).
 int64_t envelope_entries(const SubCsr& A, const std::vector<int64_t>& perm) {
-  const int64_t n = A.n;
-  std::vector<int64_t> inv(n);
-  for (int64_t i = 0; i < n; ++i) inv[perm[i]] = i;
+  const std::vector<int64_t> first = envelope_first(A, perm);
   int64_t total = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t f = i;
-    const int64_t o = perm[i];
-    for (int64_t t = A.indptr[o]; t < A.indptr[o + 1]; ++t) f = std::min(f, inv[A.indices[t]]);
-    total += i - f + 1;
-  }
+  for (int64_t i = 0; i < A.n; ++i) total += i - first[i] + 1;
   return total;
 }
 
