@@ -551,6 +551,9 @@ double tridiag_kth_largest(const double* a, const double* b, int64_t p, int64_t 
   return 0.5 * (lo + hi);
 }
 
+// Inverse iteration: eigenvectors of the tridiagonal (a, b) for eigenvalues theta[0..m)
+// (any order). Z (m, p) row-major. Vectors for eigenvalues closer than `ortol` are
+// reorthogonalised against each other (modified Gram-Schmidt).
 void tridiag_inverse_iteration(const double* a, const double* b, int64_t p, const double* theta,
                                int64_t m, double* Z) {
   double tnorm = 0;
@@ -901,11 +904,12 @@ struct EnvLdl {
 // For large kNN graphs the RCM envelope factor outgrows the core's L2 cache (at 2048
 // surface points it holds ~190k entries, 1.5 MB), and every shift-invert solve then
 // streams it from L3 twice; its row-by-row substitutions also chain every entry to the
-// previous ones. Nested dissection (George 1973; separators from BFS level
-// structures as in George & Liu 1978) gives a factor of ~83k nonzeros there (~115k stored,
-// with the relaxed supernodes' explicit zeros); it is stored and computed by supernodes (columns with a common row structure, relaxed as in Ashcraft &
-// Grimes 1989) with the multifrontal method (Duff & Reid 1983): dense frontal matrices,
-// dense kernels, and solves that touch each stored entry once per sweep.
+// previous ones. Nested dissection (George 1973; separators from BFS level structures as
+// in George & Liu 1978) gives a factor of ~83k nonzeros there (~117k stored, with the
+// relaxed supernodes' explicit zeros). It is computed and stored by supernodes (columns
+// with a common row structure, relaxed as in Ashcraft & Grimes 1989) with the
+// multifrontal method (Duff & Reid 1983): dense frontal matrices, dense kernels, and
+// solves that touch each stored entry once per sweep.
 // lanczos_component picks this factor when the envelope would exceed kEnvelopeCacheEntries.
 
 // Nested dissection order (new -> old) of a graph given by the pattern of A. A part larger
@@ -971,7 +975,7 @@ class NdOrderer {
     const int64_t id = next_id_++;
     const int64_t N = static_cast<int64_t>(S.size());
     for (int64_t v : S) mark_[v] = id;
-    int64_t ml = bfs(S[0], id);
+    bfs(S[0], id);
     if (qn_ < N) {  // not connected: each component on its own
       std::vector<std::vector<int64_t>> comps;
       const int64_t done = -2 - id;
@@ -989,7 +993,7 @@ class NdOrderer {
     }
     // Root: the last vertex the first BFS reached (a pseudo-peripheral vertex after one
     // restart; more restarts did not shrink the factor of kNN graphs).
-    ml = bfs(queue_[qn_ - 1], id);
+    const int64_t ml = bfs(queue_[qn_ - 1], id);
     if (N <= leaf_ || ml < 2 || depth >= kMaxDepth) {
       for (int64_t h = qn_ - 1; h >= 0; --h) order_.push_back(queue_[h]);
       for (int64_t v : S) mark_[v] = -1;
@@ -1403,10 +1407,10 @@ int64_t envelope_entries(const SubCsr& A, const std::vector<int64_t>& perm) {
 }
 
 // Above this many envelope entries (384 KiB of doubles) the supernodal factor is used.
-// Measured (CPU time of the whole truncated solve, m = 100, best of 5-11 interleaved runs,
+// Measured (CPU time of the whole truncated solve, m = 100, best of 7 interleaved runs,
 // supernodal / envelope) on kNN Laplacians (k = 10) of the embedded shapes: 2048 points
-// (RCM envelopes of 142k-226k entries, 25 Laplacians) 0.72-0.97, mean 0.85; 1024 points
-// (49k-76k, 9) 0.90-1.05, mean 0.96; 512 and 768 points (26k-39k, 16) 0.91-1.10, mean
+// (RCM envelopes of 142k-226k entries, 25 Laplacians) 0.67-0.95, mean 0.81; 1024 points
+// (49k-76k, 9) 0.88-1.03, mean 0.94; 512 and 768 points (26k-39k, 16) 0.93-1.10, mean
 // 1.02: there the orderings and the symbolic analysis cost what the faster solves save.
 constexpr int64_t kEnvelopeCacheEntries = int64_t{3} << 14;
 std::atomic<int> g_factor_mode{0};  // 0 by size, 1 envelope, 2 supernodal (tests)
