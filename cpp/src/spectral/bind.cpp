@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,21 @@ void certkit_bind_spectral(py::module_& m) {
       },
       py::arg("mode"),
       "testing switch: the truncated solver's factor ('auto' picks by envelope size)");
+  sm.def(
+      "_shift_factor_solve",
+      [](IArr indptr, IArr indices, Arr data, double shift, Arr b, const std::string& mode) {
+        Csr L = csr_from(indptr, indices, data);
+        if (b.ndim() != 1 || b.shape(0) != L.n) throw py::value_error("b: expected shape (n,)");
+        const int md = mode == "envelope" ? 1 : mode == "supernodal" ? 2 : 0;
+        if (md == 0) throw py::value_error("mode: expected 'envelope' or 'supernodal'");
+        py::array_t<double> x(L.n);
+        std::memcpy(x.mutable_data(), b.data(), sizeof(double) * static_cast<size_t>(L.n));
+        const int64_t neg = certkit::spectral::shift_factor_solve(L, shift, md, x.mutable_data());
+        return py::make_tuple(x, neg);
+      },
+      py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("shift"), py::arg("b"), py::arg("mode"),
+      "testing hook: (A + shift I)^{-1} b through the truncated solver's factor, and its "
+      "count of negative pivots");
   sm.def("_set_lapack_enabled", &certkit::spectral::set_lapack_enabled, py::arg("on"),
          "testing switch: False forces the own dense / Krylov kernels");
   sm.def(

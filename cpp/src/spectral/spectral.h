@@ -56,6 +56,11 @@ void set_lanczos_safe_mode(bool on);
 // supernodal.
 void set_factor_mode(int mode);
 
+// Testing hook: x <- (A + shift I)^{-1} x (original order) through the truncated solver's
+// factor (mode 1 envelope, needs a connected graph; 2 supernodal); returns the number of
+// negative pivots, i.e. of eigenvalues of A below -shift (Sylvester).
+int64_t shift_factor_solve(const Csr& L, double shift, int mode, double* x);
+
 // Fixes signs column-wise (see file comment). V (n, m) row-major.
 void fix_signs(double* V, int64_t n, int64_t m);
 

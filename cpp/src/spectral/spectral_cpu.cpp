@@ -1837,6 +1837,29 @@ bool lanczos_fast_enabled() { return g_lanczos_fast.load(std::memory_order_relax
 }  // namespace
 void set_lanczos_safe_mode(bool on) { g_lanczos_fast.store(!on); }
 
+int64_t shift_factor_solve(const Csr& L, double shift, int mode, double* x) {
+  if (mode != 1 && mode != 2) throw std::invalid_argument("mode: expected 1 (envelope) or 2 (supernodal)");
+  SubCsr A;
+  A.n = L.n;
+  A.indptr = L.indptr;
+  A.indices = L.indices;
+  A.data = L.data;
+  std::vector<int64_t> perm;
+  std::unique_ptr<SnSymbolic> sym;
+  if (mode == 1) {
+    perm = rcm_order(A);
+  } else {
+    sym = std::make_unique<SnSymbolic>(A, NdOrderer(A, 32).run());
+    perm = sym->perm;
+  }
+  const ShiftFactor f(A, perm, sym.get(), shift);
+  std::vector<double> y(static_cast<size_t>(A.n));
+  for (int64_t i = 0; i < A.n; ++i) y[i] = x[perm[i]];
+  f.solve(y.data());
+  for (int64_t i = 0; i < A.n; ++i) x[perm[i]] = y[i];
+  return f.neg;
+}
+
 void set_factor_mode(int mode) {
   if (mode < 0 || mode > 2) throw std::invalid_argument("mode: expected 0 (by size), 1 (envelope) or 2 (supernodal)");
   g_factor_mode.store(mode);

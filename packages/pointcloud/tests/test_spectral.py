@@ -131,6 +131,7 @@ def test_truncated_matches_scipy(n: int, m: int, normalized: bool, factor_mode: 
     np.testing.assert_allclose(w, ref, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(L @ V, V * w, atol=1e-8)
     np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-12)
+    assert _lanczos_certified(ip, ix, dt, m)
 
 
 def test_truncated_disconnected_graph_keeps_multiplicity_of_zero(factor_mode: str) -> None:
@@ -168,6 +169,7 @@ def test_truncated_many_pairs_point_cloud_matches_dense(factor_mode: str) -> Non
     np.testing.assert_allclose(w, full, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(L @ V, V * w, atol=1e-8)
     np.testing.assert_allclose(V.T @ V, np.eye(100), atol=1e-12)
+    assert _lanczos_certified(ip, ix, dt, 100)
 
 
 def test_graph_basis_batched_equals_single_and_full(factor_mode: str) -> None:
@@ -249,6 +251,14 @@ def _safe_mode(on: bool) -> None:
     core_ext.spectral._set_lanczos_safe_mode(on)
 
 
+def _lanczos_certified(ip: np.ndarray, ix: np.ndarray, dt: np.ndarray, m: int) -> bool:
+    """Whether the truncated solver certified its pairs by Lanczos (a failed run falls back
+    to the dense solver, which would hide a wrong factor from the pair checks)."""
+    from certkit.core._ext import core_ext
+
+    return int(core_ext.spectral.eigh_truncated(ip, ix, dt, m)[2]) > 0
+
+
 def _check_pairs(L: sp.csr_matrix, w: np.ndarray, V: np.ndarray) -> None:
     m = w.size
     full = np.linalg.eigvalsh(L.toarray())[:m]
@@ -303,6 +313,7 @@ def test_truncated_interior_shift_when_weyl_guess_is_off(shape: str, factor_mode
     L = sp.csr_matrix((dt, ix, ip), shape=(n, n))
     w, V = S.eigsh_csr(ip, ix, dt, m)
     _check_pairs(L, w, V)
+    assert _lanczos_certified(ip, ix, dt, m)
     if shape == "ring":
         ref = np.sort(2 - 2 * np.cos(2 * np.pi * np.r_[0, np.repeat(np.arange(1, 21), 2)] / n))
         np.testing.assert_allclose(w, ref, rtol=1e-9, atol=1e-12)
@@ -319,9 +330,11 @@ def test_truncated_large_cloud_auto_factor_matches_dense() -> None:
     L = sp.csr_matrix((dt, ix, ip), shape=(2048, 2048))
     w, V = S.eigsh_csr(ip, ix, dt, 100)
     _check_pairs(L, w, V)
+    assert _lanczos_certified(ip, ix, dt, 100)
     core_ext.spectral._set_factor_mode("envelope")
     try:
         we, Ve = S.eigsh_csr(ip, ix, dt, 100)
+        assert _lanczos_certified(ip, ix, dt, 100)
     finally:
         core_ext.spectral._set_factor_mode("auto")
     np.testing.assert_allclose(w, we, rtol=1e-10, atol=1e-12)
@@ -381,3 +394,36 @@ def test_truncated_unusual_graphs_match_dense(kind: str, factor_mode: str) -> No
         np.testing.assert_allclose(L @ V, V * w, atol=1e-7)
         np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-12)
         assert V.shape == (n, m)
+
+
+@pytest.mark.parametrize("mode", ["envelope", "supernodal"])
+@pytest.mark.parametrize("kind", ["cloud", "gaussian-cloud", "grid", "dense"])
+def test_shift_factor_solves_and_counts_like_dense(kind: str, mode: str) -> None:
+    # The truncated solver's factor itself, against numpy: x = (A - mu I)^{-1} b and the
+    # negative-pivot count = the eigenvalues below mu, for mu below the spectrum and
+    # between eigenvalues inside it (an indefinite LDL^T). The eigen-pair tests cannot see
+    # a wrong factor: the solver would fail its residual check and fall back to the dense
+    # solver.
+    from certkit.core._ext import core_ext
+
+    if kind in ("cloud", "gaussian-cloud"):
+        x = _cloud(700, 2)
+        ip, ix, dt = S.laplacian(x, 10, weight="gaussian" if kind == "gaussian-cloud" else "binary")
+        L = sp.csr_matrix((dt, ix, ip), shape=(700, 700))
+    else:
+        L = _graph_laplacian(kind)
+        L.sort_indices()
+    n = L.shape[0]
+    lam = np.linalg.eigvalsh(L.toarray())
+    b = np.random.default_rng(0).normal(size=n)
+    gaps = np.flatnonzero(np.diff(lam) > 1e-6 * lam[-1]) + 1  # j with lam[j-1] < lam[j]
+    for j in (0, 5, 40, 90):
+        if j > 0:  # the next gap at or after j (the grid repeats eigenvalues)
+            j = int(gaps[np.searchsorted(gaps, j)])
+        mu = -0.5 if j == 0 else 0.5 * (lam[j - 1] + lam[j])
+        xs, neg = core_ext.spectral._shift_factor_solve(
+            L.indptr.astype(np.int64), L.indices.astype(np.int64), L.data, -mu, b, mode
+        )
+        ref = np.linalg.solve(L.toarray() - mu * np.eye(n), b)
+        np.testing.assert_allclose(xs, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+        assert neg == int(np.sum(lam < mu))
