@@ -14,12 +14,12 @@ from certkit.core import random_bits, uniform_noise
 from certkit.rank.certdr import (
     SubstitutionTable,
     certify_query,
-    crq,
     sample_substitutions,
     split_words,
     substitution_sets,
     tv_bound,
 )
+from certkit.rank.certify import crq
 from certkit.rank.masking import certify_query_masking, delta, kept_count
 from certkit.rank.smoothing import ScoreTransform, correct_alpha, decide_topk, mean_bounds
 from certkit.rank.synonyms import DictSynonyms, perturbation_set

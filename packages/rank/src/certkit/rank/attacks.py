@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from certkit.core.validation import check_int
-from certkit.rank.certdr import split_words
+from certkit.rank.candidates import split_words
 from certkit.rank.rankers import Ranker, check_docs
 from certkit.rank.synonyms import SynonymSource
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +44,8 @@ import numpy as np
 import numpy.typing as npt
 
 from certkit.core._ext import core_ext
-from certkit.core.validation import check_alpha, check_int, check_seed
-from certkit.rank.io import Run
+from certkit.core.validation import check_int, check_seed
+from certkit.rank.candidates import CertResult, check_common, prepare_candidates, split_words
 from certkit.rank.rankers import (
     AdditiveScorer,
     Ranker,
@@ -63,7 +63,7 @@ from certkit.rank.smoothing import (
 )
 from certkit.rank.synonyms import SynonymSource, perturbation_set
 
-__all__ = ["CertResult", "SubstitutionTable", "certify_query", "certify_run", "crq", "sample_indices",
+__all__ = ["CertResult", "SubstitutionTable", "certify_query", "sample_indices",
            "sample_rows", "sample_substitutions", "smoothed_scores", "split_words", "substitution_sets",
            "substitution_table", "tv_bound", "tv_bounds"]
 
@@ -72,11 +72,6 @@ _BERNOULLI_OFFSET = 1 << 62  # disjoint counter range for Clopper-Pearson roundi
 _POS_SHIFT = 32  # sample s of position i: element (i << 32) + s of the (query, doc) stream
 _MAX_POSITIONS = 1 << 30  # keeps every substitution draw below _BERNOULLI_OFFSET
 _SAMPLER_TV = 2.0**-33  # per choice: |P(choice) − 1/|A|| < 2^-32 with multiply-shift
-
-
-def split_words(text: str) -> list[str]:
-    """Whitespace tokens; only alphabetic tokens are substitutable (lower-cased lookup)."""
-    return text.split()
 
 
 def substitution_sets(words: Sequence[str], source: SynonymSource, *,
@@ -466,60 +461,6 @@ def plan_features(plan: FeaturePlan, idx: npt.NDArray[np.int64]) -> npt.NDArray[
     return acc_f.reshape(d * n, m)
 
 
-@dataclass
-class CertResult:
-    """One query's certificate. Arrays are aligned with the candidate list (N,).
-
-    order: candidates by ĝ descending; certified[K], margin[K]: the decision per K;
-    tv: the TV bound o_d (certdr) or Δ at radius 1 (masking); radius[K] (masking only):
-    the largest number of substituted words per document still certified (-1: none).
-    """
-
-    qid: str
-    doc_ids: list[str]
-    g_hat: npt.NDArray[np.float64]
-    lower: npt.NDArray[np.float64]
-    upper: npt.NDArray[np.float64]
-    tv: npt.NDArray[np.float64]
-    order: npt.NDArray[np.int64]
-    certified: dict[int, bool]
-    margin: dict[int, float]
-    n: int
-    alpha: float
-    method: str = "certdr"
-    radius: dict[int, int] | None = None
-
-    def to_row(self, idx: int) -> dict[str, Any]:
-        return {"idx": idx, "qid": self.qid, "method": self.method, "n": self.n,
-                "alpha": self.alpha,
-                "certified": {str(k): bool(v) for k, v in self.certified.items()},
-                "margin": {str(k): float(v) for k, v in self.margin.items()},
-                "radius": None if self.radius is None else {str(k): int(v) for k, v in self.radius.items()},
-                "ranking": [self.doc_ids[i] for i in self.order.tolist()],
-                "mean_tv": float(self.tv.mean()) if self.tv.size else 0.0}
-
-
-def prepare_candidates(ranker: Ranker, query: str, docs: list[str],
-                       doc_ids: Sequence[str] | None, transform: ScoreTransform | None,
-                       split: bool = True) -> tuple[list[str], ScoreTransform, list[list[str]]]:
-    """Shared set-up of the top-K certificates for N candidate ``docs``: their ids (N,),
-    the score transform (fitted on the clean scores when not given) and their words
-    (``[]`` when ``split`` is False)."""
-    if not docs:
-        raise ValueError("docs: no candidate documents")
-    ids = list(doc_ids) if doc_ids is not None else [str(i) for i in range(len(docs))]
-    if len(ids) != len(docs):
-        raise ValueError("doc_ids: length differs from docs")
-    if transform is None:
-        transform = ScoreTransform.fit(ranker.score(query, docs))
-    return ids, transform, [split_words(d) for d in docs] if split else []
-
-
-def _check_common(n: int, alpha: float, seed: int, query_index: int) -> tuple[int, float, int, int]:
-    return (check_int(n, "n", minimum=2), check_alpha(alpha), check_seed(seed),
-            check_int(query_index, "query_index", minimum=0))
-
-
 def smoothed_values(ranker: Ranker, query: str, variants: list[list[str]],
                     transform: ScoreTransform, batch_size: int = 8192) -> npt.NDArray[np.float64]:
     """σ(f(q, ·)) of (N, n) variant documents, scored in flat batches. Shape (N, n)."""
@@ -548,7 +489,7 @@ def certify_query(ranker: Ranker, query: str, docs: Sequence[str], source: Synon
     factors (default: the one shared by these sources, :func:`substitution_table`).
     """
     docs = check_docs(query, docs)
-    n, alpha, seed, query_index = _check_common(n, alpha, seed, query_index)
+    n, alpha, seed, query_index = check_common(n, alpha, seed, query_index)
     if budget is not None:
         budget = check_int(budget, "budget", minimum=0)
     ids, transform, _ = prepare_candidates(ranker, query, docs, doc_ids, transform, split=False)
@@ -570,69 +511,3 @@ def certify_query(ranker: Ranker, query: str, docs: Sequence[str], source: Synon
     g = vals.mean(1)
     dec = decide_topk(g, lo, hi, tv, ks, threat)
     return CertResult(qid, ids, g, lo, hi, tv, dec.order, dec.certified, dec.margin, n, alpha)
-
-
-def certify_run(ranker: Ranker, queries: Mapping[str, str], candidates: Run,
-                corpus: Mapping[str, str], source: SynonymSource, *, depth: int = 100,
-                log: str | None = None, method: str = "certdr", seed: int = 0,
-                **kwargs: Any) -> list[CertResult | dict[str, Any]]:
-    """Certify every query of ``candidates`` (its top-``depth`` documents). Each query is
-    an independent work unit keyed by its position in ``sorted(candidates)``, so any
-    split across processes gives identical results. ``log``: a ResultLog path; rows
-    already there are skipped (resume) and returned as dicts.
-    ``method``: ``"certdr"`` or ``"masking"`` (kwargs go to the certify function)."""
-    from certkit.core.progress import progress
-    from certkit.core.results import ResultLog
-    from certkit.rank.metrics import rank_docs
-
-    if method == "certdr":
-        def fn(q: str, d: list[str], **kw: Any) -> CertResult:
-            return certify_query(ranker, q, d, source, **kw)
-    elif method == "masking":
-        from certkit.rank.masking import certify_query_masking
-
-        def fn(q: str, d: list[str], **kw: Any) -> CertResult:
-            return certify_query_masking(ranker, q, d, **kw)
-    else:
-        raise ValueError(f"method: expected 'certdr' or 'masking', got {method!r}")
-    qids = sorted(q for q in candidates if q in queries)
-    rl = ResultLog(log) if log else None
-    todo = set(rl.todo(range(len(qids)))) if rl is not None else set(range(len(qids)))
-    done_rows = {r["idx"]: r for r in rl.rows()} if rl is not None else {}
-    out: list[CertResult | dict[str, Any]] = []
-    for i in progress(range(len(qids)), total=len(qids), desc=f"certify ({method})", unit="query"):
-        qid = qids[i]
-        if i not in todo:
-            out.append(done_rows[i])
-            continue
-        ranked = rank_docs(candidates[qid])[:depth]
-        res = fn(queries[qid], [corpus[d] for d in ranked], seed=seed, query_index=i, qid=qid,
-                 doc_ids=ranked, **kwargs)
-        if rl is not None:
-            rl.write(res.to_row(i))
-        out.append(res)
-    if rl is not None:
-        rl.close()
-    return out
-
-
-def crq(results: Sequence[CertResult | Mapping[str, Any]], ks: Sequence[int] = DEFAULT_KS,
-        radius: int | None = None) -> dict[int, float]:
-    """Certified robust query rate at each K: the fraction of queries certified at K.
-    For masking results, ``radius`` asks for certification against that many word
-    substitutions (default: as certified, radius >= 1)."""
-    out = {}
-    for k in ks:
-        ok = 0
-        for r in results:
-            if isinstance(r, CertResult):
-                cert, rad = r.certified.get(k, False), (r.radius or {}).get(k)
-            else:
-                cert = r["certified"].get(str(k), False)
-                rad = (r.get("radius") or {}).get(str(k))
-            if radius is not None and rad is not None:
-                ok += int(rad >= radius)
-            else:
-                ok += int(bool(cert))
-        out[k] = ok / len(results) if results else 0.0
-    return out

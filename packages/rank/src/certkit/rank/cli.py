@@ -136,7 +136,7 @@ def certify(collection: CollOpt = "default", ranker: RankerOpt = "bm25",
             bound: str = "hybrid", correction: str = "bonferroni", threat: str = "promote",
             seed: int = 0, log: Annotated[Path | None, typer.Option(help="resumable JSON-lines log")] = None) -> None:
     """Certified top-K robustness (CertDR or random masking); prints CRQ@K."""
-    from certkit.rank.certdr import certify_run, crq
+    from certkit.rank.certify import certify_run, crq
     from certkit.rank.rankers import BM25Ranker, rerank
     from certkit.rank.smoothing import DEFAULT_KS
     from certkit.rank.synonyms import ClosureSynonyms
@@ -220,7 +220,7 @@ def plot(log: Annotated[list[Path], typer.Argument(help="certify logs (JSON line
     """CRQ@K curves from one or more certify logs."""
     from certkit.core.report import use_agg
     from certkit.core.results import ResultLog
-    from certkit.rank.certdr import crq
+    from certkit.rank.certify import crq
     from certkit.rank.smoothing import DEFAULT_KS
 
     use_agg()

@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from certkit.core import uniform_noise
-from certkit.core.validation import check_alpha, check_int, check_seed
-from certkit.rank.certdr import CertResult, prepare_candidates
+from certkit.core.validation import check_int
+from certkit.rank.candidates import CertResult, check_common, prepare_candidates
 from certkit.rank.rankers import Ranker, check_docs, choice_texts, score_choices_batch
 from certkit.rank.smoothing import (
     DEFAULT_KS,
@@ -103,12 +103,9 @@ def certify_query_masking(ranker: Ranker, query: str, docs: Sequence[str], *,
                           max_radius: int | None = None, seed: int = 0, query_index: int = 0,
                           qid: str = "", doc_ids: Sequence[str] | None = None) -> CertResult:
     """Random-masking certificate for one query (N candidate ``docs``); see module doc.
-    Returns a :class:`~certkit.rank.certdr.CertResult` with ``radius[K]`` filled."""
+    Returns a :class:`~certkit.rank.candidates.CertResult` with ``radius[K]`` filled."""
     docs = check_docs(query, docs)
-    n = check_int(n, "n", minimum=2)
-    alpha = check_alpha(alpha)
-    seed = check_seed(seed)
-    query_index = check_int(query_index, "query_index", minimum=0)
+    n, alpha, seed, query_index = check_common(n, alpha, seed, query_index)
     ids, transform, words = prepare_candidates(ranker, query, docs, doc_ids, transform)
     ts = np.array([len(w) for w in words], dtype=np.int64)
     kk = np.array([kept_count(int(t), mask_rate) for t in ts], dtype=np.int64)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from certkit.rank.attacks import attack_metrics, substitution_attack
-from certkit.rank.certdr import certify_run, crq
+from certkit.rank.certify import certify_run, crq
 from certkit.rank.collections import Collection
 from certkit.rank.metrics import evaluate, rank_docs
 from certkit.rank.rankers import BM25Ranker, Ranker, rerank
