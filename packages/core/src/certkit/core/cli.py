@@ -39,12 +39,20 @@ ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="TorchScript file, torch.export .pt2, or module:factory (default: the embedded reference model).")]
 WeightsOpt = Annotated[str | None, typer.Option("--weights", help="state_dict for module:factory (read with weights_only=True).")]
 
+def _discard_result(value: Any, **_params: Any) -> None:
+    """Drop whatever a command returns: with ``standalone_mode=False`` click hands a command's
+    return value back as the result of ``app(...)``, where it would be indistinguishable from
+    the exit code of a ``typer.Exit``. After this, an ``int`` coming back is always an exit code."""
+    return None
+
+
 app = typer.Typer(
     name="certkit",
     help="Certify and attack ML models: vision, point clouds, RL, ranking, theory.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
+    result_callback=_discard_result,
 )
 
 
@@ -110,9 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="certkit", standalone_mode=False)
+        # standalone_mode=False makes click *return* the code of typer.Exit / ctx.exit(n)
+        # (and 130 for Ctrl-C) instead of exiting: it must be passed on, not dropped.
+        rv = app(args=args, prog_name="certkit", standalone_mode=False)
     except SystemExit as exc:
-        return int(exc.code or 0)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        return _exit_code(exc.code)
     except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         if debug:
             raise
@@ -130,7 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"certkit: error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1
-    return 0
+    return _exit_code(rv)
+
+
+def _exit_code(code: object) -> int:
+    """``sys.exit`` semantics: None is 0, an int is itself, anything else (a message) is 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    return 1
 
 
 def run() -> None:
