@@ -54,7 +54,7 @@ def check(
     paper: Annotated[str, typer.Argument(help="Paper name, or 'all'.")] = "all",
     paper_mode: Annotated[bool, typer.Option("--paper-mode")] = False,
 ) -> None:
-    """Assert closed form vs simulation (exit 1 when a check fails)."""
+    """Assert closed form vs simulation; exit code 1 when any check fails or crashes."""
     names = list(registry.PAPERS) if paper == "all" else [registry.resolve(paper)]
     failed = []
     results = {}
@@ -65,6 +65,9 @@ def check(
         except AssertionError as e:
             failed.append(name)
             results[name] = f"FAIL: {e}"
+        except Exception as e:  # a check that crashes has not passed either
+            failed.append(name)
+            results[name] = f"ERROR: {type(e).__name__}: {e}"
     if STATE["json"]:
         echo_json(results)
     else:
