@@ -77,6 +77,22 @@ def _synonyms(source: str) -> Any:
     raise UsageError(f"--synonyms: expected wordnet or wordnet:DIR, got {source!r}")
 
 
+QidsOpt = Annotated[str | None, typer.Option("--qids", help="comma-separated query ids (overrides --queries)")]
+
+
+def _select(topics: dict[str, str], first: int, qids: str | None) -> dict[str, str]:
+    """The chosen topics: ``qids`` (comma-separated) or the first ``first`` in sorted order (0 = all)."""
+    if qids is not None:
+        want = [q.strip() for q in qids.split(",") if q.strip()]
+        unknown = [q for q in want if q not in topics]
+        if not want or unknown:
+            raise UsageError(f"--qids: expected query ids of the topics, got unknown {unknown[:3] or qids!r}")
+        return {q: topics[q] for q in sorted(set(want))}
+    if first < 0:
+        raise UsageError(f"--queries: expected N >= 0, got {first}")
+    return {q: topics[q] for q in sorted(topics)[: first or None]}
+
+
 def _out(data: dict[str, Any], lines: list[str]) -> None:
     if STATE["json"]:
         echo_json(data)
@@ -133,18 +149,17 @@ def certify(collection: CollOpt = "default", ranker: RankerOpt = "bm25",
             budget: Annotated[int | None, typer.Option(help="CertDR: max substituted words per doc")] = None,
             mask_rate: float = 0.3, n: int = 1000, alpha: float = 0.05, depth: int = 20,
             queries: Annotated[int, typer.Option(help="first N queries (0 = all)")] = 0,
+            qids: QidsOpt = None,
             bound: str = "hybrid", correction: str = "bonferroni", threat: str = "promote",
             seed: int = 0, log: Annotated[Path | None, typer.Option(help="resumable JSON-lines log")] = None) -> None:
     """Certified top-K robustness (CertDR or random masking); prints CRQ@K."""
     from certkit.rank.certify import certify_run, crq
     from certkit.rank.rankers import BM25Ranker, rerank
     from certkit.rank.smoothing import DEFAULT_KS
-    from certkit.rank.synonyms import ClosureSynonyms
 
     c = _collection(collection)
     r = _ranker(ranker, c.corpus, c)
-    qids = sorted(c.queries)[: queries or None]
-    qs = {q: c.queries[q] for q in qids}
+    qs = _select(c.queries, queries, qids)
     first = r if isinstance(r, BM25Ranker) else BM25Ranker(c.corpus)
     cand = first.retrieve(qs, depth)
     if r is not first:
@@ -153,18 +168,13 @@ def certify(collection: CollOpt = "default", ranker: RankerOpt = "bm25",
     syn: Any = None
     if method == "certdr":
         syn = _synonyms(synonyms)
-        src = syn
-        if closure:
-            vocab = {w for q in qids for d in cand[q] for w in c.corpus[d].split() if w.isalpha()}
-            src = ClosureSynonyms(syn, vocab, max_size=100_000)
-            kw["attack_source"] = syn
         kw["budget"] = budget
+        kw["closure"] = closure
     elif method == "masking":
-        src = None
         kw["mask_rate"] = mask_rate
     else:
         raise UsageError(f"--method: expected certdr or masking, got {method!r}")
-    res = certify_run(r, qs, cand, c.corpus, src, depth=depth, log=str(log) if log else None,
+    res = certify_run(r, qs, cand, c.corpus, syn, depth=depth, log=str(log) if log else None,
                       method=method, seed=seed, **kw)
     rates = crq(res, DEFAULT_KS, radius=1 if method == "masking" else None)
     _out({"crq": rates, "queries": len(res), "method": method},

@@ -26,7 +26,7 @@ from certkit.rank.collections import Collection
 from certkit.rank.metrics import evaluate, rank_docs
 from certkit.rank.rankers import BM25Ranker, Ranker, rerank
 from certkit.rank.smoothing import DEFAULT_KS
-from certkit.rank.synonyms import ClosureSynonyms, SynonymSource
+from certkit.rank.synonyms import SynonymSource
 
 __all__ = ["COLUMNS", "crq_plot", "robustness_row", "robustness_table"]
 
@@ -76,11 +76,10 @@ def robustness_row(name: str, make_ranker: Callable[[Collection], Ranker], coll:
         results.append(substitution_attack(ranker, qs[q], coll.corpus[t], others_s, synonyms,
                                            max_fraction=0.2, max_candidates=8, guide=guide))
     am = attack_metrics(results)
-    vocab = {w for q in qids for d in cand[q] for w in coll.corpus[d].split() if w.isalpha()}
-    smooth = ClosureSynonyms(synonyms, vocab, max_size=100_000)
-    cert = certify_run(ranker, qs, cand, coll.corpus, smooth, depth=depth, n=n, alpha=alpha,
-                       seed=seed, attack_source=synonyms, bound="hybrid")
-    mask = certify_run(ranker, qs, cand, coll.corpus, smooth, depth=depth, n=n, alpha=alpha,
+    # CertDR over per-query synonym closures (each query's own candidates' words)
+    cert = certify_run(ranker, qs, cand, coll.corpus, synonyms, depth=depth, n=n, alpha=alpha,
+                       seed=seed, closure=True, bound="hybrid")
+    mask = certify_run(ranker, qs, cand, coll.corpus, None, depth=depth, n=n, alpha=alpha,
                        seed=seed, method="masking", mask_rate=0.3, max_radius=3, bound="hybrid")
     c_cert = crq(cert, DEFAULT_KS)
     c_mask = crq(mask, DEFAULT_KS, radius=1)
