@@ -10,13 +10,28 @@ VNN-COMP inputs (``onnx`` extra, ``certkit-core[onnx]``): :mod:`~certkit.core.bo
 (``load_onnx``), :mod:`~certkit.core.bounds.vnnlib` (``parse_vnnlib``, no dependency) and
 :mod:`~certkit.core.bounds.vnnlib_verify` (``verify_property``, ``verify_onnx_vnnlib``:
 sat / unsat / unknown / timeout, PGD first).
+
+The names below are imported lazily (PEP 562), so ``certkit.core.bounds.cli`` can be
+imported, and the ``certkit bounds`` command skipped, where torch is absent.
 """
 
 from __future__ import annotations
 
-from certkit.core.bounds.graph import UnsupportedLayerError
-from certkit.core.bounds.loss_fusion import robust_ce_upper
-from certkit.core.bounds.model import BoundedModel, margin_spec
-from certkit.core.bounds.tightness import ibp_tightness
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from certkit.core.bounds.graph import UnsupportedLayerError
+    from certkit.core.bounds.loss_fusion import robust_ce_upper
+    from certkit.core.bounds.model import BoundedModel, margin_spec
+    from certkit.core.bounds.tightness import ibp_tightness
 
 __all__ = ["BoundedModel", "UnsupportedLayerError", "ibp_tightness", "margin_spec", "robust_ce_upper"]
+_HOME = {"BoundedModel": "model", "margin_spec": "model", "UnsupportedLayerError": "graph",
+         "robust_ce_upper": "loss_fusion", "ibp_tightness": "tightness"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"certkit.core.bounds.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'certkit.core.bounds' has no attribute {name!r}")

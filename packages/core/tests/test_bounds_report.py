@@ -6,11 +6,18 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("certkit.vision")
+
+from certkit.core.bounds.cli import vision_module
+from certkit.core.bounds.report import sections
 from certkit.core.cache import save_state
 from certkit.core.report import ReportContext
-from certkit.vision import verified as V
-from certkit.vision.data import load_digits
-from certkit.vision.verified_report import sections
+
+V = vision_module("verified")
+load_digits = vision_module("digits").load_digits
 
 
 def test_report_section_quick_cached(tmp_path: Path) -> None:
@@ -22,8 +29,8 @@ def test_report_section_quick_cached(tmp_path: Path) -> None:
             "arch": type(model).__name__}
     save_state({"model": model.state_dict(), "meta": meta}, tmp_path / "cache" / "vision" / "verified_quick_s0.pt")
     ctx = ReportContext(out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", full=False, seed=0)
-    sec = sections(ctx)
-    assert sec.domain == "bounds" and sec.full and sec.reproduce.startswith("certkit bounds")
+    (sec,) = sections(ctx)
+    assert sec.domain == "bounds" and sec.full and sec.reproduce.startswith("certkit vision verified")
     s = sec.summary
     assert s["arch"] == "CertifiedMLP" and s["eps"] == 0.1
     for k in ("clean_acc", "ibp_verified_acc", "crown_verified_acc"):
