@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from certkit.core.validation import check_int, check_positive, check_seed, check_sigma
 from certkit.rl.policies import as_policy
+from certkit.rl.rollout import smoothed_rollouts
 
 
 def _scores_fn(policy: Any) -> Any:
@@ -243,8 +244,6 @@ def adaptive_attack_sweep(policy: Any, env_fn: Any, sigma: float, budget: float,
                           shrink_steps: int = 0) -> SweepResult:
     """Run the adaptive attack at each threshold on the same episodes (same smoothing noise
     and env seeds) and report the worst mean return."""
-    from certkit.rl.rollout import smoothed_rollouts
-
     means, best = [], None
     succ, tries = 0, 0
     for tau in thresholds:

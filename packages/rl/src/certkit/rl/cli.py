@@ -29,7 +29,8 @@ def _budgets(text: str) -> list[float]:
 
 
 def _policy(model: str, state_dict: str | None, continuous: bool) -> object:
-    from certkit.rl.policies import TorchPolicy, load_module
+    from certkit.rl.loading import load_module
+    from certkit.rl.policies import TorchPolicy
 
     return TorchPolicy(load_module(model, state_dict), discrete=not continuous)
 

@@ -7,14 +7,13 @@ Attacks additionally need differentiable action scores: :meth:`TorchPolicy.score
 
 Adapters: :class:`TorchPolicy` (argmax of Q-values/logits, or the raw output for continuous
 actions), :class:`SB3Policy` (stable-baselines3 models, optional extra), and
-:class:`FunctionPolicy` (plain numpy functions). :func:`as_policy` picks one.
+:class:`FunctionPolicy` (plain numpy functions). :func:`as_policy` picks one. Loading
+policies from files is :mod:`certkit.rl.loading`; this module imports nothing from certkit.rl.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,33 +177,3 @@ def mlp(obs_dim: int, n_out: int, hidden: Sequence[int] = (64, 64)) -> nn.Sequen
         d = h
     layers.append(nn.Linear(d, n_out))
     return nn.Sequential(*layers)
-
-
-def load_module(spec: str, state_dict: str | None = None) -> nn.Module:
-    """A TorchScript file, or ``package.module:factory`` (called with no arguments) with an
-    optional state_dict file loaded with ``weights_only=True``."""
-    p = Path(spec)
-    if p.exists():
-        if state_dict is None:
-            from certkit.rl.train import load_trained
-
-            try:
-                return load_trained(p).module
-            except ValueError:
-                pass  # not a certkit-rl checkpoint: try TorchScript
-        try:
-            return torch.jit.load(str(p), map_location="cpu")
-        except RuntimeError as exc:
-            raise ValueError(f"model: {spec} is neither a certkit-rl checkpoint nor TorchScript") from exc
-    if ":" not in spec:
-        raise ValueError(f"model: {spec!r} is neither a file nor 'module:factory'")
-    mod_name, fn_name = spec.split(":", 1)
-    try:
-        factory = getattr(importlib.import_module(mod_name), fn_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"model: cannot import {spec!r}: {exc}") from exc
-    module = factory()
-    if state_dict is not None:
-        sd = torch.load(state_dict, map_location="cpu", weights_only=True)
-        module.load_state_dict(sd)
-    return module

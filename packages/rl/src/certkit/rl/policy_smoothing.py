@@ -58,6 +58,10 @@ from certkit.core.progress import Counter
 from certkit.core.results import ResultLog
 from certkit.core.validation import as_float_array, check_alpha, check_int, check_seed, check_sigma
 from certkit.rl.bounds import BOUNDS, survival_lower_bounds
+from certkit.rl.envs import check_box_observations, make_env_factory, resolve_horizon, return_range
+from certkit.rl.policies import as_policy
+from certkit.rl.rollout import BACKENDS as ENGINES
+from certkit.rl.rollout import smoothed_rollouts
 
 THEOREM = ("adaptive Neyman-Pearson (Kumar, Levine & Feizi, ICLR 2022, arXiv 2106.11420, Thm. 1): "
            "P[F(pi_eps) >= nu] >= Phi(Phi^-1(P[F(pi) >= nu]) - B/sigma), total l2 budget B over "
@@ -302,15 +306,11 @@ class EpisodeChunkTask:
 
     def __init__(self, policy: Any, env_fn: Any, sigma: float, seed: int, horizon: int,
                  engine: str, episodes: int, chunk_size: int) -> None:
-        from certkit.rl.policies import as_policy
-
         self.policy = as_policy(policy)
         self.env_fn, self.sigma, self.seed, self.horizon = env_fn, sigma, seed, horizon
         self.engine, self.episodes, self.chunk_size = engine, episodes, chunk_size
 
     def __call__(self, idx: int) -> dict[str, Any]:
-        from certkit.rl.rollout import smoothed_rollouts
-
         lo = idx * self.chunk_size
         ids = np.arange(lo, min(lo + self.chunk_size, self.episodes), dtype=np.int64)
         ro = smoothed_rollouts(self.policy, self.env_fn, self.sigma, ids, seed=self.seed,
@@ -349,14 +349,6 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
     Returns a :class:`RewardCertificate` (curve of certified reward vs B).
     """
     from certkit.core import distributed
-    from certkit.rl.envs import (
-        check_box_observations,
-        make_env_factory,
-        resolve_horizon,
-        return_range,
-    )
-    from certkit.rl.policies import as_policy
-    from certkit.rl.rollout import BACKENDS as ENGINES
 
     t0 = time.perf_counter()
     sigma = check_sigma(sigma)

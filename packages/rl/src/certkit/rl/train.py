@@ -15,8 +15,7 @@ the smoothed policy is the observation noise, as the certificate requires).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -25,10 +24,13 @@ import torch
 from torch import nn
 
 from certkit.core import gaussian_rows
-from certkit.core.cache import load_state, save_state
 from certkit.core.validation import check_int, check_positive, check_seed
+from certkit.rl.checkpoints import TrainedPolicy, load_trained, save_trained
 from certkit.rl.envs import batched_dynamics
 from certkit.rl.policies import TorchPolicy, mlp
+from certkit.rl.rollout import smoothed_rollouts
+
+__all__ = ["PPOConfig", "TrainedPolicy", "load_trained", "save_trained", "train_ppo"]
 
 
 @dataclass
@@ -49,21 +51,7 @@ class PPOConfig:
     hidden: tuple[int, ...] = (64, 64)
 
 
-@dataclass
-class TrainedPolicy:
-    """A trained actor. module: (N, obs_dim) → (N, n_actions) logits."""
-
-    module: nn.Module
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def policy(self) -> TorchPolicy:
-        return TorchPolicy(self.module, discrete=True)
-
-
 def _evaluate(actor: nn.Module, env_id: str, sigma: float, episodes: int, seed: int) -> float:
-    from certkit.rl.rollout import smoothed_rollouts
-
     ro = smoothed_rollouts(TorchPolicy(actor), env_id, sigma, episodes, seed=seed)
     return float(ro.returns.mean())
 
@@ -220,22 +208,3 @@ def _train_ppo(env_id: str, sigma: float, total_steps: int, seed: int,
             "hidden": list(cfg.hidden), "history": history, "best_eval": best_eval,
             "train_episode_returns_tail": ep_returns[-20:], "seed": seed}
     return TrainedPolicy(actor.eval(), meta)
-
-
-def save_trained(tp: TrainedPolicy, path: str | Path) -> None:
-    """Save actor weights and metadata (loadable with weights_only=True)."""
-    meta = {k: v for k, v in tp.meta.items() if k != "history"}
-    meta["history"] = [[int(s), float(r)] for s, r in tp.meta.get("history", [])]
-    save_state({"state_dict": tp.module.state_dict(), "meta": meta}, path)
-
-
-def load_trained(path: str | Path) -> TrainedPolicy:
-    """Load a policy written by :func:`save_trained`."""
-    try:
-        blob = load_state(path)
-        meta = dict(blob["meta"])
-        module = mlp(int(meta["obs_dim"]), int(meta["n_actions"]), tuple(meta["hidden"]))
-        module.load_state_dict(blob["state_dict"])
-    except Exception as exc:
-        raise ValueError(f"path: {path} is not a certkit-rl policy checkpoint ({exc})") from exc
-    return TrainedPolicy(module.eval(), meta)
