@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from certkit.vision.attacks import pgd, robust_accuracy
-from certkit.vision.data import load_digits
-from certkit.vision.models import DigitsCNN, train_classifier
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsCNN, train_classifier
 
 
 def reference_pgd(model, x, y, eps, alpha, steps, seed=0):

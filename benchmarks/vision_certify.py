@@ -75,9 +75,9 @@ def main() -> None:
 
     from scipy.stats import ks_2samp
 
-    from certkit.vision.data import load_digits
-    from certkit.vision.reference_models import digits_cnn
-    from certkit.vision.smoothing import Smooth
+    from certkit.vision.data.digits import load_digits
+    from certkit.vision.data.reference import digits_cnn
+    from certkit.vision.smoothing.smooth import Smooth
 
     model = digits_cnn(args.sigma, epochs=args.epochs)
     _, test = load_digits()

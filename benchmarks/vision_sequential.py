@@ -7,7 +7,7 @@ Anchor: CERTIFY with n0 = 100 selection + n = 100,000 estimation samples per inp
 the implementation comparison). Ours: ``mode="sequential"``, ``max_n`` = n, the curve's
 radius grid as ``radius_grid`` (stop once the certified radius and the reachable radius
 share a grid cell), with the default bound (Clopper-Pearson at fixed looks, α spent
-across looks, ``certkit.vision.cp_looks``) and, for comparison, the beta-binomial
+across looks, ``certkit.vision.smoothing.looks``) and, for comparison, the beta-binomial
 mixture confidence sequence. Both at α = 0.001, same seed: sample j of input i is the
 same noise draw in both runs.
 
@@ -51,7 +51,7 @@ def floors(cohen: list[Any], grid: np.ndarray, sigma: float, alpha: float, n: in
     """Mean over inputs of (all-success floor, clairvoyant fixed-n CP floor) for reaching
     the grid level Cohen's run reached."""
     from certkit.core import stats
-    from certkit.vision.cp_looks import all_success_floor
+    from certkit.vision.smoothing.looks import all_success_floor
 
     q = stats.norm_cdf(grid / sigma)
     ts = np.unique(np.geomspace(1, n, 4000).astype(np.int64))
@@ -88,10 +88,10 @@ def main() -> None:
 
     import torch
 
-    from certkit.vision.data import load_digits
-    from certkit.vision.metrics import average_certified_radius, certified_accuracy
-    from certkit.vision.reference_models import digits_cnn
-    from certkit.vision.smoothing import Smooth
+    from certkit.vision.data.digits import load_digits
+    from certkit.vision.data.reference import digits_cnn
+    from certkit.vision.smoothing.metrics import average_certified_radius, certified_accuracy
+    from certkit.vision.smoothing.smooth import Smooth
 
     _, test = load_digits()
     xs, ys = test.x[: args.inputs], test.y[: args.inputs]

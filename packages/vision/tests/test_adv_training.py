@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from certkit.vision import adversarial_training as AT
 from certkit.vision import attacks as A
-from certkit.vision.data import load_digits
-from certkit.vision.models import DigitsCNN, DigitsMLP, train_classifier
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsCNN, DigitsMLP, train_classifier
+from certkit.vision.training import adversarial as AT
 
 EPS = 0.2
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from certkit.vision import attacks as A
 from certkit.vision.attacks.apgd import checkpoints
 from certkit.vision.attacks.quadattack import topk_success
-from certkit.vision.data import load_digits
-from certkit.vision.models import DigitsCNN, accuracy, train_classifier
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsCNN, accuracy, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

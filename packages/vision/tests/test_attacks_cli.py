@@ -9,10 +9,10 @@ import torch
 
 from certkit.core.cache import save_state
 from certkit.core.cli import main
-from certkit.vision.data import load_digits
-from certkit.vision.models import DigitsMLP, train_classifier
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsMLP, train_classifier
 
-SPEC = "certkit.vision.models:DigitsMLP"
+SPEC = "certkit.vision.data.models:DigitsMLP"
 
 
 @pytest.fixture(scope="module")

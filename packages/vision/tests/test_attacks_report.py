@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from certkit.vision.attacks_report import _cached
+from certkit.vision.attacks.report import _cached
 
 
 def test_cached_model_trains_once(tmp_path):
@@ -33,7 +33,7 @@ def test_cached_model_trains_once(tmp_path):
 @pytest.mark.skipif(os.environ.get("CERTKIT_SLOW") != "1", reason="set CERTKIT_SLOW=1")
 def test_section_quick_mode(tmp_path):
     from certkit.core.report import ReportContext
-    from certkit.vision.attacks_report import sections
+    from certkit.vision.attacks.report import sections
 
     s = sections(ReportContext(out_dir=tmp_path, cache_dir=tmp_path / "cache"))
     assert [t.name for t in s.tables] == ["robust_accuracy", "corruptions", "translation"]

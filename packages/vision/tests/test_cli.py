@@ -10,7 +10,7 @@ import torch
 
 from certkit.core.cache import save_state
 from certkit.core.cli import STATE, main
-from certkit.vision.models import DigitsMLP
+from certkit.vision.data.models import DigitsMLP
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def weights(tmp_path: Path) -> Path:
 
 
 def _certify(tmp_path: Path, weights: Path, out: str, *extra: str) -> int:
-    return main(["--quiet", "vision", "certify", "--model", "certkit.vision.models:DigitsMLP",
+    return main(["--quiet", "vision", "certify", "--model", "certkit.vision.data.models:DigitsMLP",
                  "--weights", str(weights), "--count", "5", "--n0", "10", "--n", "50",
                  "--batch-size", "64", "--out", str(tmp_path / out), *extra])
 

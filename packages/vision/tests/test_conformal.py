@@ -11,16 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from certkit.vision.conformal import (
-    SplitConformal,
-    class_scores,
-    conformal_quantile,
-    coverage_and_size,
-)
-from certkit.vision.conformal_experiment import robust_coverage_experiment
-from certkit.vision.data import load_digits
-from certkit.vision.models import DigitsMLP, train_classifier
-from certkit.vision.robust_conformal import (
+from certkit.vision.conformal.experiments import robust_coverage_experiment
+from certkit.vision.conformal.robust import (
     RSCP,
     PTTransform,
     RSCPPlus,
@@ -29,6 +21,14 @@ from certkit.vision.robust_conformal import (
     pgd_smoothed_score,
     smoothed_scores,
 )
+from certkit.vision.conformal.scores import (
+    SplitConformal,
+    class_scores,
+    conformal_quantile,
+    coverage_and_size,
+)
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsMLP, train_classifier
 
 
 def naive_scores(p: np.ndarray, score: str, u: np.ndarray, lam: float = 0.01, k_reg: int = 5) -> np.ndarray:
@@ -186,7 +186,7 @@ def test_api_and_bad_input(mlp) -> None:
 @pytest.mark.skipif(os.environ.get("CERTKIT_SLOW") != "1", reason="set CERTKIT_SLOW=1")
 @pytest.mark.slow
 def test_rscp_plus_50_splits_full() -> None:
-    from certkit.vision.reference_models import digits_cnn
+    from certkit.vision.data.reference import digits_cnn
 
     _, te = load_digits()
     model = digits_cnn(0.25)
@@ -200,7 +200,7 @@ def test_rscp_plus_50_splits_full() -> None:
 def test_rct_loss_matches_naive_and_training_runs(mlp) -> None:
     from scipy.stats import norm as sp_norm
 
-    from certkit.vision.robust_conformal_training import rct_loss, train_rct
+    from certkit.vision.conformal.rct import rct_loss, train_rct
 
     torch.manual_seed(0)
     logits = torch.randn(3, 8, 4, dtype=torch.float64)
@@ -227,7 +227,7 @@ def test_rct_classification_loss_matches_naive_and_raises_true_label_membership(
     membership (the term does what it is for)."""
     from scipy.stats import norm as sp_norm
 
-    from certkit.vision.robust_conformal_training import rct_loss
+    from certkit.vision.conformal.rct import rct_loss
 
     torch.manual_seed(1)
     logits = torch.randn(2, 8, 4, dtype=torch.float64)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from certkit.vision import corruptions as C
-from certkit.vision.data import load_digits
+from certkit.vision.corruptions import suite as C
+from certkit.vision.data.digits import load_digits
 
 
 @pytest.fixture(scope="module")

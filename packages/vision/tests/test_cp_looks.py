@@ -12,8 +12,8 @@ from _vision_models import Linear2
 from scipy.stats import beta as beta_dist
 from scipy.stats import norm
 
-from certkit.vision.cp_looks import LookClopperPearsonCS, all_success_floor, grid_schedule
-from certkit.vision.smoothing import ABSTAIN, Smooth
+from certkit.vision.smoothing.looks import LookClopperPearsonCS, all_success_floor, grid_schedule
+from certkit.vision.smoothing.smooth import ABSTAIN, Smooth
 
 
 def test_bounds_are_per_look_clopper_pearson() -> None:

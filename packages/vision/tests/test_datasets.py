@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from certkit.vision.datasets import load_cifar10, load_dataset, load_image_folder
+from certkit.vision.data.datasets import load_cifar10, load_dataset, load_image_folder
 
 
 def _cifar(tmp: Path, n: int = 5) -> tuple[np.ndarray, np.ndarray]:

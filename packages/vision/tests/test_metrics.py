@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from certkit.core.report import use_agg
-from certkit.vision.metrics import (
+from certkit.vision.smoothing.metrics import (
     average_certified_radius,
     certified_accuracy,
     plot_certified_accuracy,
     radii_correct,
 )
-from certkit.vision.smoothing import Certificate
+from certkit.vision.smoothing.smooth import Certificate
 
 
 def _rows(seed: int = 0, n: int = 50) -> list[dict]:

@@ -11,10 +11,10 @@ from certkit.core.report import ReportContext, Section
 
 
 def test_section_structure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import certkit.vision.reference_models as ref
+    import certkit.vision.data.reference as ref
     import certkit.vision.report as rep
-    from certkit.vision.data import load_digits
-    from certkit.vision.models import DigitsMLP, train_classifier
+    from certkit.vision.data.digits import load_digits
+    from certkit.vision.data.models import DigitsMLP, train_classifier
 
     tr, _ = load_digits()
     torch.manual_seed(0)

@@ -12,8 +12,13 @@ from scipy import integrate
 from scipy.stats import beta as beta_dist
 from scipy.stats import norm
 
-from certkit.vision.sequential import BetaBinomialCS, forecast_lower, next_total, stop_rule
-from certkit.vision.smoothing import ABSTAIN, Smooth
+from certkit.vision.smoothing.sequential import (
+    BetaBinomialCS,
+    forecast_lower,
+    next_total,
+    stop_rule,
+)
+from certkit.vision.smoothing.smooth import ABSTAIN, Smooth
 
 
 def naive_mixture(q: float, s: int, t: int, prior) -> float:

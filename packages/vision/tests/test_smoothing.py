@@ -20,9 +20,9 @@ from scipy.stats import norm
 from torch import nn
 
 from certkit.core import gaussian_noise
-from certkit.vision.data import load_digits
-from certkit.vision.models import DigitsMLP, train_classifier
-from certkit.vision.smoothing import ABSTAIN, Certificate, Smooth
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsMLP, train_classifier
+from certkit.vision.smoothing.smooth import ABSTAIN, Certificate, Smooth
 
 W = np.array([1.0, -2.0, 0.5, 1.5])
 B = -0.3
@@ -257,7 +257,7 @@ def test_resume_after_injected_exception(digits_mlp, tmp_path: Path) -> None:
 _CHILD = """
 import sys, time, torch
 from torch import nn
-from certkit.vision.smoothing import Smooth
+from certkit.vision.smoothing.smooth import Smooth
 class Slow(nn.Module):
     def __init__(self):
         super().__init__()

@@ -10,12 +10,12 @@ import torch
 from scipy.stats import norm
 from torch import nn
 
-from certkit.vision.adaptive_smoothing import AdaptiveSmoothing, pgd_accuracy, train_mixer
-from certkit.vision.data import load_digits
-from certkit.vision.dual_smoothing import DualSmooth, split_checkerboard
-from certkit.vision.models import DigitsMLP
-from certkit.vision.smoothing import ABSTAIN
-from certkit.vision.training import consistency_loss, train_consistency, train_gaussian
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsMLP
+from certkit.vision.smoothing.adaptive import AdaptiveSmoothing, pgd_accuracy, train_mixer
+from certkit.vision.smoothing.dual import DualSmooth, split_checkerboard
+from certkit.vision.smoothing.smooth import ABSTAIN
+from certkit.vision.training.noise import consistency_loss, train_consistency, train_gaussian
 
 
 def test_checkerboard_split_matches_naive() -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from certkit.vision import translation as T
-from certkit.vision.data import load_digits
-from certkit.vision.models import DigitsCNN, train_classifier
+from certkit.vision.corruptions import translation as T
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsCNN, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

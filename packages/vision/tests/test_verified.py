@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from certkit.vision import verified as V
-from certkit.vision.data import load_digits
+from certkit.vision.data.digits import load_digits
 
 
 @pytest.fixture(scope="session")

@@ -13,42 +13,42 @@ Public names are imported lazily (``import certkit.vision`` does not import torc
   :func:`train_rct`;
 - :class:`DualSmooth` (dual randomized smoothing), :class:`AdaptiveSmoothing`,
   :func:`train_gaussian`, :func:`train_consistency`.
+
+Layout: one subpackage per topic, each with its command and report section beside its
+code: :mod:`~certkit.vision.smoothing`, :mod:`~certkit.vision.conformal`,
+:mod:`~certkit.vision.attacks`, :mod:`~certkit.vision.training`,
+:mod:`~certkit.vision.corruptions`, :mod:`~certkit.vision.data`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from certkit.vision._lazy import lazy_exports
 from certkit.vision.version import __version__
 
 _LAZY = {
-    "ABSTAIN": "certkit.vision.smoothing",
-    "Certificate": "certkit.vision.smoothing",
-    "Smooth": "certkit.vision.smoothing",
-    "certify_batch": "certkit.vision.smoothing",
-    "BetaBinomialCS": "certkit.vision.sequential",
-    "LookClopperPearsonCS": "certkit.vision.cp_looks",
-    "grid_schedule": "certkit.vision.cp_looks",
-    "average_certified_radius": "certkit.vision.metrics",
-    "certified_accuracy": "certkit.vision.metrics",
-    "plot_certified_accuracy": "certkit.vision.metrics",
-    "SplitConformal": "certkit.vision.conformal",
-    "RSCP": "certkit.vision.robust_conformal",
-    "RSCPPlus": "certkit.vision.robust_conformal",
-    "PTTransform": "certkit.vision.robust_conformal",
-    "train_rct": "certkit.vision.robust_conformal_training",
-    "DualSmooth": "certkit.vision.dual_smoothing",
-    "AdaptiveSmoothing": "certkit.vision.adaptive_smoothing",
-    "train_gaussian": "certkit.vision.training",
-    "train_consistency": "certkit.vision.training",
+    "ABSTAIN": "certkit.vision.smoothing.smooth",
+    "Certificate": "certkit.vision.smoothing.smooth",
+    "Smooth": "certkit.vision.smoothing.smooth",
+    "certify_batch": "certkit.vision.smoothing.smooth",
+    "BetaBinomialCS": "certkit.vision.smoothing.sequential",
+    "LookClopperPearsonCS": "certkit.vision.smoothing.looks",
+    "grid_schedule": "certkit.vision.smoothing.looks",
+    "average_certified_radius": "certkit.vision.smoothing.metrics",
+    "certified_accuracy": "certkit.vision.smoothing.metrics",
+    "plot_certified_accuracy": "certkit.vision.smoothing.metrics",
+    "SplitConformal": "certkit.vision.conformal.scores",
+    "RSCP": "certkit.vision.conformal.robust",
+    "RSCPPlus": "certkit.vision.conformal.robust",
+    "PTTransform": "certkit.vision.conformal.robust",
+    "train_rct": "certkit.vision.conformal.rct",
+    "DualSmooth": "certkit.vision.smoothing.dual",
+    "AdaptiveSmoothing": "certkit.vision.smoothing.adaptive",
+    "train_gaussian": "certkit.vision.training.noise",
+    "train_consistency": "certkit.vision.training.noise",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'certkit.vision' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -356,7 +356,7 @@ def cached_model(cache_dir: Any, full: bool = False, seed: int = 0) -> tuple[nn.
     from pathlib import Path
 
     from certkit.core.cache import load_state, save_state
-    from certkit.vision.data import load_digits
+    from certkit.vision.data.digits import load_digits
 
     model, cfg = quick_config(full)
     cfg.seed = seed

@@ -11,6 +11,9 @@ eval for the attack (with a :class:`TrainModeWarning`) and restored after.
 - :func:`lbfgs_attack`: the box-constrained L-BFGS attack of Szegedy et al. 2013.
 - :func:`quadattack`: ordered top-K targeted attack via a QP in logit/feature space.
 - :func:`smoothadv_pgd`: SmoothAdv PGD on a Gaussian-smoothed soft classifier.
+
+The ``certkit vision attack ...`` command is :mod:`~certkit.vision.attacks.cli`, the report
+section :mod:`~certkit.vision.attacks.report`.
 """
 
 from certkit.vision.attacks._common import (

@@ -3,7 +3,7 @@ an anytime-valid lower confidence bound for a Bernoulli mean that is nearly as t
 the fixed-n Clopper-Pearson bound at every look.
 
 Cohen et al. (2019, arXiv 1902.02918) certify with one Clopper-Pearson (Clopper & Pearson
-1934) bound after a fixed n. Sequential certification (:mod:`certkit.vision.sequential`)
+1934) bound after a fixed n. Sequential certification (:mod:`certkit.vision.smoothing.sequential`)
 wants to look at the counts repeatedly and stop early. This module fixes, *before any
 sample is drawn*, look times ``n_1 < n_2 < ... < n_J`` and levels ``α_j > 0`` with
 ``Σ_j α_j ≤ α`` (the α-spending / Bonferroni device of group-sequential testing), and

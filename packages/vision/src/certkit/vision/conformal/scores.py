@@ -126,10 +126,10 @@ class SplitConformal:
     def fit(self, x: torch.Tensor, y: torch.Tensor, trainer: Callable[..., nn.Module] | None = None,
             **kwargs: Any) -> SplitConformal:
         """Train the model on (x, y) with ``trainer(model, x, y, **kwargs)`` (default
-        :func:`certkit.vision.models.train_classifier`). Returns self."""
+        :func:`certkit.vision.data.models.train_classifier`). Returns self."""
         if self.model is None:
             raise ValueError("model: fit needs a model")
-        from certkit.vision.models import train_classifier
+        from certkit.vision.data.models import train_classifier
 
         (trainer or train_classifier)(self.model, x, y, **kwargs)
         return self

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from certkit.core.validation import check_int, check_positive, check_sigma
-from certkit.vision.models import train_classifier
+from certkit.vision.data.models import train_classifier
 
 __all__ = ["consistency_loss", "train_consistency", "train_gaussian"]
 

@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 from certkit.core.validation import check_alpha, check_int
-from certkit.vision.conformal import SplitConformal, coverage_and_size, softmax_probs
-from certkit.vision.robust_conformal import (
+from certkit.vision.conformal.robust import (
     RSCP,
     PTTransform,
     RSCPPlus,
     pgd_smoothed_score,
     smoothed_scores,
 )
+from certkit.vision.conformal.scores import SplitConformal, coverage_and_size, softmax_probs
 
 __all__ = ["robust_coverage_experiment", "run_digits_conformal"]
 
@@ -92,8 +92,8 @@ def robust_coverage_experiment(model: nn.Module, x: torch.Tensor, y: torch.Tenso
 def run_digits_conformal(method: str = "rscp+", score: str = "thr", alpha: float = 0.1, sigma: float = 0.25,
                          eps: float = 0.125, n_mc: int = 64, seed: int = 0, n_splits: int = 10) -> dict[str, Any]:
     """One method on the embedded digits data with the cached reference model (CLI)."""
-    from certkit.vision.data import load_digits
-    from certkit.vision.reference_models import digits_cnn
+    from certkit.vision.data.digits import load_digits
+    from certkit.vision.data.reference import digits_cnn
 
     model = digits_cnn(sigma)
     _, test = load_digits()

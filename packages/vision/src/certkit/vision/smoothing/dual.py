@@ -33,7 +33,7 @@ from torch import nn
 
 from certkit.core import stats
 from certkit.core.validation import check_alpha, check_int, check_seed
-from certkit.vision.smoothing import ABSTAIN, Smooth
+from certkit.vision.smoothing.smooth import ABSTAIN, Smooth
 
 __all__ = ["DualSmooth", "split_checkerboard"]
 

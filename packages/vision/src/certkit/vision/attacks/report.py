@@ -82,10 +82,10 @@ def reference_models(cache: Path, full: bool = False, seed: int = 0,
                      ) -> dict[str, nn.Module]:
     """The digits CNNs of the report (trained once, cached): 'standard', 'pgd_at', 'trades',
     'distilled' (T = 50), 'shift_aug' (trained with ±2-pixel realistic shifts)."""
-    from certkit.vision import adversarial_training as AT
-    from certkit.vision.data import load_digits
-    from certkit.vision.models import DigitsCNN, train_classifier
-    from certkit.vision.translation import shift_augment
+    from certkit.vision.corruptions.translation import shift_augment
+    from certkit.vision.data.digits import load_digits
+    from certkit.vision.data.models import DigitsCNN, train_classifier
+    from certkit.vision.training import adversarial as AT
 
     b = FULL if full else QUICK
     tr, _ = load_digits()
@@ -147,9 +147,9 @@ def sections(ctx: ReportContext) -> Section:
     import matplotlib.pyplot as plt
 
     from certkit.vision import attacks as A
-    from certkit.vision.corruptions import FAMILIES, corruption_errors, mce
-    from certkit.vision.data import load_digits
-    from certkit.vision.translation import translation_report
+    from certkit.vision.corruptions.suite import FAMILIES, corruption_errors, mce
+    from certkit.vision.corruptions.translation import translation_report
+    from certkit.vision.data.digits import load_digits
 
     t0 = time.perf_counter()
     b = FULL if ctx.full else QUICK

@@ -11,8 +11,8 @@ R that holds with probability ≥ 1 - α over the sampling noise (Clopper-Pearso
 fresh samples after n0 selection samples, exactly as CERTIFY in the paper), and abstains
 (-1) when p̲_A < ½. ``mode="sequential"`` replaces the fixed n with an anytime-valid
 lower bound (Clopper-Pearson at fixed looks with α spent across them,
-:mod:`certkit.vision.cp_looks`, or the mixture confidence sequence of
-:mod:`certkit.vision.sequential`) and stops as soon as the certificate is decided; the
+:mod:`certkit.vision.smoothing.looks`, or the mixture confidence sequence of
+:mod:`certkit.vision.smoothing.sequential`) and stops as soon as the certificate is decided; the
 1-α guarantee is unchanged.
 
 **Pixel convention.** Noise is added in *input space*, in the units of ``x``: for
@@ -53,8 +53,13 @@ from torch import nn
 from certkit.core import gaussian_rows, stats
 from certkit.core.results import ResultLog
 from certkit.core.validation import check_alpha, check_int, check_positive, check_seed, check_sigma
-from certkit.vision.cp_looks import grid_schedule
-from certkit.vision.sequential import BetaBinomialCS, forecast_lower, next_total, stop_rule
+from certkit.vision.smoothing.looks import grid_schedule
+from certkit.vision.smoothing.sequential import (
+    BetaBinomialCS,
+    forecast_lower,
+    next_total,
+    stop_rule,
+)
 
 ABSTAIN = -1
 
@@ -350,17 +355,17 @@ class Smooth:
 
         mode="cohen": n0 + n samples per input, Clopper-Pearson bound (the paper's CERTIFY).
         mode="sequential": n0 selection samples, then estimation in rounds until
-        :func:`~certkit.vision.sequential.stop_rule` says the certificate is decided or
+        :func:`~certkit.vision.smoothing.sequential.stop_rule` says the certificate is decided or
         ``max_n`` (default n) samples are used. p̲_A is an anytime-valid lower bound, valid
         at the data-dependent stopping time; ``bound`` picks it:
 
         - ``"looks"`` (default): exact Clopper-Pearson bounds at a fixed schedule of looks
-          with α spent across them (:mod:`certkit.vision.cp_looks`): geometric looks from
+          with α spent across them (:mod:`certkit.vision.smoothing.looks`): geometric looks from
           ``first`` (×``growth``, default 1.1), one look per grid radius at its
           all-success floor, and half of α on the final look at ``max_n`` (so an input that
           runs to the end gets nearly Cohen's fixed-n bound);
         - ``"mixture"``: the beta-binomial mixture confidence sequence
-          (:class:`~certkit.vision.sequential.BetaBinomialCS`), rounds ×``growth``
+          (:class:`~certkit.vision.smoothing.sequential.BetaBinomialCS`), rounds ×``growth``
           (default 1.25).
 
         ``radius_grid`` (or its older name ``radius_target``): one radius or a grid (e.g.

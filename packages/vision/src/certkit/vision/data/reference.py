@@ -12,8 +12,8 @@ import torch
 from certkit.core.cache import cache_dir as _cache_dir
 from certkit.core.cache import load_state, save_state
 from certkit.core.validation import check_int, check_sigma
-from certkit.vision.data import load_digits
-from certkit.vision.models import DigitsCNN, train_classifier
+from certkit.vision.data.digits import load_digits
+from certkit.vision.data.models import DigitsCNN, train_classifier
 
 
 def digits_cnn(sigma: float, *, epochs: int = 20, seed: int = 0,

@@ -26,7 +26,7 @@ s ↦ sigmoid(T(Q̂(s) − b)), T = 400, b = 0.9. The map is fixed before calibr
 guarantee above holds unchanged; it sharpens the smoothed score so sets get smaller.
 
 Noise for input i, sample j is keyed by (seed, i, j) through the core's Philox sampler,
-as in :mod:`certkit.vision.smoothing`.
+as in :mod:`certkit.vision.smoothing.smooth`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from torch import nn
 
 from certkit.core import gaussian_rows, stats
 from certkit.core.validation import check_alpha, check_int, check_positive, check_sigma
-from certkit.vision.conformal import class_scores, conformal_quantile, coverage_and_size
+from certkit.vision.conformal.scores import class_scores, conformal_quantile, coverage_and_size
 
 FloatArray = npt.NDArray[np.float64]
 

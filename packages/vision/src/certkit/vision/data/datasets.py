@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from certkit.core.validation import check_int
-from certkit.vision.data import Split, load_digits
+from certkit.vision.data.digits import Split, load_digits
 
 __all__ = ["IMAGE_EXTENSIONS", "load_cifar10", "load_dataset", "load_image_folder"]
 

@@ -38,7 +38,7 @@ def _model(spec: str | None, weights: str | None, reference: str) -> Any:
     if weights is not None:
         raise UsageError("--weights: needs --model module:factory")
     from certkit.core.cache import cache_dir
-    from certkit.vision.attacks_report import reference_models
+    from certkit.vision.attacks.report import reference_models
 
     return reference_models(cache_dir("attacks"), which=(reference,))[reference]
 
@@ -48,7 +48,7 @@ def _data(path: Path | None, n: int) -> tuple[Any, Any]:
     import torch
 
     if path is None:
-        from certkit.vision.data import load_digits
+        from certkit.vision.data.digits import load_digits
 
         _, te = load_digits()
         return te.x[:n], te.y[:n]
@@ -149,7 +149,7 @@ def evaluate(
     data: DataOpt = None,
 ) -> None:
     """Clean error and corruption errors (13 corruptions × 5 severities), CE and mCE."""
-    from certkit.vision.corruptions import corruption_errors, mce
+    from certkit.vision.corruptions.suite import corruption_errors, mce
 
     m = _model(model, weights, reference)
     x, y = _data(data, n)
