@@ -3,7 +3,7 @@
 - ``certify``, ``evaluate``, ``plot``: randomized smoothing (:mod:`certkit.vision.smoothing.cli`);
 - ``conformal``: conformal prediction sets (:mod:`certkit.vision.conformal.cli`);
 - ``attack ...``: attacks, corruptions, robust-accuracy plots (:mod:`certkit.vision.attacks.cli`);
-- ``verified ...``: certified training (:mod:`certkit.vision.verified_cli`).
+- ``verified ...``: certified training (:mod:`certkit.vision.training.cli`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typer
 
 from certkit.vision.conformal.cli import app as _conformal_app
 from certkit.vision.smoothing.cli import app as _smoothing_app
-from certkit.vision.verified_cli import app as _verified_app
+from certkit.vision.training.cli import app as _verified_app
 
 app = typer.Typer(name="vision", help="Randomized smoothing, sequential certification, robust conformal "
                   "prediction for image classifiers.", no_args_is_help=True)

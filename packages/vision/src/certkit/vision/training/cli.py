@@ -1,5 +1,5 @@
 """``certkit vision verified ...``: certified training on digits (``train``, Shi et al. 2021
-recipe; IBP or CROWN-IBP, :mod:`certkit.vision.verified`) and clean / verified accuracy of a
+recipe; IBP or CROWN-IBP, :mod:`certkit.vision.training.certified`) and clean / verified accuracy of a
 model on the digits test split (``evaluate``).
 
 Verification, VNN-LIB properties, attacks and plots of bound propagation are
