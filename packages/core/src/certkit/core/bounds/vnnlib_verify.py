@@ -65,9 +65,14 @@ def _check_params(timeout: float, pgd_steps: int, pgd_restarts: int) -> None:
 
 def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Property, *, timeout: float = 60.0,
                     methods: tuple[str, ...] = ("IBP", "CROWN", "alpha-CROWN"), pgd_steps: int = 50,
-                    pgd_restarts: int = 5, seed: int = 0, alpha_iterations: int = 20) -> VnnResult:
+                    pgd_restarts: int = 5, seed: int = 0, alpha_iterations: int = 20,
+                    input_split_max_dims: int = 16) -> VnnResult:
     """Decide ``prop`` (from :func:`~certkit.core.bounds.vnnlib.parse_vnnlib`) on ``model``
-    ((B, *input_shape) → (B, K)). The model's parameter dtype is used throughout."""
+    ((B, *input_shape) → (B, K)). The model's parameter dtype is used throughout.
+
+    Disjuncts that one bound pass leaves open are searched to the deadline by input
+    splitting (:func:`~certkit.core.bounds.bab.input_split`) when the input has at most
+    ``input_split_max_dims`` entries (ACAS Xu has 5; 0 switches it off)."""
     _check_params(timeout, pgd_steps, pgd_restarts)
     t0 = time.perf_counter()
     p = next(iter(model.parameters()), None)
@@ -169,6 +174,27 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
             return done("unsat", method, N)
     if time.perf_counter() - t0 > timeout:
         return done("timeout", method, N - open_idx.numel())
+
+    # ---- complete search on low-dimensional inputs: split the box (certkit.core.bounds.bab)
+    if 0 < n <= input_split_max_dims:
+        from certkit.core.bounds.bab import input_split
+
+        for i in open_idx.tolist():
+            rows = valid[i]
+            r = input_split(model, tuple(input_shape), lo[i], hi[i], C[i][rows], d[i][rows],
+                            deadline=t0 + timeout, method="CROWN")
+            if r.status == "sat" and r.x is not None and r.y is not None:
+                # re-check the witness in the model's own arithmetic, inside its box
+                xw = torch.min(torch.max(r.x, lo[i]), hi[i]).unsqueeze(0)
+                with torch.no_grad():
+                    v, y = violation(xw, torch.tensor([i]))
+                if bool(v[0] <= 0):
+                    return done("sat", "input-split", N - open_idx.numel(),
+                                xw[0].numpy().astype(np.float64), y[0].numpy().astype(np.float64))
+                return done("unknown", "input-split", N - open_idx.numel())
+            if r.status != "unsat":
+                return done(r.status, "input-split", N - open_idx.numel())
+        return done("unsat", "input-split", N)
     return done("unknown", method, N - open_idx.numel())
 
 
