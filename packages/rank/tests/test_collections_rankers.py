@@ -141,10 +141,19 @@ def test_cranfield_traps_and_bm25(shared) -> None:
     c = load_cranfield(folder)
     assert len(c.corpus) == 1400 and len(c.queries) == 225 and set(c.qrels) <= set(c.queries)
     assert c.meta["smart_ids"]["3"] == "004"  # .I ids have gaps; qids are file order
+    # grades as ir_datasets reads them (the file's codes, -1 judged non-relevant) by default
     grades = {r for q in c.qrels.values() for r in q.values()}
-    assert grades <= {0, 1, 2, 3, 4} and 4 in grades
-    ev = evaluate(BM25Ranker(c.corpus).retrieve(c.queries, 1000), c.qrels, ["map", "ndcg@10"]).mean()
-    assert 0.28 < ev["map"] < 0.34
+    assert grades == {-1, 1, 2, 3, 4}
+    c5 = load_cranfield(folder, grades="5-code")
+    assert {r for q in c5.qrels.values() for r in q.values()} == {0, 1, 2, 3, 4}
+    assert all(c5.qrels[q][d] == (5 - r if r > 0 else 0) for q in c.qrels for d, r in c.qrels[q].items())
+    run = BM25Ranker(c.corpus).retrieve(c.queries, 1000)
+    ev = evaluate(run, c.qrels, ["map", "ndcg@10"]).mean()
+    ev5 = evaluate(run, c5.qrels, ["map", "ndcg@10"]).mean()
+    assert 0.28 < ev["map"] < 0.34 and ev["map"] == ev5["map"]  # binary: the same
+    assert abs(ev["ndcg@10"] - ev5["ndcg@10"]) > 0.01  # graded: the mapping matters
+    with pytest.raises(ValueError, match="grades"):
+        load_cranfield(folder, grades="inverted")
     # the trap: mapping qrels by .I id ruins the metric
     wrong = {c.meta["smart_ids"][q].lstrip("0"): v for q, v in c.qrels.items()}
     wrong_q = {c.meta["smart_ids"][q].lstrip("0"): t for q, t in c.queries.items()}

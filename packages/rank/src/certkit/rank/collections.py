@@ -7,9 +7,14 @@ Cranfield traps (handled by :func:`load_cranfield`, tested on the real files):
   ``cran.qry`` (ids run 001..365 with gaps). Matching by ``.I`` silently ruins every
   metric (BM25 MAP falls from about 0.3 to about 0.01). Our qids are the file-order
   numbers ``"1".."225"``; the ``.I`` ids are kept in ``Collection.meta["smart_ids"]``.
-- relevance codes run backwards (1 = complete answer ... 4 = minimum interest; 5 = no
-  interest never appears; -1 marks non-relevant). We map ``rel = 5 - code`` for codes
-  1..4 and 0 (judged non-relevant) for -1 and 5.
+- relevance codes: Cleverdon's note (``cranqrel.readme``) defines 1 = complete answer
+  ... 4 = minimum interest, 5 = no interest (never present), and the file uses -1 for
+  judged non-relevant. ``ir_datasets`` reads the codes as grades as they are (its
+  ``qrels_defs`` call 4 the complete answer), so by default (``grades="ir_datasets"``) so
+  do we: rel = code, -1 judged non-relevant; nDCG of a run then equals the one computed
+  on ``ir_datasets.load("cranfield")``'s qrels. ``grades="5-code"`` follows the readme
+  instead: ``rel = 5 - code`` for codes 1..4 and 0 for -1 and 5. Binary measures (MAP,
+  P@k, R@k with relevance level 1) are the same either way; graded ones (nDCG) differ.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from certkit.rank.io import (
     Corpus,
     Qrels,
     Topics,
+    _lines,
     read_beir,
     read_qrels,
     read_smart,
@@ -32,7 +38,7 @@ from certkit.rank.io import (
     read_trec_topics,
 )
 
-__all__ = ["Collection", "default_collection", "from_ir_datasets", "load_beir",
+__all__ = ["CRANFIELD_GRADES", "Collection", "default_collection", "from_ir_datasets", "load_beir",
            "load_cranfield", "load_vaswani", "shared_data_dir"]
 
 
@@ -99,36 +105,52 @@ def default_collection() -> Collection:
     return Collection("default", corpus, queries, qrels)
 
 
-def load_cranfield(folder: str | Path) -> Collection:
+CRANFIELD_GRADES = ("ir_datasets", "5-code")
+
+
+def load_cranfield(folder: str | Path, grades: str = "ir_datasets") -> Collection:
     """Cranfield 1400 from ``cran.all.1400``, ``cran.qry`` and ``cranqrel`` (see module
-    docstring for the qid mapping and the reversed relevance codes). Document text is
-    ``.T`` title + ``.W`` abstract."""
+    docstring for the qid mapping and the relevance codes). Document text is ``.T`` title
+    + ``.W`` abstract. grades: ``"ir_datasets"`` (rel = the file's code, as ir_datasets)
+    or ``"5-code"`` (rel = 5 − code for codes 1..4, 0 otherwise). A pair judged twice, a
+    malformed line or a code outside -1..5 raises ``ValueError`` with its line."""
+    if grades not in CRANFIELD_GRADES:
+        raise ValueError(f"grades: expected 'ir_datasets' or '5-code', got {grades!r}")
     folder = Path(folder)
     docs = read_smart(folder / "cran.all.1400")
     corpus = {d["I"].lstrip("0") or "0": " ".join(x for x in (d.get("T", ""), d.get("W", "")) if x)
               for d in docs}
+    if len(corpus) != len(docs):
+        raise ValueError(f"{folder / 'cran.all.1400'}: repeated .I document ids")
     qrecs = read_smart(folder / "cran.qry")
     queries = {str(i): q.get("W", "") for i, q in enumerate(qrecs, 1)}
     smart_ids = {str(i): q["I"] for i, q in enumerate(qrecs, 1)}
     qrels: Qrels = {}
     path = folder / "cranqrel"
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 3:
-                raise ValueError(f"{path}:{lineno}: expected 'query doc code', got {line.strip()!r}")
-            try:
-                q, d, code = parts[0], parts[1], int(parts[2])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: code must be an integer, got {parts[2]!r}") from None
+    first: dict[tuple[str, str], int] = {}
+    for lineno, line in _lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{lineno}: expected 'query doc code', got {line.strip()!r}")
+        try:
+            q, d, code = parts[0], parts[1], int(parts[2])
+        except ValueError:
+            raise ValueError(f"{path}:{lineno}: code must be an integer, got {parts[2]!r}") from None
+        if code not in (-1, 1, 2, 3, 4, 5):
+            raise ValueError(f"{path}:{lineno}: code must be -1 or 1..5, got {code}")
+        if grades == "ir_datasets":
+            rel = code
+        else:
             rel = 5 - code if 1 <= code <= 4 else 0
-            # a few pairs are judged twice in the original file; keep the best grade
-            per_q = qrels.setdefault(q.lstrip("0") or "0", {})
-            did = d.lstrip("0") or "0"
-            per_q[did] = max(per_q.get(did, 0), rel)
-    coll = Collection("cranfield", corpus, queries, qrels, {"smart_ids": smart_ids})
+        qid, did = q.lstrip("0") or "0", d.lstrip("0") or "0"
+        if (qid, did) in first:
+            raise ValueError(f"{path}:{lineno}: query {qid!r}, document {did!r} judged twice "
+                             f"(first on line {first[qid, did]})")
+        first[qid, did] = lineno
+        qrels.setdefault(qid, {})[did] = rel
+    coll = Collection("cranfield", corpus, queries, qrels, {"smart_ids": smart_ids, "grades": grades})
     coll.check()
     return coll
 
