@@ -93,6 +93,13 @@ def sections(ctx: ReportContext) -> list[Section]:
                "knrm_crq_at_1": kd["crq"][1], "knrm_attack_success_rate": kd["attack"]["success_rate"],
                "knrm_from_cache": cached}
     summary.update({f"ood_ndcg10_{k}": round(v, 4) for k, v in det["ood"].items()})
+    n_cert = min(nq, len(test))  # the summary card of `certkit report` (certkit.report.headline)
+    summary["headline"] = {
+        "label": "certified robust query rate at K = 10 (CRQ@10): queries whose BM25 top 10 is "
+                 "certified against synonym substitution (CertDR)",
+        "value": det["crq"][10], "format": "percent", "n": n_cert, "of": "held-out queries",
+        "successes": round(det["crq"][10] * n_cert),
+        "note": f"BM25 nDCG@10 on the embedded collection: {det['ndcg10']:.3f}."}
     return [Section(
         domain="rank", title="Ranking robustness (BM25 and K-NRM, embedded collection)",
         summary=summary,
