@@ -59,3 +59,20 @@ def test_torch_export_program(tmp_path: Path) -> None:
     torch.export.save(ep, str(tmp_path / "m.pt2"))
     x = torch.randn(5, 1, 2, 2)
     assert torch.allclose(load_model(str(tmp_path / "m.pt2"))(x), m(x))
+
+
+def test_factory_module_in_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--model mymod:factory`` finds ./mymod.py without PYTHONPATH (and leaves sys.path as it was)."""
+    import sys
+
+    (tmp_path / "certkit_user_cwd_model.py").write_text(
+        "import torch\n\ndef make():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "certkit_user_cwd_model", raising=False)
+    before = list(sys.path)
+    try:
+        model = load_model("certkit_user_cwd_model:make")
+    finally:
+        sys.modules.pop("certkit_user_cwd_model", None)
+    assert model(torch.zeros(2, 1, 2, 2)).shape == (2, 3)
+    assert sys.path == before

@@ -5,7 +5,8 @@ A model is given either as
   TorchScript deprecated, so its deprecation warning is silenced here), or
 - a ``torch.export`` program (``model.pt2`` from ``torch.export.save``; export it with a
   dynamic batch dimension, since certification batches many noisy copies), or
-- ``module:factory`` (an importable callable returning an ``nn.Module``) plus an optional
+- ``module:factory`` (a callable returning an ``nn.Module``, the module importable or a
+  file in the current directory) plus an optional
   state_dict file, read with ``torch.load(..., weights_only=True)`` — never unpickling code.
 
 Every failure is a :class:`ModelLoadError` (a ``ValueError``) whose message names the
@@ -61,7 +62,7 @@ def load_model(spec: str, weights: str | Path | None = None, *, device: str = "c
         raise ModelLoadError(f"model: expected a TorchScript file or 'module:factory', got {spec!r}")
     mod_name, _, attr = spec.partition(":")
     try:
-        module = importlib.import_module(mod_name)
+        module = _import_from_cwd_first(mod_name)
     except ImportError as exc:
         raise ModelLoadError(f"model: cannot import module {mod_name!r}: {exc}") from exc
     factory = getattr(module, attr, None)
@@ -86,6 +87,24 @@ def load_model(spec: str, weights: str | Path | None = None, *, device: str = "c
         except (RuntimeError, TypeError) as exc:
             raise ModelLoadError(f"weights: do not fit {spec}: {str(exc).splitlines()[0]}") from exc
     return model.to(device).eval()
+
+
+def _import_from_cwd_first(name: str) -> Any:
+    """``importlib.import_module(name)`` with the current directory first on ``sys.path``
+    (as ``python -m`` does), so ``--model mymodel:factory`` finds ``./mymodel.py`` without
+    PYTHONPATH."""
+    import os
+    import sys
+
+    cwd = os.getcwd()
+    added = not sys.path or sys.path[0] not in ("", cwd)
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added:
+            sys.path.remove(cwd)
 
 
 def check_num_classes(model: Any, example: Any, num_classes: int) -> None:
