@@ -107,7 +107,7 @@ def supported(bm: Any) -> bool:
     return all(_bn_foldable(bn) for layer in bm._compiled_plan for bn in layer[5])
 
 
-def _arrays(bm: Any, dtype: np.dtype, key: tuple[tuple[int, int], ...] | None = None) -> list[tuple[Any, ...]]:
+def _arrays(bm: Any, dtype: np.dtype, key: Any = None) -> list[tuple[Any, ...]]:
     """The kernel's layer tuples in ``dtype``, rebuilt only when a parameter / buffer changed
     (``key``: :meth:`BoundedModel._param_key`, computed here when not given)."""
     plan = bm._compiled_plan
@@ -156,7 +156,7 @@ _NP_DTYPE = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.flo
 
 
 def compute(bm: Any, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, method: str, *,
-            key: tuple[tuple[int, int], ...] | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+            key: Any = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Bounds (B, S) from the kernels, or None when the call is not eligible. ``key``: the
     caller's :meth:`BoundedModel._param_key` of this call, if it has one. The input box and
     C reach the kernel without a copy when they are contiguous in the right dtype (numpy

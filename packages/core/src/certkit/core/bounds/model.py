@@ -94,20 +94,35 @@ class BoundedModel(nn.Module):
         """The model's output through the captured graph. (B, *input_shape) → (B, K)."""
         return self.graph.forward(x)[self.graph.output]
 
-    def _param_key(self) -> tuple[tuple[int, int], ...]:
-        """(data_ptr, _version) of every parameter and buffer: changes whenever one is
-        replaced, moved or updated in place. Read from each module's own dicts (the module
-        list is captured once: the graph is fixed at construction), not by a recursive
-        ``named_parameters`` walk per call."""
+    def _param_key(self) -> tuple[int, tuple[tuple[int, int], ...]]:
+        """A key that changes whenever the content of a parameter or buffer changes: the
+        (data_ptr, _version) of every tensor (replaced, moved, updated in place) *and* a
+        generation counter bumped when the content differs from the snapshot taken at the
+        last change (writes through ``.data`` bypass the version counter). Every cache of
+        parameter-derived state (the finiteness check, the compiled kernels' arrays with
+        folded BatchNorm and transposed IBP panels) is keyed on it. The snapshot compare is
+        exact (``torch.equal``, no hash collisions) and costs one pass over the parameters,
+        which every bounding call reads anyway. The module list is captured once (the
+        graph is fixed at construction)."""
         mods = self.__dict__.get("_mods")
         if mods is None:
             mods = tuple(self.model.modules())
             self.__dict__["_mods"] = mods
-        return tuple((t.data_ptr(), t._version) for m in mods for d in (m._parameters, m._buffers)
-                     for t in d.values() if t is not None)
+        ts = [t for m in mods for d in (m._parameters, m._buffers) for t in d.values() if t is not None]
+        ptrs = tuple((t.data_ptr(), t._version) for t in ts)
+        snap = self.__dict__.get("_snapshot")
+        with torch.no_grad():
+            same = (snap is not None and snap[0] == ptrs and len(snap[1]) == len(ts)
+                    and all(a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+                            for a, b in zip(snap[1], ts)))
+            if not same:
+                gen = self.__dict__.get("_generation", 0) + 1
+                self.__dict__["_generation"] = gen
+                self.__dict__["_snapshot"] = (ptrs, [t.detach().clone() for t in ts])
+        return self.__dict__["_generation"], ptrs
 
-    def _check_params(self) -> tuple[tuple[int, int], ...]:
-        # re-checked only when a parameter or buffer changed (in-place updates bump _version)
+    def _check_params(self) -> tuple[int, tuple[tuple[int, int], ...]]:
+        # re-checked only when a parameter or buffer changed (content or identity)
         key = self._param_key()
         if self.__dict__.get("_checked_key") != key:
             self._check_params_now()
