@@ -267,6 +267,14 @@ def plot(out: Annotated[Path, typer.Option("--out")] = Path("bounds_verified.png
     emit({"saved": str(out)})
 
 
+def _mount_vnncomp() -> None:
+    from certkit.core.bounds.vnncomp import vnncomp_command
+
+    _app.command("vnncomp")(vnncomp_command)
+
+
+_mount_vnncomp()
+
 # the dispatcher (certkit.core.cli) mounts a typer app and skips None: the command exists
 # only where torch is installed
 app: typer.Typer | None = _app if importlib.util.find_spec("torch") is not None else None

@@ -1,0 +1,278 @@
+"""Run a VNN-COMP category: every row of its ``*_instances.csv``, a results CSV out.
+
+The VNN-COMP layout (Bak et al., "The Second International Verification of Neural Networks
+Competition (VNN-COMP 2021)", arXiv:2109.00498): a category folder holds
+``<category>_instances.csv`` with rows ``onnx path, vnnlib path, timeout seconds`` (paths
+relative to the folder, sometimes with a leading ``./``; networks may be gzipped). The
+results file has one row per instance: ``category, onnx, vnnlib, prepare time, result,
+run time`` with ``result`` in sat / unsat / unknown / timeout / error.
+
+Each instance is decided by :func:`~certkit.core.bounds.vnnlib_verify.verify_onnx_vnnlib`
+(PGD, then IBP / CROWN / α-CROWN, then input splitting on low-dimensional inputs) within
+its own timeout times ``timeout_scale``. A bad row (missing file, a property whose input
+count does not match the network, an operator we cannot bound) is reported as ``error``
+with a one-line reason and the run goes on. Rows are written to a
+:class:`~certkit.core.results.ResultLog` as they finish, so an interrupted run resumes;
+:func:`compare` counts contradictions with published results (a verdict that contradicts
+a published sat/unsat is a soundness bug).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from certkit.core.distributed import TaskFactory, run
+from certkit.core.results import ResultLog, fingerprint, run_settings
+
+RESULTS = ("sat", "unsat", "unknown", "timeout", "error")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One row of an instances file: ``onnx`` and ``vnnlib`` as written there, resolved
+    paths ``onnx_path`` / ``vnnlib_path``, and ``timeout`` in seconds."""
+
+    row: int
+    onnx: str
+    vnnlib: str
+    timeout: float
+    onnx_path: Path
+    vnnlib_path: Path
+
+
+def find_instances_csv(category_dir: str | os.PathLike[str]) -> Path:
+    """The category's ``*instances.csv`` (exactly one must exist)."""
+    d = Path(category_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"category_dir: not a folder: {d}")
+    found = sorted(d.glob("*instances.csv"))
+    if len(found) != 1:
+        raise ValueError(f"category_dir: expected one *instances.csv in {d}, found {len(found)}")
+    return found[0]
+
+
+def read_instances(category_dir: str | os.PathLike[str]) -> list[Instance]:
+    """Every row of the category's instances file. A row that is not ``onnx, vnnlib,
+    timeout`` with a timeout > 0 raises ValueError naming the file and line; missing
+    files are not checked here (they become ``error`` rows when run)."""
+    path = find_instances_csv(category_dir)
+    base = path.parent
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for line_no, rec in enumerate(csv.reader(fh), 1):
+            if not rec or all(not c.strip() for c in rec):
+                continue
+            if len(rec) != 3:
+                raise ValueError(f"{path}:{line_no}: expected 'onnx,vnnlib,timeout', got {len(rec)} fields")
+            onnx, prop, t = (c.strip() for c in rec)
+            try:
+                timeout = float(t)
+            except ValueError:
+                raise ValueError(f"{path}:{line_no}: timeout {t!r} is not a number") from None
+            if not (timeout > 0 and math.isfinite(timeout)):
+                raise ValueError(f"{path}:{line_no}: timeout must be > 0, got {t}")
+            out.append(Instance(len(out), onnx, prop, timeout, base / onnx, base / prop))
+    return out
+
+
+class _InstanceTask:
+    """Decides one instance per call (built once per worker)."""
+
+    def __init__(self, category: str, instances: list[Instance], timeout_scale: float,
+                 kw: dict[str, Any]) -> None:
+        self.category, self.instances, self.scale, self.kw = category, instances, timeout_scale, kw
+
+    def __call__(self, idx: int) -> dict[str, Any]:
+        import torch
+
+        from certkit.core.bounds.vnnlib_verify import verify_onnx_vnnlib
+
+        inst = self.instances[idx]
+        row: dict[str, Any] = {"idx": idx, "category": self.category, "onnx": inst.onnx,
+                               "vnnlib": inst.vnnlib, "timeout": inst.timeout * self.scale}
+        t0 = time.perf_counter()
+        try:
+            for what, p in (("onnx", inst.onnx_path), ("vnnlib", inst.vnnlib_path)):
+                if not p.is_file():
+                    raise FileNotFoundError(f"{what} file not found: {p}")
+            r = verify_onnx_vnnlib(inst.onnx_path, inst.vnnlib_path, dtype=torch.float64,
+                                   timeout=inst.timeout * self.scale, **self.kw)
+        except Exception as exc:  # one bad instance must not stop the category
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            row.update(result="error", error=f"{type(exc).__name__}: {msg}",
+                       prepare_time=0.0, run_time=time.perf_counter() - t0)
+            return row
+        total = time.perf_counter() - t0
+        row.update(result=r.status, method=r.method, prepare_time=max(total - r.time_s, 0.0),
+                   run_time=r.time_s, clauses=r.clauses, proven=r.proven)
+        if r.status == "sat":
+            row["counterexample"] = r.to_vnncomp()
+        return row
+
+
+def _make_task(category: str, instances: list[Instance], timeout_scale: float,
+               kw: dict[str, Any]) -> _InstanceTask:
+    return _InstanceTask(category, instances, timeout_scale, kw)
+
+
+def run_category(category_dir: str | os.PathLike[str], *, out: str | os.PathLike[str],
+                 timeout_scale: float = 1.0, log: str | os.PathLike[str] | None = None,
+                 new: bool = False, rows: list[int] | None = None, backend: str | None = None,
+                 workers: int | None = None, on_result: Any = None,
+                 **verify_kw: Any) -> list[dict[str, Any]]:
+    """Run every instance (or the ``rows`` given) of a category and write ``out`` (CSV).
+
+    log: the per-instance ResultLog (default ``<out>.jsonl``): resumes an interrupted run,
+        refuses one with other settings (``new=True`` starts afresh).
+    Returns the rows (dicts with ``result``, ``prepare_time``, ``run_time``, ...).
+    """
+    if not (isinstance(timeout_scale, (int, float)) and timeout_scale > 0 and math.isfinite(timeout_scale)):
+        raise ValueError(f"timeout_scale: expected a number > 0, got {timeout_scale!r}")
+    instances = read_instances(category_dir)
+    category = Path(category_dir).resolve().name
+    idx = list(range(len(instances))) if rows is None else list(rows)
+    for i in idx:
+        if not 0 <= i < len(instances):
+            raise ValueError(f"rows: {i} is outside 0..{len(instances) - 1}")
+    out = Path(out)
+    settings = run_settings(category=category, instances=fingerprint(find_instances_csv(category_dir)),
+                            timeout_scale=float(timeout_scale),
+                            verify={k: repr(v) for k, v in sorted(verify_kw.items())})
+    factory = TaskFactory(_make_task, (category, instances, float(timeout_scale), dict(verify_kw)))
+    with ResultLog(log if log is not None else Path(str(out) + ".jsonl"), settings=settings, new=new) as rl:
+        done = run(factory, idx, backend=backend, workers=workers, log=rl, on_result=on_result)
+        write_results_csv(rl.rows(), out)
+    return done
+
+
+def write_results_csv(rows: list[dict[str, Any]], out: str | os.PathLike[str]) -> None:
+    """The VNN-COMP results CSV (``category,onnx,vnnlib,prepare time,result,run time``),
+    written to a temporary file and renamed into place."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        for r in sorted(rows, key=lambda r: int(r["idx"])):
+            w.writerow([r["category"], r["onnx"], r["vnnlib"], f"{float(r['prepare_time']):.6f}",
+                        r["result"], f"{float(r['run_time']):.6f}"])
+    os.replace(tmp, out)
+
+
+def read_published(path: str | os.PathLike[str]) -> dict[tuple[str, str, str], str]:
+    """A published results CSV -> {(category, onnx file name, vnnlib file name): result},
+    results lower-cased (``sat``, ``unsat``, ``timeout``, ...)."""
+    out = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for rec in csv.reader(fh):
+            if len(rec) < 5:
+                continue
+            out[(rec[0].strip(), Path(rec[1].strip()).name, Path(rec[2].strip()).name)] = rec[4].strip().lower()
+    return out
+
+
+def _key(category: str, onnx: str, prop: str) -> tuple[str, str, str]:
+    return category, Path(onnx).name, Path(prop).name
+
+
+def compare(rows: list[dict[str, Any]], published: dict[tuple[str, str, str], str]) -> dict[str, Any]:
+    """Solved counts and contradictions with a published results table.
+
+    A contradiction is our sat where they say unsat or our unsat where they say sat."""
+    solved = sum(r["result"] in ("sat", "unsat") for r in rows)
+    theirs = 0
+    contradictions = []
+    for r in rows:
+        p = published.get(_key(r["category"], r["onnx"], r["vnnlib"]))
+        if p in ("sat", "unsat"):
+            theirs += 1
+            if r["result"] in ("sat", "unsat") and r["result"] != p:
+                contradictions.append(f"{r['onnx']} {r['vnnlib']}: ours {r['result']}, published {p}")
+    counts = {k: sum(r["result"] == k for r in rows) for k in RESULTS}
+    return {"instances": len(rows), "solved": solved, "published_solved": theirs,
+            "contradictions": contradictions, **counts}
+
+
+def vnncomp_command(
+    category_dir: Annotated[Path, typer.Argument(help="A VNN-COMP category folder (holds *_instances.csv).")],
+    out: Annotated[Path, typer.Option("--out", help="Results CSV (VNN-COMP format).")] = Path("results.csv"),
+    timeout_scale: Annotated[float, typer.Option("--timeout-scale", help="Multiply every instance's timeout.")] = 1.0,
+    rows: Annotated[str | None, typer.Option("--rows", help="Only these rows: '0,3,7' or '0:10'.")] = None,
+    sample: Annotated[int | None, typer.Option("--sample", help="A seeded random sample of this many rows.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --sample and of PGD.")] = 0,
+    compare_with: Annotated[Path | None, typer.Option(
+        "--compare", help="A published results CSV: count contradictions (exit 1 if any).")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start a new log instead of resuming <out>.jsonl.")] = False,
+    backend: Annotated[str | None, typer.Option("--backend", help="serial | process | ray.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes / Ray actors.")] = None,
+) -> None:
+    """Run a category's instances (PGD, bounds, input splitting) and write a results CSV.
+
+    Bad rows (missing files, a property that does not fit the network, an unsupported
+    operator) are reported as `error`, one line each, and the run goes on; the command
+    then exits 2. With --compare, a contradiction with a published sat/unsat exits 1."""
+    import random
+
+    from certkit.core import progress
+    from certkit.core.cli import STATE, echo_json
+
+    instances = read_instances(category_dir)
+    chosen = _parse_rows(rows, len(instances))
+    if sample is not None:
+        if sample < 1:
+            raise ValueError(f"sample: expected an integer >= 1, got {sample}")
+        chosen = sorted(random.Random(seed).sample(chosen, min(sample, len(chosen))))
+
+    with progress.Counter(len(chosen), "vnncomp", "instance") as bar:
+        def seen(row: dict[str, Any]) -> None:
+            bar.update(1)
+            if row["result"] == "error":
+                typer.echo(f"certkit: error: row {row['idx']} ({row['onnx']}, {row['vnnlib']}): {row['error']}",
+                           err=True)
+
+        done = run_category(category_dir, out=out, timeout_scale=timeout_scale, rows=chosen, new=new,
+                            backend=backend, workers=workers, on_result=seen, seed=seed)
+    summary: dict[str, Any] = {"category": Path(category_dir).resolve().name, "out": str(out),
+                               **{k: sum(r["result"] == k for r in done) for k in RESULTS},
+                               "mean_run_time": round(sum(float(r["run_time"]) for r in done) / max(len(done), 1), 3)}
+    code = 2 if any(r["result"] == "error" for r in done) else 0
+    if compare_with is not None:
+        cmp = compare(done, read_published(compare_with))
+        summary["published_solved"] = cmp["published_solved"]
+        summary["contradictions"] = cmp["contradictions"]
+        if cmp["contradictions"]:
+            code = 1
+    if STATE.get("json"):
+        echo_json(summary)
+    else:
+        for k, v in summary.items():
+            typer.echo(f"{k:>18}: {v}")
+    if code:
+        raise typer.Exit(code)
+
+
+def _parse_rows(spec: str | None, n: int) -> list[int]:
+    if spec is None or spec.strip() == "":
+        return list(range(n))
+    out: list[int] = []
+    try:
+        for part in spec.split(","):
+            if ":" in part:
+                a, b = part.split(":")
+                out.extend(range(int(a or 0), int(b) if b else n))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise ValueError(f"rows: expected '0,3,7' or '0:10', got {spec!r}") from None
+    bad = [i for i in out if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"rows: {bad[0]} is outside 0..{n - 1}")
+    return sorted(set(out))
