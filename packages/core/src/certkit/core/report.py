@@ -89,6 +89,51 @@ def figure_from_matplotlib(fig: Any, name: str, caption: str = "", dpi: int = 11
     return Figure(name=name, png=buf.getvalue(), caption=caption)
 
 
+def figure_panels(fig: Any, name: str, caption: str = "", dpi: int = 150) -> list[Figure]:
+    """One PNG per panel of a multi-panel matplotlib figure (the report shows one panel per
+    image so each can be read at 100% zoom), then close the figure.
+
+    Axes that share a position (``twinx``/``twiny``) stay together in one panel. Panel k gets
+    the name ``f"{name}_{k}"`` and the caption ``caption`` followed by the panel's title (or
+    "panel k of n").
+    A figure with a single panel gives one Figure named ``name``."""
+    import matplotlib.pyplot as plt
+
+    groups: list[list[Any]] = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        pos = tuple(round(float(v), 4) for v in ax.get_position().bounds)
+        for g in groups:
+            if tuple(round(float(v), 4) for v in g[0].get_position().bounds) == pos:
+                g.append(ax)
+                break
+        else:
+            groups.append([ax])
+    if len(groups) <= 1:
+        return [figure_from_matplotlib(fig, name, caption, dpi=dpi)]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    out = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None:
+        suptitle.set_visible(False)
+    for k, group in enumerate(groups):
+        for g in groups:
+            for ax in g:
+                ax.set_visible(g is group)
+        from matplotlib.transforms import Bbox
+
+        box = Bbox.union([ax.get_tightbbox(renderer) for ax in group]).transformed(fig.dpi_scale_trans.inverted())
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches=box.padded(0.06))
+        title = next((ax.get_title() for ax in group if ax.get_title()), "") or f"panel {k + 1} of {len(groups)}"
+        cap = f"{caption} ({title})" if caption else title
+        out.append(Figure(name=f"{name}_{k + 1}", png=buf.getvalue(), caption=cap))
+    plt.close(fig)
+    return out
+
+
 def use_agg() -> None:
     """Select matplotlib's non-interactive Agg backend (call before pyplot import)."""
     import matplotlib
