@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from certkit.core.cli import main
-from certkit.rl.policies import mlp
 from certkit.rl.checkpoints import TrainedPolicy, save_trained
+from certkit.rl.policies import mlp
 
 
 def test_cli_certify_evaluate_plot(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

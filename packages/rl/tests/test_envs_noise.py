@@ -11,6 +11,7 @@ from certkit.rl.envs import BatchedAcrobot, BatchedCartPole, batched_dynamics, r
 from certkit.rl.noise import (
     GaussianObservationNoise,
     VectorGaussianObservationNoise,
+    seeded_episode_key,
     smooth_observations,
 )
 
@@ -83,15 +84,18 @@ def test_wrapper_noise_is_keyed_by_seed_episode_step_and_leaves_env_rng_alone() 
     for episode in range(2):
         o, info = env.reset(seed=100 + episode)
         c, _ = base.reset(seed=100 + episode)
-        assert info["noise_episode"] == episode
-        np.testing.assert_array_equal(o, c + gaussian_noise(4, sigma, seed, 0, stream=episode))
+        key = seeded_episode_key(100 + episode, 0)
+        assert info["noise_episode"] == key
+        np.testing.assert_array_equal(o, c + gaussian_noise(4, sigma, seed, 0, stream=key))
         for t in range(1, 6):
             o, _, _term, _trunc, info = env.step(0)
             c, *_ = base.step(0)
             assert info["noise_step"] == t
-            np.testing.assert_array_equal(o, c + gaussian_noise(4, sigma, seed, t * 4, stream=episode))
+            np.testing.assert_array_equal(o, c + gaussian_noise(4, sigma, seed, t * 4, stream=key))
     # the wrapped env's generator is not consumed by the noise
     assert env.unwrapped.np_random.bit_generator.state == base.unwrapped.np_random.bit_generator.state
+    o, info = env.reset()  # unseeded: the next key of the last seeded sequence
+    assert info["noise_episode"] == seeded_episode_key(101, 1)
     o, info = env.reset(seed=1, options={"episode": 42})
     assert info["noise_episode"] == 42
 
@@ -104,7 +108,9 @@ def test_vector_wrapper_matches_single_env_noise() -> None:
     clean = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="sync")
     cobs, _ = clean.reset(seed=5)
     for i in range(n):
-        np.testing.assert_array_equal(obs[i], cobs[i] + gaussian_noise(4, sigma, seed, 0, stream=i))
+        key = seeded_episode_key(5 + i, 0)
+        assert info["noise_episode"][i] == key
+        np.testing.assert_array_equal(obs[i], cobs[i] + gaussian_noise(4, sigma, seed, 0, stream=key))
     for _t in range(1, 40):
         a = np.ones(n, dtype=np.int64)
         obs, _, _term, _trunc, info = venv.step(a)
@@ -112,7 +118,10 @@ def test_vector_wrapper_matches_single_env_noise() -> None:
         for i in range(n):
             k, s = info["noise_episode"][i], info["noise_step"][i]
             np.testing.assert_array_equal(obs[i], cobs[i] + gaussian_noise(4, sigma, seed, s * 4, stream=k))
-    assert info["noise_episode"].max() >= n  # autoreset started new episode ids
+    restarted = [i for i in range(n) if info["noise_episode"][i] != seeded_episode_key(5 + i, 0)]
+    later = {i: {seeded_episode_key(5 + i, j) for j in range(1, 40)} for i in range(n)}
+    assert restarted and all(info["noise_episode"][i] in later[i]
+                             for i in restarted)  # autoreset: the next keys of each sub-env
     assert isinstance(smooth_observations(gym.make("CartPole-v1"), 0.1), GaussianObservationNoise)
 
 

@@ -6,6 +6,9 @@ formulas, in float64, as gymnasium 1.x; Barto, Sutton & Anderson 1983 and Sutton
 so one call advances all ``N`` episodes. They are :class:`gymnasium.vector.VectorEnv`
 subclasses in the ``DISABLED`` autoreset mode: a finished sub-environment stays frozen
 (reward 0, ``terminated``/``truncated`` repeated) until ``reset(options={"reset_mask": m})``.
+Their (terminated, truncated) flags are gymnasium's exactly, (True, True) included when an
+episode terminates on its last allowed step, and ``step()`` before the first ``reset()``
+raises :class:`gymnasium.error.ResetNeeded`, as gymnasium's ``OrderEnforcing`` does.
 
 Sub-environment ``i`` reset with seed ``s`` starts from exactly the state that gymnasium's
 single env reaches with ``env.reset(seed=s)`` (both draw from ``np.random.default_rng(s)``),
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -99,6 +103,56 @@ def _wrapper_names(env: gym.Env) -> list[str]:
     return names
 
 
+# Wrappers that stack past observations into one: noise on their output would re-noise old
+# frames at every step. FrameStackObservation is modelled (each frame noised once, below the
+# stack); any other is refused.
+_STACKERS = ("FrameStackObservation", "FrameStackObservationV0", "FrameStack")
+
+
+@dataclass(frozen=True)
+class FrameStack:
+    """A gymnasium ``FrameStackObservation``: ``size`` frames; padding ``"reset"`` (the
+    reset frame repeated), ``"zero"`` or ``"_custom"`` (``value``, one frame)."""
+
+    size: int
+    padding: str
+    value: npt.NDArray[Any]
+
+
+def frame_stack(env: gym.Env) -> FrameStack | None:
+    """The frame stack of ``env`` when it is the outermost observation wrapper, else None.
+
+    Policy smoothing as the authors apply it to stacked frames: each frame gets its noise
+    once, when it is observed, and the stack holds the noisy frames, so the adversary's
+    budget is counted per frame. Raises ValueError for what this cannot model: a stacking
+    wrapper other than gymnasium's FrameStackObservation, two stacks, or a wrapper that
+    changes observations or dynamics on top of the stack."""
+    names = _wrapper_names(env)
+    at = [i for i, n in enumerate(names) if n in _STACKERS]
+    if not at:
+        return None
+    if len(at) > 1 or names[at[0]] != "FrameStackObservation":
+        raise ValueError(f"env: cannot model the frame stacking of {names[at[0]]} (wrappers "
+                         f"{names}): only one gymnasium FrameStackObservation is supported")
+    above = [n for n in names[:at[0]] if n not in _TRANSPARENT_WRAPPERS]
+    if above:
+        raise ValueError(f"env: {above} on top of FrameStackObservation cannot be modelled (the "
+                         f"noise goes on each frame, below the stack): make the frame stack "
+                         f"the outermost wrapper")
+    e: Any = env
+    for _ in range(at[0]):
+        e = e.env
+    return FrameStack(int(e.stack_size), str(e.padding_type), np.asarray(e.padding_value))
+
+
+def below_frame_stack(env: gym.Env) -> gym.Env:
+    """The env below its FrameStackObservation (see :func:`frame_stack`)."""
+    e: Any = env
+    while type(e).__name__ != "FrameStackObservation":
+        e = e.env
+    return e.env  # type: ignore[no-any-return]
+
+
 def episode_reset_seed(seed: int, episode: int) -> int:
     """The gymnasium reset seed of episode ``episode`` under run seed ``seed``: every
     rollout engine (batched, vector, naive) resets episode k with this seed, so results do
@@ -140,6 +194,7 @@ class _BatchedBase(VectorEnv):  # type: ignore[type-arg]
         self.elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._last_term = np.zeros(self.num_envs, dtype=bool)
         self._last_trunc = np.zeros(self.num_envs, dtype=bool)
+        self._has_reset = False
 
     def _state_dim(self) -> int:
         return 4
@@ -175,6 +230,7 @@ class _BatchedBase(VectorEnv):  # type: ignore[type-arg]
         self.elapsed[mask] = 0
         self._last_term[mask] = False
         self._last_trunc[mask] = False
+        self._has_reset = True
         return self._obs(), {}
 
     def reset_states(self, states: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -187,6 +243,7 @@ class _BatchedBase(VectorEnv):  # type: ignore[type-arg]
         self.elapsed[:] = 0
         self._last_term[:] = False
         self._last_trunc[:] = False
+        self._has_reset = True
         return self._obs()
 
     def _advance(self, actions: npt.NDArray[Any], active: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -197,6 +254,8 @@ class _BatchedBase(VectorEnv):  # type: ignore[type-arg]
 
     def step(self, actions: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64],
                                           npt.NDArray[np.bool_], npt.NDArray[np.bool_], dict[str, Any]]:
+        if not self._has_reset:
+            raise gym.error.ResetNeeded("step: call reset() before step()")
         a = np.asarray(actions)
         if a.shape != (self.num_envs,):
             raise ValueError(f"actions: expected shape ({self.num_envs},), got {a.shape}")
@@ -206,7 +265,9 @@ class _BatchedBase(VectorEnv):  # type: ignore[type-arg]
         self.elapsed[active] += 1
         truncated = np.zeros(self.num_envs, dtype=bool)
         if self.max_episode_steps is not None:
-            truncated = active & ~terminated & (self.elapsed >= self.max_episode_steps)
+            # gymnasium's TimeLimit truncates on the last step whether or not the episode
+            # also terminated there: (True, True) is a valid pair.
+            truncated = active & (self.elapsed >= self.max_episode_steps)
         term = np.where(active, terminated, self._last_term)
         trunc = np.where(active, truncated, self._last_trunc)
         self._last_term, self._last_trunc = term, trunc

@@ -36,9 +36,12 @@ from certkit.core import gaussian_rows
 from certkit.core.validation import check_int, check_seed, check_sigma
 from certkit.rl.envs import (
     EnvFactory,
+    FrameStack,
     batched_dynamics,
+    below_frame_stack,
     check_box_observations,
     episode_reset_seed,
+    frame_stack,
     make_env_factory,
     resolve_horizon,
 )
@@ -113,12 +116,41 @@ class _NoiseBlocks:
         return self.buf[t - self.t0]
 
 
+class _Frames:
+    """The policy's input: the noisy frame itself, or the last ``k`` noisy frames stacked
+    as gymnasium's FrameStackObservation stacks them (each frame noised once, when it is
+    observed; the padding of the first steps as the wrapper's ``padding_type``)."""
+
+    def __init__(self, stack: FrameStack | None, n: int, frame_shape: tuple[int, ...]) -> None:
+        self.stack, self.frame_shape = stack, frame_shape
+        dim = int(np.prod(frame_shape))
+        self.shape = frame_shape if stack is None else (stack.size, *frame_shape)
+        self.buf = None if stack is None else np.zeros((n, stack.size, dim), dtype=np.float32)
+
+    def see(self, o: npt.NDArray[np.float32], t: int) -> npt.NDArray[np.float32]:
+        """o: (n, D) noisy frames of step t → (n, D) or (n, k·D) policy inputs."""
+        if self.stack is None or self.buf is None:
+            return o
+        if t == 0:
+            if self.stack.padding == "reset":
+                self.buf[...] = o[:, None, :]
+            else:
+                self.buf[:, :-1] = np.asarray(self.stack.value, np.float32).reshape(1, 1, -1)
+                self.buf[:, -1] = o
+        else:
+            self.buf[:, :-1] = self.buf[:, 1:].copy()
+            self.buf[:, -1] = o
+        return self.buf.reshape(o.shape[0], -1)
+
+
 def _run_batch(policy: Any, venv: Any, kind: str, sigma: float, seed: int,
                ids: npt.NDArray[np.int64], horizon: int, attack: Attack | None,
-               obs_shape: tuple[int, ...]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64],
-                                                    npt.NDArray[np.float64]]:
+               obs_shape: tuple[int, ...], stack: FrameStack | None = None,
+               ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     n = ids.size
     dim = int(np.prod(obs_shape))
+    frames = _Frames(stack, n, obs_shape)
+    in_shape = frames.shape
     seeds = [episode_reset_seed(seed, int(k)) for k in ids]
     obs, _ = venv.reset(seed=seeds)
     returns = np.zeros(n)
@@ -138,13 +170,14 @@ def _run_batch(policy: Any, venv: Any, kind: str, sigma: float, seed: int,
             o = o + eps
         if sigma > 0:
             o = o + noise.get(t, active)
+        o = frames.see(o, t)
         if active.all():
-            actions = np.asarray(policy(o.reshape((n, *obs_shape))))
+            actions = np.asarray(policy(o.reshape((n, *in_shape))))
             if actions.shape[0] != n:
                 raise ValueError(f"policy: returned {actions.shape[0]} actions for {n} observations")
         else:
             idx = np.flatnonzero(active)
-            act_sub = np.asarray(policy(o[idx].reshape((idx.size, *obs_shape))))
+            act_sub = np.asarray(policy(o[idx].reshape((idx.size, *in_shape))))
             if act_sub.shape[0] != idx.size:
                 raise ValueError(f"policy: returned {act_sub.shape[0]} actions for {idx.size} "
                                  f"observations")
@@ -174,10 +207,11 @@ def _run_batch(policy: Any, venv: Any, kind: str, sigma: float, seed: int,
 
 
 def _run_naive(policy: Any, env: gym.Env, sigma: float, seed: int, ids: npt.NDArray[np.int64],
-               horizon: int, attack: Attack | None,
-               obs_shape: tuple[int, ...]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64],
-                                                    npt.NDArray[np.float64]]:
+               horizon: int, attack: Attack | None, obs_shape: tuple[int, ...],
+               stack: FrameStack | None = None,
+               ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     dim = int(np.prod(obs_shape))
+    frames = _Frames(stack, 1, obs_shape)
     returns = np.zeros(ids.size)
     lengths = np.zeros(ids.size, dtype=np.int64)
     spent = np.zeros(ids.size)
@@ -196,7 +230,7 @@ def _run_naive(policy: Any, env: gym.Env, sigma: float, seed: int, ids: npt.NDAr
                 o = o + eps
             if sigma > 0:
                 o = o + _noise(1, dim, sigma, seed, one, t)
-            a = np.asarray(policy(o.reshape((1, *obs_shape))))[0]
+            a = np.asarray(policy(frames.see(o, t).reshape((1, *frames.shape))))[0]
             obs, r, term, trunc, _ = env.step(a)
             returns[j] += float(r)
             lengths[j] += 1
@@ -278,8 +312,22 @@ def _smoothed_rollouts(policy: Any, env_fn: str | EnvFactory | gym.Env, sigma: f
     policy = as_policy(policy)
     factory = make_env_factory(env_fn)
     probe = factory()
-    obs_shape = check_box_observations(probe)
+    check_box_observations(probe)
     T = resolve_horizon(probe, horizon)
+    stack = frame_stack(probe)
+    if stack is not None:  # noise each frame once, below the stack; we stack ourselves
+        if attack is not None and not getattr(attack, "per_frame", False):
+            raise ValueError(f"attack: {type(attack).__name__} does not model frame stacks (it "
+                             f"needs the policy's stacked input); on a FrameStackObservation "
+                             f"env only an attack with per_frame = True, which perturbs each "
+                             f"new frame, is supported")
+        stacked_factory = factory
+
+        def factory() -> gym.Env:
+            return below_frame_stack(stacked_factory())
+
+        probe = below_frame_stack(probe)
+    obs_shape = check_box_observations(probe)
     kind = backend
     if backend in ("auto", "batched"):
         twin = batched_dynamics(probe, 1, T)
@@ -296,7 +344,7 @@ def _smoothed_rollouts(policy: Any, env_fn: str | EnvFactory | gym.Env, sigma: f
     lengths = np.zeros(ids.size, dtype=np.int64)
     spent = np.zeros(ids.size)
     if kind == "naive":
-        r, ln, sp = _run_naive(policy, probe, sigma, seed, ids, T, attack, obs_shape)
+        r, ln, sp = _run_naive(policy, probe, sigma, seed, ids, T, attack, obs_shape, stack)
         return Rollouts(ids, r, ln, sp, T, kind)
     for lo in range(0, ids.size, batch_size):
         chunk = ids[lo:lo + batch_size]
@@ -304,7 +352,8 @@ def _smoothed_rollouts(policy: Any, env_fn: str | EnvFactory | gym.Env, sigma: f
             venv: Any = batched_dynamics(probe, chunk.size, T)
         else:
             venv = SyncVectorEnv([factory] * chunk.size, autoreset_mode=AutoresetMode.DISABLED)
-        r, ln, sp = _run_batch(policy, venv, kind, sigma, seed, chunk, T, attack, obs_shape)
+        r, ln, sp = _run_batch(policy, venv, kind, sigma, seed, chunk, T, attack, obs_shape,
+                               stack)
         if kind == "vector":
             venv.close()
         returns[lo:lo + chunk.size] = r

@@ -137,10 +137,11 @@ def _train_ppo(env_id: str, sigma: float, total_steps: int, seed: int,
             slot_step += 1
             done = term | trunc
             b_done[t] = done
-            if trunc.any():  # bootstrap through time-limit truncations
+            cut = trunc & ~term  # (True, True): terminated on the last step, no bootstrap
+            if cut.any():  # bootstrap through time-limit truncations
                 with torch.no_grad():
-                    tv = critic(torch.from_numpy(obs[trunc])).squeeze(1).numpy()
-                b_term_val[t, trunc] = tv
+                    tv = critic(torch.from_numpy(obs[cut])).squeeze(1).numpy()
+                b_term_val[t, cut] = tv
             if done.any():
                 ep_returns.extend(run_ret[done].tolist())
                 run_ret[done] = 0.0
