@@ -52,6 +52,14 @@ def sections(ctx: ReportContext) -> list[Section]:
                "crown_verified_acc": r10["verified_acc"]["CROWN"], "ibp_tightness": r10["ibp_tightness"],
                "train_seconds": meta.get("train_seconds"), "train_method": meta.get("method"),
                "arch": meta.get("arch")}
+    va, n_te = r10["verified_acc"], len(te)  # the summary card of `certkit report` (certkit.report.headline)
+    summary["headline"] = {
+        "label": "test digits verified robust (CROWN) to every ℓ∞ perturbation up to ε = 0.1",
+        "value": va["CROWN"], "format": "percent", "n": n_te, "of": "test digits",
+        "successes": round(va["CROWN"] * n_te),
+        "checks": [{"name": "verified accuracy (IBP and CROWN) does not exceed clean accuracy",
+                    "passed": bool(max(va["IBP"], va["CROWN"]) <= r10["clean_acc"] + 1e-12)}],
+        "note": f"Clean accuracy {r10['clean_acc']:.1%}; IBP alone verifies {va['IBP']:.1%}."}
     return [Section(
         domain="bounds", title="Certified training and bound propagation (digits)",
         summary=summary,
