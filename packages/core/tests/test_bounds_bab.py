@@ -89,11 +89,11 @@ def _run(case, **kw):  # type: ignore[no-untyped-def]
                        deadline=time.perf_counter() + 60, **kw)
 
 
-@pytest.mark.parametrize("method", ["CROWN", "IBP"])
-def test_verdicts_equal_the_exact_reference(method: str) -> None:
+@pytest.mark.parametrize(("method", "split"), [("CROWN", "bound"), ("CROWN", "smear"), ("IBP", "bound")])
+def test_verdicts_equal_the_exact_reference(method: str, split: str) -> None:
     assert {c[-1] for c in CASES} == {True, False}
     for net, lo, hi, C, d, sat in CASES:
-        r = _run((net, lo, hi, C, d, sat), method=method)
+        r = _run((net, lo, hi, C, d, sat), method=method, split=split)
         assert r.status == ("sat" if sat else "unsat")
         if sat:  # the witness is in the box and satisfies every row in the model's arithmetic
             assert r.x is not None
@@ -151,6 +151,8 @@ def test_bad_arguments() -> None:
     net = _net(1)
     lo, hi = torch.zeros(2), torch.ones(2)
     C, d = torch.ones(1, 3), torch.zeros(1)
+    with pytest.raises(ValueError, match="split"):
+        input_split(net, (2,), lo, hi, C, d, split="widest")
     with pytest.raises(ValueError, match="batch"):
         input_split(net, (2,), lo, hi, C, d, batch=0)
     with pytest.raises(ValueError, match="lo, hi"):

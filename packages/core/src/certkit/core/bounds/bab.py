@@ -17,8 +17,11 @@ sub-boxes, which is what this module does:
    (CROWN by default); a box is closed when some row's certified lower bound exceeds its
    threshold (no point of the box can satisfy that row, so none satisfies the disjunct);
 4. split every open box in two halves along the input with the largest estimated effect
-   on the bound: ``|∂(c·f)/∂x_i| · (hi_i - lo_i)`` at the centre, for the row closest to
-   being proven (the "smear" heuristic of ReluVal, with the gradient at the centre).
+   on the bound of the row closest to being proven: by default the sensitivity of its
+   CROWN lower bound to the box's sides, ``(∂lb/∂lo_i - ∂lb/∂hi_i) · (hi_i - lo_i)``
+   (for a linear bound ``A x + b`` this is ``|A_i|`` times the width, the effect that
+   α,β-CROWN's input-split heuristic estimates), or ReluVal's "smear"
+   ``|∂(c·f)/∂x_i| · (hi_i - lo_i)`` at the centre.
 
 Guarantee: ``unsat`` means every box of a partition of ``[lo, hi]`` was closed by a sound
 bound, so the disjunct is unsatisfiable whenever the bounds are sound (same float
@@ -68,7 +71,7 @@ def _check(batch: int, max_boxes: int, pgd_steps: int) -> None:
 def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor,
                 d: Tensor, *, deadline: float | None = None, method: str = "CROWN", batch: int = 256,
                 max_boxes: int = 10_000_000, pgd_steps: int = 3,
-                bound_fn: BoundFn | None = None) -> SplitResult:
+                bound_fn: BoundFn | None = None, split: str = "bound") -> SplitResult:
     """Decide one disjunct ``∃ x ∈ [lo, hi]: C @ model(x) <= d`` by input splitting.
 
     Args:
@@ -82,8 +85,15 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
         max_boxes: stop with ``unknown`` after this many boxes.
         pgd_steps: signed-gradient steps per box looking for a counterexample.
         bound_fn: replaces the bound computation (tests plant bugs through it).
+        split: how the input to split is chosen: ``"bound"`` (default) by the sensitivity
+            of the row's CROWN lower bound to each side of the box, ``d lb/d lo_i - d lb/d hi_i``
+            times the width (one extra differentiable CROWN pass per batch; on ACAS Xu it
+            needs about 4x fewer boxes), or ``"smear"``: ``|∂(c·f)/∂x_i| · width_i`` at the
+            centre (ReluVal's smear with the gradient at one point, cheaper per box).
     """
     _check(batch, max_boxes, pgd_steps)
+    if split not in ("bound", "smear"):
+        raise ValueError(f"split: expected 'bound' or 'smear', got {split!r}")
     t0 = time.perf_counter()
     n = math.prod(input_shape)
     p = next(iter(model.parameters()), None)
@@ -102,8 +112,9 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
             y = model(x.reshape(1, *input_shape)).reshape(-1)
         return SplitResult("sat", 0, 0, time.perf_counter() - t0, x, y)
     model = model.eval()
+    bm = BoundedModel(model, tuple(input_shape)) if split == "bound" or bound_fn is None else None
     if bound_fn is None:
-        bm = BoundedModel(model, tuple(input_shape))
+        assert bm is not None
 
         def bound_fn(blo: Tensor, bhi: Tensor, bC: Tensor) -> Tensor:
             shp = (blo.shape[0], *input_shape)
@@ -167,14 +178,26 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
         if open_.numel() == 0:
             continue
         olo, ohi, odep = blo[open_], bhi[open_], bdep[open_]
-        # split dimension: |gradient of the row closest to proven| x width, at the centre
         row = margin[open_].argmax(1)
-        xc = ((olo + ohi) / 2).detach().requires_grad_(True)
-        with torch.enable_grad():
-            vv, _ = objective(xc)
-            sel = vv.gather(1, row.unsqueeze(1)).sum()
-            (g,) = torch.autograd.grad(sel, xc)
-        score = g.abs() * (ohi - olo)
+        if split == "bound" and bm is not None:
+            # split dimension: how fast the row's certified bound falls as the box widens
+            # along each input, d lb / d lo_i - d lb / d hi_i, times the width
+            blo_g, bhi_g = olo.clone().requires_grad_(True), ohi.clone().requires_grad_(True)
+            shp = (olo.shape[0], *input_shape)
+            with torch.enable_grad():
+                lbg, _ = bm.compute_bounds(((blo_g + bhi_g) / 2).reshape(shp), ((bhi_g - blo_g) / 2).amax(1),
+                                           method="CROWN", C=C.unsqueeze(0).expand(olo.shape[0], -1, -1),
+                                           x_L=blo_g.reshape(shp), x_U=bhi_g.reshape(shp), bound_upper=False)
+                g_lo, g_hi = torch.autograd.grad(lbg.gather(1, row.unsqueeze(1)).sum(), (blo_g, bhi_g))
+            score = (g_lo - g_hi).clamp(min=0) * (ohi - olo)
+        else:
+            # split dimension: |gradient of the row closest to proven| x width, at the centre
+            xc = ((olo + ohi) / 2).detach().requires_grad_(True)
+            with torch.enable_grad():
+                vv, _ = objective(xc)
+                sel = vv.gather(1, row.unsqueeze(1)).sum()
+                (g,) = torch.autograd.grad(sel, xc)
+            score = g.abs() * (ohi - olo)
         score = torch.where(ohi > olo, score, torch.full_like(score, -1.0))  # never split a point
         # a zero gradient (dead region) still needs a split: fall back to the widest input
         flat = score.amax(1) <= 0
