@@ -177,6 +177,14 @@ def test_figure_panels_gives_one_image_per_panel() -> None:
     ax.plot([0, 1])
     ax.twinx().plot([1, 0], color="C1")
     assert len(figure_panels(fig, "twin")) == 1
+    # close=False keeps the figure whole for a combined image; the page shows the panels
+    fig = _plot(9.0, panels=2)
+    panels = figure_panels(fig, "two", "Two.", close=False)
+    combined = figure_from_matplotlib(fig, "two", "Two.")
+    combined.panels = panels
+    assert png_size(combined.png)[0] > max(png_size(p.png)[0] for p in panels)  # type: ignore[index]
+    html = render_html([Section(domain="d", title="T", figures=[combined])], {})
+    assert html.count("data:image/png") == 2 and "Two. (panel 1)" in html
 
 
 def test_png_size() -> None:

@@ -218,7 +218,8 @@ def render_section(s: Section, sid: str) -> str:
         parts.append(f"<p>{_e(s.text)}</p>")
     parts.extend(render_table(t) for t in s.tables)
     if s.figures:
-        parts.append("<div class='figures'>" + "".join(render_figure(f) for f in s.figures) + "</div>")
+        shown = [p for f in s.figures for p in (getattr(f, "panels", None) or [f])]  # one panel per image
+        parts.append("<div class='figures'>" + "".join(render_figure(f) for f in shown) + "</div>")
     parts.append("<dl class='how'>")
     if s.reproduce:
         parts.append(f"<dt>Reproduce</dt><dd><code>{_e(s.reproduce)}</code></dd>")

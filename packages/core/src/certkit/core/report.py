@@ -20,11 +20,15 @@ from typing import Any
 
 @dataclass
 class Figure:
-    """A PNG plot. ``png`` holds the encoded bytes (see :func:`figure_from_matplotlib`)."""
+    """A PNG plot. ``png`` holds the encoded bytes (see :func:`figure_from_matplotlib`).
+
+    panels: optionally the same plot as one image per panel (:func:`figure_panels`); the
+    report page shows these instead of ``png`` so each panel can be read at 100% zoom."""
 
     name: str
     png: bytes
     caption: str = ""
+    panels: list[Figure] = field(default_factory=list)
 
 
 @dataclass
@@ -89,15 +93,16 @@ def figure_from_matplotlib(fig: Any, name: str, caption: str = "", dpi: int = 11
     return Figure(name=name, png=buf.getvalue(), caption=caption)
 
 
-def figure_panels(fig: Any, name: str, caption: str = "", dpi: int = 150) -> list[Figure]:
+def figure_panels(fig: Any, name: str, caption: str = "", dpi: int = 150,
+                  close: bool = True) -> list[Figure]:
     """One PNG per panel of a multi-panel matplotlib figure (the report shows one panel per
-    image so each can be read at 100% zoom), then close the figure.
+    image so each can be read at 100% zoom); closes the figure unless ``close=False``.
 
     Axes that share a position (``twinx``/``twiny``) stay together in one panel. Panel k gets
     the name ``f"{name}_{k}"`` and the caption ``caption`` followed by the panel's title (or
-    "panel k of n").
-    A figure with a single panel gives one Figure named ``name``."""
+    "panel k of n"). A figure with a single panel gives one Figure named ``name``."""
     import matplotlib.pyplot as plt
+    from matplotlib.transforms import Bbox
 
     groups: list[list[Any]] = []
     for ax in fig.axes:
@@ -110,27 +115,36 @@ def figure_panels(fig: Any, name: str, caption: str = "", dpi: int = 150) -> lis
                 break
         else:
             groups.append([ax])
-    if len(groups) <= 1:
-        return [figure_from_matplotlib(fig, name, caption, dpi=dpi)]
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
     out = []
-    suptitle = getattr(fig, "_suptitle", None)
-    if suptitle is not None:
-        suptitle.set_visible(False)
-    for k, group in enumerate(groups):
+    if len(groups) <= 1:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        out.append(Figure(name=name, png=buf.getvalue(), caption=caption))
+    else:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        suptitle = getattr(fig, "_suptitle", None)
+        shown = suptitle.get_visible() if suptitle is not None else False
+        if suptitle is not None:
+            suptitle.set_visible(False)
+        for k, group in enumerate(groups):
+            for g in groups:
+                for ax in g:
+                    ax.set_visible(g is group)
+            box = Bbox.union([ax.get_tightbbox(renderer) for ax in group])
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi,
+                        bbox_inches=box.transformed(fig.dpi_scale_trans.inverted()).padded(0.06))
+            title = next((ax.get_title() for ax in group if ax.get_title()), "") or f"panel {k + 1} of {len(groups)}"
+            out.append(Figure(name=f"{name}_{k + 1}", png=buf.getvalue(),
+                              caption=f"{caption} ({title})" if caption else title))
         for g in groups:
             for ax in g:
-                ax.set_visible(g is group)
-        from matplotlib.transforms import Bbox
-
-        box = Bbox.union([ax.get_tightbbox(renderer) for ax in group]).transformed(fig.dpi_scale_trans.inverted())
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches=box.padded(0.06))
-        title = next((ax.get_title() for ax in group if ax.get_title()), "") or f"panel {k + 1} of {len(groups)}"
-        cap = f"{caption} ({title})" if caption else title
-        out.append(Figure(name=f"{name}_{k + 1}", png=buf.getvalue(), caption=cap))
-    plt.close(fig)
+                ax.set_visible(True)
+        if suptitle is not None:
+            suptitle.set_visible(shown)
+    if close:
+        plt.close(fig)
     return out
 
 
