@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from certkit.core.report import Figure, figure_from_matplotlib, use_agg
+from certkit.core.report import Figure, figure_from_matplotlib, figure_panels, use_agg
 from certkit.core.validation import check_finite_scalar, check_int
 
 
@@ -95,4 +95,10 @@ def new_figure(ncols: int = 1, width: float = 4.2, height: float = 3.2) -> tuple
 
 
 def to_png(fig: Any, name: str, caption: str) -> Figure:
-    return figure_from_matplotlib(fig, name, caption, dpi=90)
+    """The figure as one PNG; a multi-panel figure also gets one image per panel
+    (``Figure.panels``), which the report page shows so each panel is readable at 100% zoom."""
+    panels = figure_panels(fig, name, caption, dpi=160, close=False) if len(fig.axes) > 1 else []
+    out = figure_from_matplotlib(fig, name, caption, dpi=90)
+    if len(panels) > 1:
+        out.panels = panels
+    return out
