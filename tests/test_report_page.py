@@ -109,6 +109,7 @@ def test_proportion_headline_gets_the_clopper_pearson_interval() -> None:
     ({"label": "x", "value": 0.5, "bound": "left"}, "headline.bound"),
     ({"label": "x", "value": 0.5, "checks": [{"name": "c"}]}, "headline.checks[0]"),
     ({"label": "x", "value": 0.5, "confidence": 95}, "headline.confidence"),
+    ({"label": "x", "value": 4, "estimate": "no"}, "headline.estimate"),
 ])
 def test_bad_headline_is_a_clear_error(raw: dict, key: str) -> None:
     with pytest.raises(ValueError, match=re.escape(key)):

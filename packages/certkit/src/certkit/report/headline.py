@@ -12,6 +12,7 @@ dict it returns (so it also lands in ``summary.json``)::
         "interval": [0.5, 0.7],       # optional: an explicit interval (set "interval_method")
         "bound": "lower",             # optional: the value is itself a one-sided confidence bound
         "confidence": 0.95,           # of the interval or bound (default 0.95)
+        "estimate": True,             # False: an exact count (e.g. checks passed), no interval
         "checks": [{"name": "adaptive attack stays above the certificate", "passed": True}],
         "note": "one plain sentence of context",
     }})
@@ -57,6 +58,7 @@ class Headline:
     interval_method: str = ""
     bound: str | None = None
     confidence: float = 0.95
+    estimate: bool = True
     checks: list[Check] = field(default_factory=list)
     note: str = ""
 
@@ -66,7 +68,7 @@ class Headline:
                 "of": self.of, "successes": self.successes,
                 "interval": list(self.interval) if self.interval else None,
                 "interval_method": self.interval_method, "bound": self.bound,
-                "confidence": self.confidence,
+                "confidence": self.confidence, "estimate": self.estimate,
                 "checks": [{"name": c.name, "passed": c.passed} for c in self.checks],
                 "note": self.note}
 
@@ -133,6 +135,9 @@ def parse_headline(raw: Any) -> Headline:
                 or not iv[0] <= iv[1]):
             raise ValueError(f"headline.interval: expected [lower, upper] with lower <= upper, got {iv!r}")
         interval = (float(iv[0]), float(iv[1]))
+    estimate = raw.get("estimate", True)
+    if not isinstance(estimate, bool):
+        raise ValueError(f"headline.estimate: expected True or False, got {estimate!r}")
     checks = []
     for i, c in enumerate(raw.get("checks") or []):
         if not isinstance(c, dict) or "name" not in c or not isinstance(c.get("passed"), bool):
@@ -140,7 +145,7 @@ def parse_headline(raw: Any) -> Headline:
         checks.append(Check(str(c["name"]), bool(c["passed"])))
     return Headline(label=label, value=value, format=fmt, n=n, of=str(raw.get("of", "")),
                     successes=successes, interval=interval, interval_method=method, bound=bound,
-                    confidence=confidence, checks=checks, note=str(raw.get("note", "")))
+                    confidence=confidence, estimate=estimate, checks=checks, note=str(raw.get("note", "")))
 
 
 def headline_of(section: Section) -> tuple[Headline | None, str | None]:
@@ -174,6 +179,8 @@ def format_interval(h: Headline) -> str:
     if h.bound is not None:
         word = "lower" if h.bound == "lower" else "upper"
         return f"certified {word} bound, holds with {pct} confidence"
+    if not h.estimate:
+        return "an exact count, not an estimate"
     if h.interval is None:
         return "point estimate (no interval)"
     lo, hi = (format_value(x, h.format) for x in h.interval)

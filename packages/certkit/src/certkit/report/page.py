@@ -129,6 +129,8 @@ def _cell(v: Any) -> str:
 
 def _value_text(h: Headline) -> str:
     v = format_value(h.value, h.format)
+    if not h.estimate and h.n is not None:
+        return f"{v} of {h.n:,}"
     if h.bound == "lower":
         return "≥ " + v
     if h.bound == "upper":
