@@ -40,7 +40,7 @@ def test_metrics_match_pytrec_eval(seed: int, ties: bool) -> None:
     qrels, run = _random_case(seed, ties)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ev = evaluate(run, qrels, list(PTE))
+        ev = evaluate(run, qrels, list(PTE), complete=True)
     res = pytrec_eval.RelevanceEvaluator(qrels, set(PTE.values())).evaluate(run)
     for m, pm in PTE.items():
         ours = dict(zip(ev.qids, ev.per_query[m], strict=True))
@@ -70,18 +70,22 @@ def test_trec_eval_tie_break_is_docno_descending() -> None:
     assert ev_te == 0.25 and ev_in == 0.5
 
 
-def test_missing_queries_count_zero_and_warn() -> None:
+def test_missing_queries_count_zero_with_complete_and_warn() -> None:
     qrels = {"q1": {"a": 1}, "q2": {"b": 1}}
     with pytest.warns(UserWarning) as rec:
-        ev = evaluate({"q1": {"a": 1.0}, "qx": {"a": 1.0}}, qrels, ["map"])
+        ev = evaluate({"q1": {"a": 1.0}, "qx": {"a": 1.0}}, qrels, ["map"], complete=True)
     msgs = " ".join(str(w.message) for w in rec)
     assert "1 qrels queries" in msgs and "1 run queries" in msgs
-    assert ev.mean()["map"] == 0.5
+    assert ev.mean()["map"] == 0.5 and ev.qids == ["q1", "q2"]
     assert ev.worst(0.5)["map"] == 0.0
+    # trec_eval's default: the mean over the queries the run answers
+    with pytest.warns(UserWarning, match="not evaluated"):
+        ev = evaluate({"q1": {"a": 1.0}}, qrels, ["map"])
+    assert ev.mean()["map"] == 1.0 and ev.qids == ["q1"]
 
 
 def test_bad_metric_names() -> None:
-    for bad in ["ndcg@0", "p", "foo", "r"]:
+    for bad in ["ndcg@0", "p", "foo", "Rprec@5", "ndcg_cut", "NumQ(rel=2)"]:
         with pytest.raises(ValueError, match="metrics"):
             parse_metric(bad)
     with pytest.raises(ValueError, match="ties"):

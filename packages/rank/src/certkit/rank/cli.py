@@ -10,6 +10,7 @@ queries once and cached under the certkit cache), ``dense`` (MiniLM, optional ex
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,17 +26,19 @@ RankerOpt = Annotated[str, typer.Option("--ranker", "-r", help="bm25 | knrm (tra
                                         "dense (MiniLM extra) | module:factory(corpus) -> Ranker")]
 
 
-def _collection(spec: str) -> Any:
+def _collection(spec: str, split: str = "test") -> Any:
     from certkit.rank import collections as C
 
     if spec == "default":
         return C.default_collection()
     kind, _, path = spec.partition(":")
-    loaders = {"cranfield": C.load_cranfield, "vaswani": C.load_vaswani, "beir": C.load_beir}
-    if kind not in loaders or not path:
+    loaders = {"cranfield": C.load_cranfield, "vaswani": C.load_vaswani}
+    if kind not in (*loaders, "beir") or not path:
         raise UsageError(f"--collection: expected default, cranfield:DIR, vaswani:DIR or beir:DIR, got {spec!r}")
     if not Path(path).exists():
         raise FileNotFoundError(f"--collection: {path} does not exist")
+    if kind == "beir":
+        return C.load_beir(path, split)
     return loaders[kind](path)
 
 
@@ -116,29 +119,65 @@ def retrieve(collection: CollOpt = "default", out: Annotated[Path, typer.Option(
 
 @app.command()
 def evaluate(run: Annotated[Path | None, typer.Option(help="TREC run (default: BM25 on the collection)")] = None,
-             qrels: Annotated[Path | None, typer.Option(help="TREC qrels (default: the collection's)")] = None,
-             collection: CollOpt = "default",
-             metrics: Annotated[str, typer.Option(help="comma-separated")] = "ndcg@10,map,rr@10,p@10,r@100",
-             ties: Annotated[str, typer.Option(help="trec_eval | input")] = "trec_eval") -> None:
-    """trec_eval-compatible metrics (missing queries count as 0)."""
+             qrels: Annotated[Path | None, typer.Option(help="TREC or BEIR qrels (default: the collection's)")] = None,
+             collection: Annotated[str, typer.Option("--collection", help="default | cranfield:DIR | "
+                                                     "vaswani:DIR | beir:DIR")] = "default",
+             measure: Annotated[list[str] | None, typer.Option(
+                 "--measure", "-m", help="trec_eval (map, ndcg_cut.10, P.5,10, recip_rank, Rprec, bpref, "
+                 "success.10, num_rel ...) or ir-measures (nDCG@10, AP(rel=2), RR@10, Judged@10 ...) "
+                 "name; repeatable")] = None,
+             metrics: Annotated[str | None, typer.Option(help="comma-separated names (alternative to -m)")] = None,
+             per_query: Annotated[bool, typer.Option("--per-query", "-q", help="trec_eval -q: one line "
+                                                     "per query and measure, then 'all'")] = False,
+             complete: Annotated[bool, typer.Option("--complete", "-c", help="trec_eval -c: qrels queries "
+                                                    "missing from the run count as 0")] = False,
+             relevance_level: Annotated[int, typer.Option("--relevance-level", "-l", help="trec_eval -l: "
+                                                          "grade >= this is relevant")] = 1,
+             precision: Annotated[str, typer.Option(help="score comparison: single (trec_eval 9, "
+                                                    "pytrec_eval, ir-measures) | double (trec_eval 10)")] = "single",
+             ties: Annotated[str, typer.Option(help="trec_eval | input")] = "trec_eval",
+             split: Annotated[str, typer.Option(help="BEIR split of the collection's qrels")] = "test") -> None:
+    """Measures exactly as trec_eval computes them (the mean over the evaluated queries;
+    -c counts missing ones as 0). Prints trec_eval's ``measure<TAB>qid<TAB>value`` lines."""
     from certkit.rank.io import read_qrels, read_run
+    from certkit.rank.metrics import DEFAULT_METRICS, format_trec_eval
     from certkit.rank.metrics import evaluate as ev
     from certkit.rank.rankers import BM25Ranker
 
+    names = list(measure or [])
+    if metrics:
+        names += [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        names = list(DEFAULT_METRICS)
+    if relevance_level < 0:
+        raise UsageError(f"--relevance-level: expected an integer >= 0, got {relevance_level}")
+    c = None
     if qrels is not None:
         qr = read_qrels(qrels)
     else:
-        c = _collection(collection)
+        c = _collection(collection, split)
         qr = c.qrels
     if run is not None:
         rn = read_run(run)
     else:
-        c = _collection(collection)
+        c = c or _collection(collection, split)
         rn = BM25Ranker(c.corpus).retrieve(c.queries, 1000)
-    res = ev(rn, qr, [m.strip() for m in metrics.split(",") if m.strip()], ties=ties)
-    mean, worst = res.mean(), res.worst(0.1)
-    _out({"mean": mean, "worst10": worst, "queries": len(res.qids)},
-         [f"{m:>10}: {v:.4f}  (worst 10%: {worst[m]:.4f})" for m, v in mean.items()])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = ev(rn, qr, names, ties=ties, relevance_level=relevance_level, complete=complete,
+                 precision=precision)
+    for w in caught:  # notes on stderr; stdout stays trec_eval's format
+        typer.echo(f"certkit: note: {w.message}", err=True)
+    if STATE["json"]:
+        data: dict[str, Any] = {"all": res.aggregate(), "mean": res.mean(), "worst10": res.worst(0.1),
+                                "queries": len(res.qids)}
+        if per_query:
+            data["per_query"] = {q: {m: float(v[i]) for m, v in res.per_query.items()}
+                                 for i, q in enumerate(res.qids)}
+        echo_json(data)
+        return
+    for line in format_trec_eval(res, per_query=per_query):
+        typer.echo(line)
 
 
 @app.command()
