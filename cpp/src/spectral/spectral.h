@@ -8,6 +8,13 @@
 // residuals plus a Sylvester inertia count, returned pairs checked by their true residual
 // (BLAS gemv/gemm for the Krylov basis when LAPACK is there). Eigenvalues are returned ascending; eigenvectors are unit-norm columns whose
 // entry of largest magnitude is positive (ties within 1e-9 * max go to the smallest index).
+//
+// Implementation, one algorithm per file, each with its internal header beside it:
+// kdtree (knn), laplacian, tridiag (QL, Sturm multisection, inverse iteration), dense
+// (eigh_dense, fix_signs), envelope_ldl (RCM + envelope LDL^T), nested_dissection,
+// supernodal_ldl, shift_factor (the factor choice behind the shift-invert solves and inertia
+// counts), lanczos (eigh_truncated); lapack (optional LAPACK, loaded at run time) and
+// kernels (dot products, Krylov basis kernels) are shared.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -64,7 +71,7 @@ int64_t shift_factor_solve(const Csr& L, double shift, int mode, double* x);
 // Fixes signs column-wise (see file comment). V (n, m) row-major.
 void fix_signs(double* V, int64_t n, int64_t m);
 
-// Optional LAPACK (see spectral_cpu.cpp): whether it was found and loaded, a one-line
+// Optional LAPACK (see lapack.cpp): whether it was found and loaded, a one-line
 // description, and a switch to force the own solvers (tests compare both paths).
 bool has_lapack();
 std::string lapack_info();
