@@ -1,6 +1,9 @@
 """End to end: `certkit report` on the embedded defaults with a cold cache, as the README's
 main job runs it. Every installed domain's section must succeed, every image must decode,
-and (when Debian's chromium is installed) the page must render with all images loaded."""
+every section must publish a valid headline for its summary card, and (when Debian's
+chromium, chromium-driver and selenium are installed) the page must read well in a real
+browser: no horizontal overflow at 1280 px, every image decoded, every card linked to its
+section, no failed section, a dark scheme."""
 
 from __future__ import annotations
 
@@ -14,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from certkit.report.browser import check_report, chromium_binary
+from certkit.report.browser import (
+    check_report,
+    chromium_binary,
+    inspect_page,
+    page_problems,
+    selenium_available,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +44,11 @@ def test_every_section_succeeds_and_images_decode(report_dir: Path) -> None:
     assert not errors, errors
     for key, sec in summary["sections"].items():
         assert sec["reproduce"], f"{key}: no 'how to reproduce' line"
+        head = sec["headline"]
+        assert head and "problem" not in head, f"{key}: no valid headline for its summary card: {head}"
+        assert head["n"], f"{key}: the headline does not state its sample size"
+        if head["estimate"] and head["bound"] is None:
+            assert head["interval"], f"{key}: an estimated headline without an interval"
     html = (report_dir / "index.html").read_text()
     assert "section failed" not in html
     imgs = re.findall(r"src='data:image/png;base64,([^']+)'", html)
@@ -48,3 +62,10 @@ def test_page_renders_in_headless_chromium(report_dir: Path) -> None:
     ok, total, failed = check_report(report_dir / "index.html")
     assert total > 0 and ok == total, f"{total - ok} of {total} images did not load"
     assert not failed
+
+
+@pytest.mark.skipif(not selenium_available(), reason="selenium, chromium or chromium-driver not installed")
+def test_page_reads_well_at_1280px(report_dir: Path) -> None:
+    summary = json.loads((report_dir / "summary.json").read_text())
+    check = inspect_page(report_dir / "index.html", width=1280)
+    assert not page_problems(check, len(summary["sections"])), page_problems(check, len(summary["sections"]))

@@ -188,3 +188,25 @@ def inspect_page(index_html: Path, width: int = 1280, height: int = 900,
                      images_total=int(m["images"]), images_decoded=int(m["decoded"]), too_wide=list(m["wide"]),
                      cards=list(m["cards"]), sections=list(m["sections"]), failed=list(m["failed"]),
                      background=str(bg_light), background_dark=str(bg_dark))
+
+
+def page_problems(check: PageCheck, n_sections: int) -> list[str]:
+    """What keeps a measured page from reading well (empty when it is fine): horizontal
+    overflow, undecoded images, a missing or unlinked summary card, a failed section, no dark
+    scheme. ``n_sections``: how many sections the page should have."""
+    out = []
+    if check.overflow_px > 0 or check.too_wide:
+        out.append(f"the page is {check.overflow_px} px wider than the {check.width} px window: {check.too_wide}")
+    if check.images_total == 0 or check.images_decoded != check.images_total:
+        out.append(f"{check.images_total - check.images_decoded} of {check.images_total} images did not decode")
+    if not len(check.cards) == len(check.sections) == n_sections:
+        out.append(f"{len(check.cards)} summary cards and {len(check.sections)} sections; expected {n_sections} each")
+    unlinked = [c["href"] for c in check.cards if c["target"] is None]
+    if unlinked or [c["target"] for c in check.cards] != check.sections[: len(check.cards)]:
+        out.append(f"summary cards not linked to their sections in order: {unlinked or check.cards}")
+    if check.failed:
+        out.append(f"failed sections: {check.failed}")
+    nums = [int(v) for v in re.findall(r"\d+", check.background_dark)[:3]]
+    if len(nums) < 3 or max(nums) >= 60 or check.background_dark == check.background:
+        out.append(f"no dark scheme: background {check.background!r}, dark {check.background_dark!r}")
+    return out
