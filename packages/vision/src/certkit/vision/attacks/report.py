@@ -206,6 +206,13 @@ def sections(ctx: ReportContext) -> Section:
         "flip_plain_shift_aug": tr_summary["shift_aug"]["flip_plain"],
         "flip_crop_selection_shift_aug": tr_summary["shift_aug"]["flip_crop_selection"],
     }
+    summary["headline"] = {  # the summary card of `certkit report` (certkit.report.headline)
+        "label": f"accuracy of the adversarially trained (PGD-AT) CNN under the strongest attack "
+                 f"(APGD-CE+DLR, ℓ∞ ε = {EPS_LINF:g}); the standard CNN keeps {by['standard'][4]:.1%}",
+        "value": by["pgd_at"][4], "format": "percent", "n": n, "of": "test digits",
+        "successes": round(by["pgd_at"][4] * n),
+        "checks": [{"name": "APGD-CE+DLR breaks at least as many inputs as PGD on every model",
+                    "passed": all(r[4] <= r[3] + 1e-9 for r in rows)}]}
     return Section(
         domain="vision", title="Attacks and adversarial training",
         summary=summary,
