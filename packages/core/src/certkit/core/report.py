@@ -45,7 +45,10 @@ class Table:
 class Section:
     """One report section.
 
-    summary: headline numbers, copied into ``summary.json`` under the section's key.
+    summary: headline numbers, copied into ``summary.json`` under the section's key. An
+    optional ``summary["headline"]`` dict (label, value, sample size n, successes for a
+    proportion, bound, checks: see ``certkit.report.headline``) fills the section's summary
+    card at the top of the page.
     reproduce: the command line that reproduces this section alone.
     full: what ``certkit report --full`` runs instead of the quick default.
     """
