@@ -116,6 +116,19 @@ def test_bad_headline_is_a_clear_error(raw: dict, key: str) -> None:
         parse_headline(raw)
 
 
+def test_table_sample_size_note() -> None:
+    from certkit.report.headline import max_halfwidth
+
+    k = np.arange(17)
+    iv = clopper_pearson(k, np.full(17, 16), 0.05, side="two-sided")
+    assert max_halfwidth(16) == pytest.approx(float(np.max(iv[:, 1] - iv[:, 0]) / 2))
+    assert 0.24 < max_halfwidth(16) < 0.27 and max_halfwidth(539) < 0.05
+    sec = Section(domain="d", title="T", tables=[Table("t", ["a"], [[0.5]], "Sixteen clouds.", n=16, of="test clouds")])
+    html = render_html([sec], {})
+    assert "Sixteen clouds. Proportions in this table rest on n = 16 test clouds; the 95% interval of each is at " \
+           "most ±25 percentage points wide (Clopper-Pearson)." in html
+
+
 def test_format_value() -> None:
     assert format_value(0.125, "percent") == "12.5%"
     assert format_value(1.0, "percent") == "100%"

@@ -81,6 +81,18 @@ def proportion_interval(successes: int, n: int, confidence: float = 0.95) -> tup
     return float(lo), float(hi)
 
 
+def max_halfwidth(n: int, confidence: float = 0.95) -> float:
+    """The widest half-width of the two-sided Clopper-Pearson interval over every k of n: how
+    far any proportion estimated from n examples may be off at that confidence."""
+    import numpy as np
+
+    from certkit.core.stats import clopper_pearson
+
+    k = np.arange(n + 1)
+    iv = clopper_pearson(k, np.full(n + 1, n), 1.0 - confidence, side="two-sided")
+    return float(np.max(iv[:, 1] - iv[:, 0]) / 2.0)
+
+
 def _num(d: dict[str, Any], key: str) -> float:
     v = d[key]
     if isinstance(v, bool) or not isinstance(v, int | float):

@@ -17,7 +17,13 @@ import struct
 from typing import Any
 
 from certkit.core.report import Figure, Section, Table
-from certkit.report.headline import Headline, format_interval, format_value, headline_of
+from certkit.report.headline import (
+    Headline,
+    format_interval,
+    format_value,
+    headline_of,
+    max_halfwidth,
+)
 
 DOMAIN_NAMES = {"vision": "Vision", "bounds": "Verified bounds", "attacks": "Attacks",
                 "pointcloud": "Point clouds", "rl": "Reinforcement learning", "rank": "Ranking",
@@ -186,8 +192,15 @@ def render_table(t: Table) -> str:
     for row in t.rows:
         parts.append("<tr>" + "".join(_cell(v) for v in row) + "</tr>")
     parts.append("</tbody></table></div>")
-    if t.caption:
-        parts.append(f"<p class='caption'>{_e(t.caption)}</p>")
+    caption = t.caption
+    n = getattr(t, "n", None)
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        of = f" {t.of}" if getattr(t, "of", "") else ""
+        caption = (f"{caption} " if caption else "") + (
+            f"Proportions in this table rest on n = {n:,}{of}; the 95% interval of each is at most "
+            f"±{100 * max_halfwidth(n):.0f} percentage points wide (Clopper-Pearson).")
+    if caption:
+        parts.append(f"<p class='caption'>{_e(caption)}</p>")
     parts.append("</div>")
     return "".join(parts)
 

@@ -33,12 +33,18 @@ class Figure:
 
 @dataclass
 class Table:
-    """A small results table; cells are numbers or strings."""
+    """A small results table; cells are numbers or strings.
+
+    n, of: the number of examples the table's proportions (accuracies, rates) rest on and
+    what they are ("test clouds"); the report page then states how wide their 95%
+    Clopper-Pearson intervals can be."""
 
     name: str
     columns: list[str]
     rows: list[list[Any]]
     caption: str = ""
+    n: int | None = None
+    of: str = ""
 
 
 @dataclass
