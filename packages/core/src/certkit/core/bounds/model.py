@@ -137,6 +137,16 @@ class BoundedModel(nn.Module):
             if b.is_floating_point() and not bool(torch.isfinite(b).all()):
                 raise ValueError(f"model: buffer '{name}' contains NaN or inf")
 
+    def _check_x(self, x: Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+        if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:
+            raise ValueError(f"x: expected shape (B, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        p = next((t for t in self.model.parameters() if t.is_floating_point()), None)
+        if not x.is_floating_point() or (p is not None and x.dtype != p.dtype):
+            want = p.dtype if p is not None else "a floating dtype"
+            raise ValueError(f"x: expected dtype {want} (the model's), got {x.dtype}; convert it with x.to({want})")
+
     def _input_box(self, x: Tensor, eps: float | Tensor, norm: float, x_L: Tensor | None,
                    x_U: Tensor | None) -> tuple[Tensor, Tensor]:
         if norm == math.inf:
@@ -198,10 +208,7 @@ class BoundedModel(nn.Module):
         m = _METHODS.get(str(method).lower())
         if m is None:
             raise ValueError(f"method: expected one of IBP, CROWN, CROWN-IBP, alpha-CROWN, got {method!r}")
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-        if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:
-            raise ValueError(f"x: expected shape (B, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        self._check_x(x)
         # a finite sum implies finite entries (NaN / inf propagate); the exact check runs
         # only when the sum is not finite (it may also overflow on finite input)
         if not math.isfinite(float(x.detach().sum())) and not bool(torch.isfinite(x).all()):
@@ -269,6 +276,8 @@ class BoundedModel(nn.Module):
                             x_L: Tensor | None = None, x_U: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
         """Bounds of every ReLU's pre-activation, keyed by the ReLU's name (IBP or CROWN)."""
         norm_v = _check_norm(norm)
+        self._check_x(x)
+        self._check_params()
         eps_t = _check_eps(eps, x.shape[0], x)
         lo_box, hi_box = self._input_box(x, eps_t, norm_v, x_L, x_U)
         ctx = _Ctx(self.graph, x, lo_box, hi_box, eps_t, norm_v)
@@ -277,7 +286,7 @@ class BoundedModel(nn.Module):
             ctx.fill_crown_intermediate()
         out = {}
         for i, op in enumerate(self.graph.nodes):
-            if isinstance(op, (ops.ReLU, ops._MaxWindows)):
+            if op.nonlinear:
                 out[op.name] = ctx.bounds[self.graph.inputs[i][0]]
         return out
 
@@ -459,7 +468,17 @@ class _Ctx:
         op = self.g.nodes[i]
         if ins == [0] and op.linear:
             return False  # IBP is exact for an affine map of the input box
-        return any(isinstance(self.g.nodes[c], (ops.ReLU, ops._MaxWindows)) for c in self.consumers[i])
+        return any(self.g.nodes[c].nonlinear for c in self.consumers[i])
+
+    def _unstable(self, i: int, l: Tensor, u: Tensor) -> Tensor:  # noqa: E741
+        """Neurons of node i whose relaxation in some consumer is inexact (B, n): for a
+        ReLU / max the ones with l < 0 < u, for smooth activations every non-point one."""
+        m = torch.zeros_like(l, dtype=torch.bool)
+        for c in self.consumers[i]:
+            op = self.g.nodes[c]
+            if op.nonlinear:
+                m |= op.unstable(l, u)  # type: ignore[attr-defined]
+        return m.reshape(l.shape[0], -1)
 
     def fill_crown_intermediate(self, chunk: int = 4096) -> None:
         """Replace IBP bounds of every ReLU/max pre-activation by CROWN ∩ IBP, in
@@ -475,7 +494,7 @@ class _Ctx:
             il, iu = self._intersect((il, iu), self.bounds[i])
             B = il.shape[0]
             n = il[0].numel()
-            unst_b = ((il < 0) & (iu > 0)).reshape(B, n)
+            unst_b = self._unstable(i, il, iu)
             rows = torch.nonzero(unst_b.any(0)).flatten()
             lo, up = il.reshape(B, n).clone(), iu.reshape(B, n).clone()
             for s in range(0, rows.numel(), chunk):
@@ -550,7 +569,7 @@ class _Ctx:
                     continue
                 l, u = ref[i]  # noqa: E741
                 n = l[0].numel()
-                unst = ((l < 0) & (u > 0)).reshape(B, n)
+                unst = self._unstable(i, l, u)
                 rows = torch.nonzero(unst.any(0)).flatten()
                 if rows.numel() == 0 or not any(r in anc[i] for r in relus):
                     continue

@@ -29,10 +29,20 @@ Tensor = torch.Tensor
 Bounds = tuple[Tensor, Tensor]
 
 
+class UnsupportedLayerError(ValueError):
+    """A module or function that bound propagation does not support."""
+
+
+def unsupported(name: str, what: str, detail: str) -> UnsupportedLayerError:
+    """``node 'name' (what): detail`` as an :class:`UnsupportedLayerError`."""
+    return UnsupportedLayerError(f"node '{name}' ({what}): {detail}")
+
+
 class Op:
     """Base class. ``in_shapes`` / ``out_shape`` are per-example shapes set by capture."""
 
     linear = False  # affine in its (single) input
+    nonlinear = False  # a relaxed activation: its pre-activation bounds are worth tightening
     name: str
     in_shapes: list[tuple[int, ...]]
     out_shape: tuple[int, ...]
@@ -86,25 +96,47 @@ class Flatten(Identity):
 
 
 class Reshape(Flatten):
-    """``x.view(B, -1)`` style reshapes (batch dimension kept)."""
+    """``x.view(...)`` / ``x.reshape(...)`` / ``x.flatten(start, end)`` that keep the batch
+    dimension: the target's first entry is the batch (a ``x.size(0)`` node, given as None)
+    with at most one -1 in the rest, or -1 with an explicit per-example shape (LeNet's
+    ``x.view(-1, 16*5*5)``), checked to hold exactly one example's elements."""
 
     def __init__(self, name: str, args: Any) -> None:
         super().__init__(name)
         self.args = args
 
+    def _resolve(self, x: Tensor) -> tuple[int, ...]:
+        args = self.args
+        if args and args[0] == "flatten":  # flatten(start, end) with 1 <= start <= end
+            s, e = args[1] % x.dim(), args[2] % x.dim()
+            sh = tuple(x.shape[1:])
+            return (*sh[:s - 1], math.prod(sh[s - 1:e]), *sh[e:])
+        if len(args) == 1 and isinstance(args[0], (tuple, list)):
+            args = args[0]
+        shape = [a if isinstance(a, int) else None for a in args]
+        per = math.prod(x.shape[1:])
+        what = "view/reshape"
+        if len(shape) < 1 or any(s is None for s in shape[1:]):
+            raise unsupported(self.name, what, "only a static per-example shape after the batch dimension is supported")
+        rest = [int(s) for s in shape[1:]]  # type: ignore[arg-type]
+        if shape[0] is None or (shape[0] == -1 and -1 not in rest):
+            if rest.count(-1) > 1 or any(s < -1 for s in rest):
+                raise unsupported(self.name, what, f"invalid shape {tuple(shape)}")
+            known = math.prod(s for s in rest if s != -1)
+            if -1 in rest:
+                if known == 0 or per % known:
+                    raise unsupported(self.name, what, f"cannot view one example of {per} elements as {rest}")
+                rest[rest.index(-1)] = per // known
+            if math.prod(rest) != per:
+                raise unsupported(self.name, what, f"the batch dimension must be kept: {tuple(shape)} mixes examples "
+                                  f"(one example has {per} elements); use x.view(x.size(0), ...) or x.flatten(1)")
+            return tuple(rest)
+        raise unsupported(self.name, what, f"the batch dimension must be kept, got a literal batch size {shape[0]} "
+                          "(use x.size(0) or -1 with an explicit per-example shape)")
+
     def forward(self, x: Tensor) -> Tensor:
         if self.prepare_shapes:
-            shape = [a if isinstance(a, int) else None for a in self.args]
-            if len(self.args) == 1 and isinstance(self.args[0], (tuple, list)):
-                shape = [a if isinstance(a, int) else None for a in self.args[0]]
-            if not shape or shape[0] not in (None, x.shape[0]):
-                raise ValueError(f"function '{self.name}' (view/reshape): the batch dimension must be kept")
-            rest = [s for s in shape[1:]]
-            if rest.count(None) > 0 or (any(s == -1 for s in rest) and len(rest) > 1):
-                # only (B, -1) or an explicit per-example shape
-                if rest != [-1]:
-                    raise ValueError(f"function '{self.name}' (view/reshape): only x.view(B, -1) or an explicit shape is supported")
-            self.target = tuple(int(s) for s in rest)
+            self.target = self._resolve(x)
         return x.reshape(x.shape[0], *self.target)
 
     def ibp(self, b: Bounds) -> Bounds:
@@ -340,19 +372,241 @@ class GlobalAvgPool2d(Op):
 
 
 class Add(Op):
-    """Residual sum of two tensors of the same shape."""
+    """``ca·a + cb·b`` of two tensors of the same shape (residual sums; ``torch.add(a, b,
+    alpha=k)`` is cb = k, ``sub`` cb = -alpha, ``rsub(a, b, alpha)`` = b - alpha·a)."""
 
     linear = False  # two inputs: handled specially
 
+    def __init__(self, name: str, ca: float = 1.0, cb: float = 1.0) -> None:
+        super().__init__(name)
+        self.ca, self.cb = float(ca), float(cb)
+
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return a + b
+        if self.ca == 1.0 and self.cb == 1.0:
+            return a + b
+        return a * self.ca + b * self.cb
+
+    @staticmethod
+    def _scaled(b: Bounds, c: float) -> Bounds:
+        if c == 1.0:
+            return b
+        return (b[0] * c, b[1] * c) if c >= 0 else (b[1] * c, b[0] * c)
 
     def ibp(self, a: Bounds, b: Bounds) -> Bounds:
-        return a[0] + b[0], a[1] + b[1]
+        sa, sb = self._scaled(a, self.ca), self._scaled(b, self.cb)
+        return sa[0] + sb[0], sa[1] + sb[1]
 
     def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
                  ) -> tuple[list[Tensor], Tensor | None]:
-        return [A, A], None
+        return [A if self.ca == 1.0 else A * self.ca, A if self.cb == 1.0 else A * self.cb], None
+
+
+def per_example(t: Tensor, nd: int) -> Tensor:
+    """A constant broadcast against (B, *shape) (``nd = len(shape)``) as a rank-``nd``
+    tensor that broadcasts against ``shape`` (leading size-1 dimensions dropped)."""
+    while t.dim() > nd:
+        t = t.squeeze(0)
+    return t.reshape((1,) * (nd - t.dim()) + tuple(t.shape))
+
+
+class Affine(Op):
+    """``x·s + t`` with constants s, t (tensors broadcasting against one example, or
+    scalars) read through getters at every call, so buffers stay live: input
+    normalisation (``(x - mean) / std``), ``x * c``, ``c - x``, ``-x``."""
+
+    linear = True
+
+    def __init__(self, name: str, scale: Any = None, shift: Any = None) -> None:
+        super().__init__(name)
+        self._s, self._t = scale, shift
+
+    def _get(self, nd: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+        out = []
+        for g in (self._s, self._t):
+            v = g() if callable(g) else g
+            if v is None:
+                out.append(None)
+                continue
+            v = torch.as_tensor(v, dtype=dtype, device=device)
+            if not bool(torch.isfinite(v).all()):
+                raise ValueError(f"model: constant of '{self.name}' contains NaN or inf")
+            out.append(per_example(v, nd))
+        return out[0], out[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        s, t = self._get(x.dim() - 1, x.dtype, x.device)
+        y = x * s if s is not None else x
+        return y + t if t is not None else y
+
+    def ibp(self, b: Bounds) -> Bounds:
+        s, t = self._get(b[0].dim() - 1, b[0].dtype, b[0].device)
+        if s is None:
+            lo, hi = b
+        else:
+            mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+            c, d = mid * s, rad * s.abs()
+            lo, hi = c - d, c + d
+        return (lo + t, hi + t) if t is not None else (lo, hi)
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        s, t = self._get(A.dim() - 2, A.dtype, A.device)
+        bias = None if t is None else (A * t).reshape(*A.shape[:2], -1).sum(-1)
+        return [A * s if s is not None else A], bias
+
+
+class Pad(Op):
+    """``F.pad(x, pad, mode='constant', value=v)`` (negative pads crop)."""
+
+    linear = True
+
+    def __init__(self, name: str, pad: tuple[int, ...], value: float = 0.0) -> None:
+        super().__init__(name)
+        self.pad, self.value = tuple(int(p) for p in pad), float(value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pad(x, self.pad, value=self.value)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return self.forward(b[0]), self.forward(b[1])
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        Ain = F.pad(A, tuple(-p for p in self.pad))
+        bias = None
+        if self.value != 0.0:
+            B, S = A.shape[:2]
+            bias = self.value * (A.reshape(B, S, -1).sum(-1) - Ain.reshape(B, S, -1).sum(-1))
+        return [Ain], bias
+
+
+class Permute(Op):
+    """``x.permute(0, *perm)`` / ``x.transpose(i, j)`` with the batch dimension kept first;
+    ``perm`` indexes the per-example dimensions."""
+
+    linear = True
+
+    def __init__(self, name: str, perm: tuple[int, ...]) -> None:
+        super().__init__(name)
+        self.perm = tuple(perm)
+        self.inv = tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.permute(0, *(p + 1 for p in self.perm))
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return self.forward(b[0]), self.forward(b[1])
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        return [A.permute(0, 1, *(p + 2 for p in self.inv))], None
+
+
+class Cat(Op):
+    """``torch.cat(xs, dim)`` along a per-example dimension ``dim`` (>= 1 in (B, ...))."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        super().__init__(name)
+        self.dim = dim
+
+    def forward(self, *xs: Tensor) -> Tensor:
+        return torch.cat(xs, self.dim)
+
+    def ibp(self, *bs: Bounds) -> Bounds:
+        return torch.cat([b[0] for b in bs], self.dim), torch.cat([b[1] for b in bs], self.dim)
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        sizes = [s[self.dim - 1] for s in self.in_shapes]
+        return list(torch.split(A, sizes, dim=self.dim + 1)), None
+
+
+class Mean(Op):
+    """``x.mean(dims, keepdim)`` over per-example dimensions (``dims`` >= 1 in (B, ...))."""
+
+    linear = True
+
+    def __init__(self, name: str, dims: tuple[int, ...], keepdim: bool) -> None:
+        super().__init__(name)
+        self.dims, self.keepdim = tuple(sorted(dims)), bool(keepdim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(self.dims, keepdim=self.keepdim)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return self.forward(b[0]), self.forward(b[1])
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        ins = self.in_shapes[0]
+        n = math.prod(ins[d - 1] for d in self.dims)
+        if not self.keepdim:
+            for d in self.dims:
+                A = A.unsqueeze(d + 1)
+        return [(A / n).expand(*A.shape[:2], *ins)], None
+
+
+class MatMulConst(Op):
+    """``x @ W`` (``side='right'``) or ``W @ x`` (``'left'``) with a constant 2-D ``W``
+    read through a getter at every call; x is (B, ..., n) resp. (B, ..., n, k)."""
+
+    linear = True
+
+    def __init__(self, name: str, weight: Any, side: str) -> None:
+        super().__init__(name)
+        self._w, self.side = weight, side
+
+    def _W(self, like: Tensor) -> Tensor:
+        W = self._w() if callable(self._w) else self._w
+        W = torch.as_tensor(W, dtype=like.dtype, device=like.device)
+        if not bool(torch.isfinite(W).all()):
+            raise ValueError(f"model: constant of '{self.name}' contains NaN or inf")
+        return W
+
+    def _mm(self, x: Tensor, W: Tensor) -> Tensor:
+        return torch.matmul(x, W) if self.side == "right" else torch.matmul(W, x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._mm(x, self._W(x))
+
+    def ibp(self, b: Bounds) -> Bounds:
+        W = self._W(b[0])
+        mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+        c, d = self._mm(mid, W), self._mm(rad, W.abs())
+        return c - d, c + d
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        W = self._W(A)
+        return [torch.matmul(A, W.t()) if self.side == "right" else torch.matmul(W.t(), A)], None
+
+
+class AdaptiveAvgPool2d(Op):
+    """``F.adaptive_avg_pool2d(x, (Ho, Wo))`` for any output size: a fixed averaging matrix
+    P (Ho·Wo, H·W) per channel, built once from the shapes (backward: ``A @ P``)."""
+
+    linear = True
+
+    def __init__(self, name: str, output_size: Any) -> None:
+        super().__init__(name)
+        self.size = output_size
+        self._P: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.size)
+
+    def ibp(self, b: Bounds) -> Bounds:
+        return self.forward(b[0]), self.forward(b[1])
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        C, H, W = self.in_shapes[0]
+        Ho, Wo = self.out_shape[1:]
+        if self._P is None or self._P.dtype != A.dtype or self._P.device != A.device:
+            eye = torch.eye(H * W, dtype=A.dtype, device=A.device).reshape(H * W, 1, H, W)
+            self._P = F.adaptive_avg_pool2d(eye, self.size).reshape(H * W, Ho * Wo).t().contiguous()
+        B, S = A.shape[:2]
+        return [(A.reshape(B, S, C, Ho * Wo) @ self._P).reshape(B, S, C, H, W)], None
 
 
 def relu_relaxation(l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # noqa: E741
@@ -368,6 +622,11 @@ def relu_relaxation(l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # n
 
 
 class ReLU(Op):
+    nonlinear = True
+
+    def unstable(self, l: Tensor, u: Tensor) -> Tensor:  # noqa: E741
+        return (l < 0) & (u > 0)
+
     def forward(self, x: Tensor) -> Tensor:
         return torch.relu(x)
 
@@ -395,6 +654,10 @@ class _MaxWindows(Op):
     """max over windows of the flattened input: out[o] = max_k in_flat[index[o, k]]."""
 
     index: Tensor  # (n_out, K) long, built at the first forward
+    nonlinear = True
+
+    def unstable(self, l: Tensor, u: Tensor) -> Tensor:  # noqa: E741
+        return (l < 0) & (u > 0)  # the policy used for pooled pre-activations (as ReLU's)
 
     def _windows(self, x: Tensor) -> Tensor:
         raise NotImplementedError

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from certkit.core.bounds import ops
+from certkit.core.bounds import activations, ops
 
 Tensor = torch.Tensor
 
@@ -32,8 +32,8 @@ def ibp_tightness(bm: Any, x: Tensor, reduce: bool = True) -> Tensor:
             ins = g.inputs[i]
             if isinstance(op, ops.ReLU):
                 rad[i] = rad[ins[0]] * (vals[ins[0]] > 0).to(x.dtype)
-            elif isinstance(op, ops.Add):
-                rad[i] = rad[ins[0]] + rad[ins[1]]
+            elif isinstance(op, activations.Elementwise):  # linearised: |f'(x)| at the clean input
+                rad[i] = rad[ins[0]] * op.df(vals[ins[0]]).abs()
             elif isinstance(op, ops._MaxWindows):
                 # linearised max: the argmax element passes through
                 r = rad[ins[0]]
@@ -42,9 +42,8 @@ def ibp_tightness(bm: Any, x: Tensor, reduce: bool = True) -> Tensor:
                 arg = xin.reshape(x.shape[0], -1)[:, idx].argmax(-1)
                 src = idx.unsqueeze(0).expand(x.shape[0], -1, -1).gather(-1, arg.unsqueeze(-1)).squeeze(-1)
                 rad[i] = r.reshape(x.shape[0], -1).gather(1, src).reshape(x.shape[0], *op.out_shape)
-            else:
-                r = rad[ins[0]]
-                lo, hi = op.ibp((-r, r))
+            else:  # affine (one input, or sums / concatenations of several): IBP of the radii
+                lo, hi = op.ibp(*[(-rad[j], rad[j]) for j in ins])
                 rad[i] = (hi - lo) / 2
         ibp_r = rad[g.output].reshape(x.shape[0], -1)
 
