@@ -156,7 +156,8 @@ def run(ctx: ReportContext, cfg: Config) -> Section:
             "corruptions", ["corruption", "acc plain", "acc noise-trained", "CE noise-trained"], rows,
             caption=f"Mean accuracy over severities {cfg.severities} (ModelNet40-C) and "
                     f"{cfg.lidar_severities} (Robo3D, object seen from 10 m, box-cropped) on {len(Xc)} test "
-                    "clouds; CE relative to the plain PointNet (Robo3D's formula).")
+                    "clouds; CE relative to the plain PointNet (Robo3D's formula).",
+            n=len(Xc), of="test clouds")
         t_corr = time.perf_counter() - t0 - t_models
 
         # --- attacks -------------------------------------------------------------------
@@ -186,7 +187,8 @@ def run(ctx: ReportContext, cfg: Config) -> Section:
         atk_rows = [[r[0]] + [round(v, 5) for v in r[1:]] for r in atk_rows]
         atk_table = Table("attacks", ["attack", "success", "Chamfer", "Hausdorff", "queries/steps"],
                           atk_rows, caption=f"{len(ok)} correctly classified test clouds, plain "
-                          f"PointNet; 3DHacker budget {cfg.max_queries} hard-label queries.")
+                          f"PointNet; 3DHacker budget {cfg.max_queries} hard-label queries.",
+                          n=len(ok), of="attacked clouds")
         t_atk = time.perf_counter() - t0 - t_models - t_corr
 
         # --- certificates --------------------------------------------------------------
@@ -210,7 +212,7 @@ def run(ctx: ReportContext, cfg: Config) -> Section:
          [f"PointGuard k={cfg.pg_k} (modified points t)", *[f"t≥{t}: {a:.3f}" for t, a in zip(ts, pg_acc, strict=True)]],
          ["z-rotation, θ~U[-π,π] (every angle)", round(rot_acc, 3), "", "", "", ""]],
         caption=f"Certified accuracy on {cfg.n_certify} test clouds, n = {cfg.n_samples} samples, "
-                "α = 0.001 (Clopper-Pearson).")
+                "α = 0.001 (Clopper-Pearson).", n=cfg.n_certify, of="test clouds")
 
     tables = [corr_table, atk_table, cert_table]
     kt = kitti_table(seed=ctx.seed)

@@ -65,7 +65,8 @@ def sections(ctx: ReportContext) -> list[Section]:
         summary=summary,
         tables=[Table("verified_accuracy", ["eps", "clean acc", "IBP verified", "CROWN verified", "IBP tightness τ"],
                       rows, caption=f"{meta.get('arch')} trained with {meta.get('method')} at ε=0.1 "
-                                    f"(Shi et al. 2021 recipe), digits test split (n={len(te)}).")],
+                                    f"(Shi et al. 2021 recipe), digits test split (n={len(te)}).",
+                      n=len(te), of="test digits")],
         figures=[figure_from_matplotlib(fig, "bounds_verified_vs_eps", "Verified accuracy vs ε")],
         text=("Verified = every margin's lower bound > 0 over the ℓ∞ ball ∩ [0,1] (sound IBP/CROWN "
               "bounds from certkit.core.bounds)."),
