@@ -169,12 +169,18 @@ def simulate(n: int = 16, beta: float = 0.01, *, widths: Any = (2, 4, 8, 32), re
                      check_int(restarts, "restarts", minimum=1), check_seed(seed))
 
 
+@lru_cache(maxsize=64)
+def _adam_objective(n: int, beta: float, width: int, data_seed: int, init_seed: int) -> float:
+    """One Adam run on make_data(n, data_seed) (cached apart from the convex solve)."""
+    x, y = make_data(n, data_seed)
+    return train_nonconvex(x, y, beta, width, seed=init_seed)
+
+
 @lru_cache(maxsize=4)
 def _simulate(n: int, beta: float, widths: tuple[int, ...], restarts: int, seed: int) -> dict[str, Any]:
     sol = _solution(n, beta, seed)
     u, a = network_from_convex(sol["v"], sol["w"])
-    runs = [{"width": m, "restart": r,
-             "objective": train_nonconvex(sol["x"], sol["y"], beta, m, seed=seed * 1000 + r)}
+    runs = [{"width": m, "restart": r, "objective": _adam_objective(n, beta, m, seed, seed * 1000 + r)}
             for m in widths for r in range(restarts)]
     big = int((a**2 > 1e-2 * float(np.max(a**2, initial=0.0))).sum())
     return {"network_objective": nonconvex_objective(sol["x"], sol["y"], u, a, beta), "width": len(a),

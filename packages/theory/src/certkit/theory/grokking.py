@@ -278,11 +278,11 @@ def check_trained(res: dict[str, Any]) -> dict[str, float]:
 def check(mode: str = "quick") -> dict[str, Any]:
     """(1) The analytic network's logits equal the closed form (to 1e-9 relative), its accuracy
     is 100% and every neuron's IPR (U, V and W) is 1 (to 1e-9), for p in (23, 97) (paper mode
-    adds 193). (2) A trained net reproduces the paper's coexistence and pruning claims
+    adds 193); IPR of hand-computed reference vectors (:func:`_check_ipr_values`). (2) A trained net reproduces the paper's coexistence and pruning claims
     (:func:`check_trained`; quick: p = 31, N = 128, xi = 0.1, wd = 5, 1000 steps; paper:
     p = 97, N = 500, xi = 0.35, wd = 0, 2000 steps, the paper's Figure 6 setting)."""
     mode = check_mode(mode)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"ipr_reference": _check_ipr_values()}
     for p in ((23, 97) if mode == "quick" else (23, 97, 193)):
         w1, w2 = analytic_weights(p)
         a, b = np.divmod(np.arange(p * p), p)
@@ -297,6 +297,22 @@ def check(mode: str = "quick") -> dict[str, Any]:
                          "neurons": int(w1.shape[0])}
     out["trained"] = check_trained(simulate(**(QUICK if mode == "quick" else PAPER)))
     return out
+
+
+def _check_ipr_values() -> dict[str, float]:
+    """IPR on vectors whose power spectrum is known by hand (p = 31, rfft bins 0..15): a cosine
+    (one bin: 1), cos + 2 cos at two frequencies (powers in ratio 1 : 4: (1 + 16)/25 = 0.68),
+    a unit impulse (all 16 bins equal: 1/16). The analytic net's neurons are pure cosines,
+    which score 1 under any power of |rfft|; these do not."""
+    i = np.arange(31)
+    x = np.stack([np.cos(2 * np.pi * 3 * i / 31 + 0.4),
+                  np.cos(2 * np.pi * 2 * i / 31) + 2 * np.cos(2 * np.pi * 7 * i / 31 + 1.0),
+                  (i == 0).astype(np.float64)])
+    got = vector_ipr(x)
+    want = np.array([1.0, 17 / 25, 1 / 16])
+    if np.max(np.abs(got - want)) > 1e-12:
+        raise TheoryCheckError(f"IPR of reference vectors {got.tolist()}, expected {want.tolist()}")
+    return {"cosine": float(got[0]), "two_cosines": float(got[1]), "impulse": float(got[2])}
 
 
 def phase_diagram(p: int = 31, xis: Any = (0.0, 0.1, 0.2, 0.35), wds: Any = (0.0, 1.0, 5.0, 15.0),

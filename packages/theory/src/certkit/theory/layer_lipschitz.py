@@ -54,6 +54,44 @@ def closed_form(weights: list[npt.NDArray[np.float64]]) -> dict[str, Any]:
     return {"layer_norms": norms, "L": float(np.prod(norms))}
 
 
+def certified_radius(margin: npt.ArrayLike, lip: float) -> npt.NDArray[np.float64]:
+    """margin / (sqrt(2) L): no l2 perturbation smaller than this changes the prediction of a
+    network whose logits are L-Lipschitz in l2 (margin = top logit - runner-up; derived in the
+    module doc). margin: any shape; returns the same shape."""
+    return np.asarray(margin, dtype=np.float64) / (np.sqrt(2.0) * float(lip))
+
+
+def _exact_linear_distance(w: npt.NDArray[np.float64], b: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> float:
+    """Exact minimum l2 distance from x to a change of argmax of the linear logits W x + b: the
+    nearest of the hyperplanes (w_top - w_k) . x' + b_top - b_k = 0 (pairwise, no box)."""
+    lg = w @ x + b
+    top = int(np.argmax(lg))
+    return float(min((lg[top] - lg[k]) / np.linalg.norm(w[top] - w[k]) for k in range(len(lg)) if k != top))
+
+
+def _check_tight_case() -> dict[str, float]:
+    """On a one-layer net with w_0 - w_1 along the top right singular vector and
+    ||w_0 - w_1|| = sqrt(2) ||W||_2 (W = [[1, 0], [-1, 0], [0, 0.5]]), the certified radius
+    must equal the exact distance to the boundary (the bound is tight there); on random
+    one-layer nets it must not exceed it."""
+    w = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.5]])
+    b = np.zeros(3)
+    x = np.array([0.2, -0.5])                            # runner-up: class 1
+    lg = w @ x + b
+    srt = np.sort(lg)
+    rad = float(certified_radius(srt[-1] - srt[-2], closed_form([w])["L"]))
+    out = assert_close("certified radius on the tight one-layer case", rad, _exact_linear_distance(w, b, x),
+                       1e-12)
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        w, b, x = rng.standard_normal((4, 3)), rng.standard_normal(4), rng.standard_normal(3)
+        srt = np.sort(w @ x + b)
+        rad = float(certified_radius(srt[-1] - srt[-2], closed_form([w])["L"]))
+        if rad > _exact_linear_distance(w, b, x) * (1 + 1e-12):
+            raise TheoryCheckError("certified radius exceeds the exact distance on a one-layer net")
+    return out
+
+
 def power_iteration(w: npt.ArrayLike, iters: int = 500, seed: int = 0) -> float:
     """||w||_2 by power iteration on w^T w (the independent estimate)."""
     w = np.asarray(w, dtype=np.float64)
@@ -175,17 +213,19 @@ def _simulate(n_points: int, hidden: tuple[int, ...], steps: int, seed: int) -> 
     runner = np.argsort(lg[pick], axis=1)[:, -2]
     dist = np.array([lbfgs_attack(ws, bs, xt[i], int(t)) for i, t in zip(pick, runner, strict=True)])
     return {"power_norms": [power_iteration(w) for w in ws], "attack_dist": dist,
-            "certified": margin / (np.sqrt(2.0) * cf["L"]), "margin": margin, "test_acc": acc, **cf}
+            "certified": certified_radius(margin, cf["L"]), "margin": margin, "test_acc": acc, **cf}
 
 
 def check(mode: str = "quick") -> dict[str, Any]:
     """(1) Each layer's SVD spectral norm equals power iteration (1e-6 relative), and so does L;
     (2) every adversarial example the attack finds is at least the certified radius away
-    (soundness of margin / (sqrt(2) L)); (3) the attack succeeds on most points."""
+    (soundness of margin / (sqrt(2) L)); (3) the attack succeeds on most points; (4) the
+    radius is exact on a one-layer net built to make the bound tight, and never exceeds the
+    exact distance on random one-layer nets."""
     mode = check_mode(mode)
+    out: dict[str, Any] = {"tight_case": _check_tight_case()}
     sim = simulate(6 if mode == "quick" else 40)
     cf = closed_form(list(train_mlp((32, 32), 400, 0)[0]))
-    out: dict[str, Any] = {}
     for i, (a, b) in enumerate(zip(cf["layer_norms"], sim["power_norms"], strict=True)):
         out[f"layer {i + 1}"] = assert_close(f"layer {i + 1} spectral norm", a, b, 1e-6 * b)
     out["L"] = assert_close("product of norms", cf["L"], float(np.prod(sim["power_norms"])),
