@@ -71,7 +71,9 @@ class Elementwise(ops.Op):
                 lo = torch.clamp(l, min=a) if a > -_INF else l.clone()
                 hi = torch.clamp(u, max=b) if b < _INF else u.clone()
                 lo, hi = lo.detach(), torch.max(hi.detach(), lo.detach())
-                dlo, dhi = self.df(lo) - k.detach(), self.df(hi) - k.detach()
+                # f' from inside the piece (f' may jump at its ends: ELU with α > 1 at 0)
+                dlo = self.df(torch.nextafter(lo, hi)) - k.detach()
+                dhi = self.df(torch.nextafter(hi, lo)) - k.detach()
                 inc = dhi >= dlo  # f' increasing on this piece (else decreasing)
                 for _ in range(60):
                     mid = (lo + hi) / 2
