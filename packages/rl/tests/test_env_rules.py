@@ -8,6 +8,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 from certkit.core import gaussian_noise
@@ -219,7 +220,7 @@ def test_frame_stack_budget_counts_per_frame_and_unmodelled_stacks_are_refused()
     from certkit.rl.attacks import AdaptiveSmoothedAttack
     from certkit.rl.policies import mlp
 
-    net = mlp(12, 2)
+    net = torch.nn.Sequential(torch.nn.Flatten(), mlp(12, 2))
     with pytest.raises(ValueError, match="frame stack"):
         smoothed_rollouts(net, _stacked(3), 0.2, 2, horizon=5,
                           attack=AdaptiveSmoothedAttack(net, 0.2, 0.5))

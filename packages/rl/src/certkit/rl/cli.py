@@ -1,7 +1,10 @@
 """``certkit rl ...``: certify, attack, evaluate, train, plot.
 
-Models: a TorchScript file, a certkit-rl checkpoint (``certkit rl train``), or
-``package.module:factory`` with ``--state-dict`` (loaded with weights_only=True).
+Models: a stable-baselines3 zip (PPO, A2C, DQN, SAC, TD3; ``--algo`` overrides the
+algorithm read from the zip), a TorchScript file, a certkit-rl checkpoint (``certkit rl
+train``), or ``package.module:factory`` / ``file.py:factory`` resolved against the current
+directory, with ``--state-dict`` (loaded with weights_only=True). Discrete or continuous
+actions follow the env's action space.
 """
 
 from __future__ import annotations
@@ -16,8 +19,13 @@ from certkit.core.cli import STATE, UsageError, echo_json
 app = typer.Typer(help="Policy smoothing reward certificates and attacks for gymnasium agents.",
                   no_args_is_help=True)
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="TorchScript file, certkit-rl "
-                                                              "checkpoint, or module:factory")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="SB3 zip, TorchScript file, "
+                                                              "certkit-rl checkpoint, or "
+                                                              "module:factory")]
+AlgoOpt = Annotated[str | None, typer.Option(help="SB3 algorithm of the zip: PPO | A2C | DQN | "
+                                                  "SAC | TD3 (default: read from the zip)")]
+ContinuousOpt = Annotated[bool, typer.Option(help="kept for compatibility: continuous actions "
+                                                  "follow the env's Box action space")]
 EnvOpt = Annotated[str, typer.Option("--env", "-e", help="gymnasium env id")]
 
 
@@ -28,11 +36,19 @@ def _budgets(text: str) -> list[float]:
         raise UsageError(f"budgets: expected comma-separated numbers, got {text!r}") from exc
 
 
-def _policy(model: str, state_dict: str | None, continuous: bool) -> object:
-    from certkit.rl.loading import load_module
-    from certkit.rl.policies import TorchPolicy
+def _policy(model: str, state_dict: str | None, env: str, algo: str | None = None,
+            continuous: bool = False) -> object:
+    import gymnasium as gym
 
-    return TorchPolicy(load_module(model, state_dict), discrete=not continuous)
+    from certkit.rl.loading import load_policy
+
+    try:
+        probe = gym.make(env)
+    except gym.error.Error as exc:
+        raise UsageError(f"env: {exc}") from exc
+    if continuous and not isinstance(probe.action_space, gym.spaces.Box):
+        raise UsageError(f"continuous: the env {env} has {probe.action_space} actions")
+    return load_policy(model, probe, algo=algo, state_dict=state_dict)
 
 
 @app.command()
@@ -51,14 +67,16 @@ def certify(model: ModelOpt, env: EnvOpt = "CartPole-v1",
                                                      "naive")] = "auto",
             workers: Annotated[int | None, typer.Option(help="process/ray pool size")] = None,
             state_dict: Annotated[str | None, typer.Option(help="state_dict for module:factory")] = None,
-            continuous: bool = False,
+            algo: AlgoOpt = None,
+            continuous: ContinuousOpt = False,
             out: Annotated[Path | None, typer.Option(help="write the certificate JSON here")] = None,
             log: Annotated[Path | None, typer.Option(help="resumable per-episode log (.jsonl)")] = None,
             ) -> None:
     """Certify the expected reward (and median) of the smoothed policy vs the budget."""
     from certkit.rl.policy_smoothing import certify_reward
 
-    cert = certify_reward(_policy(model, state_dict, continuous), env, sigma, _budgets(budgets),
+    cert = certify_reward(_policy(model, state_dict, env, algo, continuous), env, sigma,
+                          _budgets(budgets),
                           episodes=episodes, alpha=alpha, bound=bound, horizon=horizon,
                           backend=backend, engine=engine, workers=workers, seed=seed,
                           budget_kind=budget_kind, log=log)
@@ -71,7 +89,7 @@ def certify(model: ModelOpt, env: EnvOpt = "CartPole-v1",
                f"episodes, sigma={cert.sigma}, bound={cert.bound}, alpha={cert.alpha}")
     typer.echo(f"{'B (total l2)':>14}{'E[F] >=':>12}{'median >=':>12}")
     for b, e, q in zip(cert.budgets, cert.expected, cert.quantiles["0.5"], strict=True):
-        typer.echo(f"{b:>14.4g}{e:>12.2f}{q:>12.1f}")
+        typer.echo(f"{b:>14.4g}{e:>12.2f}{q:>12.2f}")
 
 
 @app.command()
@@ -82,14 +100,14 @@ def attack(model: ModelOpt, env: EnvOpt = "CartPole-v1", sigma: float = 0.2,
            samples: Annotated[int, typer.Option(help="noise draws for the smoothed Q")] = 128,
            pgd_samples: Annotated[int, typer.Option(help="noise draws per PGD step")] = 32,
            pgd_steps: Annotated[int, typer.Option(help="PGD steps per attempt")] = 10,
-           seed: int = 0, state_dict: str | None = None) -> None:
+           seed: int = 0, state_dict: str | None = None, algo: AlgoOpt = None) -> None:
     """Adaptive attack on the smoothed agent (worst over thresholds), or per-step FGSM/PGD
     (then budgets are per-step ℓ2 ε and sigma is the agent's own noise)."""
     from certkit.rl.attacks import PerStepAttack, adaptive_attack_sweep
     from certkit.rl.envs import make_env_factory, resolve_horizon
     from certkit.rl.rollout import smoothed_rollouts
 
-    pol = _policy(model, state_dict, False)
+    pol = _policy(model, state_dict, env, algo)
     rows = []
     for b in _budgets(budgets):
         if method == "adaptive":
@@ -116,11 +134,12 @@ def attack(model: ModelOpt, env: EnvOpt = "CartPole-v1", sigma: float = 0.2,
 @app.command()
 def evaluate(model: ModelOpt, env: EnvOpt = "CartPole-v1", sigma: float = 0.2,
              episodes: int = 1000, horizon: int | None = None, seed: int = 0,
-             state_dict: str | None = None, continuous: bool = False) -> None:
+             state_dict: str | None = None, algo: AlgoOpt = None,
+             continuous: ContinuousOpt = False) -> None:
     """Mean return of the smoothed policy (no attack)."""
     from certkit.rl.rollout import smoothed_rollouts
 
-    ro = smoothed_rollouts(_policy(model, state_dict, continuous), env, sigma, episodes,
+    ro = smoothed_rollouts(_policy(model, state_dict, env, algo, continuous), env, sigma, episodes,
                            seed=seed, horizon=horizon)
     out = {"mean": float(ro.returns.mean()), "std": float(ro.returns.std()),
            "episodes": episodes, "horizon": ro.horizon, "backend": ro.backend}

@@ -463,6 +463,12 @@ def return_range(env: gym.Env, horizon: int) -> tuple[float, float, bool] | None
         return 0.0, float(horizon), True
     if name == "AcrobotEnv":
         return -float(horizon), 0.0, True
+    if name == "PendulumEnv":
+        # cost_t = θ² + 0.1 θ̇² + 0.001 u², θ normalised to [-π, π], |θ̇| <= max_speed,
+        # |u| <= max_torque (gymnasium clips both): reward in [-cost_max, 0].
+        u: Any = env.unwrapped
+        worst = math.pi**2 + 0.1 * float(u.max_speed) ** 2 + 0.001 * float(u.max_torque) ** 2
+        return -worst * horizon, 0.0, False
     if name == "Continuous_MountainCarEnv":
         # reward_t = -0.1 a_t² (a clipped to [-1, 1]) plus +100 once, at the goal.
         return -0.1 * horizon, 100.0, False

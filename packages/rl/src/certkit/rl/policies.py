@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -128,8 +129,6 @@ class SB3Policy:
         self.model = model
         # Differentiable scores: DQN Q-values, or the logits of a discrete actor (PPO/A2C).
         # Continuous actors (Box actions) have no action scores to attack.
-        import gymnasium as gym
-
         discrete = isinstance(getattr(model, "action_space", None), gym.spaces.Discrete)
         self.differentiable = hasattr(model, "q_net") or (
             discrete and hasattr(model.policy, "get_distribution"))
@@ -166,6 +165,66 @@ def as_policy(obj: Any, *, discrete: bool = True, action_low: Any = None,
         return FunctionPolicy(obj)
     raise TypeError(f"policy: expected a torch module, a stable-baselines3 model or a callable "
                     f"obs_batch -> action_batch, got {type(obj).__name__}")
+
+
+def as_policy_for_env(obj: Any, env: gym.Env) -> Any:
+    """:func:`as_policy` for ``env``: a bare torch module is an argmax policy for Discrete
+    actions and a continuous one (output clipped to the Box) for Box actions; then
+    :func:`check_policy_env`."""
+    space = env.action_space
+    if isinstance(obj, nn.Module) and isinstance(space, gym.spaces.Box):
+        pol = TorchPolicy(obj, discrete=False, action_low=space.low, action_high=space.high)
+    else:
+        pol = as_policy(obj)
+    check_policy_env(pol, env)
+    return pol
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_policy_env(policy: Any, env: gym.Env) -> None:
+    """ValueError (one line, naming the mismatch) unless ``policy`` fits ``env``: an SB3
+    model's spaces against the env's, a torch module's output (one probe forward) against
+    the action space. Plain functions are not probed."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise ValueError(f"env: action space {act_space} is not supported (Discrete or Box)")
+    if isinstance(policy, SB3Policy):
+        mo, ma = policy.model.observation_space, policy.model.action_space
+        if tuple(mo.shape or ()) != tuple(obs_space.shape or ()):
+            raise ValueError(f"policy: the model observes {mo} but the env's observations are "
+                             f"{obs_space}")
+        same = type(ma) is type(act_space) and (
+            ma.n == act_space.n if isinstance(act_space, gym.spaces.Discrete)
+            else ma.shape == act_space.shape)
+        if not same:
+            raise ValueError(f"policy: the model's action space {ma} does not match the env's "
+                             f"{act_space}")
+        return
+    if not isinstance(policy, TorchPolicy):
+        return
+    x = torch.zeros((1, *(obs_space.shape or ())), dtype=torch.float32)
+    try:
+        out = policy.scores_nograd(x)
+    except Exception as exc:  # any module error on the env's observation shape
+        raise ValueError(f"policy: the module does not accept the env's observations of shape "
+                         f"{tuple(obs_space.shape or ())}: {_first_line(exc)}") from exc
+    if isinstance(act_space, gym.spaces.Discrete):
+        if not policy.discrete:
+            raise ValueError(f"policy: a continuous policy for the env's {act_space} actions")
+        if out.ndim != 2 or out.shape[1] != act_space.n:
+            raise ValueError(f"policy: the module outputs {tuple(out.shape[1:])} scores per "
+                             f"observation but the env has {act_space.n} actions ({act_space})")
+    else:
+        if policy.discrete:
+            raise ValueError(f"policy: an argmax (discrete) policy for the env's {act_space} "
+                             f"actions; use TorchPolicy(module, discrete=False)")
+        if tuple(out.shape[1:]) != tuple(act_space.shape or ()):
+            raise ValueError(f"policy: the module outputs actions of shape "
+                             f"{tuple(out.shape[1:])} but the env's are {act_space}")
 
 
 def mlp(obs_dim: int, n_out: int, hidden: Sequence[int] = (64, 64)) -> nn.Sequential:

@@ -59,7 +59,7 @@ from certkit.core.results import ResultLog
 from certkit.core.validation import as_float_array, check_alpha, check_int, check_seed, check_sigma
 from certkit.rl.bounds import BOUNDS, survival_lower_bounds
 from certkit.rl.envs import check_box_observations, make_env_factory, resolve_horizon, return_range
-from certkit.rl.policies import as_policy
+from certkit.rl.policies import as_policy, as_policy_for_env
 from certkit.rl.rollout import BACKENDS as ENGINES
 from certkit.rl.rollout import smoothed_rollouts
 
@@ -376,7 +376,7 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
                              "return_bounds=(lowest, highest) possible episode return")
         return_bounds = (known[0], known[1])
         integer = known[2]
-    pol = as_policy(policy)
+    pol = as_policy_for_env(policy, probe)
     factory = distributed.TaskFactory(_chunk_task, (pol, env_fn, sigma, seed, T, engine, m,
                                                     chunk_size))
     chunks = range((m + chunk_size - 1) // chunk_size)

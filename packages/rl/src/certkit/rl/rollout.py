@@ -45,7 +45,7 @@ from certkit.rl.envs import (
     make_env_factory,
     resolve_horizon,
 )
-from certkit.rl.policies import as_policy
+from certkit.rl.policies import as_policy_for_env
 
 BACKENDS = ("auto", "batched", "vector", "naive")
 NOISE_BLOCK = 64  # steps of noise fetched per sampler call in the batched engines
@@ -309,10 +309,10 @@ def _smoothed_rollouts(policy: Any, env_fn: str | EnvFactory | gym.Env, sigma: f
         if ids.min() < 0:
             raise ValueError("episodes: episode ids must be >= 0")
         ids = ids.astype(np.int64)
-    policy = as_policy(policy)
     factory = make_env_factory(env_fn)
     probe = factory()
     check_box_observations(probe)
+    policy = as_policy_for_env(policy, probe)
     T = resolve_horizon(probe, horizon)
     stack = frame_stack(probe)
     if stack is not None:  # noise each frame once, below the stack; we stack ourselves
