@@ -10,6 +10,7 @@ import torch
 
 from certkit.core.cache import save_state
 from certkit.core.cli import STATE, main
+from certkit.core.results import ResultLog
 from certkit.vision.data.models import DigitsMLP
 
 
@@ -30,10 +31,10 @@ def _certify(tmp_path: Path, weights: Path, out: str, *extra: str) -> int:
 def test_certify_evaluate_plot(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
     try:
         assert _certify(tmp_path, weights, "a.jsonl") == 0
-        rows = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+        rows = ResultLog.read(tmp_path / "a.jsonl")
         assert [r["idx"] for r in rows] == [0, 1, 2, 3, 4]
         assert _certify(tmp_path, weights, "a.jsonl") == 0  # resume: nothing recomputed
-        assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 5
+        assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 1 + 5
         assert _certify(tmp_path, weights, "b.jsonl", "--mode", "sequential", "--radius-target", "0.1",
                         "--sigma", "0.5") == 0
         assert _certify(tmp_path, weights, "m.jsonl", "--mode", "sequential", "--radius-target", "0.1",

@@ -104,6 +104,7 @@ def test_bad_input() -> None:
     assert cs.next_total(np.array([0, 10, 15, 20, 99])).tolist() == [10, 20, 20, 20, 20]
 
 
+@pytest.mark.filterwarnings("ignore::certkit.vision.data.checks.PixelRangeWarning")  # synthetic inputs in [-1, 1]
 def test_sequential_looks_sound_against_exact_radius_and_agree_with_fixed_n() -> None:
     """On a linear model the exact smoothed radius is |w·x - b| / ‖w‖: no certificate may
     exceed it (the attack is the exact worst-case perturbation), and the grid level agrees

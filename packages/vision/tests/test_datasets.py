@@ -79,3 +79,70 @@ def test_digits_and_unknown() -> None:
         load_dataset("mnist", "/nonexistent")
     with pytest.raises(ValueError, match="root"):
         load_dataset("cifar10")
+
+
+def test_cifar100_binary_fine_and_coarse(tmp_path: Path) -> None:
+    from certkit.vision.data.datasets import load_cifar100, load_data
+
+    rng = np.random.default_rng(1)
+    coarse, fine = rng.integers(0, 20, 4).astype(np.uint8), rng.integers(0, 100, 4).astype(np.uint8)
+    pix = rng.integers(0, 256, (4, 3072)).astype(np.uint8)
+    (tmp_path / "cifar-100-binary").mkdir()
+    np.concatenate([coarse[:, None], fine[:, None], pix], 1).tofile(tmp_path / "cifar-100-binary" / "test.bin")
+    split = load_cifar100(tmp_path)
+    assert split.y.tolist() == fine.tolist() and split.x.shape == (4, 3, 32, 32)
+    assert split.x[1, 2, 5, 6].item() == pytest.approx(pix[1, 2048 + 5 * 32 + 6] / 255.0)
+    assert load_cifar100(tmp_path, labels="coarse").y.tolist() == coarse.tolist()
+    assert load_data(tmp_path).y.tolist() == fine.tolist()  # a folder holding the release is recognised
+    assert load_data("cifar100", root=tmp_path, limit=2).x.shape[0] == 2
+
+
+def test_arrays_npz_pt_and_layouts(tmp_path: Path) -> None:
+    import torch
+
+    from certkit.vision.data.datasets import load_arrays, load_data
+
+    x = np.random.default_rng(2).random((5, 3, 6, 4)).astype(np.float32)
+    y = np.arange(5)
+    np.savez(tmp_path / "d.npz", images=x.transpose(0, 2, 3, 1), labels=y)  # (N, H, W, C)
+    got = load_data(tmp_path / "d.npz")
+    assert torch.equal(got.x, torch.from_numpy(x)) and got.y.tolist() == y.tolist()
+    torch.save({"x": torch.from_numpy(x), "y": torch.from_numpy(y)}, tmp_path / "d.pt")
+    assert torch.equal(load_arrays(tmp_path / "d.pt").x, torch.from_numpy(x))
+    torch.save((torch.from_numpy(x[:, :1, :, :3]), torch.from_numpy(y)), tmp_path / "pair.pt")
+    assert load_arrays(tmp_path / "pair.pt").x.shape == (5, 1, 6, 3)
+    np.savetxt(tmp_path / "y.txt", y, fmt="%d")
+    np.save(tmp_path / "grey.npy", (x[:, 0] * 255).astype(np.uint8))  # (N, H, W) uint8: one channel, / 255
+    grey = load_arrays(tmp_path / "grey.npy", tmp_path / "y.txt")
+    assert grey.x.shape == (5, 1, 6, 4) and float(grey.x.max()) <= 1.0
+    with pytest.raises(ValueError, match="channel axis"):
+        load_data(_save(tmp_path / "odd.npy", np.zeros((2, 5, 6, 7))), labels=[0, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        load_data(_save(tmp_path / "nan.npy", np.full((2, 1, 2, 2), np.nan)), labels=[0, 1])
+    (tmp_path / "weird.pt").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="data: cannot read"):
+        load_data(tmp_path / "weird.pt")
+
+
+def _save(path: Path, arr: np.ndarray) -> Path:
+    np.save(path, arr)
+    return path
+
+
+def test_image_folder_keeps_size_or_resizes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from certkit.vision.data.datasets import load_data, parse_image_size
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / c / "0.png")
+    assert load_data(tmp_path).x.shape == (2, 3, 32, 32)  # no forced 224
+    assert load_data(tmp_path, image_size="16x24").x.shape == (2, 3, 16, 24)
+    Image.new("RGB", (40, 30), (0, 0, 0)).save(tmp_path / "b" / "1.png")
+    with pytest.raises(ValueError, match="different sizes"):
+        load_data(tmp_path)
+    assert load_data(tmp_path, image_size=8).x.shape == (3, 3, 8, 8)
+    assert parse_image_size("32") == (32, 32) and parse_image_size("24x16") == (24, 16)
+    with pytest.raises(ValueError, match="image_size"):
+        parse_image_size("big")

@@ -65,3 +65,19 @@ def test_plot_one_curve_per_sigma() -> None:
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["σ = 0.25", "σ = 0.5"]
     with pytest.raises(ValueError, match="curves"):
         plot_certified_accuracy({})
+
+
+def test_grid_acr_rounds_radii_down_to_the_grid() -> None:
+    from certkit.vision.smoothing.metrics import grid_acr
+
+    rows = [{"radius": r, "correct": c} for r, c in
+            [(0.1, True), (0.3, True), (0.6, False), (1.2, True), (0.0, False), (0.5, True)]]
+    grid = [0.0, 0.25, 0.5, 1.0]
+    naive = np.mean([max([g for g in grid if g <= r["radius"]], default=0.0) if r["correct"] else 0.0
+                     for r in rows])
+    assert grid_acr(rows, grid) == pytest.approx(naive)
+    ca = certified_accuracy(rows, grid)
+    steps = np.diff(np.concatenate([[0.0], grid]))
+    assert grid_acr(rows, grid) == pytest.approx(float((steps * ca).sum()))  # a function of the curve only
+    with pytest.raises(ValueError, match="grid"):
+        grid_acr(rows, [-1.0])

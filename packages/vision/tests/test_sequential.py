@@ -134,6 +134,7 @@ def test_cs_bad_input() -> None:
         BetaBinomialCS().bounds(np.array([5]), np.array([3]))
 
 
+@pytest.mark.filterwarnings("ignore::certkit.vision.data.checks.PixelRangeWarning")  # synthetic inputs in [-1, 1]
 def test_sequential_certificates_are_sound_and_cheap_on_exact_model() -> None:
     """Sequential certificates never exceed the exact radius, over many inputs, and use far
     fewer samples than the fixed-n budget on clearly-decided inputs."""
@@ -160,6 +161,7 @@ def test_sequential_certificates_are_sound_and_cheap_on_exact_model() -> None:
     assert agree >= 0.85
 
 
+@pytest.mark.filterwarnings("ignore::certkit.vision.data.checks.PixelRangeWarning")  # synthetic inputs in [-1, 1]
 def test_sequential_without_target_stops_on_tolerance() -> None:
     smooth = Smooth(Linear2(), 2, 0.5)
     x = torch.tensor([[[[0.9, -0.9], [0.2, 0.3]]]], dtype=torch.float64)

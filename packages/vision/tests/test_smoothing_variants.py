@@ -42,6 +42,7 @@ class Half(nn.Module):
         return torch.stack([s, -s], 1)
 
 
+@pytest.mark.filterwarnings("ignore::certkit.vision.data.checks.PixelRangeWarning")  # synthetic inputs in [-1, 1]
 def test_dual_radius_sound_on_exact_linear_halves_and_issue_formula_is_not() -> None:
     """For linear halves p^h(a) = Φ(u_h − a/σ) exactly, so the dual classifier flips iff
     some split a² + b² = R² has Φ(u_l − a/σ) + Φ(u_r − b/σ) ≤ 1. Brute-force over the split."""
@@ -53,7 +54,8 @@ def test_dual_radius_sound_on_exact_linear_halves_and_issue_formula_is_not() -> 
     certs = model.certify_batch(xs, n0=50, n=5_000, alpha=0.001, batch_size=8192)
     theta = np.linspace(0, np.pi / 2, 2001)
     checked = unsound_seen = 0
-    for x, (cls, radius) in zip(xs, certs, strict=True):
+    for x, cert in zip(xs, certs, strict=True):
+        cls, radius = cert.prediction, cert.radius
         left, right = split_checkerboard(x[None])
         sl = float(left.reshape(-1).double() @ torch.tensor(wl, dtype=torch.float64) + 0.2)
         sr = float(right.reshape(-1).double() @ torch.tensor(wr, dtype=torch.float64) + 0.1)
@@ -119,3 +121,23 @@ def test_adaptive_smoothing_mixture_and_pgd() -> None:
     assert 0.0 <= attacked <= clean <= 1.0
     with pytest.raises(ValueError, match="norm"):
         pgd_accuracy(mix, x, y, 0.1, norm="l1")
+
+
+def test_dual_certificates_are_keyed_by_input_index_not_batch_position(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A Dual RS certificate depends on the input and its index only: in a batch of 3 or
+    alone, resumed from a log or not (the old DualSmooth keyed noise by batch position)."""
+    model = DualSmooth(Half([1.0, 0.5], 0.2), Half([0.3, -1.0], 0.1), 2, 0.5)
+    rng = np.random.default_rng(1)
+    xs = torch.from_numpy(rng.uniform(0.3, 1, size=(3, 1, 2, 2)))
+    kw = dict(n0=20, n=300, alpha=0.01, batch_size=97, seed=5)
+    batch = model.certify_batch(xs, **kw, indices=[7, 8, 9], labels=[0, 0, 1])
+    alone = model.certify_batch(xs[2:], **kw, indices=[9], labels=[1])
+    strip = ("seconds",)
+    assert {k: v for k, v in batch[2].as_row().items() if k not in strip} == \
+        {k: v for k, v in alone[0].as_row().items() if k not in strip}
+    assert model.certify(xs[2], **kw, idx=9) == (batch[2].prediction, batch[2].radius)
+    assert batch[2].mode == "dual" and batch[2].seed == 5 and batch[2].label == 1
+    log = tmp_path / "dual.jsonl"
+    first = model.certify_batch(xs[:2], **kw, indices=[7, 8], log=log)
+    resumed = model.certify_batch(xs, **kw, indices=[7, 8, 9], log=log)
+    assert [c.radius for c in resumed] == [c.radius for c in batch] and resumed[:2] == first

@@ -1,5 +1,6 @@
 """Data and reference models: the embedded digits data (:mod:`~certkit.vision.data.digits`),
-readers for the user's data (:mod:`~certkit.vision.data.datasets`), the small reference
+readers for the user's data (:mod:`~certkit.vision.data.datasets`, :func:`load_data`),
+checks of a model against the data (:mod:`~certkit.vision.data.checks`), the small reference
 classifiers and their trainer (:mod:`~certkit.vision.data.models`) and the cached,
 noise-trained reference models (:mod:`~certkit.vision.data.reference`).
 
@@ -21,6 +22,12 @@ _LAZY = {
     "accuracy": _P + "models",
     "train_classifier": _P + "models",
     "digits_cnn": _P + "reference",
+    "load_arrays": _P + "datasets",
+    "load_cifar100": _P + "datasets",
+    "load_data": _P + "datasets",
+    "PixelRangeWarning": _P + "checks",
+    "check_model_input": _P + "checks",
+    "check_pixel_range": _P + "checks",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = sorted(_LAZY)

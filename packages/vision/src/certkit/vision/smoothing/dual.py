@@ -26,14 +26,28 @@ R_l ≠ R_r √(R_l² + R_r²) is larger than what the argument above supports (
 from __future__ import annotations
 
 import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
 from certkit.core import stats
+from certkit.core.results import ResultLog
 from certkit.core.validation import check_alpha, check_int, check_seed
-from certkit.vision.smoothing.smooth import ABSTAIN, Smooth
+from certkit.vision.smoothing.smooth import (
+    ABSTAIN,
+    Certificate,
+    Smooth,
+    _indices,
+    _labels,
+    _one_input,
+    open_log,
+)
 
 __all__ = ["DualSmooth", "split_checkerboard"]
 
@@ -55,34 +69,95 @@ def split_checkerboard(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class DualSmooth:
-    """Dual randomized smoothing with classifiers f_l, f_r on the two half images."""
+    """Dual randomized smoothing with classifiers f_l, f_r on the two half images.
+
+    model_left / model_right: ``nn.Module`` (B, C, H, W/2) → (B, num_classes) logits
+    (the same module may serve both halves). sigma: the noise level of both halves, in
+    the units of x ([0, 1] pixels). Noise of input ``idx`` is keyed (seed, idx, sample)
+    for the left half and (seed, idx + 2⁴⁰, sample) for the right half, so a certificate
+    depends only on the input and its index, never on the batch it was certified in.
+    """
 
     def __init__(self, model_left: nn.Module, model_right: nn.Module, num_classes: int, sigma: float) -> None:
         self.left = Smooth(model_left, num_classes, sigma)
         self.right = Smooth(model_right, num_classes, sigma)
         self.num_classes, self.sigma = self.left.num_classes, self.left.sigma
 
+    def certify(self, x: torch.Tensor, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
+                batch_size: int = 1000, *, seed: int = 0, idx: int = 0) -> tuple[int, float]:
+        """One input x (C, H, W): ``(class | -1, radius)``; see :meth:`certify_batch`."""
+        cert = self.certify_batch(_one_input(x, "certify"), n0, n, alpha, batch_size, seed=seed, indices=[idx])[0]
+        return cert.prediction, cert.radius
+
     def certify_batch(self, xs: torch.Tensor, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
-                      batch_size: int = 1000, *, seed: int = 0) -> list[tuple[int, float]]:
-        """(class | -1, radius) per input of xs (B, C, H, W); noise keyed (seed, i, j) for the
-        left half and (seed, i + 2⁴⁰, j) for the right half."""
+                      batch_size: int = 1000, *, seed: int = 0, indices: Sequence[int] | None = None,
+                      labels: Any = None, log: str | os.PathLike[str] | ResultLog | None = None,
+                      group_size: int | None = None, new: bool = False) -> list[Certificate]:
+        """Certificates (``mode="dual"``) of xs (B, C, H, W), W even.
+
+        indices: (B,) global input ids that key the noise (default 0..B-1); labels: optional
+        (B,) true classes; log: a JSON-lines path (opened with the run's settings, ``new``
+        moves an old file aside) or ResultLog, resumed like :meth:`Smooth.certify_batch`
+        (rows written per group of ``group_size`` inputs).
+        Each certificate holds p_lower (left half) and p_lower_right, both at level α/2;
+        radius = σ(Φ⁻¹(p̲_l) + Φ⁻¹(p̲_r))/√2, -1 (abstain) when that is not positive."""
         n0 = check_int(n0, "n0", minimum=1)
         n = check_int(n, "n", minimum=1)
         if n < n0:
             raise ValueError(f"n: expected n >= n0 (n={n}, n0={n0})")
         alpha = check_alpha(alpha)
         seed = check_seed(seed)
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
         xl, xr = split_checkerboard(self.left._inputs(xs, single=False))
-        ids = np.arange(xl.shape[0], dtype=np.int64)
-        req = [(g, 0, n0, 0) for g in range(len(ids))] + [(g, n0, n0 + n, 1) for g in range(len(ids))]
-        cl = self.left._sample_counts(xl.contiguous(), ids, req, 2, batch_size, seed).cpu().numpy()
-        cr = self.right._sample_counts(xr.contiguous().to(self.right.device), ids + _RIGHT_STREAM, req, 2,
-                                       batch_size, seed).cpu().numpy()
+        xl, xr = xl.contiguous(), xr.contiguous().to(self.right.device)
+        self.left._check_inputs(xl, "x (left half)")
+        self.right._check_inputs(xr, "x (right half)")
+        b_total = xl.shape[0]
+        ids = _indices(indices, b_total)
+        if len(set(ids.tolist())) != b_total:
+            raise ValueError("indices: expected distinct input indices")
+        lab = _labels(labels, b_total, self.num_classes)
+        rlog, own_log = open_log(log, self, new=new, n0=n0, n=n, alpha=alpha, seed=seed, mode="dual")
+        results: dict[int, Certificate] = {}
+        if rlog is not None:
+            done = {int(r["idx"]): r for r in rlog.rows()}
+            results = {q: Certificate.from_row(done[int(ids[q])]) for q in range(b_total) if int(ids[q]) in done}
+        todo = [q for q in range(b_total) if q not in results]
+        group_size = check_int(group_size or max(1, min(256, (4 * batch_size) // (n0 + n))), "group_size", minimum=1)
+        try:
+            for a in range(0, len(todo), group_size):
+                pos = todo[a:a + group_size]
+                t0 = time.perf_counter()
+                certs = self._certify_group(xl[pos], xr[pos], ids[pos], n0, n, alpha, batch_size, seed)
+                dt = (time.perf_counter() - t0) / len(pos)
+                for q, c in zip(pos, certs, strict=True):
+                    c.seconds = dt
+                    if lab is not None:
+                        c.label, c.correct = int(lab[q]), bool(c.prediction == int(lab[q]))
+                    results[q] = c
+                    if rlog is not None:
+                        rlog.write(c.as_row())
+        finally:
+            if own_log and rlog is not None:
+                rlog.close()
+        return [results[q] for q in range(b_total)]
+
+    def _certify_group(self, xl: torch.Tensor, xr: torch.Tensor, ids: npt.NDArray[np.int64], n0: int, n: int,
+                       alpha: float, batch_size: int, seed: int) -> list[Certificate]:
+        g = len(ids)
+        req = [(i, 0, n0, 0) for i in range(g)] + [(i, n0, n0 + n, 1) for i in range(g)]
+        cl = self.left._sample_counts(xl, ids, req, 2, batch_size, seed).cpu().numpy()
+        cr = self.right._sample_counts(xr, ids + _RIGHT_STREAM, req, 2, batch_size, seed).cpu().numpy()
         c_a = (cl[:, 0] + cr[:, 0]).argmax(1)
-        rows = np.arange(len(ids))
-        pl = stats.clopper_pearson(cl[rows, 1, c_a], np.full(len(ids), n), alpha / 2, side="lower")
-        pr = stats.clopper_pearson(cr[rows, 1, c_a], np.full(len(ids), n), alpha / 2, side="lower")
+        rows = np.arange(g)
+        nl, nr = cl[rows, 1, c_a], cr[rows, 1, c_a]
+        pl = stats.clopper_pearson(nl, np.full(g, n), alpha / 2, side="lower")
+        pr = stats.clopper_pearson(nr, np.full(g, n), alpha / 2, side="lower")
         ul = stats.norm_ppf(np.clip(pl, 1e-300, 1 - 1e-16))
         ur = stats.norm_ppf(np.clip(pr, 1e-300, 1 - 1e-16))
         radius = self.sigma * (ul + ur) / math.sqrt(2.0)
-        return [(int(c), float(r)) if r > 0 else (ABSTAIN, 0.0) for c, r in zip(c_a, radius, strict=True)]
+        return [Certificate(idx=int(ids[i]), prediction=int(c_a[i]) if radius[i] > 0 else ABSTAIN,
+                            radius=float(radius[i]) if radius[i] > 0 else 0.0, p_lower=float(pl[i]),
+                            count=int(nl[i]), n=n, n0=n0, seconds=0.0, sigma=self.sigma, alpha=alpha,
+                            mode="dual", seed=seed, p_lower_right=float(pr[i]), count_right=int(nr[i]))
+                for i in range(g)]

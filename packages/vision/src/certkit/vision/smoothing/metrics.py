@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from certkit.core.validation import as_float_array
 
-__all__ = ["average_certified_radius", "certified_accuracy", "plot_certified_accuracy", "radii_correct"]
+__all__ = ["average_certified_radius", "certified_accuracy", "grid_acr", "plot_certified_accuracy", "radii_correct"]
 
 
 def radii_correct(results: Sequence[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
@@ -58,6 +58,23 @@ def average_certified_radius(results: Sequence[Any]) -> float:
         raise ValueError("results: empty")
     rad, ok = radii_correct(results)
     return float(np.where(ok, rad, 0.0).mean())
+
+
+def grid_acr(results: Sequence[Any], grid: Any) -> float:
+    """ACR over a radius grid: each correct input's radius rounded down to the largest grid
+    radius it reaches (0 below the smallest), averaged over all inputs. It equals
+    Σ_k (r_k − r_{k−1})·CA(r_k) (r_0 = 0), so it depends only on the certified-accuracy curve
+    at the grid radii: the ACR to compare a sequential run (which decides each radius only
+    between two grid radii) with a fixed-n run on the same grid."""
+    g = np.sort(as_float_array(grid, "grid").reshape(-1))
+    if g.size == 0 or g[0] < 0:
+        raise ValueError(f"grid: expected radii >= 0, got {grid!r}")
+    if len(results) == 0:
+        raise ValueError("results: empty")
+    rad, ok = radii_correct(results)
+    k = np.searchsorted(g, rad, side="right") - 1
+    floor = np.where(k >= 0, g[np.clip(k, 0, None)], 0.0)
+    return float(np.where(ok, floor, 0.0).mean())
 
 
 def plot_certified_accuracy(curves: Mapping[str, Sequence[Any]], radii: Any = None, *,

@@ -19,6 +19,10 @@ lower bound (Clopper-Pearson at fixed looks with α spent across them,
 certkit's data sets pixels are in [0, 1] (no normalisation layer before the noise), so
 σ = 0.25 and a radius of 0.5 are in [0, 1]-pixel ℓ2 units. If your model normalises
 internally, keep that inside the module. Noisy images are not clipped (as in Cohen et al.).
+Inputs outside [0, 1] give a :class:`~certkit.vision.data.checks.PixelRangeWarning` naming
+the range found; before any sampling, one dry forward pass on one input checks that the
+model accepts the inputs' shape and returns (1, num_classes) logits (else a one-line
+``ValueError`` naming both).
 
 **Noise keying.** Sample j of input i is row ``gaussian_rows`` of stream (seed, i) at
 offset j·M (M = C·H·W pixels). Selection uses samples [0, n0), estimation samples
@@ -53,6 +57,7 @@ from torch import nn
 from certkit.core import gaussian_rows, stats
 from certkit.core.results import ResultLog
 from certkit.core.validation import check_alpha, check_int, check_positive, check_seed, check_sigma
+from certkit.vision.data.checks import check_model_input, check_pixel_range
 from certkit.vision.smoothing.looks import grid_schedule
 from certkit.vision.smoothing.sequential import (
     BetaBinomialCS,
@@ -74,6 +79,9 @@ class Certificate:
     p_lower: the lower confidence bound on p_A. count: estimation samples voting for the
     prediction candidate. n: estimation samples used; n0: selection samples; seconds: wall
     time (a group's time shared equally among its inputs). label/correct: when labels given.
+    seed: the noise seed. p_lower_right/count_right: the right half's bound and count of a
+    Dual RS certificate (:class:`~certkit.vision.smoothing.dual.DualSmooth`; omitted from
+    rows otherwise).
     """
 
     idx: int
@@ -90,18 +98,28 @@ class Certificate:
     p_upper: float | None = None
     label: int | None = None
     correct: bool | None = None
+    seed: int | None = None
+    p_lower_right: float | None = None
+    count_right: int | None = None
 
     @property
     def forward_passes(self) -> int:
         return self.n + self.n0
 
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        for k in _DUAL_ONLY:
+            if row[k] is None:
+                del row[k]
+        return row
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Certificate:
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: v for k, v in row.items() if k in names})
+
+
+_DUAL_ONLY = ("p_lower_right", "count_right")
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -141,6 +159,8 @@ class Smooth:
         self.device = torch.device(device) if device is not None else _model_device(model)
         self.model = model.to(self.device).eval()
         self._checked = False
+        self._range_checked = False
+        self._input_shape: tuple[int, ...] | None = None
         self.forward_calls = 0
         if optimize not in (True, False, "auto"):
             raise ValueError(f"optimize: expected True, False or 'auto', got {optimize!r}")
@@ -171,6 +191,16 @@ class Smooth:
             xs = xs.float()
         xs = xs.unsqueeze(0) if single else xs
         return xs.to(self.device).contiguous()
+
+    def _check_inputs(self, xs: torch.Tensor, name: str = "x") -> None:
+        """Before any sampling: a range warning (once per Smooth; units are the user's) and
+        one dry forward pass per input shape (see :mod:`certkit.vision.data.checks`)."""
+        if not self._range_checked:
+            check_pixel_range(xs, name, stacklevel=4)
+            self._range_checked = True
+        if tuple(xs.shape[1:]) != self._input_shape:
+            check_model_input(self.model, xs, self.num_classes, name=name)
+            self._input_shape = tuple(xs.shape[1:])
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         if not self.optimize:
@@ -298,8 +328,8 @@ class Smooth:
         """PREDICT of Cohen et al.: the top class, or -1 when the two-sided binomial test of
         the top count against the runner-up (n_A vs n_A + n_B, p = ½) has p-value > α.
         The probability of returning a class other than g(x) is ≤ α. x: (C, H, W)."""
-        return int(self.predict_batch(x.unsqueeze(0) if isinstance(x, torch.Tensor) and x.dim() == 3 else x,
-                                      n, alpha, batch_size, seed=seed, indices=[idx])[0])
+        return int(self.predict_batch(_one_input(x, "predict"), n, alpha, batch_size, seed=seed,
+                                      indices=[idx])[0])
 
     def predict_batch(self, xs: torch.Tensor, n: int = 10_000, alpha: float = 0.001,
                       batch_size: int = 1000, *, seed: int = 0,
@@ -310,6 +340,7 @@ class Smooth:
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         seed = check_seed(seed)
         xs_t = self._inputs(xs, single=False)
+        self._check_inputs(xs_t)
         streams = _indices(indices, xs_t.shape[0])
         counts = self._sample_counts(xs_t, streams, [(g, 0, n, 0) for g in range(xs_t.shape[0])],
                                      1, batch_size, seed)[:, 0].cpu().numpy()
@@ -330,8 +361,7 @@ class Smooth:
         Clopper-Pearson lower bound p̲_A at level α; R = σΦ⁻¹(p̲_A); abstain if p̲_A < ½.
         ``mode="sequential"``: see :func:`certify_batch` (``max_n`` defaults to ``n``).
         """
-        cert = self.certify_batch(x.unsqueeze(0) if isinstance(x, torch.Tensor) and x.dim() == 3 else x,
-                                  n0=n0, n=n, alpha=alpha, batch_size=batch_size, seed=seed,
+        cert = self.certify_batch(_one_input(x, "certify"), n0=n0, n=n, alpha=alpha, batch_size=batch_size, seed=seed,
                                   indices=[idx], mode=mode, radius_target=radius_target,
                                   max_n=max_n, tol=tol, radius_grid=radius_grid, bound=bound)[0]
         return cert.prediction, cert.radius
@@ -345,13 +375,18 @@ class Smooth:
                       group_size: int | None = None, first: int = 128, growth: float | None = None,
                       futility: bool = True, progress: bool = False,
                       radius_grid: Sequence[float] | None = None, bound: str = "looks",
-                      ) -> list[Certificate]:
+                      new: bool = False) -> list[Certificate]:
         """Certify many inputs, packing their samples into shared forward batches.
 
         xs: (B, C, H, W). indices: (B,) global input ids that key the noise (default
         0..B-1); labels: optional (B,) true classes (fills ``label``/``correct``).
         log: a JSON-lines path or ResultLog — each input's row is written as soon as its
-        group finishes; inputs already in the log are not recomputed (resume).
+        group finishes; inputs already in the log are not recomputed (resume). A path is
+        opened with the run's settings (model fingerprint, σ, n0, n, α, seed, mode, bound,
+        grid; see :func:`open_log`): resuming it with other settings raises
+        :class:`~certkit.core.results.SettingsMismatchError`; ``new=True`` moves an old
+        file aside. Pass a ResultLog to record other settings (the command adds the data's
+        fingerprint).
 
         mode="cohen": n0 + n samples per input, Clopper-Pearson bound (the paper's CERTIFY).
         mode="sequential": n0 selection samples, then estimation in rounds until
@@ -406,25 +441,17 @@ class Smooth:
             raise ValueError(f"growth: expected > 1, got {growth}")
         first = check_int(first, "first", minimum=1)
         xs_t = self._inputs(xs, single=False)
+        self._check_inputs(xs_t)
         b_total = xs_t.shape[0]
         ids = _indices(indices, b_total)
         if len(set(ids.tolist())) != b_total:
             raise ValueError("indices: expected distinct input indices")
-        lab = None
-        if labels is not None:
-            lab = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
-            if lab.shape != (b_total,) or not np.issubdtype(lab.dtype, np.integer):
-                raise ValueError(f"labels: expected ({b_total},) integers, got {lab.shape} {lab.dtype}")
-            if lab.size and (lab.min() < 0 or lab.max() >= self.num_classes):
-                raise ValueError(f"labels: expected classes in [0, {self.num_classes})")
+        lab = _labels(labels, b_total, self.num_classes)
 
-        own_log = False
-        rlog: ResultLog | None
-        if log is None or isinstance(log, ResultLog):
-            rlog = log
-        else:
-            rlog = ResultLog(Path(log))
-            own_log = True
+        rlog, own_log = open_log(log, self, new=new, n0=n0, n=n, alpha=alpha, seed=seed, mode=mode,
+                                 bound=bound if mode == "sequential" else None, radius_grid=grid,
+                                 tol=tol if mode == "sequential" and grid is None else None,
+                                 max_n=max_n if mode == "sequential" else None)
         results: dict[int, Certificate] = {}
         todo_pos = list(range(b_total))
         if rlog is not None:
@@ -482,7 +509,7 @@ class Smooth:
             out.append(Certificate(idx=int(ids[g]), prediction=int(c_a[g]) if ok else ABSTAIN,
                                    radius=float(radii[g]) if ok else 0.0,
                                    p_lower=float(p_low[g]), count=int(n_a[g]), n=n, n0=n0,
-                                   seconds=0.0, sigma=self.sigma, alpha=alpha, mode="cohen"))
+                                   seconds=0.0, sigma=self.sigma, alpha=alpha, mode="cohen", seed=seed))
         return out
 
     def _certify_group_sequential(self, xs: torch.Tensor, ids: npt.NDArray[np.int64], n0: int,
@@ -531,17 +558,60 @@ class Smooth:
                                    radius=float(radii[g]) if ok else 0.0,
                                    p_lower=float(lower[g]), p_upper=float(upper[g]), count=int(succ[g]),
                                    n=int(used[g]), n0=n0, seconds=0.0, sigma=self.sigma, alpha=alpha,
-                                   mode="sequential"))
+                                   mode="sequential", seed=seed))
         return out
 
 
 _PLAIN = (int, float, bool, str, type(None))
 
 
+def _one_input(x: Any, method: str) -> Any:
+    """x (C, H, W) → (1, C, H, W); a batch is refused with a pointer to the batch method."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if isinstance(x, torch.Tensor):
+        if x.dim() == 3:
+            return x.unsqueeze(0)
+        if x.dim() == 4 and x.shape[0] == 1:
+            return x
+        if x.dim() == 4:
+            raise ValueError(f"x: {method}() takes one input (C, H, W), got a batch of shape {tuple(x.shape)}; "
+                             f"use {method}_batch() for a batch")
+        raise ValueError(f"x: expected one input (C, H, W), got shape {tuple(x.shape)}")
+    return x
+
+
 def _python_state(model: nn.Module) -> list[dict[str, Any]]:
     """The plain Python attributes of every submodule: a forward that changes them (a
     call counter, a cache flag) has side effects that a trace would drop."""
     return [{k: v for k, v in vars(m).items() if isinstance(v, _PLAIN)} for m in model.modules()]
+
+
+def open_log(log: str | os.PathLike[str] | ResultLog | None, smooth: Any, *, new: bool = False,
+             **params: Any) -> tuple[ResultLog | None, bool]:
+    """(ResultLog or None, whether the caller must close it). A path is opened with the
+    settings of the run: the content hash of the smoothed model(s), σ, K and ``params``."""
+    if log is None or isinstance(log, ResultLog):
+        if new:
+            raise ValueError("new: only with log given as a path (pass ResultLog(path, new=True))")
+        return log, False
+    from certkit.core.results import fingerprint, run_settings
+
+    models = {"model": fingerprint(smooth.model)} if hasattr(smooth, "model") else {
+        "model": fingerprint(smooth.left.model), "model_right": fingerprint(smooth.right.model)}
+    settings = run_settings(**models, sigma=smooth.sigma, num_classes=smooth.num_classes, **params)
+    return ResultLog(Path(log), settings=settings, new=new), True
+
+
+def _labels(labels: Any, b: int, num_classes: int) -> npt.NDArray[np.int64] | None:
+    if labels is None:
+        return None
+    lab = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    if lab.shape != (b,) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"labels: expected ({b},) integers, got {lab.shape} {lab.dtype}")
+    if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
+        raise ValueError(f"labels: expected classes in [0, {num_classes}), got {int(lab.min())}..{int(lab.max())}")
+    return lab.astype(np.int64)
 
 
 def _indices(indices: Sequence[int] | None, b: int) -> npt.NDArray[np.int64]:
