@@ -23,7 +23,7 @@ from certkit.core.report import (
     use_agg,
 )
 from certkit.core.stats import clopper_pearson
-from certkit.report.browser import inspect_page, page_problems, selenium_available
+from certkit.report.browser import check_report, inspect_page, page_problems, selenium_available
 from certkit.report.build import build_report
 from certkit.report.headline import format_value, parse_headline, proportion_interval
 from certkit.report.page import png_size, render_html
@@ -249,3 +249,5 @@ def test_browser_check_sees_overflow_failures_and_broken_images(tmp_path: Path) 
     assert check.cards[0]["target"] is None and check.cards[1]["target"] == "sec-bad-bad"
     found = page_problems(check, 2)
     assert len(found) == 4 and all(any(w in p for p in found) for w in ("wider", "decode", "linked", "failed"))
+    ok, total, failed = check_report(page)  # the browser-only check sees the same
+    assert (ok, total, failed) == (check.images_decoded, check.images_total, ["bad"])
