@@ -17,6 +17,12 @@
    choices of only the positions that can change the score): a lower bound on any
    certifier's scoring, so overhead over it is everything certify adds (sampling,
    bounds, per-query set-up). Target: overhead <= 20% over the headline baseline.
+0. trec_eval agreement (``--agreement`` runs only this): the largest per-query difference
+   of every measure from pytrec_eval (trec_eval 9's code, at relevance levels 1 and 2)
+   and from ir-measures (its default providers, every qrels query as ``-c``), over fuzzed
+   runs (exact ties, ties below float32 precision, unjudged documents, grades -1..3,
+   queries without relevant documents, missing queries) and the BM25 runs of Cranfield
+   and Vaswani with a 1e-7 tie-breaker.
 3. Effectiveness: BM25 on Cranfield and Vaswani (when ../shared/data/ir is present):
    our metrics vs pytrec_eval's on the same run (must match exactly), next to the
    published BM25 figures (Vaswani nDCG@10 about 0.43, MAP about 0.28; Cranfield MAP about
@@ -29,7 +35,7 @@ Everything runs in one process, so thread settings are the same for ours and the
 Our retrieve path is bm25s.tokenize + bm25s.BM25.retrieve on the same arguments plus one
 vectorised run-dict build; no per-query Python work of ours.
 
-Usage: python benchmarks/rank.py [--quick]
+Usage: python benchmarks/rank.py [--quick] [--agreement]
 Ends with one JSON line per comparison; the last is the headline (retrieval throughput).
 """
 
@@ -219,7 +225,7 @@ def effectiveness() -> list[list[object]]:
             continue
         coll = loader(data / name)
         run = BM25Ranker(coll.corpus).retrieve(coll.queries, 1000)
-        ev = evaluate(run, coll.qrels, ["ndcg@10", "map"])
+        ev = evaluate(run, coll.qrels, ["ndcg@10", "map"], complete=True)
         ref = pytrec_eval.RelevanceEvaluator(coll.qrels, {"ndcg_cut_10", "map"}).evaluate(run)
         for m, pm in (("ndcg@10", "ndcg_cut_10"), ("map", "map")):
             ours = dict(zip(ev.qids, ev.per_query[m], strict=True))
@@ -230,11 +236,94 @@ def effectiveness() -> list[list[object]]:
     return rows
 
 
+TREC_NAMES = {"map": "map", "map_cut.10": "map_cut_10", "ndcg": "ndcg", "ndcg_cut.10": "ndcg_cut_10",
+              "P.10": "P_10", "recall.100": "recall_100", "recip_rank": "recip_rank", "Rprec": "Rprec",
+              "bpref": "bpref", "success.10": "success_10", "num_rel": "num_rel", "num_ret": "num_ret",
+              "num_rel_ret": "num_rel_ret"}
+IRM_NAMES = ["nDCG@10", "AP", "AP(rel=2)", "RR", "RR@10", "R@100", "P@10", "Judged@10", "Rprec", "Bpref",
+             "Success@10", "NumRelRet"]
+
+
+def _fuzzed_runs(n_cases: int) -> list[tuple[str, dict, dict]]:
+    """(label, qrels, run): random judgements -1..3 and runs with and without ties."""
+    out = []
+    for seed in range(n_cases):
+        rng = np.random.default_rng(seed)
+        docs = [f"d{i:03d}" for i in range(60)]
+        qrels: dict[str, dict[str, int]] = {}
+        run: dict[str, dict[str, float]] = {}
+        ties = seed % 2 == 1
+        for q in range(10):
+            judged = rng.choice(docs, size=int(rng.integers(3, 30)), replace=False)
+            qrels[f"q{q}"] = {str(d): int(rng.choice([-1, 0, 0, 1, 2, 3])) for d in judged}
+            if q == 9:
+                continue  # missing from the run
+            ret = rng.choice(docs, size=int(rng.integers(1, 50)), replace=False)
+            sc = rng.integers(0, 6, ret.size).astype(float) if ties else rng.random(ret.size)
+            if ties:
+                sc *= np.where(rng.random(ret.size) < 0.3, 1 + 1e-9, 1.0)  # tied in float32 only
+            run[f"q{q}"] = {str(d): float(x) for d, x in zip(ret, sc, strict=True)}
+        out.append(("ties" if ties else "no ties", qrels, run))
+    return out
+
+
+def agreement(n_cases: int) -> list[list[object]]:
+    """Max |ours - pytrec_eval| and |ours - ir-measures| per measure (module docstring, 0)."""
+    import warnings
+
+    import ir_measures
+    import pytrec_eval
+
+    cases = _fuzzed_runs(n_cases)
+    data = shared_data_dir() / "ir"
+    for name, loader in (("cranfield", load_cranfield), ("vaswani", load_vaswani)):
+        if (data / name).exists():
+            coll = loader(data / name)
+            run = BM25Ranker(coll.corpus).retrieve(coll.queries, 1000)
+            run = {q: {d: s + 1e-7 * (1000 - i) / 1000 for i, (d, s) in enumerate(sorted(ds.items()))}
+                   for q, ds in run.items()}
+            cases.append((f"{name} BM25 + 1e-7 tie-breaker", coll.qrels, run))
+    worst_te: dict[str, float] = dict.fromkeys(TREC_NAMES, 0.0)
+    worst_irm: dict[str, dict[str, float]] = {m: {"no ties": 0.0, "ties": 0.0} for m in IRM_NAMES}
+    n_eval = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for label, qrels, run in cases:
+            for level in (1, 2):
+                ev = evaluate(run, qrels, list(TREC_NAMES), relevance_level=level)
+                ref = pytrec_eval.RelevanceEvaluator(qrels, set(TREC_NAMES.values()),
+                                                     relevance_level=level).evaluate(run)
+                n_eval += len(ev.qids)
+                for m, pm in TREC_NAMES.items():
+                    diff = max((abs(v - ref[q][pm]) for q, v in zip(ev.qids, ev.per_query[m].tolist(),
+                                                                      strict=True)), default=0.0)
+                    worst_te[m] = max(worst_te[m], diff)
+            ev = evaluate(run, qrels, IRM_NAMES, complete=True)
+            ours = {m: dict(zip(ev.qids, v.tolist(), strict=True)) for m, v in ev.per_query.items()}
+            parsed = {ir_measures.parse_measure(m): m for m in IRM_NAMES}
+            key = "ties" if label != "no ties" else "no ties"
+            for r in ir_measures.iter_calc(list(parsed), qrels, run):
+                m = parsed[r.measure]
+                worst_irm[m][key] = max(worst_irm[m][key], abs(ours[m][r.query_id] - r.value))
+    print(f"[agreement] {len(cases)} runs, {n_eval} query evaluations vs pytrec_eval", file=sys.stderr)
+    rows: list[list[object]] = [[m, f"{v:.1e}", "-", "-"] for m, v in worst_te.items()]
+    rows += [[m, "-", f"{d['no ties']:.1e}", f"{d['ties']:.1e}"] for m, d in worst_irm.items()]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--agreement", action="store_true", help="only the trec_eval agreement table")
     args = ap.parse_args()
     reps = 5 if args.quick else 15
+
+    rows_a = agreement(20 if args.quick else 200)
+    print_table("Agreement: max |ours - anchor| per query (trec_eval names vs pytrec_eval at -l 1 and 2; "
+                "ir-measures names vs ir-measures, runs without / with ties)",
+                ["measure", "vs pytrec_eval", "vs ir-measures (no ties)", "vs ir-measures (ties)"], rows_a)
+    if args.agreement:
+        return
 
     eff = effectiveness()
     if eff:

@@ -98,7 +98,17 @@ def test_cli_commands(tmp_path, capsys) -> None:
     assert main(["--json", "--quiet", "rank", "certify", "--queries", "2", "--n", "50", "--depth", "5",
                  "--log", str(log), "--method", "masking"]) == 0
     capsys.readouterr()
-    assert len(log.read_text().splitlines()) == 2
+    from certkit.core.results import ResultLog
+
+    assert len(ResultLog.read(log)) == 2 and ResultLog.read_settings(log)["method"] == "masking"
+    # resuming with other settings is refused (exit 2), --new starts afresh
+    assert main(["--quiet", "rank", "certify", "--queries", "2", "--n", "60", "--depth", "5",
+                 "--log", str(log), "--method", "masking"]) == 2
+    assert "n 50 in the file, 60 now" in capsys.readouterr().err
+    assert main(["--json", "--quiet", "rank", "certify", "--queries", "2", "--n", "60", "--depth", "5",
+                 "--log", str(log), "--method", "masking", "--new"]) == 0
+    capsys.readouterr()
+    assert ResultLog.read_settings(log)["n"] == 60
     assert main(["rank", "plot", str(log), "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 1000
     assert main(["rank", "certify", "--collection", "bogus"]) == 2

@@ -186,7 +186,7 @@ def test_gradient_guided_attack(knrm, default_coll, bm25) -> None:
     res_g, res_n = [], []
     for qid in sorted(default_coll.queries)[:8]:
         q = default_coll.queries[qid]
-        cand = rank_docs(bm25.retrieve({qid: q}, 30)[qid])
+        cand = rank_docs(bm25.retrieve({qid: q}, 30, pad=True)[qid])  # 30 candidates, some unmatched
         s = knrm.score(q, [default_coll.corpus[d] for d in cand])
         order = np.argsort(-s, kind="stable")
         target = cand[int(order[15])]

@@ -188,6 +188,8 @@ class BM25Ranker:
         check_docs("", texts)
         self.name = name
         self.method = method
+        self.stemmer_name = stemmer
+        self.stopwords_name = stopwords
         self._stem = _stemmer(stemmer)
         self._stopwords = stopwords if stopwords is not None else []
         tok = bm25s.tokenize(texts, stopwords=self._stopwords, stemmer=self._stem,
@@ -473,9 +475,14 @@ class BM25Ranker:
         empty = ~np.any(scores != 0, axis=1)
         return np.asarray(idx, dtype=np.int64), scores, empty
 
-    def retrieve(self, queries: Mapping[str, str], k: int = 1000) -> Run:
-        """Top-``k`` run ``{qid: {docid: score}}``. Queries with no indexed term get an
-        empty result (they count as 0 in every metric) and one warning with their count."""
+    def retrieve(self, queries: Mapping[str, str], k: int = 1000, *, pad: bool = False) -> Run:
+        """Top-``k`` run ``{qid: {docid: score}}`` of the documents that match a query term.
+
+        pad: also keep zero-score documents (matching no query term, in bm25s' arbitrary
+        order) to fill ``k``; without it a query returns only its matching documents (a
+        padded run's recall at a deep cut-off counts documents found by no query term).
+        Queries with no indexed term get an empty result (they count as 0 in every metric)
+        and one warning with their count."""
         qids = list(queries)
         idx, scores, empty = self.retrieve_arrays([queries[q] for q in qids], k)
         if empty.any():
@@ -483,8 +490,15 @@ class BM25Ranker:
                           "retrieve nothing", stacklevel=2)
         names = self._doc_id_array[idx].tolist()
         vals = scores.tolist()
-        return {qid: ({} if e else dict(zip(nm, v, strict=True)))
-                for qid, e, nm, v in zip(qids, empty.tolist(), names, vals, strict=True)}
+        out: Run = {}
+        for qid, e, nm, v, row in zip(qids, empty.tolist(), names, vals, scores, strict=True):
+            if e:
+                out[qid] = {}
+            elif pad:
+                out[qid] = dict(zip(nm, v, strict=True))
+            else:  # a document matching no query term scores exactly 0
+                out[qid] = {d: x for d, x, nz in zip(nm, v, (row != 0).tolist(), strict=True) if nz}
+        return out
 
 
 def rerank(ranker: Ranker, queries: Mapping[str, str], candidates: Run,
