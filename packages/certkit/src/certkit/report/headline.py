@@ -194,7 +194,7 @@ def format_interval(h: Headline) -> str:
     if not h.estimate:
         return "an exact count, not an estimate"
     if h.interval is None:
-        return "point estimate (no interval)"
+        return "point estimate, no interval given"
     lo, hi = (format_value(x, h.format) for x in h.interval)
     method = f" ({h.interval_method})" if h.interval_method else ""
     return f"{pct} interval {lo} to {hi}{method}"

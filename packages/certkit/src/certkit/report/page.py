@@ -228,7 +228,10 @@ def render_section(s: Section, sid: str) -> str:
     if h is not None:
         parts.append(f"<p class='recap'><strong>{_e(_value_text(h))}</strong> {_e(h.label)} "
                      f"({_e(format_interval(h))}; {_e(_sample_text(h))})."
-                     + (f" {_e(h.note)}" if h.note else "") + "</p>")
+                     + (f" {_e(h.note)}" if h.note else "")
+                     + ("<br>Soundness checks: " + "; ".join(
+                         f"<span class='{'pass' if c.passed else 'fail'}'>{'✓' if c.passed else '✗ FAILED:'} "
+                         f"{_e(c.name)}</span>" for c in h.checks) + "." if h.checks else "") + "</p>")
     if s.text:
         parts.append(f"<p>{_e(s.text)}</p>")
     parts.extend(render_table(t) for t in s.tables)
