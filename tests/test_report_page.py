@@ -180,6 +180,14 @@ def test_malformed_headline_is_shown_not_hidden(tmp_path: Path) -> None:
     assert summary["sections"]["x/X"]["headline"] == {"problem": "headline.n: expected an integer >= 1, got -3"}
 
 
+def test_a_failed_check_is_visible_on_card_recap_and_status() -> None:
+    h = {"label": "x", "value": 0.5, "checks": [{"name": "attack above certificate", "passed": False},
+                                                 {"name": "coverage", "passed": True}]}
+    html = render_html([Section(domain="d", title="T", summary={"headline": h})], {})
+    assert html.count("✗ FAILED: attack above certificate") == 2  # card and recap
+    assert "<span class='status bad'>✗ 1 of 1 sections ran, 1 of 2 soundness checks passed</span>" in html
+
+
 def test_figure_panels_gives_one_image_per_panel() -> None:
     figs = figure_panels(_plot(9.0, panels=3), "three", "Three panels.")
     assert [f.name for f in figs] == ["three_1", "three_2", "three_3"]
