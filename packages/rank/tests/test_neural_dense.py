@@ -243,6 +243,19 @@ def test_load_or_train_caches(tmp_path, default_coll, split) -> None:
     assert (hit1, hit2) == (False, True)
     docs = list(default_coll.corpus.values())[:5]
     np.testing.assert_allclose(r1.score(qs[train[0]], docs), r2.score(qs[train[0]], docs), rtol=1e-6)
+    # mutation: a changed judgement, query text or document is a different model (the key
+    # used to cover only qids and the first 50 documents: user topics/qrels reused weights)
+    from certkit.rank.neural import _key
+
+    cfg = {"steps": 3}
+    base = _key("default", default_coll.corpus, qs, default_coll.qrels, cfg)
+    q0, d0 = train[0], next(iter(default_coll.qrels[train[0]]))
+    qrels2 = {**default_coll.qrels, q0: {**default_coll.qrels[q0], d0: default_coll.qrels[q0][d0] + 1}}
+    last = list(default_coll.corpus)[-1]
+    assert _key("default", default_coll.corpus, qs, qrels2, cfg) != base
+    assert _key("default", default_coll.corpus, {**qs, q0: qs[q0] + " x"}, default_coll.qrels, cfg) != base
+    assert _key("default", {**default_coll.corpus, last: "changed"}, qs, default_coll.qrels, cfg) != base
+    assert _key("default", default_coll.corpus, dict(qs), default_coll.qrels, dict(cfg)) == base
     # a torn checkpoint is retrained, not a crash
     (p,) = tmp_path.glob("knrm-*.pt")
     p.write_bytes(p.read_bytes()[:100])

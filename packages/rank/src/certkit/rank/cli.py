@@ -129,7 +129,7 @@ def _inputs(collection: str, corpus: Path | None, topics: Path | None, qrels: Pa
     else:
         c = _collection(collection, split)
     if topics is not None:
-        c = Collection(c.name, c.corpus, read_topics(topics, topic_field), {} if qrels is None else c.qrels)
+        c = Collection(c.name, c.corpus, read_topics(topics, topic_field), c.qrels)
     if qrels is not None:
         c = Collection(c.name, c.corpus, c.queries, read_qrels(qrels))
     if not c.queries:

@@ -446,12 +446,16 @@ def _train(corpus: Mapping[str, str], queries: Mapping[str, str],
     return ranker
 
 
-def _key(name: str, corpus: Mapping[str, str], train_qids: Sequence[str], cfg: Mapping[str, Any]) -> str:
+def _key(name: str, corpus: Mapping[str, str], queries: Mapping[str, str],
+         qrels: Mapping[str, Mapping[str, int]], cfg: Mapping[str, Any]) -> str:
+    """Cache key of a trained K-NRM: everything its weights depend on (the whole corpus,
+    the training queries' texts and judgements, the configuration)."""
     h = hashlib.sha256()
-    h.update(json.dumps({"name": name, "n": len(corpus), "qids": sorted(train_qids), **cfg},
-                        sort_keys=True).encode())
-    for d in sorted(corpus)[:50]:
-        h.update(corpus[d].encode())
+    h.update(json.dumps({"name": name, "n": len(corpus), **cfg}, sort_keys=True).encode())
+    for d, text in corpus.items():
+        h.update(f"\0{d}\0{text}".encode())
+    train = {q: [queries[q], sorted((qrels.get(q) or {}).items())] for q in sorted(queries)}
+    h.update(json.dumps(train, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -465,7 +469,7 @@ def load_or_train_knrm(cache_dir: str | Path, name: str, corpus: Mapping[str, st
     cfg = {k: train_kwargs.get(k, v) for k, v in
            (("steps", 400), ("batch_size", 32), ("lr", 0.02), ("dim", 32), ("buckets", 1 << 15),
             ("max_len", 128), ("depth", 50), ("seed", 0))}
-    path = Path(cache_dir) / f"knrm-{name}-{_key(name, corpus, list(queries), cfg)}.pt"
+    path = Path(cache_dir) / f"knrm-{name}-{_key(name, corpus, queries, qrels, cfg)}.pt"
     if path.exists():
         try:
             state = load_state(path)
