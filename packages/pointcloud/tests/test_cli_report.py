@@ -71,9 +71,11 @@ def test_certify_on_files_attack_and_evaluate(tmp_path: Path, model_spec: str, t
 def test_corrupt_real_format_and_errors(tmp_path: Path) -> None:
     scan = np.random.default_rng(0).normal(size=(400, 4)).astype(np.float32) * [10, 10, 1, 0.1]
     io.write_lidar_bin(tmp_path / "s.bin", scan)
+    r = runner.invoke(app, ["corrupt", str(tmp_path / "s.bin")])
+    assert isinstance(r.exception, ValueError) and "cannot tell the row width" in str(r.exception)
     _ok(["corrupt", str(tmp_path / "s.bin"), "--name", "beam_missing", "--severity", "3",
-         "--out", str(tmp_path / "o.bin")])
-    assert len(io.read_lidar_bin(tmp_path / "o.bin")) < 400
+         "--columns", "4", "--out", str(tmp_path / "o.bin")])
+    assert len(io.read_lidar_bin(tmp_path / "o.bin", columns=4)) < 400
     r = runner.invoke(app, ["certify", "--method", "magic"])
     assert r.exit_code != 0
     r = runner.invoke(app, ["certify", str(tmp_path / "missing.ply"), "--model", "x:y"])

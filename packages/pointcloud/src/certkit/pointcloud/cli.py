@@ -247,13 +247,16 @@ def corrupt(
     name: Annotated[str, typer.Option(help="Robo3D corruption name")] = "fog",
     severity: Annotated[int, typer.Option(help="1 light, 2 moderate, 3 heavy")] = 2,
     out: Annotated[Path | None, typer.Option(help="write the corrupted scan (.bin)")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="kitti | nuscenes | scannet (default: "
+                                                              "guessed from the file, and checked)")] = None,
+    columns: Annotated[int | None, typer.Option(help="float32 values per row, read as is")] = None,
     seed: int = 0,
 ) -> None:
     """Apply one Robo3D LiDAR corruption to a real scan."""
     from certkit.pointcloud import io
     from certkit.pointcloud.lidar_corruptions import corrupt_scan
 
-    s = io.read_lidar_bin(scan)
+    s = io.read_lidar_bin(scan, columns, format=fmt)
     c = corrupt_scan(s, name, severity, seed=seed)
     if out is not None:
         io.write_lidar_bin(out, c)

@@ -74,7 +74,7 @@ def kitti_table(path: Path | None = None, seed: int = 0) -> Table | None:
     path = path if path is not None else _kitti_path()
     if path is None:
         return None
-    scan = read_lidar_bin(path)
+    scan = read_lidar_bin(path, format="kitti")
     rows = []
     for name in lc.LIDAR_CORRUPTIONS:
         row: list[Any] = [name]
