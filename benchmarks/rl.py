@@ -145,14 +145,15 @@ def main() -> None:
         print(f"soundness: policy {tp.meta.get('steps')} PPO steps, eval {tp.meta.get('best_eval')}",
               flush=True)
         t = time.perf_counter()
-        print(f"{'B':>5}{'certified':>11}{'attacked':>10}{'margin':>8}{'sound':>7}{'worst tau':>10}"
+        print(f"{'B':>5}{'certified':>11}{'attacked':>10}{'margin':>8}{'sound':>7}{'strongest':>12}"
               f"{'max spent':>10}{'success':>9}{'s':>7}", flush=True)
 
         def show(r: dict[str, Any]) -> None:
             print(f"{r['budget']:>5}{r['certified']:>11.2f}{r['attacked_mean']:>10.2f}"
-                  f"{r['margin']:>8.2f}{r['sound']!s:>7}{r['worst_threshold']:>10}"
+                  f"{r['margin']:>8.2f}{r['sound']!s:>7}"
+                  f"{r['worst_attack'] + '@' + format(r['worst_threshold'], 'g'):>12}"
                   f"{r['max_spent']:>10.3f}{r['success_rate']:>9.3f}"
-                  f"{time.perf_counter() - t:>7.0f}  means by tau {r['means']}", flush=True)
+                  f"{time.perf_counter() - t:>7.0f}  means {r['means']}", flush=True)
 
         soundness_check(
             tp.policy, episodes=args.soundness_episodes, cert_episodes=10_000,

@@ -47,5 +47,11 @@ def test_cli_train_acrobot_and_attack(tmp_path, capsys: pytest.CaptureFixture[st
                "--horizon", "10", "--budgets", "0.1", "--method", "fgsm"])
     rows = json.loads(capsys.readouterr().out)
     assert rc == 0 and rows[0]["max_spent"] <= 0.1 * 10**0.5 * (1 + 1e-5)
+    rc = main(["--json", "rl", "attack", "-m", str(path), "--env", "Acrobot-v1", "--episodes", "2",
+               "--horizon", "10", "--budgets", "0.5", "--method", "strongest", "--thresholds", "0",
+               "--samples", "8", "--pgd-samples", "4", "--pgd-steps", "2"])
+    rows = json.loads(capsys.readouterr().out)
+    assert rc == 0 and rows[0]["attack"] in ("adaptive", "fixed_step", "spread")
+    assert rows[0]["max_spent"] <= 0.5 * (1 + 1e-5)
     rc = main(["rl", "attack", "-m", str(path), "--env", "Acrobot-v1", "--method", "cw"])
     assert rc == 2 and "method" in capsys.readouterr().err

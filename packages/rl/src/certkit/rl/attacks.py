@@ -12,9 +12,25 @@ certificate.
   perturbation is shrunk by bisection to the smallest scale that still flips the smoothed
   action (``shrink_steps``), so budget a flip does not need is kept for later steps. :func:`adaptive_attack_sweep` runs it
   for several thresholds and keeps the worst.
+- :class:`FixedStepAttack` — the authors' own attack, as released with the paper (facts
+  from their CartPole script): one set of ``n_samples`` = 128 noise draws kept for the whole
+  step; the smoothed scores are the mean of the scores over those draws; every action whose
+  smoothed score is below the current action's by at least ``threshold`` is tried in turn,
+  from the clean observation, with normalised-gradient steps of fixed size ``step`` (0.01)
+  on the cross-entropy of the smoothed scores, ``int(step_multiplier · r / step)`` steps
+  (multiplier 2, r the remaining budget), projected on the remaining budget ball; among the
+  targets reached, the lowest-valued one is kept; nothing is spent when none is reached.
+- :class:`SpreadBudgetAttack` — the budget spread evenly: ``‖ε_t‖ = B/√T`` at every step,
+  one FGSM step (ℓ2) away from the smoothed action on the gradient of the cross-entropy
+  averaged over ``n_samples`` = 32 noise draws. No carry-over, no targets: on a policy whose
+  every decision is fragile it beats spending the budget on a few flips.
 - :class:`PerStepAttack` — FGSM (one step) / PGD per-step attacks in the style of Huang et al.
   2017 (arXiv 1702.02284) for undefended agents: each step, push the observation away from
   the agent's preferred action within ‖ε_t‖ ≤ eps (ℓ2 or ℓ∞).
+
+:func:`adaptive_attack_sweep` runs the adaptive family (``"adaptive"`` and
+``"fixed_step"`` at every threshold, ``"spread"``) on the same episodes and reports the
+strongest: the soundness check compares the certificate with the lowest attacked mean.
 
 Shapes: obs (N, D) float32; scores (N, A). The attack never sees the smoothing noise δ_t.
 """
@@ -23,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from certkit.core.validation import check_int, check_positive, check_seed, check_sigma
+from certkit.rl.envs import make_env_factory, resolve_horizon
 from certkit.rl.policies import as_policy
 from certkit.rl.rollout import smoothed_rollouts
 
@@ -174,6 +191,156 @@ class AdaptiveSmoothedAttack:
         return eps.reshape(obs.shape)
 
 
+def _project(dn: npt.NDArray[np.float64], remaining2: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """Rows of ``dn`` scaled into the remaining budget balls (float64, a 1e-6 margin so
+    float32 rounding never exceeds the budget)."""
+    nr = np.linalg.norm(dn, axis=1)
+    scale = np.minimum(1.0, np.sqrt(remaining2) * (1 - 1e-6) / np.maximum(nr, 1e-30))
+    return (dn * scale[:, None]).astype(np.float32)
+
+
+class FixedStepAttack:
+    """The authors' fixed-step attack on a smoothed policy (see the module doc), batched
+    over episodes; a total ℓ2 budget B carried over the episode.
+
+    policy: differentiable policy. sigma: the smoothing σ. threshold: an action is a target
+    when its smoothed score is at least ``threshold`` below the current action's.
+    """
+
+    def __init__(self, policy: Any, sigma: float, budget: float, threshold: float = 0.0, *,
+                 n_samples: int = 128, step: float = 0.01, step_multiplier: float = 2.0,
+                 seed: int = 0) -> None:
+        self.scores = _scores_fn(policy)
+        self.scores_ng = getattr(as_policy(policy), "scores_nograd", self.scores)
+        self.sigma = check_sigma(sigma)
+        self.budget = check_positive(budget, "budget", allow_zero=True)
+        self.threshold = check_positive(threshold, "threshold", allow_zero=True)
+        self.n_samples = check_int(n_samples, "n_samples", minimum=1)
+        self.step = check_positive(step, "step")
+        self.step_multiplier = check_positive(step_multiplier, "step_multiplier")
+        self.seed = check_seed(seed)
+        self.remaining2 = np.zeros(0)
+        self.successes = 0
+        self.attempts = 0
+
+    def begin(self, episode_ids: npt.NDArray[np.int64]) -> None:
+        self.remaining2 = np.full(episode_ids.size, self.budget**2)
+        self.gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(episode_ids[0]))
+
+    def _mean_scores(self, x: torch.Tensor, noise: torch.Tensor, grad: bool) -> torch.Tensor:
+        s, m, d = noise.shape
+        big = (x.unsqueeze(0) + noise).reshape(s * m, d)
+        out = self.scores(big) if grad else self.scores_ng(big)
+        return out.reshape(s, m, -1).mean(0)
+
+    def perturb(self, obs: npt.NDArray[np.float32], active: npt.NDArray[np.bool_],
+                t: int) -> npt.NDArray[np.float32]:
+        n = obs.shape[0]
+        flat = obs.reshape(n, -1)
+        eps = np.zeros_like(flat)
+        live = np.flatnonzero(active & (self.remaining2 > 1e-12))
+        if live.size == 0 or self.budget == 0:
+            return eps.reshape(obs.shape)
+        o = torch.from_numpy(np.ascontiguousarray(flat[live]))
+        m, d = o.shape
+        with torch.no_grad():
+            q = self._mean_scores(o, torch.randn((self.n_samples, m, d), generator=self.gen)
+                                  * self.sigma, False)
+        start = q.argmax(dim=1)
+        is_target = q + self.threshold <= q.gather(1, start.unsqueeze(1))
+        is_target[torch.arange(m), start] = False
+        noise = torch.randn((self.n_samples, m, d), generator=self.gen) * self.sigma  # kept
+        radius = torch.from_numpy(np.sqrt(self.remaining2[live])).float()
+        counts = (self.step_multiplier * radius / self.step).long()
+        best_q = q.gather(1, start.unsqueeze(1)).squeeze(1).clone()
+        best = torch.zeros_like(o)
+        found = torch.zeros(m, dtype=torch.bool)
+        for a in range(q.shape[1]):
+            rows = torch.nonzero(is_target[:, a]).squeeze(1)
+            if rows.numel() == 0:
+                continue
+            x0, nz, cnt = o[rows], noise[:, rows], counts[rows]
+            delta = torch.zeros_like(x0)
+            hit = torch.zeros(rows.numel(), dtype=torch.bool)
+            tgt = torch.full((rows.numel(),), a, dtype=torch.long)
+            for i in range(int(cnt.max()) + 1):
+                with torch.no_grad():
+                    now = self._mean_scores(x0 + delta, nz, False).argmax(dim=1) == a
+                hit |= now & ~hit
+                go = ~hit & (cnt > i)
+                if not bool(go.any()):
+                    break
+                dg = delta[go].clone().requires_grad_(True)
+                loss = F.cross_entropy(self._mean_scores(x0[go] + dg, nz[:, go], True), tgt[go],
+                                       reduction="sum")
+                (g,) = torch.autograd.grad(loss, dg)
+                with torch.no_grad():
+                    upd = dg - self.step * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                    nrm = upd.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                    delta[go] = upd * torch.clamp(radius[rows][go].unsqueeze(1) / nrm, max=1.0)
+            better = hit & (q[rows, a] < best_q[rows])
+            sel = rows[better]
+            best[sel] = delta[better]
+            best_q[sel] = q[sel, a]
+            found[sel] = True
+        self.attempts += int(is_target.any(dim=1).sum())
+        self.successes += int(found.sum())
+        dn = _project(best.numpy().astype(np.float64), self.remaining2[live])
+        dn[~found.numpy()] = 0.0
+        eps[live] = dn
+        self.remaining2[live] = np.maximum(
+            self.remaining2[live] - np.square(dn.astype(np.float64)).sum(axis=1), 0.0)
+        return eps.reshape(obs.shape)
+
+
+class SpreadBudgetAttack:
+    """Spends ``B/√T`` at every step (total exactly B over T steps): one ℓ2 FGSM step away
+    from the smoothed action, on the gradient of the cross-entropy averaged over
+    ``n_samples`` noise draws. policy: differentiable. horizon: T."""
+
+    def __init__(self, policy: Any, sigma: float, budget: float, horizon: int, *,
+                 n_samples: int = 32, seed: int = 0) -> None:
+        self.scores = _scores_fn(policy)
+        self.sigma = check_sigma(sigma)
+        self.budget = check_positive(budget, "budget", allow_zero=True)
+        self.horizon = check_int(horizon, "horizon", minimum=1)
+        self.n_samples = check_int(n_samples, "n_samples", minimum=1)
+        self.seed = check_seed(seed)
+        self.per_step = self.budget / math.sqrt(self.horizon)
+        self.remaining2 = np.zeros(0)
+        self.successes = 0
+        self.attempts = 0
+
+    def begin(self, episode_ids: npt.NDArray[np.int64]) -> None:
+        self.remaining2 = np.full(episode_ids.size, self.budget**2)
+        self.gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(episode_ids[0]))
+
+    def perturb(self, obs: npt.NDArray[np.float32], active: npt.NDArray[np.bool_],
+                t: int) -> npt.NDArray[np.float32]:
+        n = obs.shape[0]
+        flat = obs.reshape(n, -1)
+        eps = np.zeros_like(flat)
+        live = np.flatnonzero(active & (self.remaining2 > 1e-12))
+        if live.size == 0 or self.budget == 0:
+            return eps.reshape(obs.shape)
+        o = torch.from_numpy(np.ascontiguousarray(flat[live]))
+        m, d = o.shape
+        s = self.n_samples
+        noise = torch.randn((s, m, d), generator=self.gen) * self.sigma
+        x = o.clone().requires_grad_(True)
+        logits = self.scores((x.unsqueeze(0) + noise).reshape(s * m, d))
+        a0 = logits.detach().reshape(s, m, -1).mean(0).argmax(dim=1)
+        loss = F.cross_entropy(logits, a0.repeat(s), reduction="sum")
+        (g,) = torch.autograd.grad(loss, x)
+        step = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12) * self.per_step
+        dn = _project(step.detach().numpy().astype(np.float64), self.remaining2[live])
+        eps[live] = dn
+        self.remaining2[live] = np.maximum(
+            self.remaining2[live] - np.square(dn.astype(np.float64)).sum(axis=1), 0.0)
+        self.attempts += m
+        return eps.reshape(obs.shape)
+
+
 class PerStepAttack:
     """FGSM / PGD per-step observation attack (Huang et al. 2017) with ‖ε_t‖ ≤ eps.
 
@@ -221,10 +388,14 @@ class PerStepAttack:
         return out.reshape(obs.shape)
 
 
+ATTACKS = ("adaptive", "fixed_step", "spread")
+
+
 @dataclass
 class SweepResult:
-    """Attacked mean return per Q-gap threshold; ``worst`` is the lowest mean.
-    returns: the per-episode returns (m,) of the worst threshold."""
+    """Attacked mean return of every run of the sweep (``runs``: attack, threshold, mean,
+    success rate); ``worst_*`` is the strongest run (lowest mean). thresholds/means: per
+    run, in order (NaN threshold for ``spread``). returns: (m,) of the strongest run."""
 
     budget: float
     thresholds: list[float]
@@ -234,6 +405,8 @@ class SweepResult:
     returns: npt.NDArray[np.float64]
     max_spent: float
     success_rate: float
+    worst_attack: str = "adaptive"
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def adaptive_attack_sweep(policy: Any, env_fn: Any, sigma: float, budget: float,
@@ -241,27 +414,51 @@ def adaptive_attack_sweep(policy: Any, env_fn: Any, sigma: float, budget: float,
                           seed: int = 0, horizon: int | None = None, n_samples: int = 128,
                           pgd_samples: int = 32, pgd_steps: int = 10,
                           backend: str = "auto", batch_size: int = 1000,
-                          shrink_steps: int = 0) -> SweepResult:
-    """Run the adaptive attack at each threshold on the same episodes (same smoothing noise
-    and env seeds) and report the worst mean return."""
-    means, best = [], None
-    succ, tries = 0, 0
-    for tau in thresholds:
-        atk = AdaptiveSmoothedAttack(policy, sigma, budget, tau, n_samples=n_samples,
-                                     pgd_samples=pgd_samples, pgd_steps=pgd_steps, seed=seed,
-                                     shrink_steps=shrink_steps)
+                          shrink_steps: int = 0,
+                          attacks: Sequence[str] = ("adaptive",),
+                          fixed_step: float = 0.01, fixed_samples: int | None = None,
+                          spread_samples: int = 32) -> SweepResult:
+    """Run the adaptive family on the same episodes (same smoothing noise and env seeds)
+    and report the strongest: ``"adaptive"`` (:class:`AdaptiveSmoothedAttack`) and
+    ``"fixed_step"`` (:class:`FixedStepAttack`, ``fixed_samples`` draws, default
+    ``n_samples``) at every threshold, ``"spread"`` (:class:`SpreadBudgetAttack`) once."""
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown or not attacks:
+        raise ValueError(f"attacks: expected a non-empty subset of {ATTACKS}, got {list(attacks)}")
+    if "spread" in attacks:
+        horizon = resolve_horizon(make_env_factory(env_fn)(), horizon)
+    jobs: list[tuple[str, float, Any]] = []
+    for name in attacks:
+        if name == "spread":
+            jobs.append((name, math.nan, SpreadBudgetAttack(
+                policy, sigma, budget, int(horizon or 1), n_samples=spread_samples, seed=seed)))
+            continue
+        for tau in thresholds:
+            atk: Any = (AdaptiveSmoothedAttack(policy, sigma, budget, tau, n_samples=n_samples,
+                                               pgd_samples=pgd_samples, pgd_steps=pgd_steps,
+                                               seed=seed, shrink_steps=shrink_steps)
+                        if name == "adaptive" else
+                        FixedStepAttack(policy, sigma, budget, tau, step=fixed_step, seed=seed,
+                                        n_samples=fixed_samples or n_samples))
+            jobs.append((name, float(tau), atk))
+    runs, best = [], None
+    for name, tau, atk in jobs:
         ro = smoothed_rollouts(policy, env_fn, sigma, episodes, seed=seed, horizon=horizon,
                                backend=backend, batch_size=batch_size, attack=atk)
-        means.append(float(ro.returns.mean()))
-        succ += atk.successes
-        tries += atk.attempts
-        if best is None or means[-1] < best[1]:
-            best = (float(tau), means[-1], ro)
+        mean = float(ro.returns.mean())
+        rate = atk.successes / atk.attempts if atk.attempts and name != "spread" else math.nan
+        runs.append({"attack": name, "threshold": tau, "mean": mean, "success_rate": rate,
+                     "max_spent": float(ro.spent.max())})
+        if best is None or mean < best[1]:
+            best = (runs[-1], mean, ro)
     assert best is not None
-    return SweepResult(budget=float(budget), thresholds=[float(t) for t in thresholds], means=means,
-                       worst_threshold=best[0], worst_mean=best[1], returns=best[2].returns,
+    succ = [r["success_rate"] for r in runs if not math.isnan(r["success_rate"])]
+    return SweepResult(budget=float(budget), thresholds=[r["threshold"] for r in runs],
+                       means=[r["mean"] for r in runs], worst_threshold=best[0]["threshold"],
+                       worst_mean=best[1], returns=best[2].returns,
                        max_spent=float(best[2].spent.max()),
-                       success_rate=succ / tries if tries else 0.0)
+                       success_rate=float(np.mean(succ)) if succ else 0.0,
+                       worst_attack=best[0]["attack"], runs=runs)
 
 
 def soundness_margin(n: int, value_range: float, alpha: float) -> float:

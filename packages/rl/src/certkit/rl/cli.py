@@ -96,34 +96,41 @@ def certify(model: ModelOpt, env: EnvOpt = "CartPole-v1",
 def attack(model: ModelOpt, env: EnvOpt = "CartPole-v1", sigma: float = 0.2,
            budgets: str = "0.2,0.6,1.0", episodes: int = 100, horizon: int | None = None,
            thresholds: Annotated[str, typer.Option(help="Q-gap thresholds to sweep")] = "0,0.5,2",
-           method: Annotated[str, typer.Option(help="adaptive | fgsm | pgd")] = "adaptive",
+           method: Annotated[str, typer.Option(help="adaptive | fixed_step | spread | strongest "
+                                                    "(all three, the lowest mean) | fgsm | pgd")
+                             ] = "adaptive",
            samples: Annotated[int, typer.Option(help="noise draws for the smoothed Q")] = 128,
            pgd_samples: Annotated[int, typer.Option(help="noise draws per PGD step")] = 32,
            pgd_steps: Annotated[int, typer.Option(help="PGD steps per attempt")] = 10,
            seed: int = 0, state_dict: str | None = None, algo: AlgoOpt = None) -> None:
-    """Adaptive attack on the smoothed agent (worst over thresholds), or per-step FGSM/PGD
-    (then budgets are per-step ℓ2 ε and sigma is the agent's own noise)."""
-    from certkit.rl.attacks import PerStepAttack, adaptive_attack_sweep
+    """Attacks on the smoothed agent with a total ℓ2 budget (adaptive, the authors'
+    fixed-step attack, the spread-budget attack, or the strongest of them; worst over
+    thresholds), or per-step FGSM/PGD (then budgets are per-step ℓ2 ε and sigma is the
+    agent's own noise)."""
+    from certkit.rl.attacks import ATTACKS, PerStepAttack, adaptive_attack_sweep
     from certkit.rl.envs import make_env_factory, resolve_horizon
     from certkit.rl.rollout import smoothed_rollouts
 
     pol = _policy(model, state_dict, env, algo)
     rows = []
     for b in _budgets(budgets):
-        if method == "adaptive":
+        if method in (*ATTACKS, "strongest"):
             res = adaptive_attack_sweep(pol, env, sigma, b, episodes, horizon=horizon,
                                         thresholds=_budgets(thresholds), seed=seed,
                                         n_samples=samples, pgd_samples=pgd_samples,
-                                        pgd_steps=pgd_steps)
-            rows.append({"budget": b, "mean": res.worst_mean, "threshold": res.worst_threshold,
-                         "max_spent": res.max_spent, "success_rate": res.success_rate})
+                                        pgd_steps=pgd_steps,
+                                        attacks=ATTACKS if method == "strongest" else (method,))
+            rows.append({"budget": b, "mean": res.worst_mean, "attack": res.worst_attack,
+                         "threshold": res.worst_threshold, "max_spent": res.max_spent,
+                         "success_rate": res.success_rate})
         elif method in ("fgsm", "pgd"):
             T = resolve_horizon(make_env_factory(env)(), horizon)
             atk = PerStepAttack(pol, b, T, steps=1 if method == "fgsm" else pgd_steps)
             ro = smoothed_rollouts(pol, env, sigma, episodes, seed=seed, horizon=T, attack=atk)
             rows.append({"budget": b, "mean": float(ro.returns.mean()), "max_spent": float(ro.spent.max())})
         else:
-            raise UsageError(f"method: expected adaptive, fgsm or pgd, got {method!r}")
+            raise UsageError(f"method: expected one of {', '.join((*ATTACKS, 'strongest'))}, "
+                             f"fgsm or pgd, got {method!r}")
     if STATE["json"]:
         echo_json(rows)
         return
