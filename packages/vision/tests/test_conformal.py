@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch
 from certkit.vision.conformal.experiments import robust_coverage_experiment
 from certkit.vision.conformal.robust import (
     RSCP,
+    DegenerateSetsWarning,
     PTTransform,
     RSCPPlus,
     empirical_bernstein_margin,
@@ -179,8 +181,47 @@ def test_api_and_bad_input(mlp) -> None:
         RSCP(model, -1.0, 0.1)
     with pytest.raises(ValueError, match="sets/labels"):
         coverage_and_size(np.ones((3, 2), bool), [0, 1])
-    r = RSCPPlus(model, 0.25, 0.1, alpha=0.2, n_mc=16).calibrate(x[:50], y[:50])
-    assert r.predict_set(x[50:60]).shape == (10, 10)
+    r = RSCPPlus(model, 0.25, 0.1, alpha=0.2, n_mc=64).calibrate(x[:50], y[:50])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateSetsWarning)  # 64 samples: maybe all-class sets
+        assert r.predict_set(x[50:60]).shape == (10, 10)
+
+
+def test_torchcp_vocabulary(mlp) -> None:
+    """TorchCP's names work: 'lac' (any case) is THR, logits where TorchCP takes logits,
+    alpha at calibration time; the sets equal certkit's own spelling."""
+    model, x, y = mlp
+    with torch.no_grad():
+        logits = model(x[:200])
+    probs = torch.softmax(logits.double(), 1).numpy()
+    ours = SplitConformal(score="thr", alpha=0.2).calibrate(probs=probs[:100], y=y[:100])
+    theirs = SplitConformal(score="LAC").calibrate(logits=logits[:100], y=y[:100], alpha=0.2)
+    assert theirs.score == "thr" and theirs.alpha == 0.2 and theirs.threshold == pytest.approx(ours.threshold)
+    np.testing.assert_array_equal(theirs.predict_set(logits=logits[100:]), ours.predict_set(probs=probs[100:]))
+    with pytest.raises(ValueError, match=r"probs: .* pass logits="):
+        SplitConformal().calibrate(probs=logits[:10], y=y[:10])
+    with pytest.raises(ValueError, match="logits: give probs or logits"):
+        SplitConformal().calibrate(probs=probs[:10], logits=logits[:10], y=y[:10])
+    r = RSCPPlus(model, 0.25, 0.1, score="lac", n_mc=32).calibrate(x[:20], y[:20], alpha=0.3)
+    assert r.score == "thr" and r.alpha == 0.3
+
+
+def test_degenerate_rscp_plus_warns_with_the_needed_sample_size(mlp) -> None:
+    """With too few Monte-Carlo samples RSCP+ returns all-class sets: it warns and names an
+    n_mc that, rerun, gives informative sets (the issue: n_mc = 64, every PTT set full)."""
+    model, x, y = mlp
+    r = RSCPPlus(model, 0.25, 0.125, alpha=0.1, n_mc=8).calibrate(x[:100], y[:100])
+    with pytest.warns(DegenerateSetsWarning, match=r"of the prediction sets hold all 10 classes with n_mc = 8; "
+                                                   r"about n_mc = [\d,]+ would give"):
+        sets = r.predict_set(x[100:160])
+    assert sets.all(1).mean() > 0.5
+    mean, var = r.smoothed(x[100:160], seed_offset=1)
+    need = r.needed_n_mc(r._cal_true, mean, var)
+    assert need is not None and need > 8
+    rerun = RSCPPlus(model, 0.25, 0.125, alpha=0.1, n_mc=need).calibrate(x[:100], y[:100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateSetsWarning)
+        assert rerun.predict_set(x[100:160]).all(1).mean() <= 0.5
 
 
 @pytest.mark.skipif(os.environ.get("CERTKIT_SLOW") != "1", reason="set CERTKIT_SLOW=1")

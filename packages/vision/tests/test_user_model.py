@@ -226,3 +226,20 @@ def test_dual_cli_on_the_user_cnn(user: dict[str, str], capsys: pytest.CaptureFi
     assert main(["vision", "certify", "--dual", "--model", user["model"], "--weights", user["weights"], "--data",
                  user["x"], "--labels", user["y"], "--count", "1", "--out", str(out) + "2"]) == 2
     assert "--model: --data (its left half): the model does not accept" in _one_line_error(capsys)
+
+
+def test_conformal_cli_on_the_user_cnn(user: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["vision", "conformal", "--model", user["model"], "--weights", user["weights"], "--data", user["x"],
+              "--labels", user["y"], "--splits", "2"]
+    assert main(["--json", *common, "--method", "lac"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["method"] == "split" and res["score"] == "thr" and res["inputs"] == 6 and 0 <= res["coverage"] <= 1
+    assert main(["--json", *common, "--method", "rscp+", "--n-mc", "4", "--alpha", "0.3"]) == 0
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    assert res["method"] == "rscp+" and res["full_set_fraction"] == 1.0  # 3 calibration inputs, 4 samples
+    assert "warning" in res and "n_mc = 4" in captured.err
+    for bad, needle in ((["--method", "cqr"], "method"), (["--score", "lac2"], "score"),
+                        (["--num-classes", "3"], "--num-classes")):
+        assert main([*common, *bad]) == 2
+        assert needle in _one_line_error(capsys)

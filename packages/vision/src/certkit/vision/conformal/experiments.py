@@ -7,6 +7,7 @@ split only re-thresholds, so 50 splits cost no more forward passes than one.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -16,14 +17,20 @@ from torch import nn
 from certkit.core.validation import check_alpha, check_int
 from certkit.vision.conformal.robust import (
     RSCP,
+    DegenerateSetsWarning,
     PTTransform,
     RSCPPlus,
     pgd_smoothed_score,
     smoothed_scores,
 )
-from certkit.vision.conformal.scores import SplitConformal, coverage_and_size, softmax_probs
+from certkit.vision.conformal.scores import (
+    SplitConformal,
+    canonical_score,
+    coverage_and_size,
+    softmax_probs,
+)
 
-__all__ = ["robust_coverage_experiment", "run_digits_conformal"]
+__all__ = ["METHODS", "robust_coverage_experiment", "run_conformal", "run_digits_conformal"]
 
 
 def robust_coverage_experiment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sigma: float,
@@ -75,37 +82,78 @@ def robust_coverage_experiment(model: nn.Module, x: torch.Tensor, y: torch.Tenso
         clean_mean, _ = method.smoothed(xr, rest)
         adv_mean, adv_var = method.smoothed(attacked[key], rest, seed_offset=1)
         cal_true = clean_mean[np.arange(len(yr)), yr]
-        covs, sizes = [], []
+        covs, sizes, fulls = [], [], []
         for sp in range(n_splits):
             p = np.random.default_rng(seed * 1000 + sp).permutation(len(yr))
             cal, test = p[: len(p) // 2], p[len(p) // 2:]
             tau = method.threshold_from_scores(cal_true[cal])
-            res = coverage_and_size(method.sets_from_scores(adv_mean[test], adv_var[test], tau), yr[test])
+            sets = method.sets_from_scores(adv_mean[test], adv_var[test], tau)
+            res = coverage_and_size(sets, yr[test])
             covs.append(res["coverage"])
             sizes.append(res["size"])
+            fulls.append(float(sets.all(1).mean()))
+        full = float(np.mean(fulls))
         out[name] = {"coverage": float(np.mean(covs)), "coverage_min": float(np.min(covs)),
                      "size": float(np.mean(sizes)), "size_std": float(np.std(sizes)),
-                     "frac_splits_covered": float(np.mean(np.array(covs) >= 1 - alpha))}
+                     "frac_splits_covered": float(np.mean(np.array(covs) >= 1 - alpha)),
+                     "full_set_fraction": full}
+        if method.plus and full > 0.5:
+            need = method.needed_n_mc(cal_true, adv_mean, adv_var)
+            out[name]["n_mc_needed"] = need
+            warnings.warn(f"{name}: {full:.0%} of the prediction sets hold all {adv_mean.shape[1]} classes with "
+                          f"n_mc = {n_mc}; " + (f"about n_mc = {need:,} would give informative sets (plug-in "
+                                                "estimate)" if need else "more Monte-Carlo samples would not help "
+                                                "(lower σ or ε)"), DegenerateSetsWarning, stacklevel=2)
     return out
+
+
+METHODS = ("thr", "lac", "aps", "raps", "split", "rscp", "rscp+", "ptt")
+
+
+def run_conformal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str = "rscp+", score: str = "thr",
+                  alpha: float = 0.1, sigma: float = 0.25, eps: float = 0.125, n_mc: int = 256, seed: int = 0,
+                  n_splits: int = 10) -> dict[str, Any]:
+    """One conformal method on any model and data (``certkit vision conformal``).
+
+    model: (B, C, H, W) → (B, K) logits; x (N, C, H, W) in [0, 1]; y (N,).
+    method: ``thr`` / ``lac`` / ``aps`` / ``raps`` (split conformal with that score on the
+    model's softmax; ``split`` uses ``score``), or ``rscp`` / ``rscp+`` / ``ptt`` (robust
+    sets under ℓ2 PGD of size ``eps`` on the σ-smoothed ``score``, see
+    :func:`robust_coverage_experiment`). Coverage and size are averaged over ``n_splits``
+    random half/half calibration/test splits."""
+    alpha = check_alpha(alpha)
+    n_splits = check_int(n_splits, "n_splits", minimum=1)
+    method = str(method).lower()
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    score = canonical_score(score)
+    if method in ("thr", "lac", "aps", "raps", "split"):
+        score = score if method == "split" else canonical_score(method)
+        probs = softmax_probs(model, x)
+        yy = y.numpy().astype(np.int64)
+        covs, sizes = [], []
+        for sp in range(n_splits):
+            p = np.random.default_rng(seed * 1000 + sp).permutation(len(yy))
+            cal, te = p[: len(p) // 2], p[len(p) // 2:]
+            sc = SplitConformal(score=score, alpha=alpha, seed=seed + sp).calibrate(probs=probs[cal], y=yy[cal])
+            res = sc.evaluate(probs=probs[te], y=yy[te])
+            covs.append(res["coverage"])
+            sizes.append(res["size"])
+        return {"method": "split", "score": score, "alpha": alpha, "inputs": len(yy), "splits": n_splits,
+                "coverage": float(np.mean(covs)), "coverage_min": float(np.min(covs)),
+                "size": float(np.mean(sizes))}
+    res = robust_coverage_experiment(model, x, y, sigma=sigma, eps=eps, alpha=alpha, n_mc=n_mc, score=score,
+                                     n_splits=n_splits, methods=(method,), seed=seed)[method]
+    return {"method": method, "score": score, "alpha": alpha, "sigma": sigma, "eps": eps, "n_mc": n_mc,
+            "inputs": int(x.shape[0]), "splits": n_splits, **res}
 
 
 def run_digits_conformal(method: str = "rscp+", score: str = "thr", alpha: float = 0.1, sigma: float = 0.25,
                          eps: float = 0.125, n_mc: int = 64, seed: int = 0, n_splits: int = 10) -> dict[str, Any]:
-    """One method on the embedded digits data with the cached reference model (CLI)."""
+    """:func:`run_conformal` on the embedded digits data with the cached reference model."""
     from certkit.vision.data.digits import load_digits
     from certkit.vision.data.reference import digits_cnn
 
-    model = digits_cnn(sigma)
     _, test = load_digits()
-    if method == "split":
-        probs = softmax_probs(model, test.x)
-        p = np.random.default_rng(seed).permutation(len(test))
-        cal, te = p[: len(p) // 2], p[len(p) // 2:]
-        sc = SplitConformal(score=score, alpha=alpha, seed=seed).calibrate(probs=probs[cal], y=test.y[cal].numpy())
-        res = sc.evaluate(probs=probs[te], y=test.y[te].numpy())
-        return {"method": "split", "score": score, "alpha": alpha, **res, "threshold": sc.threshold}
-    if method not in ("rscp", "rscp+", "ptt"):
-        raise ValueError(f"method: expected split, rscp, rscp+ or ptt, got {method!r}")
-    res = robust_coverage_experiment(model, test.x, test.y, sigma=sigma, eps=eps, alpha=alpha, n_mc=n_mc,
-                                     score=score, n_splits=n_splits, methods=(method,), seed=seed)[method]
-    return {"method": method, "score": score, "alpha": alpha, "sigma": sigma, "eps": eps, "n_mc": n_mc, **res}
+    return run_conformal(digits_cnn(sigma), test.x, test.y, method=method, score=score, alpha=alpha, sigma=sigma,
+                         eps=eps, n_mc=n_mc, seed=seed, n_splits=n_splits)

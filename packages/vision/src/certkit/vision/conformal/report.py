@@ -5,6 +5,7 @@ Assembled into the vision section by :mod:`certkit.vision.report`."""
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ def conformal_part(model: Any, sigma: float, train: Any, test: Any, cfg: dict[st
     from certkit.core.cache import load_state, save_state
     from certkit.vision.conformal.experiments import robust_coverage_experiment
     from certkit.vision.conformal.rct import train_rct
+    from certkit.vision.conformal.robust import DegenerateSetsWarning
     from certkit.vision.conformal.scores import SplitConformal, softmax_probs
 
     probs = softmax_probs(model, test.x)
@@ -40,16 +42,20 @@ def conformal_part(model: Any, sigma: float, train: Any, test: Any, cfg: dict[st
     else:
         rct = train_rct(model, train.x, train.y, sigma, eps, epochs=rct_epochs, seed=seed)
         save_state(rct.state_dict(), rct_path)
-    rob = robust_coverage_experiment(model, test.x, test.y, sigma=sigma, eps=eps, alpha=alpha, n_mc=cfg["n_mc"],
-                                     n_splits=cfg["splits"], seed=seed, extra_models={"rct": rct},
-                                     attack_mc=cfg.get("attack_mc", 16))
+    with warnings.catch_warnings(record=True) as caught:  # degenerate sets: said in the caption
+        warnings.simplefilter("always", DegenerateSetsWarning)
+        rob = robust_coverage_experiment(model, test.x, test.y, sigma=sigma, eps=eps, alpha=alpha,
+                                         n_mc=cfg["n_mc"], n_splits=cfg["splits"], seed=seed,
+                                         extra_models={"rct": rct}, attack_mc=cfg.get("attack_mc", 16))
+    notes = [str(w.message) for w in caught if issubclass(w.category, DegenerateSetsWarning)]
     for name, r in rob.items():
         rows.append([f"{name.upper()} under PGD (ε = {eps})", round(r["coverage"], 3),
                      round(r["coverage_min"], 3), round(r["size"], 3)])
     table = Table(f"Robust conformal prediction on {data_name} (α = {alpha:g})",
                   ["method", "coverage (mean over splits)", "min over splits", "avg set size"], rows,
                   f"σ = {sigma}, {cfg['n_mc']} Monte-Carlo samples, β = 0.001, {cfg['splits']} random "
-                  "calibration/test splits, 20-step ℓ2 PGD on the smoothed score.")
+                  "calibration/test splits, 20-step ℓ2 PGD on the smoothed score."
+                  + "".join(f" Warning: {m}." for m in notes))
     return Section(domain="vision", title="conformal", tables=[table], summary={
         "rscp_plus_coverage": rob["rscp+"]["coverage"], "rscp_plus_size": rob["rscp+"]["size"],
         "ptt_size": rob["ptt"]["size"], "rct_size": rob["rct"]["size"]})

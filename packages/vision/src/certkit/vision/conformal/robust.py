@@ -25,6 +25,11 @@ through its rank among hold-out scores (the empirical CDF Q̂) and a steep sigmo
 s ↦ sigmoid(T(Q̂(s) − b)), T = 400, b = 0.9. The map is fixed before calibration, so any
 guarantee above holds unchanged; it sharpens the smoothed score so sets get smaller.
 
+**Degenerate sets.** The margins of RSCP+ shrink as 1/√N: with too few Monte-Carlo samples
+τ⁺ reaches 1 or the test lower bounds fall below it for every class, and every set holds
+all K classes (valid, useless). :meth:`RSCP.predict_set` and the experiments then warn
+(:class:`DegenerateSetsWarning`) and name the n_mc that would give informative sets.
+
 Noise for input i, sample j is keyed by (seed, i, j) through the core's Philox sampler,
 as in :mod:`certkit.vision.smoothing.smooth`.
 """
@@ -32,6 +37,7 @@ as in :mod:`certkit.vision.smoothing.smooth`.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +48,18 @@ from torch import nn
 
 from certkit.core import gaussian_rows, stats
 from certkit.core.validation import check_alpha, check_int, check_positive, check_sigma
-from certkit.vision.conformal.scores import class_scores, conformal_quantile, coverage_and_size
+from certkit.vision.conformal.scores import (
+    canonical_score,
+    class_scores,
+    conformal_quantile,
+    coverage_and_size,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
 __all__ = [
     "RSCP",
+    "DegenerateSetsWarning",
     "PTTransform",
     "RSCPPlus",
     "empirical_bernstein_margin",
@@ -55,6 +67,10 @@ __all__ = [
     "pgd_smoothed_score",
     "smoothed_scores",
 ]
+
+
+class DegenerateSetsWarning(UserWarning):
+    """RSCP+ / PTT sets hold every class on most inputs: too few Monte-Carlo samples."""
 
 
 def hoeffding_margin(n_mc: int, beta: float) -> float:
@@ -207,41 +223,85 @@ class RSCP:
         self.beta = check_alpha(beta, "beta")
         if self.plus and not 2 * self.beta < self.alpha:
             raise ValueError(f"beta: expected 2·beta < alpha, got beta={beta}, alpha={alpha}")
-        self.score, self.n_mc, self.seed, self.transform = score, check_int(n_mc, "n_mc", minimum=2), seed, transform
+        self.score, self.n_mc, self.seed, self.transform = (canonical_score(score), check_int(n_mc, "n_mc", minimum=2),
+                                                            seed, transform)
         self.threshold: float | None = None
+        self._cal_true: FloatArray | None = None
 
     def smoothed(self, x: torch.Tensor, indices: Any = None, seed_offset: int = 0) -> tuple[FloatArray, FloatArray]:
         return smoothed_scores(self.model, x, self.sigma, self.n_mc, score=self.score,
                                seed=self.seed + seed_offset, indices=indices, transform=self.transform)
 
     # probability-free API on precomputed smoothed scores (used by experiments)
-    def threshold_from_scores(self, cal_true: FloatArray) -> float:
-        """τ from calibration smoothed true-label scores (n,)."""
+    def threshold_from_scores(self, cal_true: FloatArray, n_mc: int | None = None) -> float:
+        """τ from calibration smoothed true-label scores (n,) (``n_mc``: the Monte-Carlo
+        sample size the margins assume, default this method's)."""
         if self.plus:
             tau = conformal_quantile(cal_true, self.alpha - 2 * self.beta)
-            return tau + hoeffding_margin(self.n_mc, self.beta)
+            return tau + hoeffding_margin(n_mc or self.n_mc, self.beta)
         return conformal_quantile(cal_true, self.alpha)
 
-    def sets_from_scores(self, mean: FloatArray, var: FloatArray, threshold: float) -> npt.NDArray[np.bool_]:
+    def sets_from_scores(self, mean: FloatArray, var: FloatArray, threshold: float,
+                         n_mc: int | None = None) -> npt.NDArray[np.bool_]:
         """(N, K) sets from test smoothed scores and a threshold."""
-        s = mean - empirical_bernstein_margin(var, self.n_mc, self.beta) if self.plus else mean
+        s = mean - empirical_bernstein_margin(var, n_mc or self.n_mc, self.beta) if self.plus else mean
         if threshold >= 1.0:
             return np.ones_like(mean, dtype=bool)
         lhs = stats.norm_ppf(np.clip(s, 1e-12, 1 - 1e-12)) - self.eps / self.sigma
         rhs = float(np.asarray(stats.norm_ppf(np.array([min(max(threshold, 1e-12), 1 - 1e-12)]))).reshape(-1)[0])
         return np.asarray(lhs <= rhs)
 
-    def calibrate(self, x: torch.Tensor, y: Any, indices: Any = None) -> RSCP:
+    def needed_n_mc(self, cal_true: FloatArray, mean: FloatArray, var: FloatArray, *,
+                    max_full: float = 0.5, limit: int = 2**22) -> int | None:
+        """The smallest n_mc·2^k (≤ ``limit``) at which at most ``max_full`` of the sets of
+        these test scores would hold every class, with the margins of RSCP+ recomputed for
+        that sample size and the same estimated means and variances (a plug-in estimate);
+        None when even ``limit`` does not do it."""
+        n = self.n_mc
+        while n <= limit:
+            sets = self.sets_from_scores(mean, var, self.threshold_from_scores(cal_true, n), n)
+            if float(sets.all(1).mean()) <= max_full:
+                return n
+            n *= 2
+        return None
+
+    def warn_if_degenerate(self, sets: npt.NDArray[np.bool_], cal_true: FloatArray, mean: FloatArray,
+                           var: FloatArray, *, stacklevel: int = 2) -> float:
+        """Warn (:class:`DegenerateSetsWarning`) when more than half of the sets hold every
+        class, naming the Monte-Carlo sample size that would be needed. Returns the
+        fraction of all-class sets."""
+        full = float(np.asarray(sets).all(1).mean()) if len(sets) else 0.0
+        if self.plus and full > 0.5:
+            need = self.needed_n_mc(cal_true, mean, var)
+            what = (f"about n_mc = {need:,} would give informative sets (plug-in estimate from these scores)"
+                    if need is not None else "no n_mc up to 4 million would help (the smoothed scores "
+                    "themselves do not separate the classes: lower σ or ε)")
+            warnings.warn(f"{type(self).__name__}: {full:.0%} of the prediction sets hold all {sets.shape[1]} "
+                          f"classes with n_mc = {self.n_mc}; {what}", DegenerateSetsWarning,
+                          stacklevel=stacklevel + 1)
+        return full
+
+    def calibrate(self, x: torch.Tensor, y: Any, indices: Any = None, *, alpha: float | None = None) -> RSCP:
+        """τ from clean smoothed scores of a calibration set; ``alpha`` (TorchCP: at
+        calibration time) replaces the constructor's."""
+        if alpha is not None:
+            self.alpha = check_alpha(alpha)
+            if self.plus and not 2 * self.beta < self.alpha:
+                raise ValueError(f"alpha: expected alpha > 2·beta = {2 * self.beta}, got {alpha}")
         mean, _ = self.smoothed(x, indices)
         yy = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y).astype(np.int64)
-        self.threshold = self.threshold_from_scores(mean[np.arange(len(yy)), yy])
+        self._cal_true = mean[np.arange(len(yy)), yy]
+        self.threshold = self.threshold_from_scores(self._cal_true)
         return self
 
     def predict_set(self, x: torch.Tensor, indices: Any = None) -> npt.NDArray[np.bool_]:
-        if self.threshold is None:
+        """(N, K) sets at inputs x (attacked or not); warns when they degenerate."""
+        if self.threshold is None or self._cal_true is None:
             raise ValueError("calibrate() must be called before predict_set()")
         mean, var = self.smoothed(x, indices, seed_offset=1)
-        return self.sets_from_scores(mean, var, self.threshold)
+        sets = self.sets_from_scores(mean, var, self.threshold)
+        self.warn_if_degenerate(sets, self._cal_true, mean, var, stacklevel=2)
+        return sets
 
     def evaluate(self, x: torch.Tensor, y: Any, indices: Any = None) -> dict[str, float]:
         return coverage_and_size(self.predict_set(x, indices), y)

@@ -1,4 +1,5 @@
-"""Split conformal prediction with THR/LAC, APS and RAPS scores.
+"""Split conformal prediction with THR/LAC, APS and RAPS scores (TorchCP's ``lac`` is
+accepted for THR; ``calibrate`` takes inputs, probabilities or logits, and alpha).
 
 - THR / LAC (Sadinle, Lei & Wasserman 2019, arXiv 1609.00451): s(x, y) = 1 − p_y(x).
 - APS (Romano, Sesia & Candès 2020, arXiv 2006.02544), randomised: the mass of the classes
@@ -32,8 +33,19 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 SCORES = ("thr", "aps", "raps")
+#: TorchCP / MAPIE names accepted for certkit's scores (case-insensitive)
+SCORE_ALIASES = {"lac": "thr", "thr": "thr", "aps": "aps", "raps": "raps"}
 
-__all__ = ["SCORES", "SplitConformal", "class_scores", "conformal_quantile", "coverage_and_size",
+
+def canonical_score(score: Any) -> str:
+    """``thr`` | ``aps`` | ``raps`` from certkit's or TorchCP's name (``LAC`` / ``lac`` is THR)."""
+    key = str(score).lower() if isinstance(score, str) else score
+    if key not in SCORE_ALIASES:
+        raise ValueError(f"score: expected one of thr (alias lac), aps, raps, got {score!r}")
+    return SCORE_ALIASES[key]
+
+__all__ = ["SCORES", "SCORE_ALIASES", "SplitConformal", "canonical_score", "class_scores", "conformal_quantile",
+           "coverage_and_size",
            "softmax_probs"]
 
 
@@ -44,8 +56,19 @@ def _check_probs(probs: Any) -> FloatArray:
     if not np.all(np.isfinite(p)):
         raise ValueError("probs: contains NaN or inf")
     if p.size and (p.min() < -1e-9 or np.abs(p.sum(1) - 1).max() > 1e-4):
-        raise ValueError("probs: expected rows of probabilities (non-negative, summing to 1)")
+        raise ValueError("probs: expected rows of probabilities (non-negative, summing to 1); "
+                         "for a model's raw outputs pass logits=")
     return p
+
+
+def _from_logits(logits: Any) -> FloatArray:
+    z = torch.as_tensor(logits.detach().cpu() if isinstance(logits, torch.Tensor) else np.asarray(logits),
+                        dtype=torch.float64)
+    if z.dim() != 2 or z.shape[1] < 2:
+        raise ValueError(f"logits: expected shape (N, K) with K >= 2, got {tuple(z.shape)}")
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("logits: contains NaN or inf")
+    return torch.softmax(z, 1).numpy()
 
 
 def class_scores(probs: Any, score: str = "thr", *, u: Any = None, lam: float = 0.01,
@@ -56,10 +79,9 @@ def class_scores(probs: Any, score: str = "thr", *, u: Any = None, lam: float = 
     lam, k_reg: RAPS penalty λ·(rank − k_reg)⁺ with rank starting at 1.
     """
     p = _check_probs(probs)
+    score = canonical_score(score)
     if score == "thr":
         return 1.0 - p
-    if score not in SCORES:
-        raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
     n, k = p.shape
     u_arr = np.ones(n) if u is None else np.asarray(u, dtype=np.float64).reshape(n)
     order = np.argsort(-p, axis=1, kind="stable")
@@ -109,16 +131,15 @@ def softmax_probs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> 
 class SplitConformal:
     """Split conformal classifier sets.
 
-    model: (B, C, H, W) → (B, K) logits, or None to work on probabilities directly
-    (``calibrate(probs=..., y=...)``). score: "thr" | "aps" | "raps"; alpha: miscoverage.
+    model: (B, C, H, W) → (B, K) logits, or None to work on probabilities or logits
+    directly (``calibrate(probs=..., y=...)``, ``calibrate(logits=..., y=..., alpha=...)``).
+    score: "thr" (TorchCP's "lac") | "aps" | "raps"; alpha: miscoverage.
     randomized: draw U ~ U(0, 1) per input for APS/RAPS (seeded by ``seed``).
     """
 
     def __init__(self, model: nn.Module | None = None, score: str = "thr", alpha: float = 0.1, *,
                  randomized: bool = True, lam: float = 0.01, k_reg: int = 5, seed: int = 0) -> None:
-        if score not in SCORES:
-            raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
-        self.model, self.score, self.alpha = model, score, check_alpha(alpha)
+        self.model, self.score, self.alpha = model, canonical_score(score), check_alpha(alpha)
         self.randomized, self.lam, self.k_reg = randomized, lam, k_reg
         self.rng = np.random.default_rng(seed)
         self.threshold: float | None = None
@@ -134,35 +155,46 @@ class SplitConformal:
         (trainer or train_classifier)(self.model, x, y, **kwargs)
         return self
 
-    def _probs(self, x: torch.Tensor | None, probs: Any) -> FloatArray:
+    def _probs(self, x: torch.Tensor | None, probs: Any, logits: Any = None) -> FloatArray:
+        if probs is not None and logits is not None:
+            raise ValueError("logits: give probs or logits, not both")
         if probs is not None:
             return _check_probs(probs)
+        if logits is not None:
+            return _from_logits(logits)
         if x is None or self.model is None:
-            raise ValueError("x: give inputs with a model, or probs")
+            raise ValueError("x: give inputs with a model, or probs / logits")
         return softmax_probs(self.model, x)
 
-    def scores(self, x: torch.Tensor | None = None, *, probs: Any = None) -> FloatArray:
-        p = self._probs(x, probs)
+    def scores(self, x: torch.Tensor | None = None, *, probs: Any = None, logits: Any = None) -> FloatArray:
+        p = self._probs(x, probs, logits)
         u = self.rng.random(p.shape[0]) if (self.randomized and self.score != "thr") else None
         return class_scores(p, self.score, u=u, lam=self.lam, k_reg=self.k_reg)
 
-    def calibrate(self, x: torch.Tensor | None = None, y: Any = None, *, probs: Any = None) -> SplitConformal:
-        """Set the threshold from a calibration set (never seen by ``fit``)."""
+    def calibrate(self, x: torch.Tensor | None = None, y: Any = None, *, probs: Any = None, logits: Any = None,
+                  alpha: float | None = None) -> SplitConformal:
+        """Set the threshold from a calibration set (never seen by ``fit``): inputs x with the
+        model, or its softmax ``probs`` (N, K), or its ``logits`` (N, K) (TorchCP's
+        ``calculate_threshold(logits, labels, alpha)``). ``alpha`` (TorchCP: at calibration
+        time) replaces the constructor's."""
         if y is None:
             raise ValueError("y: calibration labels are required")
-        s = self.scores(x, probs=probs)
+        if alpha is not None:
+            self.alpha = check_alpha(alpha)
+        s = self.scores(x, probs=probs, logits=logits)
         yy = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y).astype(np.int64)
         if yy.shape != (s.shape[0],) or yy.min() < 0 or yy.max() >= s.shape[1]:
             raise ValueError(f"y: expected ({s.shape[0]},) labels in [0, {s.shape[1]})")
         self.threshold = conformal_quantile(s[np.arange(len(yy)), yy], self.alpha)
         return self
 
-    def predict_set(self, x: torch.Tensor | None = None, *, probs: Any = None) -> BoolArray:
+    def predict_set(self, x: torch.Tensor | None = None, *, probs: Any = None, logits: Any = None) -> BoolArray:
         """(N, K) boolean mask of the prediction sets."""
         if self.threshold is None:
             raise ValueError("calibrate() must be called before predict_set()")
-        return self.scores(x, probs=probs) <= self.threshold
+        return self.scores(x, probs=probs, logits=logits) <= self.threshold
 
-    def evaluate(self, x: torch.Tensor | None = None, y: Any = None, *, probs: Any = None) -> dict[str, float]:
+    def evaluate(self, x: torch.Tensor | None = None, y: Any = None, *, probs: Any = None,
+                 logits: Any = None) -> dict[str, float]:
         """Coverage and average set size on labelled data."""
-        return coverage_and_size(self.predict_set(x, probs=probs), y)
+        return coverage_and_size(self.predict_set(x, probs=probs, logits=logits), y)
