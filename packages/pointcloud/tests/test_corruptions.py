@@ -31,21 +31,19 @@ def test_all_object_corruptions_run_and_are_deterministic(cloud: np.ndarray) -> 
 
 
 def test_object_corruption_parameters(cloud: np.ndarray) -> None:
+    # published counts scale with N (table and N = 1024 checks: test_corruptions_published.py)
     n = len(cloud)
     for s in SEVERITIES:
-        u = corrupt(cloud, "uniform", s) - cloud
-        assert np.abs(u).max() <= 0.01 * s + 1e-6
-        assert len(corrupt(cloud, "background", s)) == n + max(1, int(n * s / 45))
-        assert len(corrupt(cloud, "upsampling", s)) == n + max(1, int(n * s / 10))
-        moved = np.any(corrupt(cloud, "impulse", s) != cloud, axis=1).sum()
-        assert moved == max(1, int(n * s / 50))
-        r = corrupt(cloud, "rotation", s)  # rotations keep every norm
-        np.testing.assert_allclose(np.linalg.norm(r, axis=1), np.linalg.norm(cloud, axis=1), rtol=1e-5)
+        assert len(corrupt(cloud, "background", s)) == n + n // (45, 40, 35, 30, 20)[s - 1]
+        assert len(corrupt(cloud, "upsampling", s)) == n + n // (5, 4, 3, 2, 1)[s - 1]
+        r = corrupt(cloud, "rotation", s)  # rotation, then the bounding box re-normalised
+        side = r.max(0) - r.min(0)
+        assert side.max() == pytest.approx(2.0, rel=1e-5) and np.abs(r.max(0) + r.min(0)).max() < 1e-5
         assert len(corrupt(cloud, "cutout", s)) < n and len(corrupt(cloud, "density", s)) < n
-        assert len(corrupt(cloud, "density_inc", s)) > n
-    g = [np.std(corrupt(cloud, "gaussian", s) - cloud) for s in SEVERITIES]
+        assert len(corrupt(cloud, "density_inc", s)) == n // 2
+    g = [float(np.std(corrupt(cloud, "gaussian", s) - cloud)) for s in SEVERITIES]
     assert g == sorted(g)
-    np.testing.assert_allclose(g, [0.01, 0.015, 0.02, 0.025, 0.03], rtol=0.15)
+    np.testing.assert_allclose(g, [0.01, 0.015, 0.02, 0.025, 0.03], rtol=0.2)
     occl = [len(corrupt(cloud, "occlusion", s, index=i)) for s in (1, 5) for i in range(4)]
     assert np.mean(occl[4:]) < np.mean(occl[:4]) < n  # closer camera hides more
 
@@ -78,9 +76,11 @@ def _scan(n_beams: int = 16, per: int = 200, ring_col: bool = False) -> np.ndarr
 def test_ring_estimation() -> None:
     s5 = _scan(ring_col=True)
     np.testing.assert_array_equal(lc.estimate_ring(s5), s5[:, 4])  # nuScenes column wins
-    est = lc.estimate_ring(s5[:, :4], n_beams=16, fov=(-20.0, 2.0))
+    est = lc.estimate_ring(s5[:, :4], n_beams=16, fov=(-20.0, 2.0), method="elevation")
     np.testing.assert_array_equal(est, s5[:, 4])
-    assert (lc.estimate_ring(s5[:, :4], n_beams=16) == s5[:, 4]).mean() > 0.95  # own range
+    assert (lc.estimate_ring(s5[:, :4], n_beams=16, method="elevation") == s5[:, 4]).mean() > 0.95
+    with pytest.raises(ValueError, match="method"):
+        lc.estimate_ring(s5[:, :4], method="guess")
 
 
 def test_lidar_corruptions_run_and_match_their_definitions() -> None:
@@ -92,17 +92,18 @@ def test_lidar_corruptions_run_and_match_their_definitions() -> None:
             out = lc.corrupt_scan(s, name, sev, seed=1)
             assert out.shape[1] == 4 and np.isfinite(out).all() and len(out) > 0
             np.testing.assert_array_equal(out, lc.corrupt_scan(s, name, sev, seed=1))
-    # beam missing drops whole rings: 1/4, 1/2, 3/4 of them
-    for sev, frac in zip(lc.LIDAR_SEVERITIES, (0.25, 0.5, 0.75), strict=True):
+    # beam missing drops whole rings (a 32-beam sensor: 8, 16, 24 draws from rings 2..29)
+    for sev in lc.LIDAR_SEVERITIES:
         out = lc.corrupt_scan(s5, "beam_missing", sev)
-        assert len(np.unique(out[:, 4])) == 16 - round(16 * frac)
-    out = lc.corrupt_scan(s5, "cross_sensor", 3)
-    assert set(np.unique(out[:, 4])) <= {0.0, 4.0, 8.0, 12.0}
+        gone = set(range(16)) - set(np.unique(out[:, 4]).astype(int))
+        assert 1 <= len(gone) <= 8 * sev and gone <= set(range(2, 30))
+    out = lc.corrupt_scan(s5, "cross_sensor", 3)  # rings arange(1, 32, 1.33) removed
+    assert not set(np.unique(out[:, 4]).astype(int)) & set(lc.cross_sensor_rings(3, 32).tolist())
     # fog loses far returns more often, and more with severity
     n_far = [np.sum(np.linalg.norm(lc.corrupt_scan(s, "fog", v)[:, :3], axis=1) > 30) for v in (1, 2, 3)]
     assert n_far[0] > n_far[1] > n_far[2]
-    mb = lc.corrupt_scan(s, "motion_blur", 3) - s
-    assert np.std(mb[:, :2]) == pytest.approx(0.3, rel=0.1) and np.abs(mb[:, 2]).max() < 1e-5
+    mb = lc.corrupt_scan(s, "motion_blur", 3) - s  # one global offset, jitter <= 3 std
+    assert np.abs(mb[:, :3] - np.median(mb[:, :3], axis=0)).max() < 2 * 0.3 + 1e-5
     ct = lc.corrupt_scan(s, "crosstalk", 3)
     assert np.any(ct != s.astype(np.float32), axis=1).sum() == int(0.01 * len(s))
     with pytest.raises(ValueError, match="severity"):
@@ -126,8 +127,8 @@ def test_lidar_corruptions_on_real_kitti_scan() -> None:
         pytest.skip(f"shared data absent: {path}")
     from certkit.pointcloud.io import read_lidar_bin
 
-    scan = read_lidar_bin(path)
-    ring = lc.estimate_ring(scan, 64, fov=(-24.9, 2.0))
+    scan = read_lidar_bin(path, format="kitti")
+    ring = lc.estimate_ring(scan, 64, fov=(-24.9, 2.0), method="elevation")
     assert 40 <= len(np.unique(ring)) <= 64
     sizes = {}
     for name in lc.LIDAR_CORRUPTIONS:

@@ -1,17 +1,22 @@
 """Robo3D's 8 LiDAR corruptions x 3 severities, re-implemented, and the robustness metrics.
 
 Kong, Liu, Li, Chen, Zhang, Cottereau, Ooi, Liu, "Robo3D: Towards Robust and Reliable 3D
-Perception against Corruptions", ICCV 2023, arXiv:2303.17597. The corruption list and the
-metric formulas are the paper's; the physical models are simplified re-implementations of
-the ideas it builds on (fog: the Beer-Lambert attenuation and back-scatter of Hahner et al.
-2021; wet ground: reduced ground reflectivity; snow: scatter returns from flakes), and the
-severity parameters are recalled, not read (marked ``# recalled``), so they are approximate.
-Robo3D's code is CC BY-NC-SA; none of it was used.
+Perception against Corruptions", ICCV 2023, arXiv:2303.17597. Robo3D's generators
+(``create/kitti_c`` of ldkong1205/Robo3D, CC BY-NC-SA: read for issue #21, never copied)
+give the procedure and parameters of four corruptions, re-implemented here exactly
+(:data:`ROBO3D_PARAMS`): beam_missing, cross_sensor, crosstalk, motion_blur, with Robo3D's
+ring estimation (:func:`ring_from_azimuth`). Fog uses the published extinction
+coefficients (0.008, 0.05, 0.2 /m) in a simplified model (Beer-Lambert loss and
+back-scatter, not Hahner et al.'s simulation with its lookup tables); wet ground, snow and
+incomplete echo are our simplified models of the physics Robo3D simulates (marked
+``# ours``): their numbers are not comparable with Robo3D's.
 
 A scan is (N, C) float32 with C >= 4: x, y, z (metres, sensor at the origin), intensity in
 [0, 1] (KITTI's reflectance), and optionally a 5th column with the ring index (nuScenes).
-Where no ring column exists, the ring is estimated from the elevation angle
-(:func:`estimate_ring`). Every corruption returns a new (N', C) scan.
+Where no ring column exists, the ring is estimated as Robo3D does, from the azimuth wrap
+of a scan in sensor order (:func:`ring_from_azimuth`), or from the elevation angle
+(:func:`estimate_ring` with ``method="elevation"``, for clouds not in sensor order). Every
+corruption returns a new (N', C) scan.
 
 Metrics (Robo3D, Eq. 1-2): for corruption i with accuracies A_{i,l} over severities l,
 ``CE_i = sum_l (1 - A_{i,l}) / sum_l (1 - A^base_{i,l})``, ``mCE = mean_i CE_i``,
@@ -39,15 +44,42 @@ def _check_scan(scan: Any) -> F64:
     return s
 
 
-def estimate_ring(scan: Any, n_beams: int = 64, fov: tuple[float, float] | None = None) -> npt.NDArray[np.int64]:
-    """Ring index per point: the 5th column when present, else binned elevation angle.
+#: Published parameters of the faithful corruptions (light, moderate, heavy), KITTI (64 beams).
+ROBO3D_PARAMS: dict[str, tuple[Any, ...]] = {
+    "beam_missing": (16, 32, 48),  # beams drawn (with replacement) from rings 4..58 and removed
+    "cross_sensor": (16, 32, 48),  # rings removed: arange(1, 64, 4 | 2 | 1.33), then every 2nd point
+    "crosstalk": (0.006, 0.008, 0.01),  # fraction of points (distinct) + N(0, 3^2) on x y z intensity
+    "motion_blur": (0.04, 0.08, 0.10),  # std: global offset N(0, std) per axis + clipped jitter
+    "fog": (0.008, 0.05, 0.2),  # extinction coefficient beta (1/m); simplified model
+}
+_CROSS_SENSOR_STEP = (4.0, 2.0, 1.33)
 
-    ``fov`` (degrees, low, high): the sensor's vertical field of view (KITTI's HDL-64E is
-    about (-24.9, 2.0)); None uses the scan's own range. Beams are assumed evenly spaced.
-    """
+
+def ring_from_azimuth(scan: Any, n_beams: int = 64) -> npt.NDArray[np.int64]:
+    """Robo3D's ring index for a scan in sensor order (KITTI): a new ring starts where the
+    azimuth wraps around, i.e. where ``0.5 (yaw / pi + 1)`` (yaw = -atan2(y, -x)) drops from
+    above 0.8 to below 0.2 between consecutive points; indices are clipped to n_beams - 1."""
     s = _check_scan(scan)
+    proj = 0.5 * (-np.arctan2(s[:, 1], -s[:, 0]) / np.pi + 1.0)
+    start = np.zeros(len(s), np.int64)
+    start[1:] = (proj[1:] < 0.2) & (proj[:-1] > 0.8)
+    return np.clip(np.cumsum(start), 0, n_beams - 1)  # type: ignore[no-any-return]
+
+
+def estimate_ring(scan: Any, n_beams: int = 64, fov: tuple[float, float] | None = None,
+                  method: str = "azimuth") -> npt.NDArray[np.int64]:
+    """Ring index per point: the 5th column when present, else :func:`ring_from_azimuth`
+    (``method="azimuth"``, Robo3D's, for scans in sensor order) or the binned elevation angle
+    (``method="elevation"``: ``fov`` (degrees, low, high) is the sensor's vertical field of
+    view, KITTI's HDL-64E about (-24.9, 2.0); None uses the scan's own range; beams evenly
+    spaced). On the shared KITTI scan the two find 46 and 64 rings."""
+    s = _check_scan(scan)
+    if method not in ("azimuth", "elevation"):
+        raise ValueError(f"method: expected 'azimuth' or 'elevation', got {method!r}")
     if s.shape[1] >= 5:
         return s[:, 4].round().astype(np.int64)
+    if method == "azimuth":
+        return ring_from_azimuth(s, n_beams)
     elev = np.degrees(np.arctan2(s[:, 2], np.linalg.norm(s[:, :2], axis=1)))
     lo, hi = fov if fov is not None else (float(elev.min()), float(elev.max()))
     r = np.floor((elev - lo) / max(hi - lo, 1e-9) * n_beams)
@@ -64,8 +96,9 @@ def _ground(s: F64) -> npt.NDArray[np.bool_]:
 
 def fog(s: F64, sev: int, rng: np.random.Generator) -> F64:
     """Beer-Lambert loss exp(-2 beta r) of each return; lost returns become back-scatter
-    points at a random shorter range with low intensity. beta in {0.008, 0.02, 0.05} /m."""
-    beta = (0.008, 0.02, 0.05)[sev - 1]  # recalled order of magnitude
+    points at a random shorter range with low intensity. beta = 0.008, 0.05, 0.2 /m (Robo3D's;
+    the loss model is ours, simpler than Robo3D's fog simulation)."""
+    beta = ROBO3D_PARAMS["fog"][sev - 1]
     out = s.copy()
     r = np.linalg.norm(s[:, :3], axis=1)
     lost = rng.random(len(s)) > np.exp(-2 * beta * r)
@@ -105,31 +138,39 @@ def snow(s: F64, sev: int, rng: np.random.Generator) -> F64:
 
 
 def motion_blur(s: F64, sev: int, rng: np.random.Generator) -> F64:
-    """Ego-motion during a sweep: x, y jitter with sigma in {0.2, 0.25, 0.3} m."""
-    sigma = (0.20, 0.25, 0.30)[sev - 1]  # recalled
+    """Robo3D's motion blur: one global offset N(0, std^2) per axis for the whole scan, plus
+    per-point jitter N(0, (0.1 std)^2) on x and y and N(0, (0.05 std)^2) on z, each clipped
+    to +-3 std; std = 0.04, 0.08, 0.10 m."""
+    std = ROBO3D_PARAMS["motion_blur"][sev - 1]
     out = s.copy()
-    out[:, :2] += rng.normal(scale=sigma, size=(len(s), 2))
+    out[:, :3] += rng.normal(0.0, std, size=3)
+    for axis, rel in ((0, 0.1), (1, 0.1), (2, 0.05)):
+        out[:, axis] += np.clip(rng.normal(0.0, rel * std, size=len(s)), -3 * std, 3 * std)
     return out
 
 
+def _beams(ring: Any) -> int:
+    """Number of beams of the sensor: 64 (KITTI) unless the ring indices say 32 or fewer."""
+    return 32 if int(np.max(ring, initial=0)) < 32 else 64
+
+
 def beam_missing(s: F64, sev: int, rng: np.random.Generator, ring: Any = None) -> F64:
-    """A random subset of rings vanishes: {1/4, 1/2, 3/4} of the beams."""
+    """Robo3D's beam missing: 16, 32 or 48 rings drawn *with replacement* (as published, so
+    fewer distinct rings go) from rings 4..58 of 64 are removed. A 32-beam sensor: half the
+    counts from rings 2..29."""
     ring = estimate_ring(s) if ring is None else np.asarray(ring)
-    beams = np.unique(ring)
-    frac = (0.25, 0.5, 0.75)[sev - 1]  # recalled: 48/32/16 of 64 beams kept
-    gone = rng.choice(beams, round(frac * len(beams)), replace=False)
+    b = _beams(ring)
+    lo, hi = round(4 * b / 64), round(59 * b / 64)
+    gone = rng.choice(np.arange(lo, hi), ROBO3D_PARAMS["beam_missing"][sev - 1] * b // 64)
     return s[~np.isin(ring, gone)]
 
 
 def crosstalk(s: F64, sev: int, rng: np.random.Generator) -> F64:
-    """Another sensor's pulses: a fraction {0.006, 0.008, 0.01} of points are replaced by
-    returns at a random range along their ray, plus 3 m Gaussian clutter."""
-    frac = (0.006, 0.008, 0.01)[sev - 1]  # recalled
+    """Robo3D's crosstalk: int(p N) distinct points, p = 0.006, 0.008, 0.01, get N(0, 3^2)
+    added to x, y, z and intensity (a ring column, when present, is left as is)."""
     out = s.copy()
-    idx = rng.choice(len(s), max(1, int(frac * len(s))), replace=False)
-    r = np.linalg.norm(s[idx, :3], axis=1, keepdims=True).clip(1e-6)
-    out[idx, :3] = s[idx, :3] / r * rng.uniform(1.0, 60.0, size=(len(idx), 1))
-    out[idx, :3] += rng.normal(scale=3.0, size=(len(idx), 3))
+    idx = rng.choice(len(s), int(ROBO3D_PARAMS["crosstalk"][sev - 1] * len(s)), replace=False)
+    out[idx, :4] += rng.normal(size=(len(idx), 4)) * 3.0
     return out
 
 
@@ -137,19 +178,24 @@ def incomplete_echo(s: F64, sev: int, rng: np.random.Generator) -> F64:
     """Dark, specular surfaces return no echo: non-ground points with intensity below the
     median (a stand-in for Robo3D's vehicle points, which need labels) are dropped with
     probability {0.75, 0.85, 0.95}."""
-    p = (0.75, 0.85, 0.95)[sev - 1]  # recalled
+    p = (0.75, 0.85, 0.95)[sev - 1]  # ours
     cand = ~_ground(s) & (s[:, 3] <= np.median(s[:, 3]))
     drop = cand & (rng.random(len(s)) < p)
     return s[~drop]
 
 
+def cross_sensor_rings(sev: int, n_beams: int = 64) -> npt.NDArray[np.int64]:
+    """The rings Robo3D's cross-sensor corruption removes: ``arange(1, n_beams, step)`` with
+    step 4, 2, 1.33 (truncated to integers): 16, 32, 48 of 64 rings (8, 16, 24 of 32)."""
+    return np.arange(1, n_beams, _CROSS_SENSOR_STEP[sev - 1]).astype(np.int64)
+
+
 def cross_sensor(s: F64, sev: int, rng: np.random.Generator, ring: Any = None) -> F64:
-    """A sensor with fewer beams: keep every 2nd ring (light, moderate: plus 30% point
-    drop) or every 4th ring (heavy)."""
+    """Robo3D's cross-sensor: the rings of :func:`cross_sensor_rings` are removed, then every
+    second remaining point (in scan order) is dropped. Deterministic."""
     ring = estimate_ring(s) if ring is None else np.asarray(ring)
-    step, drop = ((2, 0.0), (2, 0.3), (4, 0.0))[sev - 1]  # ours
-    keep = (ring % step == 0) & (rng.random(len(s)) >= drop)
-    return s[keep]
+    kept = s[~np.isin(ring, cross_sensor_rings(sev, _beams(ring)))]
+    return kept[::2]
 
 
 LIDAR_CORRUPTIONS: dict[str, Callable[..., F64]] = {
@@ -166,9 +212,14 @@ LIDAR_SEVERITIES = (1, 2, 3)
 
 
 def corrupt_scan(
-    scan: Any, name: str, severity: int, *, seed: int = 0, index: int = 0, n_beams: int = 64
+    scan: Any, name: str, severity: int, *, seed: int = 0, index: int = 0, n_beams: int = 64,
+    ring_method: str = "azimuth",
 ) -> F32:
-    """Apply Robo3D corruption ``name`` at severity 1 (light), 2 (moderate) or 3 (heavy)."""
+    """Apply Robo3D corruption ``name`` at severity 1 (light), 2 (moderate) or 3 (heavy).
+
+    Rings (beam_missing, cross_sensor) come from a 5th column, else from
+    :func:`estimate_ring` with ``ring_method`` ("azimuth": Robo3D's, needs the scan in sensor
+    order; "elevation": for reordered clouds)."""
     if name not in LIDAR_CORRUPTIONS:
         raise ValueError(f"name: unknown corruption {name!r}; expected one of {sorted(LIDAR_CORRUPTIONS)}")
     if severity not in LIDAR_SEVERITIES:
@@ -179,7 +230,8 @@ def corrupt_scan(
     rng = np.random.default_rng([seed, list(LIDAR_CORRUPTIONS).index(name), severity, index])
     fn = LIDAR_CORRUPTIONS[name]
     if name in ("beam_missing", "cross_sensor"):
-        return fn(s, severity, rng, ring=estimate_ring(s, n_beams)).astype(np.float32)  # type: ignore[no-any-return]
+        ring = estimate_ring(s, n_beams, method=ring_method)
+        return fn(s, severity, rng, ring=ring).astype(np.float32)  # type: ignore[no-any-return]
     return fn(s, severity, rng).astype(np.float32)  # type: ignore[no-any-return]
 
 
@@ -204,7 +256,8 @@ def corrupt_object(
     """A LiDAR corruption applied to an object cloud seen from 10 m (rings from elevation),
     then cropped, as an object detector's box would, to radius ``crop`` in the object frame
     (the 8 nearest points are kept if fewer remain)."""
-    out = scan_to_object(corrupt_scan(object_scan(cloud), name, severity, seed=seed, index=index))
+    out = scan_to_object(corrupt_scan(object_scan(cloud), name, severity, seed=seed, index=index,
+                                      ring_method="elevation"))
     r = np.linalg.norm(out, axis=1)
     keep = r <= crop
     if keep.sum() < 8:
@@ -249,13 +302,16 @@ def mrr(acc: Any, acc_clean: float) -> float:
 __all__ = [
     "LIDAR_CORRUPTIONS",
     "LIDAR_SEVERITIES",
+    "ROBO3D_PARAMS",
     "corrupt_object",
     "corrupt_scan",
     "corruption_error",
+    "cross_sensor_rings",
     "estimate_ring",
     "mce",
     "mrr",
     "object_scan",
     "resilience_rate",
+    "ring_from_azimuth",
     "scan_to_object",
 ]
