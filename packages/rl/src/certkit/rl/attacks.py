@@ -61,7 +61,55 @@ def _scores_fn(policy: Any) -> Any:
     return pol.scores
 
 
-class AdaptiveSmoothedAttack:
+def _project(dn: npt.NDArray[np.float64], remaining2: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """Rows of ``dn`` scaled into the remaining budget balls (float64, a 1e-6 margin so
+    float32 rounding never exceeds the budget)."""
+    nr = np.linalg.norm(dn, axis=1)
+    scale = np.minimum(1.0, np.sqrt(remaining2) * (1 - 1e-6) / np.maximum(nr, 1e-30))
+    return (dn * scale[:, None]).astype(np.float32)
+
+
+class _CarryOverAttack:
+    """Shared bookkeeping of the budgeted attacks: a total ℓ2 budget B per episode, the
+    remaining r² = B² − Σ‖ε_s‖² per episode of the batch, a torch generator per batch."""
+
+    def __init__(self, policy: Any, sigma: float, budget: float, seed: int) -> None:
+        self.scores = _scores_fn(policy)
+        self.scores_ng = getattr(as_policy(policy), "scores_nograd", self.scores)
+        self.sigma = check_sigma(sigma)
+        self.budget = check_positive(budget, "budget", allow_zero=True)
+        self.seed = check_seed(seed)
+        self.remaining2 = np.zeros(0)
+        self.successes = 0
+        self.attempts = 0
+
+    def begin(self, episode_ids: npt.NDArray[np.int64]) -> None:
+        self.remaining2 = np.full(episode_ids.size, self.budget**2)
+        self.gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(episode_ids[0]))
+
+    def _live(self, obs: npt.NDArray[np.float32], active: npt.NDArray[np.bool_]
+              ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.intp], torch.Tensor | None]:
+        """(ε (N, D) zeros, the rows with budget left, their observations (m, D) or None)."""
+        flat = obs.reshape(obs.shape[0], -1)
+        eps = np.zeros_like(flat)
+        live = np.flatnonzero(active & (self.remaining2 > 1e-12))
+        if live.size == 0 or self.budget == 0:
+            return eps, live, None
+        return eps, live, torch.from_numpy(np.ascontiguousarray(flat[live]))
+
+    def _spend(self, eps: npt.NDArray[np.float32], rows: npt.NDArray[np.intp],
+               delta: npt.NDArray[Any], keep: npt.NDArray[np.bool_] | None = None) -> None:
+        """ε[rows] = delta projected on the remaining budget (zero where not ``keep``: an
+        unsuccessful attempt costs nothing), and charge it."""
+        dn = _project(np.asarray(delta, np.float64), self.remaining2[rows])
+        if keep is not None:
+            dn[~keep] = 0.0
+        eps[rows] = dn
+        self.remaining2[rows] = np.maximum(
+            self.remaining2[rows] - np.square(dn.astype(np.float64)).sum(axis=1), 0.0)
+
+
+class AdaptiveSmoothedAttack(_CarryOverAttack):
     """Adaptive attack on a smoothed policy with a total ℓ2 budget per episode.
 
     policy: differentiable policy (Q-values or logits). sigma: the smoothing σ.
@@ -73,23 +121,12 @@ class AdaptiveSmoothedAttack:
     def __init__(self, policy: Any, sigma: float, budget: float, threshold: float = 0.0, *,
                  n_samples: int = 128, pgd_samples: int = 32, pgd_steps: int = 10,
                  seed: int = 0, shrink_steps: int = 0) -> None:
-        self.scores = _scores_fn(policy)
-        self.scores_ng = getattr(as_policy(policy), "scores_nograd", self.scores)
-        self.sigma = check_sigma(sigma)
-        self.budget = check_positive(budget, "budget", allow_zero=True)
+        super().__init__(policy, sigma, budget, seed)
         self.threshold = check_positive(threshold, "threshold", allow_zero=True)
         self.n_samples = check_int(n_samples, "n_samples", minimum=1)
         self.pgd_samples = check_int(pgd_samples, "pgd_samples", minimum=1)
         self.pgd_steps = check_int(pgd_steps, "pgd_steps", minimum=1)
         self.shrink_steps = check_int(shrink_steps, "shrink_steps", minimum=0)
-        self.seed = check_seed(seed)
-        self.remaining2 = np.zeros(0)
-        self.successes = 0
-        self.attempts = 0
-
-    def begin(self, episode_ids: npt.NDArray[np.int64]) -> None:
-        self.remaining2 = np.full(episode_ids.size, self.budget**2)
-        self.gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(episode_ids[0]))
 
     def _smoothed_q(self, o: torch.Tensor, s: int) -> torch.Tensor:
         n, d = o.shape
@@ -124,13 +161,9 @@ class AdaptiveSmoothedAttack:
 
     def perturb(self, obs: npt.NDArray[np.float32], active: npt.NDArray[np.bool_],
                 t: int) -> npt.NDArray[np.float32]:
-        n = obs.shape[0]
-        flat = obs.reshape(n, -1)
-        eps = np.zeros_like(flat)
-        live = np.flatnonzero(active & (self.remaining2 > 1e-12))
-        if live.size == 0 or self.budget == 0:
+        eps, live, o = self._live(obs, active)
+        if o is None:
             return eps.reshape(obs.shape)
-        o = torch.from_numpy(np.ascontiguousarray(flat[live]))
         q = self._smoothed_q(o, self.n_samples)
         best = q.max(dim=1).values
         is_target = q < (best - self.threshold).unsqueeze(1)
@@ -176,30 +209,12 @@ class AdaptiveSmoothedAttack:
                 delta = torch.where(ok.unsqueeze(1), small, delta)
         self.attempts += int(m)
         self.successes += int(done.sum())
-        delta = delta.detach()
-        # Project once more in float64 so float32 rounding never exceeds the budget.
-        dn = delta.numpy().astype(np.float64)
-        rows = live[sel.numpy()]
-        nr = np.linalg.norm(dn, axis=1)
-        scale = np.minimum(1.0, np.sqrt(self.remaining2[rows]) * (1 - 1e-6) / np.maximum(nr, 1e-30))
-        dn = (dn * scale[:, None]).astype(np.float32)
-        ok = done.numpy()
-        dn[~ok] = 0.0  # an unsuccessful attempt costs nothing
-        eps[rows] = dn
-        self.remaining2[rows] = np.maximum(
-            self.remaining2[rows] - np.square(dn.astype(np.float64)).sum(axis=1), 0.0)
+        # projected once more in float64 so float32 rounding never exceeds the budget
+        self._spend(eps, live[sel.numpy()], delta.detach().numpy(), done.numpy())
         return eps.reshape(obs.shape)
 
 
-def _project(dn: npt.NDArray[np.float64], remaining2: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
-    """Rows of ``dn`` scaled into the remaining budget balls (float64, a 1e-6 margin so
-    float32 rounding never exceeds the budget)."""
-    nr = np.linalg.norm(dn, axis=1)
-    scale = np.minimum(1.0, np.sqrt(remaining2) * (1 - 1e-6) / np.maximum(nr, 1e-30))
-    return (dn * scale[:, None]).astype(np.float32)
-
-
-class FixedStepAttack:
+class FixedStepAttack(_CarryOverAttack):
     """The authors' fixed-step attack on a smoothed policy (see the module doc), batched
     over episodes; a total ℓ2 budget B carried over the episode.
 
@@ -210,22 +225,11 @@ class FixedStepAttack:
     def __init__(self, policy: Any, sigma: float, budget: float, threshold: float = 0.0, *,
                  n_samples: int = 128, step: float = 0.01, step_multiplier: float = 2.0,
                  seed: int = 0) -> None:
-        self.scores = _scores_fn(policy)
-        self.scores_ng = getattr(as_policy(policy), "scores_nograd", self.scores)
-        self.sigma = check_sigma(sigma)
-        self.budget = check_positive(budget, "budget", allow_zero=True)
+        super().__init__(policy, sigma, budget, seed)
         self.threshold = check_positive(threshold, "threshold", allow_zero=True)
         self.n_samples = check_int(n_samples, "n_samples", minimum=1)
         self.step = check_positive(step, "step")
         self.step_multiplier = check_positive(step_multiplier, "step_multiplier")
-        self.seed = check_seed(seed)
-        self.remaining2 = np.zeros(0)
-        self.successes = 0
-        self.attempts = 0
-
-    def begin(self, episode_ids: npt.NDArray[np.int64]) -> None:
-        self.remaining2 = np.full(episode_ids.size, self.budget**2)
-        self.gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(episode_ids[0]))
 
     def _mean_scores(self, x: torch.Tensor, noise: torch.Tensor, grad: bool) -> torch.Tensor:
         s, m, d = noise.shape
@@ -235,13 +239,9 @@ class FixedStepAttack:
 
     def perturb(self, obs: npt.NDArray[np.float32], active: npt.NDArray[np.bool_],
                 t: int) -> npt.NDArray[np.float32]:
-        n = obs.shape[0]
-        flat = obs.reshape(n, -1)
-        eps = np.zeros_like(flat)
-        live = np.flatnonzero(active & (self.remaining2 > 1e-12))
-        if live.size == 0 or self.budget == 0:
+        eps, live, o = self._live(obs, active)
+        if o is None:
             return eps.reshape(obs.shape)
-        o = torch.from_numpy(np.ascontiguousarray(flat[live]))
         m, d = o.shape
         with torch.no_grad():
             q = self._mean_scores(o, torch.randn((self.n_samples, m, d), generator=self.gen)
@@ -285,45 +285,27 @@ class FixedStepAttack:
             found[sel] = True
         self.attempts += int(is_target.any(dim=1).sum())
         self.successes += int(found.sum())
-        dn = _project(best.numpy().astype(np.float64), self.remaining2[live])
-        dn[~found.numpy()] = 0.0
-        eps[live] = dn
-        self.remaining2[live] = np.maximum(
-            self.remaining2[live] - np.square(dn.astype(np.float64)).sum(axis=1), 0.0)
+        self._spend(eps, live, best.numpy(), found.numpy())
         return eps.reshape(obs.shape)
 
 
-class SpreadBudgetAttack:
+class SpreadBudgetAttack(_CarryOverAttack):
     """Spends ``B/√T`` at every step (total exactly B over T steps): one ℓ2 FGSM step away
     from the smoothed action, on the gradient of the cross-entropy averaged over
     ``n_samples`` noise draws. policy: differentiable. horizon: T."""
 
     def __init__(self, policy: Any, sigma: float, budget: float, horizon: int, *,
                  n_samples: int = 32, seed: int = 0) -> None:
-        self.scores = _scores_fn(policy)
-        self.sigma = check_sigma(sigma)
-        self.budget = check_positive(budget, "budget", allow_zero=True)
+        super().__init__(policy, sigma, budget, seed)
         self.horizon = check_int(horizon, "horizon", minimum=1)
         self.n_samples = check_int(n_samples, "n_samples", minimum=1)
-        self.seed = check_seed(seed)
         self.per_step = self.budget / math.sqrt(self.horizon)
-        self.remaining2 = np.zeros(0)
-        self.successes = 0
-        self.attempts = 0
-
-    def begin(self, episode_ids: npt.NDArray[np.int64]) -> None:
-        self.remaining2 = np.full(episode_ids.size, self.budget**2)
-        self.gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(episode_ids[0]))
 
     def perturb(self, obs: npt.NDArray[np.float32], active: npt.NDArray[np.bool_],
                 t: int) -> npt.NDArray[np.float32]:
-        n = obs.shape[0]
-        flat = obs.reshape(n, -1)
-        eps = np.zeros_like(flat)
-        live = np.flatnonzero(active & (self.remaining2 > 1e-12))
-        if live.size == 0 or self.budget == 0:
+        eps, live, o = self._live(obs, active)
+        if o is None:
             return eps.reshape(obs.shape)
-        o = torch.from_numpy(np.ascontiguousarray(flat[live]))
         m, d = o.shape
         s = self.n_samples
         noise = torch.randn((s, m, d), generator=self.gen) * self.sigma
@@ -333,10 +315,7 @@ class SpreadBudgetAttack:
         loss = F.cross_entropy(logits, a0.repeat(s), reduction="sum")
         (g,) = torch.autograd.grad(loss, x)
         step = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12) * self.per_step
-        dn = _project(step.detach().numpy().astype(np.float64), self.remaining2[live])
-        eps[live] = dn
-        self.remaining2[live] = np.maximum(
-            self.remaining2[live] - np.square(dn.astype(np.float64)).sum(axis=1), 0.0)
+        self._spend(eps, live, step.detach().numpy())
         self.attempts += m
         return eps.reshape(obs.shape)
 
