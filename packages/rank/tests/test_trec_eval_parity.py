@@ -27,10 +27,11 @@ PTE = {"map": "map", "map_cut.10": "map_cut_10", "ndcg": "ndcg", "ndcg_cut.10": 
        "ndcg_cut_5": "ndcg_cut_5", "P.10": "P_10", "P_5": "P_5", "recall.100": "recall_100",
        "recall_5": "recall_5", "recip_rank": "recip_rank", "Rprec": "Rprec", "bpref": "bpref",
        "success.1": "success_1", "success.10": "success_10", "num_rel": "num_rel",
-       "num_ret": "num_ret", "num_rel_ret": "num_rel_ret", "num_q": "num_q"}
+       "num_ret": "num_ret", "num_rel_ret": "num_rel_ret", "num_q": "num_q", "set_recall": "set_recall",
+       "set_P": "set_P"}
 # ours (ir-measures names) -> ir-measures measure string
 IRM = ["nDCG@10", "nDCG", "AP", "AP@10", "RR", "RR@10", "R@100", "R@5", "P@10", "P@5", "Judged@10",
-       "AP(rel=2)", "P(rel=2)@5", "Rprec", "Bpref", "Success@10", "NumRel", "NumRet", "NumRelRet", "NumQ"]
+       "AP(rel=2)", "P(rel=2)@5", "Rprec", "Bpref", "Success@10", "NumRel", "NumRet", "NumRelRet", "NumQ", "SetR", "SetP"]
 # ir-measures sorts Judged@k and RR@k (its msmarco provider) by (score desc, docid ASCENDING)
 # in double precision, unlike trec_eval and its own other measures: compared on tie-free runs
 IRM_OWN_ORDER = {"Judged@10", "RR@10"}
@@ -121,7 +122,8 @@ def test_names_of_trec_eval_and_ir_measures() -> None:
     same = [("ndcg_cut.10", "ndcg_cut_10", "nDCG@10", "ndcg@10"), ("P.10", "P_10", "P@10", "p@10"),
             ("recall.100", "recall_100", "R@100", "r@100"), ("map", "AP", "ap"),
             ("recip_rank", "RR", "rr"), ("map_cut.10", "AP@10", "ap@10"), ("success.10", "Success@10"),
-            ("num_rel_ret", "NumRelRet", "NumRet(rel=1)"), ("set_recall", "R", "r")]
+            ("num_rel_ret", "NumRelRet", "NumRet(rel=1)"), ("set_recall", "SetR", "R", "r"),
+            ("set_P", "SetP")]
     for group in same:
         kinds = {(parse_measure(n).kind, parse_measure(n).cut) for n in group}
         assert len(kinds) == 1, group

@@ -38,7 +38,8 @@ measure                 trec_eval                  ir-measures / ours
 average precision       ``map``, ``map_cut.k``     ``AP``, ``AP@k``, ``map``, ``ap@k``
 nDCG                    ``ndcg``, ``ndcg_cut.k``   ``nDCG``, ``nDCG@k``
 precision               ``P.k``                    ``P@k``
-recall                  ``recall.k``, ``set_recall``  ``R@k``, ``R`` (all retrieved)
+recall                  ``recall.k``, ``set_recall``  ``R@k``, ``SetR`` (``R``: all retrieved)
+set precision           ``set_P``                  ``SetP``
 reciprocal rank         ``recip_rank``             ``RR``, ``RR@k``
 R-precision             ``Rprec``                  ``Rprec``
 bpref                   ``bpref``                  ``Bpref``
@@ -78,13 +79,14 @@ COUNT_MEASURES = ("num_q", "num_ret", "num_rel", "num_rel_ret")
 # kinds: ap ndcg p r rr rprec bpref success judged num_q num_ret num_rel num_rel_ret
 _CUT_KINDS = {"ap", "ndcg", "p", "r", "rr", "success", "judged"}
 _NEEDS_CUT = {"p", "success", "judged"}
-_NO_CUT = {"rprec", "bpref", *COUNT_MEASURES}
+_NO_CUT = {"rprec", "bpref", "setp", *COUNT_MEASURES}
 # lower-cased name -> kind (ours, trec_eval's and ir-measures' spellings)
 _ALIASES = {
     "ap": "ap", "map": "ap", "map_cut": "ap",
     "ndcg": "ndcg", "ndcg_cut": "ndcg",
     "p": "p",
-    "r": "r", "recall": "r", "set_recall": "r",
+    "r": "r", "recall": "r", "set_recall": "r", "setr": "r",
+    "set_p": "setp", "setp": "setp",
     "rr": "rr", "recip_rank": "rr", "mrr": "rr",
     "rprec": "rprec", "bpref": "bpref",
     "success": "success", "judged": "judged",
@@ -258,6 +260,8 @@ def _one_query(ranked: Sequence[str], judged: Mapping[str, int], m: Measure, lev
         return float(num_rel)
     if kind == "num_rel_ret":
         return float(sum(rel))
+    if kind == "setp":
+        return sum(rel) / len(ranked) if ranked else 0.0
     if kind == "judged":
         assert cut is not None
         top = grades[:cut]
