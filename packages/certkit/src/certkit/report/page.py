@@ -43,7 +43,7 @@ h1{font-size:1.9rem;margin:.2em 0 .3em}
 h2{font-size:1.45rem;margin:0;line-height:1.3}
 h3{font-size:1.05rem;margin:1.2em 0 .4em}
 .lede{font-size:1.05rem;max-width:62em;margin:.2em 0 .8em}
-.meta{color:var(--muted);font-size:.9rem}
+.meta{color:var(--muted);font-size:.9rem}.meta code{white-space:nowrap}
 .status{display:inline-block;padding:.15em .7em;border-radius:999px;font-weight:600;font-size:.95rem}
 .status.ok{background:color-mix(in srgb,var(--ok) 15%,transparent);color:var(--ok)}
 .status.bad{background:color-mix(in srgb,var(--bad) 15%,transparent);color:var(--bad)}
