@@ -243,3 +243,20 @@ def test_conformal_cli_on_the_user_cnn(user: dict[str, str], capsys: pytest.Capt
                         (["--num-classes", "3"], "--num-classes")):
         assert main([*common, *bad]) == 2
         assert needle in _one_line_error(capsys)
+
+
+def test_report_on_the_user_cnn(user: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`certkit report --model M --data D --labels L --only attacks` writes the page for the
+    user's model; data options without --model are refused (one line, exit 2)."""
+    pytest.importorskip("certkit.report")
+    out = Path(user["dir"]) / "report"
+    rc = main(["--quiet", "--json", "report", "--model", user["model"], "--weights", user["weights"], "--data",
+               user["x"], "--labels", user["y"], "--only", "attacks", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    text = json.dumps(summary)
+    assert "x.npy" in text and "APGD" in text
+    assert "x.npy" in (out / "index.html").read_text()
+    capsys.readouterr()
+    assert main(["report", "--data", user["x"], "--out", str(out)]) == 2
+    assert "--model" in _one_line_error(capsys)

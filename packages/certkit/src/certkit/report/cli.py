@@ -17,14 +17,36 @@ def report_command(
     full: Annotated[bool, typer.Option("--full", help="Paper-scale runs instead of the quick defaults.")] = False,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these domains (repeatable).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for every sampler.")] = 0,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Your image classifier (TorchScript, .pt2 or module:factory): the vision sections "
+                        "run on it and --data instead of the embedded defaults (implies --only vision "
+                        "attacks unless --only is given).")] = None,
+    weights: Annotated[str | None, typer.Option(help="state_dict for --model module:factory.")] = None,
+    data: Annotated[str | None, typer.Option(
+        help="Your data for --model: .npy/.npz/.pt arrays, a CIFAR binary or image folder, or a name.")] = None,
+    labels: Annotated[str | None, typer.Option(help="Labels for array --data without them.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Directory of a named --data set.")] = None,
+    image_size: Annotated[str | None, typer.Option(help="H or HxW for image folders.")] = None,
+    layout: Annotated[str, typer.Option(help="Array layout: auto | nchw | nhwc.")] = "auto",
+    num_classes: Annotated[int, typer.Option(help="Number of classes of --model.")] = 10,
+    sigma: Annotated[float, typer.Option(help="Smoothing σ for --model (train it under this noise).")] = 0.25,
 ) -> None:
-    """Run every installed domain's headline certificate and attack on embedded defaults,
-    and write OUT/index.html (self-contained) and OUT/summary.json."""
+    """Run every installed domain's headline certificate and attack on embedded defaults
+    (or the vision sections on your --model and --data), and write OUT/index.html
+    (self-contained) and OUT/summary.json."""
     use_agg()
     from certkit.report.build import build_report
 
+    inputs: dict[str, object] = {}
+    if model is not None:
+        inputs = {"model": model, "weights": weights, "data": data or "digits", "labels": labels,
+                  "data_dir": data_dir, "image_size": image_size, "layout": layout, "num_classes": num_classes,
+                  "sigma": sigma}
+        only = only or ["vision", "attacks"]
+    elif any(v is not None for v in (weights, data, labels, data_dir, image_size)):
+        raise UsageError("--data/--labels/--weights: need --model (the report runs your model on your data)")
     ctx = ReportContext(out_dir=out, cache_dir=cache_dir("models"), full=full, seed=seed,
-                        quiet=bool(STATE["quiet"]))
+                        quiet=bool(STATE["quiet"]), inputs=inputs)
     page, sections = build_report(ctx, only=only, log=(lambda s: None) if STATE["json"] else typer.echo)
     failed = [s.key for s in sections if s.error]
     if STATE["json"]:

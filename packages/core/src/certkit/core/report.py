@@ -35,9 +35,9 @@ class Figure:
 class Table:
     """A small results table; cells are numbers or strings.
 
-    n, of: the number of examples the table's proportions (accuracies, rates) rest on and
-    what they are ("test clouds"); the report page then states how wide their 95%
-    Clopper-Pearson intervals can be."""
+    n, of: the number of examples the table's proportions (accuracies, rates) rest on (the
+    smallest, when columns differ) and what they are ("test clouds"); the report page then
+    states how wide their 95% Clopper-Pearson intervals can be."""
 
     name: str
     columns: list[str]
@@ -82,6 +82,10 @@ class ReportContext:
     out_dir: where the report is written (sections may write extra files below it).
     cache_dir: the user's cache directory for trained reference models.
     full: run the paper-scale version instead of the quick default.
+    inputs: the user's model and data (``certkit report --model M --data D ...``: keys
+        ``model``, ``weights``, ``data``, ``labels``, ``data_dir``, ``image_size``,
+        ``layout``, ``num_classes``, ``sigma``); empty for the embedded defaults. A section
+        that cannot run on them leaves them alone.
     """
 
     out_dir: Path
@@ -90,6 +94,7 @@ class ReportContext:
     seed: int = 0
     quiet: bool = True
     device: str = "cpu"
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 def figure_from_matplotlib(fig: Any, name: str, caption: str = "", dpi: int = 110) -> Figure:
