@@ -125,7 +125,7 @@ def test_table_sample_size_note() -> None:
     assert 0.24 < max_halfwidth(16) < 0.27 and max_halfwidth(539) < 0.05
     sec = Section(domain="d", title="T", tables=[Table("t", ["a"], [[0.5]], "Sixteen clouds.", n=16, of="test clouds")])
     html = render_html([sec], {})
-    assert "Sixteen clouds. Proportions in this table rest on n = 16 test clouds; the 95% interval of each is at " \
+    assert "Sixteen clouds. Proportions in this table rest on at least n = 16 test clouds; the 95% interval of each is at " \
            "most ±25 percentage points wide (Clopper-Pearson)." in html
 
 

@@ -197,7 +197,7 @@ def render_table(t: Table) -> str:
     if isinstance(n, int) and not isinstance(n, bool) and n > 0:
         of = f" {t.of}" if getattr(t, "of", "") else ""
         caption = (f"{caption} " if caption else "") + (
-            f"Proportions in this table rest on n = {n:,}{of}; the 95% interval of each is at most "
+            f"Proportions in this table rest on at least n = {n:,}{of}; the 95% interval of each is at most "
             f"±{100 * max_halfwidth(n):.0f} percentage points wide (Clopper-Pearson).")
     if caption:
         parts.append(f"<p class='caption'>{_e(caption)}</p>")
