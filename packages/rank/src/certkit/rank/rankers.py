@@ -490,14 +490,16 @@ class BM25Ranker:
                           "retrieve nothing", stacklevel=2)
         names = self._doc_id_array[idx].tolist()
         vals = scores.tolist()
+        nonzero = scores != 0  # a document matching no query term scores exactly 0
+        full = nonzero.all(axis=1).tolist()
         out: Run = {}
-        for qid, e, nm, v, row in zip(qids, empty.tolist(), names, vals, scores, strict=True):
+        for i, (qid, e, nm, v) in enumerate(zip(qids, empty.tolist(), names, vals, strict=True)):
             if e:
                 out[qid] = {}
-            elif pad:
+            elif pad or full[i]:
                 out[qid] = dict(zip(nm, v, strict=True))
-            else:  # a document matching no query term scores exactly 0
-                out[qid] = {d: x for d, x, nz in zip(nm, v, (row != 0).tolist(), strict=True) if nz}
+            else:
+                out[qid] = {d: x for d, x, nz in zip(nm, v, nonzero[i].tolist(), strict=True) if nz}
         return out
 
 
