@@ -296,17 +296,17 @@ def sections(ctx: ReportContext) -> Section:
                   f"counted as a success only within ℓ2 ≤ {EPS_L2} (first {min(n, b.n_cw)} "
                   "images). Defensive distillation resists FGSM/PGD on the cross-entropy "
                   "(saturated softmax, vanishing gradient) and falls to the logit-based "
-                  "DLR and CW losses."),
+                  "DLR and CW losses.", n=min(n, b.n_cw), of="test digits"),
             Table("corruptions", ["model", "clean err", "mean corr. err", "mCE", "rel. mCE",
                                   *[f"CE {f}" for f in FAMILIES]], mce_rows,
                   "Corruption error over 13 corruptions × 5 severities, normalised by the "
-                  "standard CNN (so its mCE is 1)."),
+                  "standard CNN (so its mCE is 1).", n=n, of="test digits"),
             Table("translation", ["model", "acc", "1-px flip rate", "acc (crop sel.)",
                                   "flip (crop sel.)", "certified consistent"], tr_rows,
                   "One-pixel realistic (non-cyclic) shifts in the 4 axis directions; crop "
                   "selection among 5×5 candidate 8×8 crops of a 12×12 view; 'certified' "
                   "counts inputs whose selected crop provably stays the same under all 4 "
-                  "shifts (exchangeable-score bound (n−1)/(n+1) = 0.667)."),
+                  "shifts (exchangeable-score bound (n−1)/(n+1) = 0.667).", n=n, of="test digits"),
         ],
         figures=[figure],
         text=("The attack suite is the empirical check for every certificate in certkit: "

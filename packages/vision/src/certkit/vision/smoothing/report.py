@@ -47,7 +47,8 @@ def curves_part(models: dict[float, Any], x: Any, y: Any, cfg: dict[str, Any], *
         domain="vision", title="curves", summary=summary,
         tables=[Table(f"Randomized smoothing on {data_name}",
                       ["σ", "clean acc (base)", *[f"r={r:g}" for r in RADII], "ACR"], rows,
-                      f"{len(x)} test inputs, n0 = 100, n = {cfg['n']:,}, α = 0.001.")],
+                      f"{len(x)} test inputs, n0 = 100, n = {cfg['n']:,}, α = 0.001.",
+                      n=len(x), of="test inputs")],
         figures=[figure_from_matplotlib(fig, "vision_certified_accuracy",
                                         "Certified accuracy vs ℓ2 radius (Cohen et al. 2019), one curve per σ.")])
 
