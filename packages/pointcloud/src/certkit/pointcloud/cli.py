@@ -118,10 +118,15 @@ def certify(
     n: Annotated[int, typer.Option(help="Monte-Carlo samples")] = 1000,
     alpha: float = 0.001,
     seed: int = 0,
-    out: Annotated[Path | None, typer.Option(help="JSON-lines results (resumable)")] = None,
+    out: Annotated[Path | None, typer.Option(help="JSON-lines results (resumable with the same settings)")] = None,
+    new: Annotated[bool, typer.Option("--new", help="move an old --out aside and start afresh")] = False,
 ) -> None:
-    """Certify clouds: ℓ2 coordinate smoothing, PointGuard (t points) or z-rotation smoothing."""
-    from certkit.core.results import ResultLog
+    """Certify clouds: ℓ2 coordinate smoothing, PointGuard (t points) or z-rotation smoothing.
+
+    With --out, each cloud's result is written as it is done and a rerun resumes; the file
+    records the settings (model and data fingerprints, method and its parameters, n, alpha,
+    seed) and refuses to resume with others, and a second concurrent writer fails."""
+    from certkit.core.results import ResultLog, fingerprint, run_settings
     from certkit.pointcloud import pointguard, rotation_smoothing, smoothing
 
     if method not in ("smoothing", "pointguard", "rotation"):
@@ -129,7 +134,13 @@ def certify(
     m = _model(model, weights, points)
     X, y = _data(files, labels, points, limit, seed, m)
     C = int(m(__import__("torch").from_numpy(X[:1])).shape[1])
-    log = ResultLog(out) if out is not None else None
+    params: dict[str, Any] = {"smoothing": {"sigma": sigma}, "pointguard": {"k": k, "threat": threat},
+                              "rotation": {"scale": sigma, "noise": noise}}[method]
+    log = None
+    if out is not None:
+        settings = run_settings(model=fingerprint(m), data=fingerprint(X), labels=fingerprint(y), method=method,
+                                num_classes=C, n=n, alpha=alpha, seed=seed, **params)
+        log = ResultLog(out, settings=settings, new=new)
     rows = []
     todo = log.todo(range(len(X))) if log is not None else list(range(len(X)))
     for i in todo:
@@ -145,7 +156,7 @@ def certify(
                                                     alpha=alpha, seed=seed, index=i)
             row = {"idx": i, "label": r.label, "radius": r.angle if np.isfinite(r.angle) else 1e9,
                    "p_lower": r.p_lower}
-        row.update(true=int(y[i]), correct=bool(row["label"] == y[i]), method=method)
+        row.update(true=int(y[i]), correct=bool(row["label"] == y[i]), method=method, seed=seed)
         if log is not None:
             log.write(row)
         rows.append(row)
@@ -171,36 +182,62 @@ def attack(
     eps: Annotated[float, typer.Option(help="PGD ℓ∞ radius")] = 0.02,
     seed: int = 0,
 ) -> None:
-    """Attack clouds; prints success rate, Chamfer and Hausdorff distances and queries."""
+    """Attack the correctly classified clouds; print how many there are, the success rate over
+    them, and Chamfer / Hausdorff distances (float64, over the successful attacks) and queries
+    (over the attacked clouds). Misclassified clouds are not attacked and not counted."""
+    from certkit.pointcloud.models import predict
+
+    if method not in ("hacker3d", "gsda", "pgd"):
+        raise UsageError(f"method: expected hacker3d, gsda or pgd, got {method!r}")
+    m = _model(model, weights, points)
+    X, y = _data(files, labels, points, limit, seed, m)
+    correct = predict(m, X) == y
+    idx = np.flatnonzero(correct)
+    s, cd, hd, q = _run_attack(method, m, X[idx], y[idx], idx, points=points, max_queries=max_queries,
+                               steps=steps, eps=eps, seed=seed)
+    summ = attack_summary(method, len(X), s, cd, hd, q)
+    _out(summ, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summ.items()))
+
+
+def _run_attack(method: str, m: Any, X: np.ndarray, y: np.ndarray, idx: np.ndarray, *, points: int,
+                max_queries: int, steps: int, eps: float,
+                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Attack the clouds X (B, N, 3) with labels y (B,) (idx: their positions in the input, which
+    seed 3DHacker per cloud as before); returns success, Chamfer, Hausdorff and queries (B,)."""
     from certkit.pointcloud.data import make_shapes
+    from certkit.pointcloud.distances import chamfer, hausdorff
     from certkit.pointcloud.gsda import gsda_attack
     from certkit.pointcloud.hacker3d import hacker3d
     from certkit.pointcloud.models import predict
     from certkit.pointcloud.pgd import pgd_attack
 
-    m = _model(model, weights, points)
-    X, y = _data(files, labels, points, limit, seed, m)
+    if len(X) == 0:
+        return (np.zeros(0, bool), *(np.zeros(0) for _ in range(3)))  # type: ignore[return-value]
     if method == "hacker3d":
         Xp, yp = make_shapes(64, points, seed=seed + 1, split="partners")
-        res = []
-        for i in range(len(X)):
-            pool = Xp[yp != y[i]]
-            h = hacker3d(lambda c: predict(m, c), X[i], int(y[i]), pool, max_queries=max_queries,
-                         seed=seed + i)
-            res.append((h.success, h.chamfer, h.hausdorff, h.queries))
-        s, cd, hd, q = (np.array(v) for v in zip(*res, strict=True))
-    elif method in ("gsda", "pgd"):
+        hs = [hacker3d(lambda c: predict(m, c), X[j], int(y[j]), Xp[yp != y[j]], max_queries=max_queries,
+                       seed=seed + int(i)) for j, i in enumerate(idx)]
+        s, adv, q = np.array([h.success for h in hs]), np.stack([h.adv for h in hs]), np.array([h.queries for h in hs])
+    else:
         r = (gsda_attack(m, X, y, steps=steps) if method == "gsda"
              else pgd_attack(m, X, y, eps=eps, steps=steps, seed=seed))
-        s, cd, hd, q = r.success, r.chamfer, r.hausdorff, np.full(len(X), r.queries / len(X))
-    else:
-        raise UsageError(f"method: expected hacker3d, gsda or pgd, got {method!r}")
-    ok = s.astype(bool)
-    summ = {"method": method, "n": len(X), "success": float(ok.mean()),
-            "chamfer": float(cd[ok].mean()) if ok.any() else None,
-            "hausdorff": float(hd[ok].mean()) if ok.any() else None, "queries": float(q.mean())}
-    _out(summ, "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in summ.items()))
+        s, adv, q = r.success, r.adv, np.full(len(X), r.queries / len(X))
+    return (s.astype(bool), np.atleast_1d(chamfer(adv, X)), np.atleast_1d(hausdorff(adv, X)),
+            np.asarray(q, dtype=np.float64))
+
+
+def attack_summary(method: str, n: int, success: np.ndarray, chamfer: np.ndarray, hausdorff: np.ndarray,
+                   queries: np.ndarray) -> dict[str, Any]:
+    """The attack figures with their counts: n inputs, n_attacked correctly classified ones (the
+    only ones attacked), success over n_attacked, distances over the n_success successes,
+    queries over n_attacked. None where the count behind a figure is 0."""
+    ok = np.asarray(success, bool)
+    k = len(ok)
+    return {"method": method, "n": int(n), "n_attacked": int(k), "n_success": int(ok.sum()),
+            "success": float(ok.mean()) if k else None,
+            "chamfer": float(np.mean(chamfer[ok])) if ok.any() else None,
+            "hausdorff": float(np.mean(hausdorff[ok])) if ok.any() else None,
+            "queries": float(np.mean(queries)) if k else None}
 
 
 @app.command()

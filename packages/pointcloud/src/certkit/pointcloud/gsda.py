@@ -25,7 +25,7 @@ import torch
 
 from certkit.core.spectral import graph_basis
 from certkit.core.validation import check_int, check_positive
-from certkit.pointcloud.distances import chamfer_torch, hausdorff_torch
+from certkit.pointcloud.distances import chamfer, chamfer_torch, hausdorff, hausdorff_torch
 
 
 @dataclass
@@ -110,13 +110,14 @@ def gsda_attack(
             p.requires_grad_(True)
     success = torch.isfinite(best_cd)
     with torch.no_grad():
-        hd = hausdorff_torch(best, xt)
         l2 = (best - xt).flatten(1).norm(dim=1)
+    # reported distances in float64 (the float32 loss values have a cancellation floor)
+    cd64 = np.atleast_1d(chamfer(best.numpy(), xt.numpy()))
     return AttackResult(
         best.numpy(),
         success.numpy(),
-        torch.where(success, best_cd, torch.zeros(())).double().numpy(),
-        hd.double().numpy(),
+        np.where(success.numpy(), cd64, 0.0),
+        np.atleast_1d(hausdorff(best.numpy(), xt.numpy())),
         l2.double().numpy(),
         B * steps,
     )

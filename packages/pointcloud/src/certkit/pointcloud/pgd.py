@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from certkit.core.validation import check_int, check_positive
-from certkit.pointcloud.distances import chamfer_torch, hausdorff_torch
+from certkit.pointcloud.distances import chamfer, hausdorff
 from certkit.pointcloud.gsda import AttackResult, _check_batch
 
 
@@ -60,8 +61,8 @@ def pgd_attack(
         return AttackResult(
             adv.numpy(),
             success.numpy(),
-            chamfer_torch(adv, xt).double().numpy(),
-            hausdorff_torch(adv, xt).double().numpy(),
+            np.atleast_1d(chamfer(adv.numpy(), xt.numpy())),       # float64: no float32 floor
+            np.atleast_1d(hausdorff(adv.numpy(), xt.numpy())),
             delta.flatten(1).norm(dim=1).double().numpy(),
             len(xt) * (steps + 1),
         )
