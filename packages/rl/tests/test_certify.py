@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 import torch
 from scipy.stats import beta, norm
 
+from certkit.core.results import LogLockedError, SettingsMismatchError
 from certkit.rl.bounds import survival_lower_bounds
 from certkit.rl.policies import TorchPolicy, mlp
 from certkit.rl.policy_smoothing import (
@@ -26,6 +29,11 @@ from certkit.rl.policy_smoothing import (
 from certkit.rl.rollout import clean_rollouts, smoothed_rollouts
 
 CEILING = {0.2: 196.8, 0.4: 174.8, 0.6: 111.6, 0.8: 39.3, 1.0: 6.4}
+
+
+def clean_policy_other(o: np.ndarray) -> np.ndarray:
+    """Another policy (a results log written by linear_policy must refuse it)."""
+    return (o[:, 2] > 0).astype(np.int64)
 
 
 def linear_policy(o: np.ndarray) -> np.ndarray:
@@ -166,18 +174,28 @@ def test_certify_reward_end_to_end_resume_and_chunking(tmp_path) -> None:
     assert a.expected == b.expected and a.clean_mean == b.clean_mean and b.engine == "naive"
     # a crashed run: chunks 0 and 1 (of 16 episodes) done, torn last line
     log = tmp_path / "run.jsonl"
-    task = EpisodeChunkTask(linear_policy, "CartPole-v1", 0.2, 4, 80, "auto", 60, 16)
-    done = [task(0), task(1)]
-    with open(log, "w") as fh:
-        for row in done:
-            fh.write(json.dumps(row) + "\n")
+    certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], log=log, chunk_size=16,
+                   **{**kw, "episodes": 32})
+    with open(log, "a") as fh:
         fh.write('{"idx": 2, "ret')
     c = certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0, 0.2], log=log, chunk_size=16, **kw)
     assert c.expected == a.expected
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert sorted(r["idx"] for r in lines) == [0, 1, 2, 3]  # only the missing chunks were played
-    with pytest.raises(ValueError, match="log"):  # another run's log is refused
+    assert "_settings" in lines[0] and lines[0]["_settings"]["chunk_size"] == 16
+    rows = lines[1:]
+    assert sorted(r["idx"] for r in rows) == [0, 1, 2, 3]  # only the missing chunks were played
+    assert all(r["seed"] == 4 for r in rows)
+    task = EpisodeChunkTask(linear_policy, "CartPole-v1", 0.2, 4, 80, "auto", 60, 16)
+    assert rows[1]["returns"] == task(1)["returns"]
+    # another run's log is refused, naming what differs; --new moves it aside
+    with pytest.raises(SettingsMismatchError, match="chunk_size"):
         certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], log=log, chunk_size=10, **kw)
+    with pytest.raises(SettingsMismatchError, match="sigma"):
+        certify_reward(linear_policy, "CartPole-v1", 0.3, [0.0], log=log, chunk_size=16, **kw)
+    with pytest.raises(SettingsMismatchError, match="policy"):
+        certify_reward(clean_policy_other, "CartPole-v1", 0.2, [0.0], log=log, chunk_size=16, **kw)
+    d = certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], log=log, chunk_size=10, new=True, **kw)
+    assert d.expected[0] == a.expected[0] and len(list(tmp_path.glob("run.jsonl.*.bak"))) == 1
     path = tmp_path / "cert.json"
     c.save(path)
     assert RewardCertificate.load(path).expected == c.expected
@@ -185,6 +203,25 @@ def test_certify_reward_end_to_end_resume_and_chunking(tmp_path) -> None:
         certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], backend="naive", **kw)
     with pytest.raises(ValueError, match="backend"):
         certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], backend="mpi", **kw)
+
+
+def test_certify_log_is_locked_against_a_second_writer(tmp_path) -> None:
+    log = tmp_path / "run.jsonl"
+    log.touch()
+    holder = subprocess.Popen(  # another process holding the writer's lock (flock, as ResultLog)
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         f"fd = os.open({str(log)!r}, os.O_RDWR)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LogLockedError):
+            certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], episodes=8, horizon=10,
+                           log=log)
+    finally:
+        holder.kill()
+        holder.communicate()
+    cert = certify_reward(linear_policy, "CartPole-v1", 0.2, [0.0], episodes=8, horizon=10, log=log)
+    assert cert.episodes == 8
 
 
 def test_process_backend_is_bit_identical_to_serial() -> None:

@@ -30,6 +30,15 @@ def test_cli_certify_evaluate_plot(tmp_path, capsys: pytest.CaptureFixture[str])
     capsys.readouterr()
     rc = main(["rl", "certify", "-m", str(path), "--sigma", "-1", "--episodes", "5"])
     assert rc == 2 and "sigma" in capsys.readouterr().err
+    # a results log records the settings: resuming another run is refused; --new starts afresh
+    log = tmp_path / "run.jsonl"
+    run = ["rl", "certify", "-m", str(path), "--episodes", "8", "--horizon", "10", "--log", str(log)]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main([*run, "--sigma", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "sigma" in err and "--new" in err and len(err.strip().splitlines()) == 1
+    assert main([*run, "--sigma", "0.3", "--new"]) == 0
 
 
 def test_cli_train_acrobot_and_attack(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

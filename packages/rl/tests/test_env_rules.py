@@ -89,7 +89,10 @@ def _noise_of(venv, steps: int, seed: int | None) -> np.ndarray:
 
 
 def test_make_vec_env_gives_each_sub_env_its_own_stream_and_replays_it() -> None:
-    a = make_vec_env("CartPole-v1", 3, 0.2, seed=4)
+    import certkit.rl
+
+    assert certkit.rl.make_vec_env is make_vec_env
+    a = certkit.rl.make_vec_env("CartPole-v1", 3, 0.2, seed=4)
     assert isinstance(a, VectorGaussianObservationNoise)
     for seed, steps in ((None, 5), (10, 40)):  # unseeded: only before the first (random) end
         na = _noise_of(a, steps, seed)

@@ -70,7 +70,11 @@ def certify(model: ModelOpt, env: EnvOpt = "CartPole-v1",
             algo: AlgoOpt = None,
             continuous: ContinuousOpt = False,
             out: Annotated[Path | None, typer.Option(help="write the certificate JSON here")] = None,
-            log: Annotated[Path | None, typer.Option(help="resumable per-episode log (.jsonl)")] = None,
+            log: Annotated[Path | None, typer.Option(help="resumable per-chunk log (.jsonl); it "
+                                                          "records the run's settings and "
+                                                          "refuses to resume another run")] = None,
+            new: Annotated[bool, typer.Option("--new", help="move an existing --log aside "
+                                                            "and start afresh")] = False,
             ) -> None:
     """Certify the expected reward (and median) of the smoothed policy vs the budget."""
     from certkit.rl.policy_smoothing import certify_reward
@@ -79,7 +83,7 @@ def certify(model: ModelOpt, env: EnvOpt = "CartPole-v1",
                           _budgets(budgets),
                           episodes=episodes, alpha=alpha, bound=bound, horizon=horizon,
                           backend=backend, engine=engine, workers=workers, seed=seed,
-                          budget_kind=budget_kind, log=log)
+                          budget_kind=budget_kind, log=log, new=new)
     if out is not None:
         cert.save(out)
     if STATE["json"]:

@@ -227,6 +227,27 @@ def check_policy_env(policy: Any, env: gym.Env) -> None:
                              f"{tuple(out.shape[1:])} but the env's are {act_space}")
 
 
+def policy_fingerprint(policy: Any) -> str:
+    """Content hash of a policy adapter, for a results log's settings: the torch module's
+    architecture and weights (with the discrete/continuous mode and the action clip), an
+    SB3 model's algorithm and policy network, or a function's qualified name and bytecode."""
+    from certkit.core.results import fingerprint
+
+    pol = as_policy(policy)
+    if isinstance(pol, TorchPolicy):
+        return fingerprint({"torch": fingerprint(pol.module), "discrete": pol.discrete,
+                            "low": None if pol.action_low is None else pol.action_low.tolist(),
+                            "high": None if pol.action_high is None else pol.action_high.tolist()})
+    if isinstance(pol, SB3Policy):
+        return fingerprint({"sb3": type(pol.model).__name__, "policy": fingerprint(pol.model.policy)})
+    fn = pol.fn
+    code = getattr(fn, "__code__", None) or getattr(type(fn).__call__, "__code__", None)
+    return fingerprint({"function": f"{getattr(fn, '__module__', '')}."
+                                    f"{getattr(fn, '__qualname__', type(fn).__qualname__)}",
+                        "code": None if code is None else code.co_code.hex(),
+                        "consts": None if code is None else repr(code.co_consts)})
+
+
 def mlp(obs_dim: int, n_out: int, hidden: Sequence[int] = (64, 64)) -> nn.Sequential:
     """A small tanh MLP, (N, obs_dim) → (N, n_out)."""
     layers: list[nn.Module] = []

@@ -286,6 +286,36 @@ def certify_returns(returns: Any, sigma: float, budgets: Any, *, alpha: float = 
         **meta)
 
 
+def env_settings(env_fn: Any, probe: Any) -> dict[str, Any]:
+    """What identifies an env for a results log: its name, the registered spec (id, kwargs,
+    time limit) and the wrapper chain of an instance."""
+    spec = getattr(probe, "spec", None)
+    names, e = [], probe
+    while hasattr(e, "env"):
+        names.append(type(e).__name__)
+        e = e.env
+    return {"name": _env_name(env_fn), "class": type(getattr(probe, "unwrapped", probe)).__name__,
+            "spec": None if spec is None else {
+                "id": spec.id, "max_episode_steps": spec.max_episode_steps,
+                "kwargs": {k: repr(v) for k, v in sorted((spec.kwargs or {}).items())}},
+            "wrappers": names}
+
+
+def certify_settings(policy: Any, env_fn: Any, probe: Any, sigma: float, seed: int,
+                     horizon: int, chunk_size: int) -> dict[str, Any]:
+    """The settings :func:`certify_reward` records in its results log: everything that
+    changes a logged chunk's returns (policy and env fingerprints, σ, seed, horizon,
+    chunk size). Budgets, α and the bound are not among them: they only change the
+    certificate computed from the returns, so one log serves any of them; more episodes
+    extend a log."""
+    from certkit.core.results import run_settings
+    from certkit.rl.policies import policy_fingerprint
+
+    return run_settings(run="certkit.rl.certify_reward", policy=policy_fingerprint(policy),
+                        env=env_settings(env_fn, probe), sigma=float(sigma), seed=int(seed),
+                        horizon=int(horizon), chunk_size=int(chunk_size))
+
+
 def _env_name(env_fn: Any) -> str:
     if isinstance(env_fn, str):
         return env_fn
@@ -330,7 +360,7 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
                    budget_kind: str = "total", return_bounds: tuple[float, float] | None = None,
                    quantiles: Sequence[float] = (0.5,), chunk_size: int = 2_000,
                    workers: int | None = None, log: str | Path | None = None,
-                   n_thresholds: int = 100) -> RewardCertificate:
+                   n_thresholds: int = 100, new: bool = False) -> RewardCertificate:
     """Certify the reward of the smoothed policy against an adaptive ℓ2 adversary.
 
     policy: a torch module, SB3 model or callable obs (N, D) → actions (N,) (picklable —
@@ -345,7 +375,11 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
     bit-identical returns and certificates.
     engine: rollout engine inside a chunk, see :func:`certkit.rl.rollout.smoothed_rollouts`.
     log: a ResultLog path: each finished chunk's returns are appended and a restarted run
-    only plays the missing chunks (bit-identical results).
+    only plays the missing chunks (bit-identical results). The file records
+    :func:`certify_settings` on its first line: resuming with another policy, env, σ, seed,
+    horizon or chunk size raises ``SettingsMismatchError`` (a ValueError naming them);
+    ``new=True`` moves an old file aside; a second process writing the same file gets
+    ``LogLockedError``.
     Returns a :class:`RewardCertificate` (curve of certified reward vs B).
     """
     from certkit.core import distributed
@@ -388,12 +422,8 @@ def certify_reward(policy: Any, env_fn: Any, sigma: float, budgets: Any, episode
             rows = distributed.run(factory, chunks, backend=backend_name, workers=workers,
                                    on_result=tick)
         else:
-            with ResultLog(log) as rl:
-                for row in rl.rows():
-                    got = tuple(row.get(k) for k in ("seed", "sigma", "horizon", "chunk_size"))
-                    if got != (seed, sigma, T, chunk_size):
-                        raise ValueError(f"log: {log} holds chunks of another run (seed, sigma, "
-                                         f"horizon, chunk_size = {got})")
+            settings = certify_settings(pol, env_fn, probe, sigma, seed, T, chunk_size)
+            with ResultLog(log, settings=settings, new=new) as rl:
                 distributed.run(factory, chunks, backend=backend_name, workers=workers, log=rl,
                                 on_result=tick)
                 rows = [r for r in rl.rows() if int(r["idx"]) in chunks]
