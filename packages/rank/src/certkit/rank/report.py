@@ -106,7 +106,8 @@ def sections(ctx: ReportContext) -> list[Section]:
         tables=[Table("rank_robustness", COLUMNS, rows,
                       f"Held-out queries ({len(test)}) of the embedded collection (K-NRM trained on the rest); "
                       f"attack/certificates on {min(nq, len(test))} queries, top-{depth} candidates, n={n} samples "
-                      f"per document, alpha=0.05 (Bonferroni over the candidates); synonyms: {syn_name}."),
+                      f"per document, alpha=0.05 (Bonferroni over the candidates); synonyms: {syn_name}.",
+                      n=n_cert, of="queries"),
                 Table("rank_neural", ["collection", "held-out queries", "K-NRM nDCG@10", "K-NRM MAP",
                                       "BM25 nDCG@10", "BM25 MAP"], neural_rows,
                       f"K-NRM ({steps} steps of 32 pairwise triples, hashed vocabulary, IDF gate) re-ranking "
