@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from typer.testing import CliRunner
 
 from certkit.core.cache import save_state
 from certkit.core.report import ReportContext
+from certkit.core.results import LogLockedError, ResultLog, SettingsMismatchError
 from certkit.pointcloud import io, report
 from certkit.pointcloud.cli import app
 
@@ -41,10 +44,29 @@ def test_certify_resume_and_plot(tmp_path: Path, model_spec: str) -> None:
             "--out", str(out)]
     for method in ("smoothing",):
         _ok([*base, "--method", method])
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["idx"] for r in rows] == [0, 1, 2]
+    rows = ResultLog.read(out)
+    assert [r["idx"] for r in rows] == [0, 1, 2] and {r["seed"] for r in rows} == {0}
+    settings = ResultLog.read_settings(out)
+    assert settings is not None and settings["sigma"] == 0.05 and settings["model"].startswith("sha256:")
     _ok(base)  # resumes: nothing new is written
-    assert len(out.read_text().splitlines()) == 3
+    assert len(out.read_text().splitlines()) == 4  # settings line + 3 rows
+    r = runner.invoke(app, [*base, "--sigma", "0.1"])  # other settings: refused, named
+    assert isinstance(r.exception, SettingsMismatchError) and "sigma" in str(r.exception)
+    holder = subprocess.Popen(  # another process writing the file: this run fails clearly
+        [sys.executable, "-c", "import sys, time; from certkit.core.results import ResultLog; "
+         "log = ResultLog(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        r = runner.invoke(app, base)
+        assert isinstance(r.exception, LogLockedError)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+    _ok([*base, "--sigma", "0.1", "--new"])  # the old file is moved aside
+    assert ResultLog.read_settings(out)["sigma"] == 0.1  # type: ignore[index]
+    assert len(list(tmp_path.glob("r.jsonl.*.bak"))) == 1
     for method in ("pointguard", "rotation"):
         _ok(["certify", "--model", model_spec, "--points", "64", "--limit", "2", "--n", "20",
              "--method", method, "--k", "16"])
