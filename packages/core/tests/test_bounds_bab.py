@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +160,24 @@ def test_bad_arguments() -> None:
         input_split(net, (2,), hi, lo - 1, C, d)
     with pytest.raises(ValueError, match="C, d"):
         input_split(net, (2,), lo, hi, torch.ones(2, 3), d)
+
+
+ACAS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vnncomp2021" / "acasxu"
+
+
+@pytest.mark.skipif(not ACAS.is_dir(), reason="../shared/data/vnncomp2021 absent")
+def test_acasxu_deadline_is_kept() -> None:
+    """A hard ACAS Xu disjunct (1_1, prop_6's 7th: ~3,000 boxes, 10-20 s) stopped after 1 s
+    returns 'timeout' within the deadline + 1 s, and an easy one (1_1, prop_1) is proven."""
+    pytest.importorskip("onnx")
+    from certkit.core.bounds.onnx_import import load_onnx
+    from certkit.core.bounds.vnnlib import parse_vnnlib
+
+    om = load_onnx(ACAS / "ACASXU_run2a_1_1_batch_2000.onnx", dtype=torch.float64)
+    for prop, k, budget, want in (("prop_6.vnnlib", 6, 1.0, "timeout"), ("prop_1.vnnlib", 0, 60.0, "unsat")):
+        c = parse_vnnlib(ACAS / prop, n_inputs=5, n_outputs=5).clauses[k]
+        t = time.perf_counter()
+        r = input_split(om.module, om.input_shape, torch.tensor(c.lo), torch.tensor(c.hi), torch.tensor(c.C),
+                        torch.tensor(c.d), deadline=t + budget)
+        assert r.status == want
+        assert time.perf_counter() - t < budget + 1.0

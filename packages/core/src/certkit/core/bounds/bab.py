@@ -134,6 +134,7 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
     los, his, depth = [lo.unsqueeze(0)], [hi.unsqueeze(0)], [torch.zeros(1, dtype=torch.long)]
     boxes = 0
     max_depth = 0
+    per_box = 0.0
     t_bound = 0.0
     while los:
         if deadline is not None and time.perf_counter() > deadline:
@@ -143,6 +144,9 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
         # pop up to `batch` boxes from the top of the stack (depth first)
         blo, bhi, bdep = torch.cat(los), torch.cat(his), torch.cat(depth)
         take = min(batch, blo.shape[0])
+        if deadline is not None and per_box > 0:
+            # near the deadline, take only what fits in a quarter of the time left
+            take = max(1, min(take, int((deadline - time.perf_counter()) / (4 * per_box))))
         rest = blo.shape[0] - take
         los, his, depth = ([blo[:rest]], [bhi[:rest]], [bdep[:rest]]) if rest else ([], [], [])
         blo, bhi, bdep = blo[rest:], bhi[rest:], bdep[rest:]
@@ -172,6 +176,8 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
         t1 = time.perf_counter()
         lb = bound_fn(blo, bhi, C.unsqueeze(0).expand(take, -1, -1))
         t_bound += time.perf_counter() - t1
+        if deadline is not None and time.perf_counter() > deadline:
+            return SplitResult("timeout", boxes, max_depth, time.perf_counter() - t0, stats={"bound_s": t_bound})
         margin = lb - d  # > 0 on some row: the box holds no counterexample
         closed = (margin > 0).any(1)
         open_ = torch.nonzero(~closed).flatten()
@@ -216,4 +222,5 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
         los.append(torch.cat([olo, right_lo]))
         his.append(torch.cat([left_hi, ohi]))
         depth.append(torch.cat([odep + 1, odep + 1]))
+        per_box = (time.perf_counter() - t1) / take  # bound + split cost of one box, last batch
     return SplitResult("unsat", boxes, max_depth, time.perf_counter() - t0, stats={"bound_s": t_bound})
