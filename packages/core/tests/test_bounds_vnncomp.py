@@ -81,6 +81,9 @@ def test_published_test_category_agrees() -> None:
     pub = read_published(DATA / "results_2021" / "a-b-CROWN.csv")
     assert pub[("acasxu", "ACASXU_run2a_1_1_batch_2000.onnx", "prop_1.vnnlib")] == "unsat"
     assert len(read_instances(DATA / "acasxu")) == 186
+    nn = read_published(DATA / "results_2021" / "nnenum.csv")  # holds / violated
+    assert nn[("test", "test_sat.onnx", "test_prop.vnnlib")] == "sat"
+    assert nn[("acasxu", "ACASXU_run2a_1_1_batch_2000.onnx", "prop_1.vnnlib")] == "unsat"
 
 
 def test_command_line_errors(category: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -169,13 +169,16 @@ def write_results_csv(rows: list[dict[str, Any]], out: str | os.PathLike[str]) -
 
 def read_published(path: str | os.PathLike[str]) -> dict[tuple[str, str, str], str]:
     """A published results CSV -> {(category, onnx file name, vnnlib file name): result},
-    results lower-cased (``sat``, ``unsat``, ``timeout``, ...)."""
+    results lower-cased (``sat``, ``unsat``, ``timeout``, ...); nnenum's ``holds`` reads as
+    ``unsat`` and ``violated`` as ``sat``."""
+    alias = {"holds": "unsat", "violated": "sat"}
     out = {}
     with open(path, newline="", encoding="utf-8") as fh:
         for rec in csv.reader(fh):
             if len(rec) < 5:
                 continue
-            out[(rec[0].strip(), Path(rec[1].strip()).name, Path(rec[2].strip()).name)] = rec[4].strip().lower()
+            res = rec[4].strip().lower()
+            out[(rec[0].strip(), Path(rec[1].strip()).name, Path(rec[2].strip()).name)] = alias.get(res, res)
     return out
 
 
