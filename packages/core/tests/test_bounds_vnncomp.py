@@ -108,3 +108,24 @@ def test_command_line_errors(category: Path, tmp_path: Path, capsys: pytest.Capt
     assert [r[4] for r in csv.reader(out.read_text().splitlines())] == ["unsat", "error"]
     assert main(["-q", "bounds", "vnncomp", str(category), "--out", str(out), "--rows", "9"]) == 2
     assert "rows: 9 is outside" in capsys.readouterr().err
+
+
+@needs_data
+def test_sat_witness_rechecked_on_the_original_graph() -> None:
+    """A sat counterexample is confirmed by onnxruntime on the user's own ONNX graph; the
+    same witness put to a graph where it does not hold (the unsat net: no counterexample
+    exists) is refused as 'unknown', never reported as sat."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from certkit.core.bounds.vnnlib import parse_vnnlib
+    from certkit.core.bounds.vnnlib_verify import recheck_with_onnxruntime, verify_onnx_vnnlib
+
+    t = DATA / "test"
+    r = verify_onnx_vnnlib(t / "test_sat.onnx", t / "test_prop.vnnlib", timeout=30)
+    assert r.status == "sat" and r.method.endswith("+onnxruntime")
+    prop = parse_vnnlib(t / "test_prop.vnnlib")
+    c = prop.clauses[0]
+    assert r.y is not None and np.all(c.C @ r.y <= c.d + 1e-5)
+    moved = recheck_with_onnxruntime(t / "test_unsat.onnx", prop, r)
+    assert moved.status == "unknown" and "not confirmed" in moved.method
