@@ -389,8 +389,8 @@ def attack(collection: CollOpt = "default", ranker: RankerOpt = "bm25",
             raise ValueError(f"--target-rank: no topic has {target_rank} candidates")
         # one group: all chosen topics; promote the doc at target_rank for the first topic
         t = order[qids_ok[0]][target_rank - 1]
-        others = [np.array([scores[q][x] for x in order[q] if x != t]) for q in qids_ok]
-        results.append(topic_attack(r, [qs[q] for q in qids_ok], c.corpus[t], others, syn,
+        group = [np.array([scores[q][x] for x in order[q] if x != t]) for q in qids_ok]
+        results.append(topic_attack(r, [qs[q] for q in qids_ok], c.corpus[t], group, syn,
                                     max_fraction=max_fraction))
     else:
         raise UsageError(f"--kind: expected prada, decision or topic, got {kind!r}")

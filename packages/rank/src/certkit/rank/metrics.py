@@ -264,8 +264,8 @@ def _one_query(ranked: Sequence[str], judged: Mapping[str, int], m: Measure, lev
         return sum(rel) / len(ranked) if ranked else 0.0
     if kind == "judged":
         assert cut is not None
-        top = grades[:cut]
-        return sum(1 for g in top if g is not None) / len(top) if top else 0.0
+        seen = grades[:cut]
+        return sum(1 for g in seen if g is not None) / len(seen) if seen else 0.0
     if kind == "ndcg":
         return _ndcg(grades, judged, cut)
     top = rel if cut is None else rel[:cut]
@@ -377,7 +377,7 @@ def format_trec_eval(ev: Evaluation, per_query: bool = False) -> list[str]:
         val = f"{round(v):d}" if kinds.get(name) in COUNT_MEASURES else f"{v:6.4f}"
         return f"{label(name):<22}\t{qid}\t{val}"
 
-    lines = []
+    lines: list[str] = []
     if per_query:
         for i, q in enumerate(ev.qids):
             lines.extend(fmt(m, q, float(v[i])) for m, v in ev.per_query.items())
