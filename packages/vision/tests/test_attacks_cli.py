@@ -9,6 +9,7 @@ import torch
 
 from certkit.core.cache import save_state
 from certkit.core.cli import main
+from certkit.core.results import ResultLog
 from certkit.vision.data.digits import load_digits
 from certkit.vision.data.models import DigitsMLP, train_classifier
 
@@ -42,9 +43,35 @@ def test_run_is_resumable(weights, tmp_path, capsys):
     assert first["n"] == 20 and first["robust_accuracy"] <= 0.1 < first["clean_accuracy"]
     second = _json(capsys, [*base, "--n", "30"])
     assert second["n"] == 30
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = ResultLog.read(out)
     assert sorted(r["idx"] for r in rows) == list(range(30))
-    assert all(r["linf"] <= 0.3 + 1e-6 for r in rows)
+    assert all(r["linf"] <= 0.3 + 1e-6 and "seed" in r for r in rows)
+    capsys.readouterr()
+    assert main([*base, "--n", "30", "--eps", "0.2"]) == 2  # another ε: not mixed into this file
+    assert "eps 0.3 in the file, 0.2 now" in capsys.readouterr().err
+    assert _json(capsys, [*base, "--n", "5", "--eps", "0.2", "--new"])["n"] == 5
+
+
+def test_run_on_user_arrays(weights, tmp_path, capsys):
+    """--data / --labels take the same readers as every vision command (here (N, H, W, C) uint8)."""
+    import numpy as np
+
+    _, te = load_digits()
+    np.save(tmp_path / "x.npy", (te.x[:12].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    np.save(tmp_path / "y.npy", te.y[:12].numpy())
+    res = _json(capsys, ["vision", "attack", "run", "--model", SPEC, "--weights", weights, "--attack", "fgsm",
+                         "--eps", "0.1", "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")])
+    assert res["n"] == 12 and res["clean_accuracy"] > 0.5
+    np.save(tmp_path / "x3.npy", np.zeros((4, 3, 8, 8), dtype=np.float32))
+    assert main(["vision", "attack", "run", "--model", SPEC, "--weights", weights, "--data",
+                 str(tmp_path / "x3.npy"), "--labels", str(tmp_path / "y.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--labels" in err
+    np.save(tmp_path / "y4.npy", np.zeros(4, dtype=np.int64))
+    assert main(["vision", "attack", "run", "--model", SPEC, "--weights", weights, "--data",
+                 str(tmp_path / "x3.npy"), "--labels", str(tmp_path / "y4.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--data: the model does not accept inputs of shape" in err
 
 
 def test_evaluate_and_plot(weights, tmp_path, capsys):

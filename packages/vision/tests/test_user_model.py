@@ -260,3 +260,15 @@ def test_report_on_the_user_cnn(user: dict[str, str], capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert main(["report", "--data", user["x"], "--out", str(out)]) == 2
     assert "--model" in _one_line_error(capsys)
+
+
+def test_0_255_pixels_warn_once_in_one_line(user: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    x = np.load(user["x"]).astype(np.float32)  # 0-255 floats: not divided by 255, so the range is wrong
+    np.save(Path(user["dir"]) / "x255.npy", x)
+    rc = main(["--quiet", "vision", "certify", "--model", user["model"], "--weights", user["weights"], "--data",
+               str(Path(user["dir"]) / "x255.npy"), "--labels", user["y"], "--count", "2", "--n0", "5", "--n", "10",
+               "--out", str(Path(user["dir"]) / "w.jsonl")])
+    assert rc == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("certkit: warning: --data: values in [0, 255]") and "/ 255" not in err[0]
+    assert "divide by 255" in err[0]

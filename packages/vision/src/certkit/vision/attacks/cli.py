@@ -4,8 +4,11 @@ plot robust accuracy against ε.
 Models: ``--model file.pt`` (TorchScript / ``.pt2``) or ``--model module:factory
 --weights state.pt`` (state_dict, ``weights_only=True``); without ``--model`` one of the
 cached reference digits CNNs (``--reference standard|pgd_at|trades|distilled|shift_aug``).
-Data: the embedded digits test split, or ``--data file.npz`` with arrays ``x`` (N, C, H, W)
-float in [0, 1] and ``y`` (N,) int.
+Data: the embedded digits test split, or ``--data`` (and ``--labels``) read by
+:func:`certkit.vision.data.datasets.load_data` like every vision command: ``.npy`` / ``.npz``
+/ ``.pt`` arrays, CIFAR binaries, image folders. ``run --out`` records the run's settings
+(model and data fingerprints, attack, ε, norm, steps, restarts, seed, batch) and refuses to
+resume other settings (``--new`` starts a new file); rows record their seed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ ATTACKS = ("fgsm", "pgd", "apgd", "cw", "lbfgs")
 ModelOpt = Annotated[str | None, typer.Option("--model", help="TorchScript file or module:factory.")]
 WeightsOpt = Annotated[str | None, typer.Option("--weights", help="state_dict for module:factory.")]
 RefOpt = Annotated[str, typer.Option("--reference", help="Reference digits model without --model.")]
-DataOpt = Annotated[Path | None, typer.Option("--data", help=".npz with x (N,C,H,W) in [0,1], y (N,).")]
+DataOpt = Annotated[str | None, typer.Option(
+    "--data", help="The embedded digits test split (default) or your data: .npy/.npz/.pt arrays (N,C,H,W) or "
+                   "(N,H,W,C), a CIFAR binary folder, an image folder <class>/<image> (see certkit vision "
+                   "certify --help).")]
+LabelsOpt = Annotated[str | None, typer.Option("--labels", help="Labels (N,) for array --data without them.")]
 NOpt = Annotated[int, typer.Option("--n", min=1, help="Number of inputs (first n).")]
 
 
@@ -43,25 +50,26 @@ def _model(spec: str | None, weights: str | None, reference: str) -> Any:
     return reference_models(cache_dir("attacks"), which=(reference,))[reference]
 
 
-def _data(path: Path | None, n: int) -> tuple[Any, Any]:
-    import numpy as np
-    import torch
+def _data(data: str | None, labels: str | None, n: int, model: Any = None,
+          fingerprints: dict[str, str] | None = None) -> tuple[Any, Any]:
+    """The first n inputs of ``--data`` (default: the digits test split), x (n, C, H, W)
+    float32 in [0, 1] and y (n,); with a model, one dry forward pass checks they fit.
+    ``fingerprints``: filled with the content hashes of the whole data set."""
+    from certkit.vision.data.inputs import load_user_data
 
-    if path is None:
-        from certkit.vision.data.digits import load_digits
+    if data is None and labels is not None:
+        raise UsageError("--labels: needs --data")
+    split = load_user_data(data or "digits", labels)
+    if fingerprints is not None:
+        from certkit.core.results import fingerprint
 
-        _, te = load_digits()
-        return te.x[:n], te.y[:n]
-    if not path.exists():
-        raise FileNotFoundError(f"--data: {path} not found")
-    try:
-        with np.load(path) as f:
-            x, y = np.asarray(f["x"]), np.asarray(f["y"])
-    except (KeyError, ValueError, OSError) as exc:
-        raise UsageError(f"--data: {path} must be an .npz with arrays 'x' and 'y' ({exc})") from exc
-    if x.ndim != 4 or y.shape != (x.shape[0],):
-        raise UsageError(f"--data: expected x (N, C, H, W) and y (N,), got {x.shape} and {y.shape}")
-    return torch.from_numpy(x[:n].astype(np.float32)), torch.from_numpy(y[:n].astype(np.int64))
+        fingerprints.update(data=fingerprint(split.x), labels=fingerprint(split.y))
+    x, y = split.x[:n].float(), split.y[:n]
+    if model is not None:
+        from certkit.vision.data.checks import check_model_input
+
+        check_model_input(model, x, None, name="--data")
+    return x, y
 
 
 def _attack(name: str, model: Any, x: Any, y: Any, eps: float, norm: str, steps: int,
@@ -93,8 +101,9 @@ def run(
     batch: Annotated[int, typer.Option("--batch", min=1)] = 256,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     model: ModelOpt = None, weights: WeightsOpt = None, reference: RefOpt = "standard",
-    data: DataOpt = None,
+    data: DataOpt = None, labels: LabelsOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="JSON-lines results (resumable).")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start a new --out file instead of resuming it.")] = False,
 ) -> None:
     """Attack a model; print clean and robust accuracy (per-input rows go to --out)."""
     import torch
@@ -106,8 +115,17 @@ def run(
     if attack not in ATTACKS:
         raise UsageError(f"--attack: expected one of {ATTACKS}, got {attack!r}")
     m = _model(model, weights, reference)
-    x, y = _data(data, n)
-    log = ResultLog(out) if out is not None else None
+    fps: dict[str, str] = {}
+    x, y = _data(data, labels, n, m, fps)
+    log = None
+    if out is not None:  # the run's settings head the file: resuming other settings is refused
+        from certkit.core.results import fingerprint, run_settings
+
+        log = ResultLog(out, new=new, settings=run_settings(
+            model=fingerprint(m), **fps, attack=attack, eps=eps, norm=norm, steps=steps, restarts=restarts,
+            seed=seed, batch=batch))
+    elif new:
+        raise UsageError("--new: needs --out")
     todo = log.todo(range(x.shape[0])) if log is not None else list(range(x.shape[0]))
     t0 = time.perf_counter()
     collected: list[dict[str, Any]] = []
@@ -119,7 +137,8 @@ def run(
         d2, dinf = A.distance(adv, xb, "l2"), A.distance(adv, xb, "linf")
         rows = [{"idx": int(j), "label": int(yb[k]), "pred_clean": int(pc[k]),
                  "pred_adv": int(pa[k]), "l2": float(d2[k]), "linf": float(dinf[k]),
-                 "attack": attack, "eps": eps, "norm": norm} for k, j in enumerate(idx.tolist())]
+                 "attack": attack, "eps": eps, "norm": norm, "seed": seed + i}
+                for k, j in enumerate(idx.tolist())]
         collected.extend(rows)
         if log is not None:
             for r in rows:
@@ -146,13 +165,13 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     model: ModelOpt = None, weights: WeightsOpt = None, reference: RefOpt = "standard",
     baseline: Annotated[str, typer.Option("--baseline", help="Reference model normalising mCE ('none': errors only).")] = "standard",
-    data: DataOpt = None,
+    data: DataOpt = None, labels: LabelsOpt = None,
 ) -> None:
     """Clean error and corruption errors (13 corruptions × 5 severities), CE and mCE."""
     from certkit.vision.corruptions.suite import corruption_errors, mce
 
     m = _model(model, weights, reference)
-    x, y = _data(data, n)
+    x, y = _data(data, labels, n, m)
     errs = corruption_errors(m, x, y, seed=seed)
     if baseline == "none":
         m_ce, rel, ces = float("nan"), float("nan"), {k: float("nan") for k in errs}
@@ -182,7 +201,7 @@ def plot(
     steps: Annotated[int, typer.Option("--steps", min=1)] = 20,
     n: NOpt = 200,
     references: Annotated[str, typer.Option("--references", help="Comma-separated reference models (without --model).")] = "standard,pgd_at,trades",
-    model: ModelOpt = None, weights: WeightsOpt = None, data: DataOpt = None,
+    model: ModelOpt = None, weights: WeightsOpt = None, data: DataOpt = None, labels: LabelsOpt = None,
 ) -> None:
     """Robust accuracy vs ε for one model or several reference models, as a PNG."""
     from certkit.core.report import use_agg
@@ -194,7 +213,7 @@ def plot(
 
     if attack not in ("pgd", "apgd", "fgsm"):
         raise UsageError(f"--attack: expected pgd, apgd or fgsm, got {attack!r}")
-    x, y = _data(data, n)
+    x, y = _data(data, labels, n, _model(model, weights, "standard") if model is not None else None)
     names = ["model"] if model is not None else [r.strip() for r in references.split(",") if r.strip()]
     grid = [eps_max * i / (points - 1) for i in range(points)]
     fig, ax = plt.subplots(figsize=(5, 3.4))

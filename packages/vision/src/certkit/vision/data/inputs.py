@@ -42,7 +42,7 @@ def load_user_data(data: str, labels: str | None = None, data_dir: str | None = 
     from certkit.vision.data.datasets import load_data
 
     try:
-        return load_data(data, labels=labels, root=data_dir, split=split, image_size=image_size, layout=layout)
+        out = load_data(data, labels=labels, root=data_dir, split=split, image_size=image_size, layout=layout)
     except (ValueError, FileNotFoundError) as exc:
         msg = str(exc)
         for arg, opt in (("data:", "--data:"), ("labels:", "--labels:"), ("root:", "--data-dir:"),
@@ -51,6 +51,25 @@ def load_user_data(data: str, labels: str | None = None, data_dir: str | None = 
                 msg = opt + msg[len(arg):]
                 break
         raise type(exc)(msg) from exc
+    _warn_range_once(out.x)
+    return out
+
+
+def _warn_range_once(x: Any) -> None:
+    """Pixels outside [0, 1]: one ``certkit: warning:`` line on stderr, then the same
+    warning from the samplers is silenced for the rest of the command."""
+    import sys
+    import warnings
+
+    from certkit.vision.data.checks import PixelRangeWarning, check_pixel_range
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PixelRangeWarning)
+        check_pixel_range(x, "--data")
+    for w in caught:
+        print(f"certkit: warning: {w.message}", file=sys.stderr)
+    if caught:
+        warnings.filterwarnings("ignore", category=PixelRangeWarning)
 
 
 def load_user_model(model: str | None, weights: str | None, default: Any = None) -> Any:
