@@ -186,15 +186,17 @@ def test_adaptive_attack_never_beats_certificate_on_the_whole_grid(trained: Trai
 def test_soundness_at_scale_1000_attacked_episodes_per_budget(tmp_path_factory) -> None:
     """The issue's soundness check at full size: the cached quick-report PPO policy
     (trained here if absent), a certificate from m = 10,000 episodes at horizon 200, and
-    1,000 adaptive-attacked episodes per B (thresholds 0 and 2; 128 noise draws; 32 x 10
-    PGD): the attacked mean is never below the certificate beyond its Hoeffding margin.
-    About 8 minutes on one idle core."""
+    1,000 attacked episodes per B and attack of the adaptive family (adaptive: 128 noise
+    draws, 32 x 10 PGD; the authors' fixed-step attack; spread-budget; threshold 0): the
+    strongest attacked mean is never below the certificate beyond its Hoeffding margin.
+    The adaptive part alone took 8 minutes on one idle core; the fixed-step attack costs
+    more (not re-timed)."""
     from certkit.core.cache import cache_dir
     from certkit.rl.report import soundness_check, trained_cartpole
 
     tp = trained_cartpole(cache_dir("rl"))
     rows = soundness_check(tp.policy, episodes=1000, cert_episodes=10_000, budgets=[*GRID, 3.0],
-                           horizon=200, thresholds=(0.0, 2.0))
+                           horizon=200, thresholds=(0.0,))  # the whole family at threshold 0
     for r in rows:
         assert r["max_spent"] <= r["budget"] * (1 + 1e-5)
         assert r["sound"], r
