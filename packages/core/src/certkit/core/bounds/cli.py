@@ -41,7 +41,7 @@ WeightsOpt = Annotated[str | None, typer.Option(
 # where certkit-vision keeps certified training and the digits data (its layout moves; the
 # first importable name wins)
 _VISION_MODULES = {
-    "verified": ("certkit.vision.training.verified", "certkit.vision.training.certified", "certkit.vision.verified"),
+    "verified": ("certkit.vision.training.certified", "certkit.vision.verified"),
     "digits": ("certkit.vision.data.digits", "certkit.vision.data"),
 }
 
