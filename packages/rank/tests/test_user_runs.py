@@ -101,6 +101,9 @@ def test_certify_and_attack_the_users_run(tmp_path, capsys, default_coll, wordne
     assert main(["--json", "rank", "attack", *common, "--target-rank", "3", "--queries", "0"]) == 0
     att = json.loads(capsys.readouterr().out)
     assert "success_rate" in att
+    assert main(["--json", "rank", "attack", *common, "--kind", "topic", "--target-rank", "3",
+                 "--queries", "0"]) == 0
+    assert "top10_rate" in json.loads(capsys.readouterr().out)
     # a run naming documents outside the corpus: a clear error, exit 2
     (tmp_path / "bad.trec").write_text("q01 Q0 nope 1 1.0 t\n")
     assert main(["rank", "certify", "--corpus", str(docs), "--topics", str(topics),
