@@ -182,6 +182,14 @@ def test_api_bad_input_names_the_argument(user: dict[str, str]) -> None:
         Smooth(net, 5, 0.25).certify_batch(x, n0=5, n=10)
     with pytest.warns(PixelRangeWarning, match=r"values in \[.*, 2\d\d.*\], outside \[0, 1\].*divide by 255"):
         Smooth(net, 10, 0.25).certify_batch(x[:1] * 255, n0=5, n=10)
+    # the checks are cached per Smooth: a new input shape is checked again, and a first
+    # batch in [0, 1] does not silence the range check of a later 0-255 batch
+    checked = Smooth(net, 10, 0.25)
+    checked.certify_batch(x[:1], n0=5, n=10)
+    with pytest.raises(ValueError, match="does not accept inputs of shape"):
+        checked.certify_batch(x[:1, :2], n0=5, n=10)
+    with pytest.warns(PixelRangeWarning):
+        checked.certify_batch(x[1:2] * 255, n0=5, n=10)
     with pytest.raises(ValueError, match=r"labels: .* holds no labels"):
         load_data(user["x"])
     with pytest.raises(ValueError, match="layout"):

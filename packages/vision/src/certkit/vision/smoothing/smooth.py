@@ -57,7 +57,7 @@ from torch import nn
 from certkit.core import gaussian_rows, stats
 from certkit.core.results import ResultLog
 from certkit.core.validation import check_alpha, check_int, check_positive, check_seed, check_sigma
-from certkit.vision.data.checks import check_model_input, check_pixel_range
+from certkit.vision.data.checks import PixelRangeWarning, check_model_input, check_pixel_range
 from certkit.vision.smoothing.looks import grid_schedule
 from certkit.vision.smoothing.sequential import (
     BetaBinomialCS,
@@ -159,7 +159,7 @@ class Smooth:
         self.device = torch.device(device) if device is not None else _model_device(model)
         self.model = model.to(self.device).eval()
         self._checked = False
-        self._range_checked = False
+        self._range_warned = False
         self._input_shape: tuple[int, ...] | None = None
         self.forward_calls = 0
         if optimize not in (True, False, "auto"):
@@ -193,11 +193,15 @@ class Smooth:
         return xs.to(self.device).contiguous()
 
     def _check_inputs(self, xs: torch.Tensor, name: str = "x") -> None:
-        """Before any sampling: a range warning (once per Smooth; units are the user's) and
-        one dry forward pass per input shape (see :mod:`certkit.vision.data.checks`)."""
-        if not self._range_checked:
-            check_pixel_range(xs, name, stacklevel=4)
-            self._range_checked = True
+        """Before any sampling: a range warning (at most once per Smooth; units are the
+        user's) and one dry forward pass per input shape (see :mod:`certkit.vision.data.checks`)."""
+        if not self._range_warned:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", PixelRangeWarning)
+                check_pixel_range(xs, name)
+            for w in caught:
+                warnings.warn(w.message, w.category, stacklevel=4)
+            self._range_warned = bool(caught)
         if tuple(xs.shape[1:]) != self._input_shape:
             check_model_input(self.model, xs, self.num_classes, name=name)
             self._input_shape = tuple(xs.shape[1:])
