@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 
@@ -134,12 +135,18 @@ def test_torchscript_checkpoint_and_module_factory_from_the_current_directory(
     (tmp_path / "h20_user_policies.py").write_text(
         "from certkit.rl.policies import mlp\n\ndef make():\n    return mlp(4, 2, (8,))\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
     outs = []
     for args in (["-m", str(ts)], ["-m", "h20_user_policies:make", "--state-dict", str(sd)]):
         rc, out = _certify(capsys, *args, "--budgets", "0,0.2")
         assert rc == 0, out
         outs.append(json.loads(out)["expected"])
     assert outs[0] == outs[1]  # the same network both ways
+    # the process backend's spawned workers find the user's module too
+    pol = load_policy("h20_user_policies:make", gym.make("CartPole-v1"), state_dict=str(sd))
+    cert = certify_reward(pol, "CartPole-v1", 0.2, [0, 0.2], episodes=12, horizon=15,
+                          backend="process", workers=1)
+    assert cert.expected == outs[0]
     rc, err = _certify(capsys, "-m", "no_such_module_h20:make")
     assert rc == 2 and "cannot import" in err
 

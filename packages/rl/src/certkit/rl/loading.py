@@ -10,6 +10,8 @@ imports the user's own code on purpose, resolved against the current directory f
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,10 @@ def _load(spec: str, state_dict: str | None, algo: str | None) -> Any:
             return load_trained(p).module
         except ValueError:
             pass  # not a certkit-rl checkpoint: TorchScript?
+    if not p.exists() and ":" in spec and os.getcwd() not in sys.path:
+        # load_model finds module:factory in the current directory; keep it on sys.path so
+        # the process backend's (spawned) workers can unpickle the module's class too
+        sys.path.append(os.getcwd())
     return load_model(spec, state_dict)
 
 
