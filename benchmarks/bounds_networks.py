@@ -171,7 +171,7 @@ def vnncomp(cats: list[str] | None, sample: int, timeout: float, seed: int) -> N
     print(json.dumps({"name": "bounds_vnncomp", "timeout_s": timeout, "sample": sample, "per_category": summary}))
 
 
-def operators() -> None:
+def operators(dtype: torch.dtype) -> None:
     path = os.environ.get("AUTO_LIRPA_PATH")
     if not path:
         print("# AUTO_LIRPA_PATH not set: the auto_LiRPA comparison is skipped")
@@ -183,16 +183,17 @@ def operators() -> None:
 
     cases: list[tuple[str, torch.nn.Module, tuple[int, ...]]] = []
     for name in ACTS:
-        cases.append((f"act:{name}", _act_mlp(ACTS[name], 0), (5,)))
+        cases.append((f"act:{name}", _act_mlp(ACTS[name], 0).to(dtype), (5,)))
     torch.manual_seed(0)
-    cases += [("norm+lenet", _randomise_bn(LeNetish()).double(), (3, 8, 8)),
-              ("shapes", _randomise_bn(Shapes()).double(), (2, 6, 6)),
-              ("resnet 3x32x32", _randomise_bn(ResNet(4)).double(), (3, 32, 32))]
-    print(f"# loadavg={os.getloadavg()[0]:.1f} float64, eps 0.02 (resnet 0.002), B=2")
-    print(f"{'family':18} {'method':6} {'accepted':>8} {'max|d|':>10} {'ours_s':>8} {'alirpa_s':>9}")
+    cases += [("norm+lenet", _randomise_bn(LeNetish()).to(dtype), (3, 8, 8)),
+              ("shapes", _randomise_bn(Shapes()).to(dtype), (2, 6, 6)),
+              ("resnet 3x32x32", _randomise_bn(ResNet(4)).to(dtype), (3, 32, 32))]
+    print(f"# loadavg={os.getloadavg()[0]:.1f} {dtype}, eps 0.02 (resnet 0.002), B=2; width = mean(upper - lower)")
+    print(f"{'family':18} {'method':6} {'accepted':>8} {'max|d|':>10} {'ours_w':>9} {'alirpa_w':>9} {'ours_s':>8} "
+          f"{'alirpa_s':>9}")
     out = []
     for name, net, shape in cases:
-        x = torch.rand(2, *shape, dtype=torch.float64)
+        x = torch.rand(2, *shape, dtype=dtype)
         eps = 0.002 if "resnet" in name else 0.02
         try:
             ours = BoundedModel(net, shape)
@@ -200,7 +201,7 @@ def operators() -> None:
             print(f"{name:18} refused by ours: {exc}")
             continue
         try:
-            am = BoundedModule(net, torch.zeros(1, *shape, dtype=torch.float64), verbose=0)
+            am = BoundedModule(net, torch.zeros(1, *shape, dtype=dtype), verbose=0)
         except Exception as exc:
             print(f"{name:18} refused by auto_LiRPA: {type(exc).__name__}: {str(exc)[:80]}")
             am = None
@@ -222,8 +223,10 @@ def operators() -> None:
             except Exception as exc:
                 print(f"{name:18} {method:6} auto_LiRPA failed: {type(exc).__name__}: {str(exc)[:80]}")
                 continue
-            out.append({"family": name, "method": method, "max_diff": d, "ours_s": to, "alirpa_s": ta})
-            print(f"{name:18} {method:6} {'both':>8} {d:10.2e} {to:8.3f} {ta:9.3f}", flush=True)
+            wo, wa = float((up - lo).mean()), float((aup - alo).mean())
+            out.append({"family": name, "method": method, "max_diff": d, "ours_width": wo, "alirpa_width": wa,
+                        "ours_s": to, "alirpa_s": ta})
+            print(f"{name:18} {method:6} {'both':>8} {d:10.2e} {wo:9.4g} {wa:9.4g} {to:8.3f} {ta:9.3f}", flush=True)
     print(json.dumps({"name": "bounds_operators", "rows": out}))
 
 
@@ -235,12 +238,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--operators", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.vnncomp is not None:
         vnncomp([c for c in args.vnncomp.split(",") if c] or None, args.sample, args.timeout, args.seed)
     if args.operators:
-        operators()
+        operators(getattr(torch, args.dtype))
 
 
 if __name__ == "__main__":
