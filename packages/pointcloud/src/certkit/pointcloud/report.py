@@ -281,8 +281,10 @@ def run(ctx: ReportContext, cfg: Config) -> Section:
                  figure_from_matplotlib(fig2, "pointcloud_corruptions", corr_table.caption)],
         text=(f"Embedded dataset, {C} procedural classes, {cfg.n_points} points. Reference PointNet "
               f"({cfg.n_train} clouds, {cfg.epochs} epochs): clean accuracy {acc_plain:.3f}; trained "
-              f"with σ={cfg.sigma} noise: {acc_noisy:.3f}. Corruption parameters are re-implemented "
-              "from ModelNet40-C (arXiv:2201.12296) and Robo3D (arXiv:2303.17597), approximate."),
+              f"with σ={cfg.sigma} noise: {acc_noisy:.3f}. ModelNet40-C (arXiv:2201.12296) with the "
+              "published parameters (occlusion and LiDAR approximated by hidden-point removal); "
+              "Robo3D (arXiv:2303.17597): beam missing, cross-sensor, crosstalk and motion blur as "
+              "published, fog with the published β, wet ground, snow and incomplete echo simplified."),
         reproduce="certkit report --only pointcloud",
         full=(f"{FULL.n_train}-cloud, {FULL.epochs}-epoch models, {FULL.n_corrupt} clouds × all 5 "
               f"severities, 3DHacker on {FULL.n_attack} clouds with {FULL.max_queries} queries, "
