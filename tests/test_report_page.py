@@ -199,6 +199,11 @@ def test_figure_panels_gives_one_image_per_panel() -> None:
     ax.plot([0, 1])
     ax.twinx().plot([1, 0], color="C1")
     assert len(figure_panels(fig, "twin")) == 1
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    fig.colorbar(axes[0].imshow(np.eye(4)), ax=axes[0])
+    axes[1].plot([0, 1])
+    with_bar = figure_panels(fig, "bar")
+    assert len(with_bar) == 2 and png_size(with_bar[0].png)[0] > png_size(with_bar[1].png)[0]  # type: ignore[index]
     # close=False keeps the figure whole for a combined image; the page shows the panels
     fig = _plot(9.0, panels=2)
     panels = figure_panels(fig, "two", "Two.", close=False)

@@ -112,15 +112,20 @@ def figure_panels(fig: Any, name: str, caption: str = "", dpi: int = 150,
     """One PNG per panel of a multi-panel matplotlib figure (the report shows one panel per
     image so each can be read at 100% zoom); closes the figure unless ``close=False``.
 
-    Axes that share a position (``twinx``/``twiny``) stay together in one panel. Panel k gets
+    Axes that share a position (``twinx``/``twiny``) and a colorbar with the axes of its image
+    stay together in one panel. Panel k gets
     the name ``f"{name}_{k}"`` and the caption ``caption`` followed by the panel's title (or
     "panel k of n"). A figure with a single panel gives one Figure named ``name``."""
     import matplotlib.pyplot as plt
     from matplotlib.transforms import Bbox
 
     groups: list[list[Any]] = []
+    colorbars = []
     for ax in fig.axes:
         if not ax.get_visible():
+            continue
+        if getattr(ax, "_colorbar", None) is not None:  # goes with the axes of its image
+            colorbars.append(ax)
             continue
         pos = tuple(round(float(v), 4) for v in ax.get_position().bounds)
         for g in groups:
@@ -129,6 +134,13 @@ def figure_panels(fig: Any, name: str, caption: str = "", dpi: int = 150,
                 break
         else:
             groups.append([ax])
+    for cax in colorbars:
+        parent = getattr(cax._colorbar.mappable, "axes", None)
+        home = next((g for g in groups if parent in g), groups[-1] if groups else None)
+        if home is None:
+            groups.append([cax])
+        else:
+            home.append(cax)
     out = []
     if len(groups) <= 1:
         buf = io.BytesIO()
