@@ -490,16 +490,20 @@ class BM25Ranker:
                           "retrieve nothing", stacklevel=2)
         names = self._doc_id_array[idx].tolist()
         vals = scores.tolist()
-        nonzero = scores != 0  # a document matching no query term scores exactly 0
-        full = nonzero.all(axis=1).tolist()
+        # a document matching no query term scores exactly 0; bm25s sorts each row by score
+        # descending, so the zeros are one block between the positive and negative scores
+        n_pos = (scores > 0).sum(axis=1).tolist()
+        n_neg = (scores < 0).sum(axis=1).tolist()
+        width = scores.shape[1]
         out: Run = {}
         for i, (qid, e, nm, v) in enumerate(zip(qids, empty.tolist(), names, vals, strict=True)):
             if e:
                 out[qid] = {}
-            elif pad or full[i]:
+            elif pad or n_pos[i] + n_neg[i] == width:
                 out[qid] = dict(zip(nm, v, strict=True))
             else:
-                out[qid] = {d: x for d, x, nz in zip(nm, v, nonzero[i].tolist(), strict=True) if nz}
+                p, q = n_pos[i], width - n_neg[i]
+                out[qid] = dict(zip(nm[:p] + nm[q:], v[:p] + v[q:], strict=True))
         return out
 
 
