@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def _rows(path):
     return {r["qid"]: r for r in map(json.loads, path.read_text().splitlines()) if "qid" in r}
@@ -110,3 +112,20 @@ def test_certify_and_attack_the_users_run(tmp_path, capsys, default_coll, wordne
                  "--run", str(tmp_path / "bad.trec")]) == 2
     assert "not in the corpus (e.g. 'nope')" in capsys.readouterr().err
     assert main(["rank", "certify", "--qids", "q99"]) == 2
+
+
+def test_retrieve_drops_exactly_the_zero_score_documents() -> None:
+    # only the documents matching no query term (score exactly 0) are dropped, whatever
+    # the idf (bm25s scores a term with negative robertson idf as 0: query "a" is empty)
+    from certkit.rank.rankers import BM25Ranker
+
+    corpus = {f"d{i}": t for i, t in enumerate(
+        ["cat dog", "cat", "cat fish", "cat bird", "dog bird", "owl", "eel", "cat cat dog"])}
+    qs = {"a": "cat", "b": "dog owl", "c": "zebra"}
+    for method in ("lucene", "robertson"):
+        r = BM25Ranker(corpus, method=method, stemmer=None, stopwords=None)
+        with pytest.warns(UserWarning, match="queries have no indexed term"):
+            run, padded = r.retrieve(qs, 8), r.retrieve(qs, 8, pad=True)
+        for q in qs:
+            assert run[q] == {d: s for d, s in padded[q].items() if s != 0}, (method, q)
+        assert run["c"] == {} and len(run["b"]) == 4 and len(padded["b"]) == 8
