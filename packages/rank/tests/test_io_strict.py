@@ -113,6 +113,8 @@ def test_read_corpus_and_topics_detect_the_format(tmp_path) -> None:
     assert io.read_corpus(tmp_path / "docs.smart") == {"1": "solar cells", "2": "coral reef"}
     for name in ("topics.trec", "beir/queries.jsonl", "topics.tsv", "q.smart"):
         assert io.read_topics(tmp_path / name) == topics, name
+    (tmp_path / "bom.tsv").write_bytes(b"\xef\xbb\xbf1\tsolar\n2\treef fish\n")  # a byte-order mark
+    assert io.read_topics(tmp_path / "bom.tsv") == topics
     (tmp_path / "junk").write_text("just words\n")
     with pytest.raises(ValueError, match="not a TREC, BEIR jsonl, SMART or tsv file"):
         io.read_corpus(tmp_path / "junk")

@@ -77,6 +77,8 @@ def _lines(path: PathLike, errors: str = "strict") -> Iterator[tuple[int, str]]:
                 raise ValueError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason}); the file is "
                                  "in another encoding (convert it to UTF-8, or decode it with the "
                                  "Python API's errors='replace')") from None
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]  # a UTF-8 byte-order mark (Windows editors) is not content
             yield lineno, line.rstrip("\r\n")
 
 
