@@ -48,7 +48,9 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, obje
 
 
 def _rows(log: Path) -> list[dict[str, object]]:
-    return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in log.read_text().splitlines()]
+    from certkit.core.results import ResultLog
+
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in ResultLog.read(log)]
 
 
 def test_model_formats_agree(saved: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -103,8 +105,17 @@ def test_verify_cli_shard_and_resume(saved: dict[str, str], tmp_path: Path,
             "--log", str(log), "--backend", "serial"]
     r = _json(capsys, [*base, "--shard", "0/2"])
     assert r["n"] == 3
-    assert sorted(json.loads(x)["idx"] for x in log.read_text().splitlines()) == [0, 2, 4]
+    assert sorted(int(x["idx"]) for x in _rows(log)) == [0, 2, 4]  # type: ignore[call-overload]
     r = _json(capsys, base)  # resumes: only the odd indices run now
     assert r["n"] == 6 and sum(r["counts"].values()) == 6  # type: ignore[attr-defined]
+    assert all(x["seed"] == 0 for x in _rows(log))
     capsys.readouterr()
     assert main([*base, "--shard", "2/2"]) == 2
+    # the log records the settings: resuming with another eps is refused (one line, exit 2)
+    other = [a if a != "0.05" else "0.06" for a in base]
+    capsys.readouterr()
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "eps" in err and len(err.strip().splitlines()) == 1
+    r = _json(capsys, [*other, "--new", "--n", "2"])  # --new moves the old file aside
+    assert r["n"] == 2 and len(_rows(log)) == 2 and len(list(log.parent.glob(log.name + ".*.bak"))) == 1

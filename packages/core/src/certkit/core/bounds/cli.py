@@ -145,6 +145,7 @@ class _VerifyTask:
             torch.set_num_threads(threads)
         row = dataclasses.asdict(r)
         row["has_counterexample"] = row.pop("counterexample") is not None
+        row["seed"] = self.seed  # the run's seed (PGD on input idx uses seed + idx)
         return row
 
 
@@ -174,19 +175,34 @@ def verify(model: ModelOpt = None, weights: WeightsOpt = None, eps: EpsOpt = 0.1
            timeout: float = 10.0, pgd_steps: int = 20, seed: int = 0,
            methods: Annotated[str, typer.Option(help="comma-separated, tried in order")] = "IBP,CROWN,alpha-CROWN",
            log: Annotated[Path | None, typer.Option(help="ResultLog (JSON lines); resumes")] = None,
+           new: Annotated[bool, typer.Option("--new", help="move an existing --log aside and start afresh")] = False,
            backend: BackendOpt = None, shard: ShardOpt = None, workers: WorkersOpt = None) -> None:
-    """Per-input verification results on digits (verified / falsified / unknown / timeout), PGD first."""
+    """Per-input verification results on digits (verified / falsified / unknown / timeout), PGD first.
+
+    With --log, rows are written as they finish and a rerun resumes; the file records the
+    settings (model and data fingerprints, eps, timeout, PGD steps, methods, seed) and
+    refuses to resume with others (--new starts afresh); a second concurrent writer fails."""
     from certkit.core.distributed import TaskFactory, run
-    from certkit.core.results import ResultLog
+    from certkit.core.results import LogLockedError, ResultLog, fingerprint, run_settings
 
     check_eps(eps)
     if n < 1:
         raise UsageError(f"--n: expected >= 1, got {n}")
+    if not timeout > 0:
+        raise UsageError(f"--timeout: expected seconds > 0, got {timeout}")
     meths = parse_methods(methods)
-    load_bounds_model(model, weights)  # fail fast (one line, exit 2) before starting workers
+    m = load_bounds_model(model, weights)  # fail fast (one line, exit 2) before starting workers
     _, te = vision_module("digits").load_digits()
     idx = list(range(min(n, len(te))))
-    rl = ResultLog(log) if log is not None else None
+    rl = None
+    if log is not None:
+        settings = run_settings(command="bounds verify", model=fingerprint(m), data=fingerprint(te.x),
+                                labels=fingerprint(te.y), eps=eps, timeout=timeout, pgd_steps=pgd_steps,
+                                methods=list(meths), seed=seed)
+        try:
+            rl = ResultLog(log, settings=settings, new=new)
+        except LogLockedError as exc:
+            raise UsageError(f"--log: {exc}") from exc
     try:
         rows = run(TaskFactory(make_verify_task, (model, weights, eps, timeout, pgd_steps, seed, meths)), idx,
                    backend=backend, shard=shard, workers=workers, log=rl)
