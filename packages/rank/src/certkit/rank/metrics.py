@@ -246,22 +246,22 @@ class Evaluation:
         return out
 
 
-def _one_query(ranked: Sequence[str], judged: Mapping[str, int], m: Measure, level: int) -> float:
-    """trec_eval's value of measure ``m`` for one query (``level``: relevance level)."""
+def _one_query(grades: Sequence[int | None], judged: Mapping[str, int], m: Measure, level: int,
+               rel: Sequence[bool], num_rel: int) -> float:
+    """trec_eval's value of measure ``m`` for one query: ``grades`` of the ranked documents
+    (None: not in the qrels), ``rel`` whether each is relevant at ``level``, ``num_rel``
+    the query's relevant documents at ``level``."""
     kind, cut = m.kind, m.cut
-    grades = [judged.get(d) for d in ranked]
-    rel = [g is not None and g >= level for g in grades]
-    num_rel = sum(1 for g in judged.values() if g >= level)
     if kind == "num_q":
         return 1.0
     if kind == "num_ret":
-        return float(len(ranked))
+        return float(len(grades))
     if kind == "num_rel":
         return float(num_rel)
     if kind == "num_rel_ret":
         return float(sum(rel))
     if kind == "setp":
-        return sum(rel) / len(ranked) if ranked else 0.0
+        return sum(rel) / len(grades) if grades else 0.0
     if kind == "judged":
         assert cut is not None
         seen = grades[:cut]
@@ -356,10 +356,15 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
         for sc in docs.values():
             if not math.isfinite(float(sc)):
                 raise ValueError(f"run: query {qid!r} has a non-finite score")
-        ranked = rank_docs(docs, ties, precision)
         judged = qrels[qid]
+        grades = [judged.get(d) for d in rank_docs(docs, ties, precision)]
+        at_level: dict[int, tuple[list[bool], int]] = {}
         for m in measures:
-            out[m.name][i] = _one_query(ranked, judged, m, relevance_level if m.rel is None else m.rel)
+            level = relevance_level if m.rel is None else m.rel
+            if level not in at_level:
+                at_level[level] = ([g is not None and g >= level for g in grades],
+                                   sum(1 for g in judged.values() if g >= level))
+            out[m.name][i] = _one_query(grades, judged, m, level, *at_level[level])
     return Evaluation(qids, out, {m.name: m.kind for m in measures})
 
 
