@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot, idempotent set-up for a fresh Debian machine:
 #   1. Debian packages (open3d needs libusb-1.0-0; the ranking attacks read WordNet;
-#      the spectral ops use LAPACK from OpenBLAS (OpenMP build) when present)
+#      the spectral ops use LAPACK from OpenBLAS (OpenMP build) when present; the report
+#      page's browser test drives chromium through chromium-driver)
 #   2. the virtual environment, with torch pinned to the local CPU wheel (constraints.txt)
 #   3. the compiled core (certkit-core, scikit-build-core + CMake + pybind11)
 #   4. every certkit distribution, editable, with its test extras
@@ -16,7 +17,7 @@ PYTHON=${PYTHON:-python3}
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # ---- 1. Debian packages ---------------------------------------------------------------
-DEB_PKGS=(libusb-1.0-0 libgomp1 wordnet-base libopenblas-openmp-dev)
+DEB_PKGS=(libusb-1.0-0 libgomp1 wordnet-base libopenblas-openmp-dev chromium chromium-driver)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
