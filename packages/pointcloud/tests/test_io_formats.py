@@ -186,3 +186,20 @@ def test_real_meshes_match_open3d() -> None:
         mesh = o3d.io.read_triangle_mesh(str(path))
         np.testing.assert_allclose(pts, np.asarray(mesh.vertices), rtol=1e-6)
         np.testing.assert_array_equal(faces, np.asarray(mesh.triangles))
+
+
+def test_ply_ascii_rows_not_one_per_line(tmp_path: Path) -> None:
+    # PLY does not require one row per line: split rows and blank lines fall back to the
+    # number stream, and the result is the same
+    head = ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+            "element face 1\nproperty list uchar int vertex_indices\nend_header\n")
+    (tmp_path / "a.ply").write_text(head + "0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    (tmp_path / "b.ply").write_text(head + "\n0 0\n0 1 0\n0 0 1\n0\n3 0 1\n2\n")
+    pa, fa, _ = io.read_ply(tmp_path / "a.ply")
+    pb, fb, _ = io.read_ply(tmp_path / "b.ply")
+    np.testing.assert_array_equal(pa, pb)
+    np.testing.assert_array_equal(fa, fb)
+    assert fa.tolist() == [[0, 1, 2]]
+    (tmp_path / "c.ply").write_text(head + "0 0 0\n1 0 x\n0 1 0\n3 0 1 2\n")
+    with pytest.raises(ValueError, match="non-numeric"):
+        io.read_ply(tmp_path / "c.ply")

@@ -13,6 +13,7 @@ into triangles).
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,42 +45,86 @@ Prop = tuple[str, str, "str | None"]  # (name, item dtype, list count dtype or N
 
 
 class _PlyAscii:
-    """Element reader over the numbers of an ASCII PLY body (parsed at once by numpy).
+    """Element reader over an ASCII PLY body.
 
-    An element whose rows have the same width (every list the same length as in the first
-    row: triangle meshes) is one reshape; otherwise it is read row by row."""
+    Rows are first read line by line with ``np.loadtxt`` (one element row per line, as PLY
+    writers do; an element whose lists all have the first row's length is one table). When
+    that does not fit (rows split over lines, lists of different lengths), the rest of the
+    body is read as a stream of numbers (parsed at once by numpy), row by row where needed."""
 
     def __init__(self, body: bytes, path: Any) -> None:
         try:
-            self.tokens = np.fromstring(body.decode("ascii"), sep=" ")  # text mode: not deprecated
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise _fail(path, "non-numeric or non-ASCII value in the PLY body") from exc
+            text = body.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise _fail(path, "non-ASCII bytes in the PLY body") from exc
+        self.lines: list[str] | None = text.split("\n")
+        self.line = 0
+        self.tokens = np.zeros(0)
         self.pos, self.path = 0, path
 
-    def element(self, name: str, count: int, props: list[Prop]) -> tuple[dict[str, Any], dict[str, Any]]:
-        toks, path = self.tokens, self.path
-        widths: list[int] = []
-        at = self.pos
-        for _p, _dt, ltype in props:  # the first row's list lengths give the candidate width
+    def _to_tokens(self) -> None:
+        """Switch to the number stream for the rest of the body."""
+        assert self.lines is not None
+        rest = "\n".join(self.lines[self.line :])
+        self.lines = None
+        try:
+            self.tokens = np.fromstring(rest, sep=" ")  # text mode: not deprecated
+        except ValueError as exc:
+            raise _fail(self.path, "non-numeric value in the PLY body") from exc
+
+    def _widths(self, first: npt.NDArray[np.float64], props: list[Prop]) -> list[int] | None:
+        """Column widths of each property given the first row (None: not a fixed layout)."""
+        widths, at = [], 0
+        for _p, _dt, ltype in props:
             if ltype is None:
                 widths.append(1)
                 at += 1
                 continue
-            if not count:
-                ln = 0
-            elif at >= len(toks) or not float(toks[at]).is_integer() or toks[at] < 0:
-                return self._rows(name, count, props)  # raises the precise error
-            else:
-                ln = int(toks[at])
-            widths.append(1 + ln)
-            at += 1 + ln
-        width = sum(widths)
-        need = count * width
+            if at >= len(first) or not float(first[at]).is_integer() or first[at] < 0:
+                return None
+            widths.append(1 + int(first[at]))
+            at += 1 + int(first[at])
+        return widths
+
+    def element(self, name: str, count: int, props: list[Prop]) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not count:
+            return ({p[0]: np.zeros(0) for p in props if p[2] is None},
+                    {p[0]: np.zeros((0, 0), np.int64) for p in props if p[2] is not None})
+        if self.lines is not None:
+            rows = self.lines[self.line : self.line + count]
+            tab = None
+            if len(rows) == count:
+                try:
+                    with warnings.catch_warnings():  # blank lines: "no data", handled below
+                        warnings.simplefilter("ignore")
+                        tab = np.loadtxt(rows, dtype=np.float64, ndmin=2, comments=None)
+                except ValueError:
+                    tab = None
+            widths = self._widths(tab[0], props) if tab is not None and len(tab) == count else None
+            if tab is not None and widths is not None and sum(widths) == tab.shape[1]:
+                got = self._split(name, tab, props, widths)
+                if got is not None:
+                    self.line += count
+                    return got
+            self._to_tokens()
+        toks = self.tokens
+        widths = self._widths(toks[self.pos :], props)
+        if widths is None:
+            return self._rows(name, count, props)  # raises the precise error
+        need = count * sum(widths)
         if self.pos + need > len(toks):
             if not any(p[2] for p in props):
-                raise _fail(path, f"truncated: element {name!r} needs {count} rows")
+                raise _fail(self.path, f"truncated: element {name!r} needs {count} rows")
             return self._rows(name, count, props)
-        tab = toks[self.pos : self.pos + need].reshape(count, width)
+        got = self._split(name, toks[self.pos : self.pos + need].reshape(count, -1), props, widths)
+        if got is None:
+            return self._rows(name, count, props)  # lists of different lengths
+        self.pos += need
+        return got
+
+    def _split(self, name: str, tab: npt.NDArray[np.float64], props: list[Prop],
+               widths: list[int]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Columns of a (count, width) table per property; None if a list length differs."""
         scalars: dict[str, Any] = {}
         lists: dict[str, Any] = {}
         col = 0
@@ -87,14 +132,13 @@ class _PlyAscii:
             if ltype is None:
                 scalars[pname] = tab[:, col]
             else:
-                if count and not (tab[:, col] == w - 1).all():
-                    return self._rows(name, count, props)  # lists of different lengths
+                if not (tab[:, col] == w - 1).all():
+                    return None
                 vals = tab[:, col + 1 : col + w]
                 if vals.size and not (vals == np.round(vals)).all():
-                    raise _fail(path, f"non-integer list entry in element {name!r}")
+                    raise _fail(self.path, f"non-integer list entry in element {name!r}")
                 lists[pname] = vals.astype(np.int64)
             col += w
-        self.pos += need
         return scalars, lists
 
     def _rows(self, name: str, count: int, props: list[Prop]) -> tuple[dict[str, Any], dict[str, Any]]:
