@@ -19,6 +19,13 @@ Engines (``backend``):
 An attack (see :mod:`certkit.rl.attacks`) sees the clean observations and returns a
 perturbation ``ε_t`` added *before* the smoothing noise (the adversary cannot see the noise
 it is about to get); the rollout checks that ``sqrt(Σ_t ‖ε_t‖²)`` never exceeds its budget.
+
+Frame stacks: when the env's outermost observation wrapper is gymnasium's
+``FrameStackObservation``, the engines run the env below it, noise (and attack) each new
+frame once, and stack the noisy frames themselves (:func:`certkit.rl.envs.frame_stack`),
+as the authors apply policy smoothing to stacked frames; the budget is per frame.
+The policy is checked against the env's spaces once per call
+(:func:`certkit.rl.policies.check_policy_env`).
 """
 
 from __future__ import annotations
