@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from typing import Any, Literal
 
 import torch
@@ -178,7 +179,8 @@ class BoundedModel(nn.Module):
                        bound_lower: bool = True, bound_upper: bool = True,
                        tighten_with_ibp: bool = False, alpha_iterations: int = 20,
                        alpha_lr: float = 0.5, alpha_lr_decay: float = 0.98,
-                       alpha_intermediate: bool = True, alpha_shared: bool = False) -> tuple[Tensor, Tensor]:
+                       alpha_intermediate: bool = True, alpha_shared: bool = False,
+                       deadline: float | None = None) -> tuple[Tensor, Tensor]:
         """Lower and upper bounds on ``C @ model(x')`` over the perturbation set.
 
         Args:
@@ -200,6 +202,10 @@ class BoundedModel(nn.Module):
                 (pre-activation) bound, one α set per (start node, ReLU) pair (full
                 α-CROWN); ``False`` optimises only the output's slopes.
             alpha_shared: one α per ReLU neuron shared by all start nodes (less memory).
+            deadline: a ``time.perf_counter()`` value. Past it, α-CROWN stops iterating
+                (the best bounds so far are returned) and CROWN stops tightening
+                intermediate bounds (the rest keep their IBP bounds): the result is still
+                sound, only looser, and the call returns within one step of the deadline.
 
         Returns:
             ``(lower, upper)``, each (B, S). A bound that is not requested is ``None``.
@@ -246,6 +252,7 @@ class BoundedModel(nn.Module):
                 return (lo if bound_lower else None), (up if bound_upper else None)  # type: ignore[return-value]
 
         ctx = _Ctx(self.graph, x, lo_box, hi_box, eps_t, norm_v)
+        ctx.deadline = deadline
         if m == "IBP":
             lo, up = ctx.ibp_output(Cb)
         elif m == "CROWN-IBP":
@@ -377,6 +384,7 @@ class _Ctx:
 
     def __init__(self, g: Graph, x: Tensor, lo: Tensor, hi: Tensor, eps: Tensor, norm: float) -> None:
         self.g, self.x, self.lo, self.hi, self.eps, self.norm = g, x, lo, hi, eps, norm
+        self.deadline: float | None = None
         self.bounds: dict[int, tuple[Tensor, Tensor]] = {}
         self.consumers = g.consumers()
         if any(isinstance(op, ops.BatchNorm) and (op.m.training or op.m.running_mean is None) for op in g.nodes):
@@ -485,6 +493,8 @@ class _Ctx:
         topological order, so later layers use the tightened bounds."""
         g = self.g
         for i in range(1, len(g.nodes)):
+            if self._late():
+                return  # past the deadline: the remaining nodes keep their (sound) IBP bounds
             if not self._needs_crown(i):
                 # nodes between: recompute IBP from possibly tightened inputs
                 if i in self.bounds and i > 0:
@@ -498,6 +508,8 @@ class _Ctx:
             rows = torch.nonzero(unst_b.any(0)).flatten()
             lo, up = il.reshape(B, n).clone(), iu.reshape(B, n).clone()
             for s in range(0, rows.numel(), chunk):
+                if self._late():
+                    break  # past the deadline: the remaining rows keep their (sound) IBP bounds
                 r = rows[s:s + chunk]
                 k = r.numel()
                 C = torch.zeros(B, k, n, dtype=il.dtype, device=il.device)
@@ -509,6 +521,9 @@ class _Ctx:
                 lo[:, r] = torch.where(u_r, torch.max(lo[:, r], cl), lo[:, r])
                 up[:, r] = torch.where(u_r, torch.min(up[:, r], cu), up[:, r])
             self.bounds[i] = (lo.reshape(il.shape), up.reshape(iu.shape))
+
+    def _late(self) -> bool:
+        return self.deadline is not None and time.perf_counter() > self.deadline
 
     @staticmethod
     def _intersect(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -595,14 +610,18 @@ class _Ctx:
                 p = 2 * starts[s][0].numel() if s in starts else nparts * S
                 alphas[s] = {r: init(r, p) for r in relus if r in anc[s]}
                 params += list(alphas[s].values())
-        opt = torch.optim.Adam(params, lr=lr)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, lr_decay)
+        # Adam (β = 0.9, 0.999, ε = 1e-8, as torch.optim.Adam) with exponential lr decay, written
+        # out: torch.optim's first use imports torch._dynamo (seconds), which a deadline cannot afford
+        m1 = [torch.zeros_like(a) for a in params]
+        m2 = [torch.zeros_like(a) for a in params]
         with torch.enable_grad():
             for it in range(iters + 1):
                 last = it == iters
+                if self._late():
+                    break  # every iterate so far gave sound bounds: keep the best, stop at the deadline
                 with torch.no_grad() if last else contextlib.nullcontext():
-                    if starts:
-                        self._alpha_intermediate(ref, starts, alphas)
+                    if starts and not self._alpha_intermediate(ref, starts, alphas):
+                        break  # the deadline passed within this iterate
                     lo, up = self.crown(out, C, lower, upper, alphas[out])
                 if lo is not None:
                     best_lo = torch.max(best_lo, lo.detach())  # type: ignore[arg-type]
@@ -612,12 +631,15 @@ class _Ctx:
                     break
                 loss = (-lo.sum() if lo is not None else 0.0) + (up.sum() if up is not None else 0.0)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)  # type: ignore[arg-type]
-                for a, gr in zip(params, grads):
-                    a.grad = gr if gr is not None else torch.zeros_like(a)
-                opt.step()
-                sched.step()
+                step_lr = lr * lr_decay ** it
                 with torch.no_grad():
-                    for a in params:
+                    for a, gr, ma, va in zip(params, grads, m1, m2):
+                        if gr is None:
+                            continue
+                        ma.mul_(0.9).add_(gr, alpha=0.1)
+                        va.mul_(0.999).addcmul_(gr, gr, value=0.001)
+                        denom = (va / (1 - 0.999 ** (it + 1))).sqrt_().add_(1e-8)
+                        a.addcdiv_(ma, denom, value=-step_lr / (1 - 0.9 ** (it + 1)))
                         a.clamp_(0.0, 1.0)
         self.bounds = ref
         return best_lo, best_up
@@ -634,15 +656,18 @@ class _Ctx:
 
     def _alpha_intermediate(self, ref: dict[int, tuple[Tensor, Tensor]],
                             starts: dict[int, tuple[Tensor, Tensor, Tensor]],
-                            alphas: dict[int, dict[int, Tensor]]) -> None:
+                            alphas: dict[int, dict[int, Tensor]]) -> bool:
         """Recompute every node's bounds in topological order: IBP from the current bounds
         ∩ the reference, and, on the pre-activation nodes in ``starts``, CROWN with that
-        node's α set on its rows (per example only where the neuron is unstable)."""
+        node's α set on its rows (per example only where the neuron is unstable). False
+        when the deadline passed before the last start node (the bounds are then partial)."""
         g = self.g
         self.bounds = {0: ref[0]}
         for i in range(1, g.output):
             b = self._intersect(self._node_ibp(i), ref[i])
             if i in starts:
+                if self._late():
+                    return False
                 rows, u_r, Ci = starts[i]
                 l, u = b  # noqa: E741
                 B = l.shape[0]
@@ -658,3 +683,4 @@ class _Ctx:
                 up[:, rows] = torch.where(u_r, tu, up[:, rows])
                 b = (lo.reshape(l.shape), up.reshape(u.shape))
             self.bounds[i] = b
+        return True

@@ -167,7 +167,8 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         eps = ((hi_i - lo_i) / 2).reshape(sel.numel(), -1).amax(1)
         kw: dict[str, Any] = {"alpha_iterations": alpha_iterations} if method == "alpha-CROWN" else {}
         with torch.no_grad() if method != "alpha-CROWN" else torch.enable_grad():
-            lb, _ = bm.compute_bounds(mid, eps, method=method, C=C[sel], x_L=lo_i, x_U=hi_i, bound_upper=False, **kw)
+            lb, _ = bm.compute_bounds(mid, eps, method=method, C=C[sel], x_L=lo_i, x_U=hi_i, bound_upper=False,
+                                      deadline=t0 + timeout, **kw)  # α-CROWN / CROWN stop at the deadline
         proven = ((lb.detach() > d[sel]) & valid[sel]).any(1)
         open_idx = sel[~proven]
         if open_idx.numel() == 0:
