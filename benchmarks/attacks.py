@@ -10,6 +10,12 @@ runs, and the robust accuracy each attack leaves (ours must be at least as stron
 Usage: python benchmarks/attacks.py [--batch 256] [--steps 50] [--repeat 7] [--threads 1]
 Prints a table, then one JSON line {"name", "ours_s", "anchor_s", "ratio", ...}
 (ratio = anchor_s / ours_s; > 1 means ours is faster).
+
+``--quad`` instead compares QuadAttack's perturbation size with the plain hinge baseline
+(``topk_hinge_attack``: Adam on c·Σ hinge + ‖δ‖², no QP) on the same digits model, inputs
+(``--batch``, default 100 here) and seeded random ordered targets, top-3 and top-1, ``--steps``
+(default 200 here) each: success rate, median ℓ2 over each attack's successes and over the
+inputs both broke (equal success), and time. One JSON line per K.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from certkit.vision.attacks import pgd, robust_accuracy
+from certkit.vision.attacks.quadattack import quadattack, topk_hinge_attack, topk_success
 from certkit.vision.data.digits import load_digits
 from certkit.vision.data.models import DigitsCNN, train_classifier
 
@@ -48,11 +55,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quad", action="store_true", help="QuadAttack vs the hinge baseline instead")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     tr, te = load_digits()
     torch.manual_seed(0)
+    if a.quad:
+        quad_vs_hinge(a, tr, te, dev)
+        return
     model = train_classifier(DigitsCNN(), tr.x, tr.y, epochs=5).to(dev).eval()
     reps = -(-a.batch // len(te))
     x = te.x.repeat(reps, 1, 1, 1)[:a.batch].to(dev)
@@ -105,6 +116,38 @@ def main() -> None:
                       "ratio": t_anchor / t_ours, "anchor": anchor_name, "batch": a.batch,
                       "steps": a.steps, "device": str(dev), "robust_acc_ours": acc_o,
                       "robust_acc_anchor": acc_a}))
+
+
+def quad_vs_hinge(a, tr, te, dev) -> None:
+    """QuadAttack next to topk_hinge_attack at equal steps (the test suite's digits model)."""
+    batch = a.batch if a.batch != 256 else 100
+    steps = a.steps if a.steps != 50 else 200
+    model = train_classifier(DigitsCNN(), tr.x, tr.y, epochs=10, seed=0).to(dev).eval()
+    x = te.x[:batch].to(dev)
+    print(f"{'K':>2} {'attack':<26} {'success':>8} {'median l2':>10} {'median l2, both broke':>22} {'time (s)':>9}")
+    for k in (3, 1):
+        g = torch.Generator().manual_seed(0)
+        targets = torch.stack([torch.randperm(10, generator=g)[:k] for _ in range(len(x))]).to(dev)
+        res = {}
+        for name, fn in (("quadattack", lambda t=targets: quadattack(model, x, t, steps=steps)),
+                         ("hinge baseline", lambda t=targets: topk_hinge_attack(model, x, t, steps=steps))):
+            t = time.perf_counter()
+            xa = fn()
+            sec = time.perf_counter() - t
+            with torch.no_grad():
+                ok = topk_success(model(xa), targets)
+            d = (xa - x).flatten(1).norm(dim=1)
+            res[name] = (torch.where(ok, d, torch.full_like(d, float("inf"))), sec)
+        both = torch.isfinite(res["quadattack"][0]) & torch.isfinite(res["hinge baseline"][0])
+        out = {"name": f"attacks_quadattack_top{k}", "batch": len(x), "steps": steps, "both_broke": int(both.sum())}
+        for name, (d, sec) in res.items():
+            okm = torch.isfinite(d)
+            row = (float(okm.float().mean()), float(d[okm].median()), float(d[both].median()), sec)
+            print(f"{k:>2} {name:<26} {row[0]:8.2f} {row[1]:10.3f} {row[2]:22.3f} {row[3]:9.1f}")
+            key = "quad" if name == "quadattack" else "hinge"
+            out.update({f"{key}_success": row[0], f"{key}_median_l2": row[1], f"{key}_median_l2_both": row[2],
+                        f"{key}_s": sec})
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,19 @@ use the logits themselves, W = I). Each iteration:
    top-K hold;
 2. takes one back-propagation step on the input towards h* = h + δ:
    minimise ‖h(x') − h*‖₂² + λ‖x' − x‖₂², x' kept in the box (and ε-ball if given).
+   The step is the gradient normalised to ℓ2 length ``lr · lr_final^(i/(steps−1))`` (a
+   geometric decay from ``lr`` to ``lr · lr_final``), and the answer is the successful
+   iterate closest to x.
+
+Why not Adam (our first version, issue #23): Adam normalises each coordinate separately, so
+its steps are sign-like, ℓ∞-shaped, dense moves of about ``lr`` per pixel. The path to the
+ordered top-K region then ignores the ℓ2 geometry the QP and the distance term are written in,
+and the fixed step size leaves the first successful iterate up to one step (≈ lr·√d) beyond
+the boundary. On digits (DigitsCNN, 100 test images, random ordered targets, 200 steps) the
+Adam version's median ℓ2 was 2.43 (top-3) and 1.25 (top-1) against 1.65 / 1.09 for a plain
+hinge baseline (Adam on Σ hinge + ‖δ‖²); ℓ2-normalised decaying steps give 1.36 / 0.83 at 100%
+success. The QP margin (0.5 vs 0.05) and the distance weight mattered much less (≤ 0.1).
+``benchmarks/attacks.py --quad`` puts both next to the baseline.
 
 QP solver (derived): the dual of min ‖δ‖² s.t. Aδ ≥ c is max_{μ≥0} μᵀc − ¼ μᵀAAᵀμ with
 δ = ½Aᵀμ; we solve it by projected gradient ascent with step 1/λ_max(½AAᵀ) (Nesterov
@@ -101,15 +114,16 @@ def topk_success(z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def quadattack(model: Model, x: torch.Tensor, targets: torch.Tensor, *,
                features: Callable[[torch.Tensor], torch.Tensor] | None = None,
-               head: torch.nn.Linear | None = None, margin: float = 0.5, steps: int = 60,
-               lr: float = 0.05, dist_weight: float = 0.01, eps: float | None = None,
-               norm: str = "l2", bounds: tuple[float, float] = (0.0, 1.0),
+               head: torch.nn.Linear | None = None, margin: float = 0.05, steps: int = 60,
+               lr: float = 0.5, lr_final: float = 0.01, dist_weight: float = 0.01,
+               eps: float | None = None, norm: str = "l2", bounds: tuple[float, float] = (0.0, 1.0),
                qp_iters: int = 300) -> torch.Tensor:
     """Ordered top-K targeted attack (QuadAttack).
 
     model: (B, ...) → logits (B, C); x: (B, ...) in ``bounds``; targets: (B, K) ordered
     distinct target classes. With ``features`` and ``head`` (model = head ∘ features) the QP
-    runs in the embedding space; otherwise in logit space. eps/norm: optional ball.
+    runs in the embedding space; otherwise in logit space. lr: ℓ2 length of the first input
+    step, decaying geometrically to ``lr * lr_final`` at the last. eps/norm: optional ball.
     Returns x_adv (B, ...): per example the successful iterate closest to x (ℓ2), else the
     last iterate (check with :func:`topk_success`).
     """
@@ -117,6 +131,9 @@ def quadattack(model: Model, x: torch.Tensor, targets: torch.Tensor, *,
     x = check_inputs(x, (lo, hi))
     steps = check_int(steps, "steps", minimum=1)
     lr = check_positive(lr, "lr")
+    lr_final = check_positive(lr_final, "lr_final")
+    if lr_final > 1:
+        raise ValueError(f"lr_final: expected a value in (0, 1], got {lr_final!r}")
     dist_weight = check_positive(dist_weight, "dist_weight", allow_zero=True)
     norm = check_norm(norm)
     if eps is not None:
@@ -137,10 +154,9 @@ def quadattack(model: Model, x: torch.Tensor, targets: torch.Tensor, *,
         bvec = head.bias.detach() if head is not None and head.bias is not None else None
         shape = (-1, *([1] * (x.ndim - 1)))
         x_adv = x.clone().requires_grad_(True)
-        opt = torch.optim.Adam([x_adv], lr=lr)
         best = x.clone()
         best_d = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
-        for _ in range(steps):
+        for i in range(steps):
             h = feat(x_adv)
             with torch.no_grad():
                 z = h @ w.T + (bvec if bvec is not None else 0) if w is not None else h
@@ -152,10 +168,10 @@ def quadattack(model: Model, x: torch.Tensor, targets: torch.Tensor, *,
                 h_star = h.detach() + topk_qp(h.detach(), targets, weight=w, bias=bvec,
                                               margin=margin, iters=qp_iters)
             loss = ((h - h_star).pow(2).sum(1) + dist_weight * (x_adv - x).flatten(1).pow(2).sum(1)).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            (grad,) = torch.autograd.grad(loss, x_adv)
             with torch.no_grad():
+                step = lr * lr_final ** (i / max(steps - 1, 1))
+                x_adv -= step * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
                 if eps is not None:
                     x_adv.copy_(project(x_adv, x, eps, norm, lo, hi))
                 else:
@@ -170,4 +186,37 @@ def quadattack(model: Model, x: torch.Tensor, targets: torch.Tensor, *,
             return torch.where(found.view(shape), best, x_adv.detach())
 
 
-__all__ = ["quadattack", "topk_qp", "topk_success"]
+def topk_hinge_attack(model: Model, x: torch.Tensor, targets: torch.Tensor, *, steps: int = 200,
+                      lr: float = 0.01, c: float = 10.0, margin: float = 0.0,
+                      bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """The plain baseline QuadAttack is compared with: Adam on
+    ``c · Σ_(a,b) max(0, m − (z_a − z_b)) + ‖x' − x‖₂²`` over the same ordered constraint
+    pairs (a CW-style penalty, no QP), x' clipped to the box; returns the successful iterate
+    closest to x (else the last). model, x, targets as in :func:`quadattack`."""
+    lo, hi = check_bounds(bounds)
+    x = check_inputs(x, (lo, hi))
+    steps = check_int(steps, "steps", minimum=1)
+    with eval_mode(model):
+        z0 = first_logits(model, x)
+        pa, pb = _constraint_pairs(targets.long(), z0.shape[1])
+        shape = (-1, *([1] * (x.ndim - 1)))
+        delta = torch.zeros_like(x, requires_grad=True)
+        opt = torch.optim.Adam([delta], lr=check_positive(lr, "lr"))
+        best, best_d = x.clone(), torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
+        for _ in range(steps + 1):
+            xa = (x + delta).clamp(lo, hi)
+            z = model(xa)
+            with torch.no_grad():
+                d = (xa - x).flatten(1).norm(dim=1)
+                imp = topk_success(z, targets) & (d < best_d)
+                best = torch.where(imp.view(shape), xa.detach(), best)
+                best_d = torch.where(imp, d, best_d)
+            hinge = (margin - (z.gather(1, pa) - z.gather(1, pb))).clamp_min(0).sum(1)
+            loss = (c * hinge + (xa - x).flatten(1).pow(2).sum(1)).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return torch.where(torch.isfinite(best_d).view(shape), best, xa.detach())
+
+
+__all__ = ["quadattack", "topk_hinge_attack", "topk_qp", "topk_success"]
