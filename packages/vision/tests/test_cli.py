@@ -40,6 +40,16 @@ def test_certify_evaluate_plot(tmp_path: Path, weights: Path, capsys: pytest.Cap
         assert _certify(tmp_path, weights, "m.jsonl", "--mode", "sequential", "--radius-target", "0.1",
                         "--bound", "mixture") == 0
         capsys.readouterr()
+        # a sequential run with a grid reports its ACR over the grid, never a plain ACR
+        assert main(["--json", "--quiet", "vision", "certify", "--model", "certkit.vision.data.models:DigitsMLP",
+                     "--weights", str(weights), "--count", "5", "--n0", "10", "--n", "50", "--out",
+                     str(tmp_path / "g.jsonl"), "--mode", "sequential", "--radius-target", "0",
+                     "--radius-target", "0.1"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert "acr" not in summary and summary["radius_grid"] == [0.0, 0.1] and 0 <= summary["acr_on_grid"] <= 0.1
+        assert main(["vision", "evaluate", str(tmp_path / "g.jsonl"), "--radius", "0", "--radius", "0.1",
+                     "--grid"]) == 0
+        assert "ACR*: radii rounded down to the grid 0, 0.1" in capsys.readouterr().out
         assert main(["--json", "vision", "evaluate", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"),
                      "--radius", "0", "--radius", "0.2"]) == 0
         table = json.loads(capsys.readouterr().out)

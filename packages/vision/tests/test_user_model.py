@@ -146,13 +146,17 @@ def test_second_writer_is_refused(user: dict[str, str], capsys: pytest.CaptureFi
     (["--labels", "LABELS", "--layout", "nchw"], "--data: the model does not accept inputs of shape"),
     (["--labels", "LABELS", "--layout", "sideways"], "--layout"),
     (["--labels", "LABELS", "--image-size", "32"], "--labels: only for array data"),
+    (["--labels", "LABELS", "--image-size", "16"], "--image-size: only for image folders"),
+    (["--labels", "LABELS", "--data", "FOLDER", "--image-size", "big"], "--image-size: expected H or HxW"),
 ])
 def test_bad_input_one_line_exit_2(user: dict[str, str], capsys: pytest.CaptureFixture[str], extra: list[str],
                                    needle: str) -> None:
     np.save(Path(user["dir"]) / "y5.npy", np.zeros(5, dtype=np.int64))
-    extra = [user["y"] if e == "LABELS" else str(Path(user["dir"]) / "y5.npy") if e == "LABELS5" else e
-             for e in extra]
-    if "--image-size" in extra:  # an image folder has its own labels
+    if "FOLDER" in extra:  # an image folder (with its own labels)
+        extra = [e for e in extra if e not in ("--labels", "LABELS")]
+    extra = [user["y"] if e == "LABELS" else str(Path(user["dir"]) / "y5.npy") if e == "LABELS5"
+             else user["dir"] if e == "FOLDER" else e for e in extra]
+    if extra[-2:] == ["--image-size", "32"]:  # labels given with an image folder
         extra = ["--data", user["dir"], *extra]
     rc = main(["vision", "certify", "--model", user["model"], "--weights", user["weights"], "--data", user["x"],
                "--count", "1", "--n0", "5", "--n", "10", "--out", str(Path(user["dir"]) / "bad.jsonl"), *extra])

@@ -325,8 +325,14 @@ def load_data(data: str | os.PathLike[str] | None = "digits", *, labels: Any = N
 
     Returns a Split with x (N, C, H, W) float in [0, 1] and y (N,) int64."""
     name = "digits" if data is None else os.fspath(data)
-    if labels is not None and not (isinstance(name, str) and Path(name).suffix.lower() in ARRAY_SUFFIXES):
+    is_array = Path(name).suffix.lower() in ARRAY_SUFFIXES
+    if labels is not None and not is_array:
         raise ValueError(f"labels: only for array data (.npy, .npz, .pt); {name!r} has its own labels")
+    folder = name in ("imagenet", "folder") or (name not in DATA_SETS and Path(name).is_dir() and not (
+        (Path(name) / "cifar-10-batches-bin").is_dir() or (Path(name) / "test_batch.bin").is_file()
+        or (Path(name) / "cifar-100-binary").is_dir() or (Path(name) / "test.bin").is_file()))
+    if image_size is not None and not folder:
+        raise ValueError(f"image_size: only for image folders; {name!r} has a fixed image size")
     if name in DATA_SETS:
         if name == "digits":
             train, test = load_digits()
