@@ -309,6 +309,17 @@ def load_arrays(path: str | os.PathLike[str], labels: Any = None, *, layout: str
     return Split(xt, yt)
 
 
+def _dir_kind(path: Path) -> str | None:
+    """What a folder holds: "cifar10" / "cifar100" (the binary releases) or "folder"."""
+    if not path.is_dir():
+        return None
+    if (path / "cifar-10-batches-bin").is_dir() or (path / "test_batch.bin").is_file():
+        return "cifar10"
+    if (path / "cifar-100-binary").is_dir() or (path / "test.bin").is_file():
+        return "cifar100"
+    return "folder"
+
+
 def load_data(data: str | os.PathLike[str] | None = "digits", *, labels: Any = None,
               root: str | os.PathLike[str] | None = None, split: str = "test",
               image_size: int | tuple[int, int] | str | None = None, layout: str = "auto",
@@ -328,10 +339,8 @@ def load_data(data: str | os.PathLike[str] | None = "digits", *, labels: Any = N
     is_array = Path(name).suffix.lower() in ARRAY_SUFFIXES
     if labels is not None and not is_array:
         raise ValueError(f"labels: only for array data (.npy, .npz, .pt); {name!r} has its own labels")
-    folder = name in ("imagenet", "folder") or (name not in DATA_SETS and Path(name).is_dir() and not (
-        (Path(name) / "cifar-10-batches-bin").is_dir() or (Path(name) / "test_batch.bin").is_file()
-        or (Path(name) / "cifar-100-binary").is_dir() or (Path(name) / "test.bin").is_file()))
-    if image_size is not None and not folder:
+    kind = name if name in DATA_SETS else _dir_kind(Path(name))
+    if image_size is not None and kind not in ("imagenet", "folder"):
         raise ValueError(f"image_size: only for image folders; {name!r} has a fixed image size")
     if name in DATA_SETS:
         if name == "digits":
@@ -354,11 +363,11 @@ def load_data(data: str | os.PathLike[str] | None = "digits", *, labels: Any = N
     path = Path(name)
     if path.is_file() or path.suffix.lower() in ARRAY_SUFFIXES:
         return load_arrays(path, labels, layout=layout, limit=limit)
-    if path.is_dir():
-        if (path / "cifar-10-batches-bin").is_dir() or (path / "test_batch.bin").is_file():
-            return load_cifar10(path, split, limit)
-        if (path / "cifar-100-binary").is_dir() or (path / "test.bin").is_file():
-            return load_cifar100(path, split, limit)
+    if kind == "cifar10":
+        return load_cifar10(path, split, limit)
+    if kind == "cifar100":
+        return load_cifar100(path, split, limit)
+    if kind == "folder":
         return load_image_folder(path, size=image_size, limit=limit)[0]
     raise ValueError(f"data: expected one of {', '.join(DATA_SETS)} or an existing file or folder "
                      "(.npy, .npz, .pt, CIFAR binaries, <class>/<image> folders), got " + repr(name))
