@@ -125,3 +125,25 @@ def test_kitti_table_on_real_scan() -> None:
     kept = {r[0]: [float(c.split(" / ")[0]) for c in r[1:]] for r in t.rows}
     assert kept["beam_missing"] == sorted(kept["beam_missing"], reverse=True)
     assert kept["fog"][2] < kept["fog"][0] < 1.0
+
+
+def test_evaluate_out_resumes_with_the_same_result(tmp_path: Path, model_spec: str) -> None:
+    from certkit.core.cli import STATE
+
+    base = ["evaluate", "--suite", "robo3d", "--model", model_spec, "--points", "64", "--limit", "3"]
+    old = STATE["json"]
+    STATE["json"] = True
+    try:
+        whole = json.loads(_ok(base))
+        out = tmp_path / "e.jsonl"
+        assert json.loads(_ok([*base, "--out", str(out)])) == whole
+        rows = ResultLog.read(out)
+        assert len(rows) == 24 and {r["seed"] for r in rows} == {0}
+        lines = out.read_text().splitlines()
+        out.write_text("\n".join(lines[:6]) + "\n")  # a run stopped after 5 units resumes
+        assert json.loads(_ok([*base, "--out", str(out)])) == whole
+        assert len(out.read_text().splitlines()) == 25
+        r = runner.invoke(app, [*base, "--out", str(out), "--seed", "1"])
+        assert isinstance(r.exception, SettingsMismatchError) and "seed" in str(r.exception)
+    finally:
+        STATE["json"] = old

@@ -251,8 +251,16 @@ def evaluate(
     points: PointsOpt = 256,
     limit: LimitOpt = 40,
     seed: int = 0,
+    out: Annotated[Path | None, typer.Option(help="JSON-lines results, one per corruption and severity "
+                                                  "(resumable with the same settings)")] = None,
+    new: Annotated[bool, typer.Option("--new", help="move an old --out aside and start afresh")] = False,
 ) -> None:
-    """Accuracy under a corruption suite, with CE, mCE and mRR (Robo3D's formulas)."""
+    """Accuracy under a corruption suite, with CE, mCE and mRR (Robo3D's formulas).
+
+    With --out, each (corruption, severity) result is written when done and a rerun resumes;
+    the file records the settings (model, baseline and data fingerprints, suite, seed) and
+    refuses to resume with others."""
+    from certkit.core.results import ResultLog, fingerprint, run_settings
     from certkit.pointcloud import lidar_corruptions as lc
     from certkit.pointcloud.corruptions import CORRUPTIONS, SEVERITIES, corrupt
     from certkit.pointcloud.intact import corruption_accuracy
@@ -267,7 +275,21 @@ def evaluate(
     else:
         raise UsageError(f"suite: expected modelnet40c or robo3d, got {suite!r}")
     models = [m] if baseline is None else [m, _model(baseline, None, points)]
-    acc = corruption_accuracy(models, X, y, fn, names, sev, seed=seed)
+    if out is None:
+        acc = corruption_accuracy(models, X, y, fn, names, sev, seed=seed)
+    else:
+        settings = run_settings(suite=suite, models=[fingerprint(mm) for mm in models], data=fingerprint(X),
+                                labels=fingerprint(y), seed=seed)
+        units = [(i, j) for i in range(len(names)) for j in range(len(sev))]
+        with ResultLog(out, settings=settings, new=new) as log:
+            for u in log.todo(range(len(units))):
+                i, j = units[u]
+                a = corruption_accuracy(models, X, y, fn, [names[i]], [sev[j]], seed=seed)[:, 0, 0]
+                log.write({"idx": u, "corruption": names[i], "severity": sev[j], "accuracy": a.tolist(),
+                           "seed": seed})
+            done = {r["idx"]: r["accuracy"] for r in log.rows()}
+        acc = np.array([[done[i * len(sev) + j] for j in range(len(sev))] for i in range(len(names))])
+        acc = np.moveaxis(acc, 2, 0)
     clean = accuracy(m, X, y)
     ce = lc.corruption_error(acc[0], acc[-1])
     summ = {"suite": suite, "clean": clean, "mCE": float(ce.mean()),
