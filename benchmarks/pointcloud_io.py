@@ -59,7 +59,8 @@ def main() -> None:
         rows.append([label, len(pts), len(faces), round(size_kb), t_ours * 1e3, t_o3d * 1e3,
                      t_o3d / t_ours, same])
         emit(f"pointcloud_read_ply_{path.stem}", t_ours, t_o3d, vertices=len(pts), triangles=len(faces),
-             same_output=same)
+             same_output=same, load=round(os.getloadavg()[0], 2))
+    print(f"load average: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     print_table("PLY read: certkit numpy reader vs open3d.read_triangle_mesh (min wall, ms)",
                 ["file", "vertices", "triangles", "KiB", "ours ms", "open3d ms", "open3d/ours", "same"], rows)
 
