@@ -96,8 +96,9 @@ def load_onnx(path: str | Path | bytes, dtype: torch.dtype | None = None) -> Onn
     try:
         model = onnx.load_from_string(data)
         onnx.checker.check_model(model)
-    except Exception as exc:  # DecodeError, ValidationError
-        raise ValueError(f"onnx: {where} is not a valid ONNX model ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # DecodeError, ValidationError (one line: the checker's text spans several)
+        msg = " ".join(str(exc).split())
+        raise ValueError(f"onnx: {where} is not a valid ONNX model ({type(exc).__name__}: {msg})") from None
     if dtype is None:
         inits = {t.name for t in model.graph.initializer}
         ins = [i for i in model.graph.input if i.name not in inits]
@@ -253,7 +254,13 @@ class _Builder:
             for n in node.input:
                 if n and n not in self.consts and n not in self.vals:
                     raise self.err(node, f"operand '{n}' is not computed before this node (graph not in order?)")
-            fn(self, node, _attrs(node))
+            try:
+                fn(self, node, _attrs(node))
+            except (UnsupportedLayerError, ValueError):
+                raise
+            except Exception as exc:  # a shape error from torch or an attribute out of range
+                msg = " ".join(str(exc).split()) or type(exc).__name__
+                raise ValueError(f"{self.label(node)}: does not fit its operands or attributes ({msg})") from None
         out_name = g.output[0].name
         if out_name not in self.vals:
             raise UnsupportedLayerError(f"onnx: the graph output '{out_name}' does not depend on the input")
