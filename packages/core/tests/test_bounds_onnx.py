@@ -236,3 +236,26 @@ def test_mutated_models_give_one_line_errors_only() -> None:
             assert "\n" not in str(exc), str(exc)
             refused += 1
     assert refused >= 20  # the mutations do break models
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not VNN.is_dir(), reason="../shared/data/vnncomp2021 is absent")
+def test_vnncomp2021_verdicts_agree_with_published_results() -> None:
+    """The test/ category and quick mnistfc / eran instances (a sat, a ReLU unsat, a Sigmoid
+    unsat): every sat / unsat we return agrees with α-β-CROWN's published result (nano and
+    small are unpublished: on [-1, 1] nano's Y = relu(.) >= 0 never reaches Y <= -1, and
+    small's Y stays in [30.5, 78.5] on a 200 001-point grid, below Y >= 100)."""
+    from certkit.core.bounds.vnnlib_verify import verify_onnx_vnnlib
+
+    cases = [("test", "test_nano.onnx", "test_nano.vnnlib", "unsat"),
+             ("test", "test_tiny.onnx", "test_tiny.vnnlib", "unsat"),
+             ("test", "test_small.onnx", "test_small.vnnlib", "unsat"),
+             ("test", "test_sat.onnx", "test_prop.vnnlib", "sat"),
+             ("test", "test_unsat.onnx", "test_prop.vnnlib", "unsat"),
+             ("mnistfc", "mnist-net_256x2.onnx", "prop_12_0.05.vnnlib", "sat"),
+             ("mnistfc", "mnist-net_256x4.onnx", "prop_8_0.03.vnnlib", "unsat"),
+             ("eran", "nets/ffnnSIGMOID__Point_6x200.onnx", "specs/mnist/mnist_spec_idx_8754_eps_0.01200.vnnlib",
+              "unsat")]
+    for cat, net, prop, want in cases:
+        r = verify_onnx_vnnlib(VNN / cat / net, VNN / cat / prop, timeout=60)
+        assert r.status == want, (cat, net, prop, r.status, r.method)
