@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "bounds/bounds.h"
+#include "certkit/bounds.h"
 #include "common/buffers.h"
 
 namespace py = pybind11;

@@ -1,9 +1,8 @@
 // CPU kernels for certkit.core.bounds (see bounds.h). Derivations follow the torch layer
 // (certkit/core/bounds/ops.py): CROWN backward pass (Zhang et al. 2018, arXiv:1811.00866)
 // with the adaptive lower ReLU slope, lower bounds only (upper = -lower(-C)).
-#include "bounds/bounds.h"
-
-#include <dlfcn.h>
+#include "certkit/bounds.h"
+#include "common/dispatch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,11 +10,12 @@
 #include <cstring>
 #include <string>
 
-#include "common/openblas_env.h"
+#include "common/blas.h"
 #include "common/parallel.h"
 
 namespace certkit {
 namespace bounds {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 namespace {
 
 template <class T>
@@ -80,38 +80,9 @@ inline void dense_tile8(const T* W, int64_t ni, const T* const* a, int nr, const
   }
 }
 
-// ---- optional BLAS GEMM (run-time loaded, like the spectral op's LAPACK) ------------
-// OpenBLAS is dlopen()ed on first use (importing the core never loads BLAS); its Debian
-// 0.3.21 DYNAMIC_ARCH build does not recognise recent Xeons, so OPENBLAS_CORETYPE is set
-// from cpuid first unless the user set it. One BLAS thread: the kernels thread over
-// examples / row chunks themselves. CERTKIT_BOUNDS_BLAS=0 (read per call) forces our own
-// micro-kernel; without OpenBLAS the micro-kernel is used.
-struct Blas {
-  typedef void (*Sgemm)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
-                        const int*, const float*, const int*, const float*, float*, const int*);
-  typedef void (*Dgemm)(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
-                        const int*, const double*, const int*, const double*, double*, const int*);
-  Sgemm sgemm = nullptr;
-  Dgemm dgemm = nullptr;
-};
-
-inline const Blas& blas_lib() {
-  static const Blas lib = [] {
-    Blas b;
-    const bool set_core = certkit::set_openblas_coretype();
-    void* h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (h != nullptr) {
-      b.sgemm = reinterpret_cast<Blas::Sgemm>(dlsym(h, "sgemm_"));
-      b.dgemm = reinterpret_cast<Blas::Dgemm>(dlsym(h, "dgemm_"));
-      auto set_threads = reinterpret_cast<void (*)(int)>(dlsym(h, "openblas_set_num_threads"));
-      if (set_threads != nullptr) set_threads(1);
-    }
-    if (set_core) unsetenv("OPENBLAS_CORETYPE");
-    return b;
-  }();
-  return lib;
-}
-
+// ---- optional BLAS GEMM (run-time loaded, shared with the spectral ops: common/blas.h) --
+// CERTKIT_BOUNDS_BLAS=0 (read per call) forces our own micro-kernel; without a BLAS the
+// micro-kernel is used.
 inline bool blas_enabled() {
   const char* v = std::getenv("CERTKIT_BOUNDS_BLAS");
   return v == nullptr || std::string(v) != "0";
@@ -119,14 +90,14 @@ inline bool blas_enabled() {
 
 // Column-major GEMM C (m, n) = A (m, k) @ B (k, n) through BLAS; false when unavailable.
 inline bool gemm_cm(int m, int n, int k, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
-  const Blas& b = blas_lib();
+  const blas::Lib& b = blas::lib();
   if (b.sgemm == nullptr) return false;
   const float one = 1, zero = 0;
   b.sgemm("N", "N", &m, &n, &k, &one, A, &lda, B, &ldb, &zero, C, &ldc);
   return true;
 }
 inline bool gemm_cm(int m, int n, int k, const double* A, int lda, const double* B, int ldb, double* C, int ldc) {
-  const Blas& b = blas_lib();
+  const blas::Lib& b = blas::lib();
   if (b.dgemm == nullptr) return false;
   const double one = 1, zero = 0;
   b.dgemm("N", "N", &m, &n, &k, &one, A, &lda, B, &ldb, &zero, C, &ldc);
@@ -1025,5 +996,6 @@ template void compute<float>(const std::vector<Layer<float>>&, const float*, con
 template void compute<double>(const std::vector<Layer<double>>&, const double*, const double*,
                               const double*, int64_t, int64_t, int, double*, double*);
 
+}  // namespace CERTKIT_ISA
 }  // namespace bounds
 }  // namespace certkit

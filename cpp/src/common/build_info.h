@@ -1,27 +1,20 @@
-// build_info(): what this extension was compiled with.
+// build_info(): what libcertkit_core was compiled with, and which SIMD variant runs.
 #pragma once
-#include <string>
 
 namespace certkit {
-// The SIMD level the compiler targeted for this translation unit set, e.g. "avx512f",
-// "avx2+fma", "sse4.2", "neon" or "scalar".
-inline std::string simd_level() {
-#if defined(__AVX512F__)
-  return "avx512f";
-#elif defined(__AVX2__) && defined(__FMA__)
-  return "avx2+fma";
-#elif defined(__AVX2__)
-  return "avx2";
-#elif defined(__AVX__)
-  return "avx";
-#elif defined(__SSE4_2__)
-  return "sse4.2";
-#elif defined(__SSE2__)
-  return "sse2";
-#elif defined(__ARM_NEON)
-  return "neon";
-#else
-  return "scalar";
-#endif
-}
+namespace build {
+
+const char* version();     // e.g. "0.1.0"
+const char* compiler();    // e.g. "GNU 12.2.0"
+const char* flags();       // optimisation flags of the baseline build
+const char* build_type();  // CMake build type
+bool openmp();             // compiled with OpenMP
+bool native();             // built with -march=native (no run-time dispatch)
+const char* variants();    // compiled SIMD variants, e.g. "baseline,avx2,avx512"
+const char* marchs();      // their -march, e.g. "baseline=x86-64-v2,avx2=x86-64-v3,..."
+const char* simd();        // the running variant ("native" for a native build)
+int max_threads();         // OpenMP threads the kernels use
+void set_num_threads(int n);
+
+}  // namespace build
 }  // namespace certkit

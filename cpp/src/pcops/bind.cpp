@@ -5,7 +5,7 @@
 #include <string>
 
 #include "common/parallel.h"
-#include "pcops/pcops.h"
+#include "certkit/pcops.h"
 
 namespace py = pybind11;
 

@@ -1,4 +1,4 @@
-#include "pcops/pcops.h"
+#include "certkit/pcops.h"
 
 #include <algorithm>
 #include <cmath>

@@ -4,7 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include "common/buffers.h"
-#include "rng/rng.h"
+#include "certkit/rng.h"
 
 namespace py = pybind11;
 using certkit::rng::Dist;

@@ -8,10 +8,12 @@
 
 #include "common/parallel.h"
 #include "rng/philox.h"
-#include "rng/rng.h"
+#include "certkit/rng.h"
+#include "common/dispatch.h"
 
 namespace certkit {
 namespace rng {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 namespace {
 
 constexpr int64_t kTile = 512;  // blocks per tile
@@ -208,5 +210,6 @@ void fill_bits(uint32_t* out, int64_t B, int64_t M, uint64_t seed, const uint64_
                       });
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace rng
 }  // namespace certkit

@@ -1,5 +1,6 @@
 // Dense symmetric eigensolver (see dense.h): Householder tridiagonalisation and implicit
 // QL with Wilkinson shifts (Golub & Van Loan, Matrix Computations, 8.3), or LAPACK dsyevd.
+#include "common/dispatch.h"
 #include "spectral/dense.h"
 
 #include "spectral/kernels.h"
@@ -18,6 +19,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 
 // LAPACK dsyevd (divide and conquer) on a full symmetric (n, n) matrix, overwritten by the
@@ -184,5 +186,6 @@ void fix_signs(double* V, int64_t n, int64_t m) {
   }
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

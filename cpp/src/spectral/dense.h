@@ -1,10 +1,12 @@
 // Dense symmetric eigensolver (internal header; eigh_dense / fix_signs are public, in
 // spectral.h): LAPACK dsyevd when loaded, else Householder tridiagonalisation + implicit QL.
 #pragma once
+#include "common/dispatch.h"
 #include <cstdint>
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // LAPACK dsyevd (divide and conquer) on a full symmetric (n, n) matrix, overwritten by the
 // eigenvectors as rows (a symmetric row-major matrix is its own column-major transpose).
@@ -19,5 +21,6 @@ void eigh_dense_rows(double* A, int64_t n, double* w, double* Vt);
 // to the smallest index).
 void fix_sign_row(double* v, int64_t n);
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

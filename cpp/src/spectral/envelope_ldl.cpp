@@ -1,4 +1,5 @@
 // RCM ordering and envelope LDL^T (see envelope_ldl.h).
+#include "common/dispatch.h"
 #include "spectral/envelope_ldl.h"
 
 #include "spectral/kernels.h"
@@ -13,6 +14,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 std::vector<int64_t> rcm_order(const SubCsr& A) {
   const int64_t n = A.n;
@@ -142,5 +144,6 @@ int64_t envelope_entries(const SubCsr& A, const std::vector<int64_t>& perm) {
   return total;
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

@@ -1,6 +1,7 @@
 // Reverse Cuthill-McKee ordering and the envelope LDL^T factor (George & Liu 1981), used
 // by the truncated solver's shift-invert solves and inertia counts (internal header).
 #pragma once
+#include "common/dispatch.h"
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -9,6 +10,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // Reverse Cuthill-McKee order (new -> old) of a connected graph, from a pseudo-peripheral
 // vertex; throws std::runtime_error when the graph is not connected.
@@ -39,5 +41,6 @@ struct EnvLdl {
   void solve(double* x) const;
 };
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

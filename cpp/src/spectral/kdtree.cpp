@@ -1,5 +1,6 @@
 // k-d tree kNN (see kdtree.h): Friedman, Bentley, Finkel 1977; incremental distance
 // pruning, Arya & Mount 1993.
+#include "common/dispatch.h"
 #include "spectral/kdtree.h"
 
 #include "common/parallel.h"
@@ -11,6 +12,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 KdTree::KdTree(const double* pts, int64_t N) : n(N), perm(N) {
   std::iota(perm.begin(), perm.end(), int64_t{0});
@@ -105,5 +107,6 @@ void knn(const double* points, int64_t N, int64_t k, int64_t* idx, double* d2) {
   });
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

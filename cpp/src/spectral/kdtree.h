@@ -2,6 +2,7 @@
 // in spectral.h). Friedman, Bentley & Finkel 1977, with incremental distance pruning
 // (Arya & Mount 1993).
 #pragma once
+#include "common/dispatch.h"
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -9,6 +10,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 struct KdNode {
   int64_t begin, end;
@@ -58,5 +60,6 @@ struct KdTree {
   void search(int32_t id, const double* q, Best& best, double rd, double* off) const;
 };
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

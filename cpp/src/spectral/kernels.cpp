@@ -1,4 +1,5 @@
 // Krylov basis kernels (see kernels.h).
+#include "common/dispatch.h"
 #include "spectral/kernels.h"
 
 #include "spectral/lapack.h"
@@ -7,6 +8,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // Q holds nq rows of length n (row-major). h[j] = Q[j] . x
 // Own kernel (four rows per pass over x); also the supernodal backward solve's G^T u.
@@ -143,5 +145,6 @@ void rows_times(const double* Y, int64_t n, int64_t m, const double* B, double* 
   }
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

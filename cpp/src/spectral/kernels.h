@@ -1,6 +1,7 @@
 // Dense kernels shared by the spectral solvers (internal header): scalar helpers, a
 // latency-bound dot product, and the Krylov basis products (BLAS when loaded, else own loops).
 #pragma once
+#include "common/dispatch.h"
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -9,6 +10,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
@@ -74,5 +76,6 @@ void gram_rows(const double* Y, int64_t n, int64_t m, double* G);
 // T (n, m) = Y B for Y (n, m) and B (m, m) row-major.
 void rows_times(const double* Y, int64_t n, int64_t m, const double* B, double* T);
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

@@ -1,4 +1,5 @@
 // Shift-invert Lanczos per connected component (see lanczos.h) and eigh_truncated.
+#include "common/dispatch.h"
 #include "spectral/lanczos.h"
 
 #include "spectral/dense.h"
@@ -23,6 +24,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 namespace {
 
@@ -463,5 +465,6 @@ int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V) {
   return steps;
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

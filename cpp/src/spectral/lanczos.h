@@ -2,12 +2,14 @@
 // (Ericsson & Ruhe 1980) per connected component, certified by Sylvester inertia counts,
 // with a dense fallback (internal header; eigh_truncated is public, in spectral.h).
 #pragma once
+#include "common/dispatch.h"
 #include <cstdint>
 
 #include "spectral/sparse.h"
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // First m eigenpairs of a connected component (smallest eigenvalues). Outputs w (m) ascending
 // and Yt (n, m) row-major, eigenvectors as columns. Returns Lanczos steps, -1 when the Lanczos run could
@@ -44,5 +46,6 @@ int64_t lanczos_component(const SubCsr& A, int64_t m, double* w, double* Yt, boo
 // Dense fallback for a component: w (m) ascending, Yt (n, m) eigenvectors as columns.
 void dense_component(const SubCsr& A, int64_t m, double* w, double* Yt);
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

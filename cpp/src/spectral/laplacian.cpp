@@ -1,4 +1,5 @@
 // Symmetric kNN graph Laplacian in CSR (declared in spectral.h).
+#include "common/dispatch.h"
 #include "spectral/spectral.h"
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 Csr laplacian(const int64_t* idx, const double* d2, int64_t N, int64_t k, int weight, double sigma,
               bool normalized) {
@@ -106,5 +108,6 @@ Csr laplacian(const int64_t* idx, const double* d2, int64_t N, int64_t k, int we
   return L;
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

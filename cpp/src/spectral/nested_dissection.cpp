@@ -1,4 +1,5 @@
 // Nested dissection ordering (see nested_dissection.h).
+#include "common/dispatch.h"
 #include "spectral/nested_dissection.h"
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 namespace {
 
@@ -148,5 +150,6 @@ class NdOrderer {
 
 std::vector<int64_t> nested_dissection_order(const SubCsr& A, int64_t leaf) { return NdOrderer(A, leaf).run(); }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

@@ -1,6 +1,7 @@
 // Nested dissection ordering (George 1973; separators from BFS level structures as in
 // George & Liu 1978) for the supernodal factor (internal header).
 #pragma once
+#include "common/dispatch.h"
 #include <cstdint>
 #include <vector>
 
@@ -8,6 +9,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // Nested dissection order (new -> old) of a graph given by the pattern of A. A part larger
 // than `leaf` vertices is split by the smallest balanced level of a BFS level structure
@@ -16,5 +18,6 @@ namespace spectral {
 // leaf is ordered by reverse BFS (RCM-like, so its elimination tree is nearly a chain).
 std::vector<int64_t> nested_dissection_order(const SubCsr& A, int64_t leaf);
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

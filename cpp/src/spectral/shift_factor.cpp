@@ -1,4 +1,5 @@
 // Shift factor selection and the factor testing hook (see shift_factor.h).
+#include "common/dispatch.h"
 #include "spectral/shift_factor.h"
 
 #include "spectral/nested_dissection.h"
@@ -9,6 +10,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 namespace {
 std::atomic<int> g_factor_mode{0};  // 0 by size, 1 envelope, 2 supernodal (tests)
@@ -48,5 +50,6 @@ void set_factor_mode(int mode) {
   g_factor_mode.store(mode);
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

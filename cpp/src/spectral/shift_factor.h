@@ -2,6 +2,7 @@
 // Sylvester inertia counts: envelope or supernodal, chosen by size (internal header;
 // set_factor_mode / shift_factor_solve are public, in spectral.h).
 #pragma once
+#include "common/dispatch.h"
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -12,6 +13,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // Above this many envelope entries (384 KiB of doubles) the supernodal factor is used.
 // Measured (CPU time of the whole truncated solve, m = 100, best of 7 interleaved runs,
@@ -56,5 +58,6 @@ struct ShiftFactor {
 // the LDL^T of P (A - mu I) P^T.
 int64_t inertia_below(const SubCsr& A, const std::vector<int64_t>& perm, const SnSymbolic* sym, double mu);
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

@@ -1,4 +1,5 @@
 // Supernodal multifrontal LDL^T (see supernodal_ldl.h).
+#include "common/dispatch.h"
 #include "spectral/supernodal_ldl.h"
 
 #include "spectral/kernels.h"
@@ -15,6 +16,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 SnSymbolic::SnSymbolic(const SubCsr& A, std::vector<int64_t> p) : n(A.n), perm(std::move(p)), inv(A.n) {
   for (int64_t i = 0; i < n; ++i) inv[perm[i]] = i;
@@ -331,5 +333,6 @@ void SnLdl::solve(double* x) const {
   }
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

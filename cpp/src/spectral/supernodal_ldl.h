@@ -1,6 +1,7 @@
 // Supernodal multifrontal LDL^T (Duff & Reid 1983; elimination trees, Liu 1986; relaxed
 // supernodes, Ashcraft & Grimes 1989) on a nested dissection order (internal header).
 #pragma once
+#include "common/dispatch.h"
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -9,6 +10,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // For large kNN graphs the RCM envelope factor outgrows the core's L2 cache (at 2048
 // surface points it holds ~190k entries, 1.5 MB), and every shift-invert solve then
@@ -64,5 +66,6 @@ struct SnLdl {
   mutable std::vector<double> tbuf;
 };
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

@@ -1,4 +1,5 @@
 // Symmetric tridiagonal eigensolvers (see tridiag.h).
+#include "common/dispatch.h"
 #include "spectral/tridiag.h"
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // Implicit QL with Wilkinson shifts on d (n), e (n, e[i] couples i and i+1, e[n-1] unused).
 // If Zt is given (n rows of length ld), rotations are applied to its rows i, i+1.
@@ -215,5 +217,6 @@ void tridiag_inverse_iteration(const double* a, const double* b, int64_t p, cons
   }
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

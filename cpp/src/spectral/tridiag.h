@@ -2,12 +2,14 @@
 // (Golub & Van Loan, Matrix Computations, 8.3), multisection on Sturm counts for single
 // eigenvalues, and inverse iteration with partial pivoting (as in LAPACK dstein/dlagtf).
 #pragma once
+#include "common/dispatch.h"
 #include <cstdint>
 
 #include "spectral/kernels.h"
 
 namespace certkit {
 namespace spectral {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 // Implicit QL with Wilkinson shifts on d (n), e (n, e[i] couples i and i+1, e[n-1] unused).
 // If Zt is given (n rows of length ld), rotations are applied to its rows i, i+1.
@@ -26,5 +28,6 @@ double tridiag_kth_largest(const double* a, const double* b, int64_t p, int64_t 
 void tridiag_inverse_iteration(const double* a, const double* b, int64_t p, const double* theta,
                                int64_t m, double* Z);
 
+}  // namespace CERTKIT_ISA
 }  // namespace spectral
 }  // namespace certkit

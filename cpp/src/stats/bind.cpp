@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/buffers.h"
-#include "stats/stats.h"
+#include "certkit/stats.h"
 
 namespace py = pybind11;
 namespace cs = certkit::stats;

@@ -13,7 +13,8 @@
 //    precision at a, b ~ 1e7 where exp(a log x + b log y - lbeta) loses ~1e-8.
 //  * Beta quantile start: Abramowitz & Stegun 26.5.22; brackets from the bounds
 //    I_x(a,b) <= x^a / (a B(a,b)) and 1 - I_x(a,b) <= y^b / (b B(a,b)) (valid for a, b >= 1).
-#include "stats/stats.h"
+#include "certkit/stats.h"
+#include "common/dispatch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +25,7 @@
 
 namespace certkit {
 namespace stats {
+namespace CERTKIT_ISA {  // one copy per SIMD variant (common/dispatch.h)
 
 namespace {
 
@@ -619,5 +621,6 @@ int64_t binom_test_array(const int64_t* k, const int64_t* n, int64_t N, bool n_s
   return 0;
 }
 
+}  // namespace CERTKIT_ISA
 }  // namespace stats
 }  // namespace certkit

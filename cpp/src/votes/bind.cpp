@@ -2,7 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "common/buffers.h"
-#include "votes/votes.h"
+#include "certkit/votes.h"
 
 namespace py = pybind11;
 

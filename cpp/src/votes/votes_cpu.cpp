@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "common/parallel.h"
-#include "votes/votes.h"
+#include "certkit/votes.h"
 
 namespace certkit {
 namespace votes {

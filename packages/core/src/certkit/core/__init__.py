@@ -9,6 +9,7 @@ bound propagation (:mod:`certkit.core.bounds`).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from certkit.core import cuda, stats, validation
@@ -29,14 +30,20 @@ from certkit.core.votes import top_two_counts, top_two_from_counts
 
 
 def build_info() -> dict[str, Any]:
-    """What the compiled core was built with.
+    """What the compiled core was built with, and what it runs.
 
     Keys: ``version``, ``compiler``, ``flags``, ``build_type``, ``openmp`` (bool),
-    ``openmp_threads``, ``simd`` (e.g. ``"avx2+fma"``), ``ops`` (compiled op families),
-    ``cuda`` (bool: the CUDA module is built), ``cuda_arch`` (list, empty without CUDA),
-    ``cuda_devices``.
+    ``openmp_threads``, ``simd`` (the SIMD variant the kernels run: ``"baseline"``,
+    ``"avx2"``, ``"avx512"``, or ``"native"`` for a ``-march=native`` build), ``simd_variants``
+    (compiled in), ``simd_march`` (variant -> ``-march``), ``simd_cpu`` (variants this CPU
+    runs), ``simd_requested`` (``$CERTKIT_SIMD``, ``""`` when unset), ``blas`` (the BLAS /
+    LAPACK library the bound kernels and spectral ops load on first use), ``ops`` (compiled op
+    families), ``cuda`` (bool: the CUDA module is built), ``cuda_arch`` (list, empty without
+    CUDA), ``cuda_devices``.
     """
     info: dict[str, Any] = dict(core_ext._build_info())
+    info.pop("simd_request_honoured", None)
+    info["blas"] = core_ext._blas_info()
     info["python_version"] = __version__
     if cuda.is_built():
         ci = cuda.require()._build_info()
@@ -49,6 +56,29 @@ def build_info() -> dict[str, Any]:
         info["cuda_arch"] = []
         info["cuda_devices"] = 0
     return info
+
+
+def get_include() -> str:
+    """Directory of the C/C++ headers (``#include <certkit/certkit.h>``, ``<certkit/rng.h>``
+    ...); pass it as ``-I``. The library is in :func:`get_library_dir`."""
+    return str(_ext_dir() / "include")
+
+
+def get_library_dir() -> str:
+    """Directory of ``libcertkit_core.so`` (link with ``-L<dir> -lcertkit_core`` and an rpath
+    to it, or use :func:`get_cmake_dir`)."""
+    return str(_ext_dir() / "lib")
+
+
+def get_cmake_dir() -> str:
+    """Directory of the CMake package: ``find_package(certkit_core CONFIG REQUIRED)`` with
+    ``-Dcertkit_core_DIR=<this>`` gives the target ``certkit::core``."""
+    return str(_ext_dir() / "lib" / "cmake" / "certkit_core")
+
+
+def _ext_dir() -> Path:
+    # beside the compiled module (in an editable install the Python sources live elsewhere)
+    return Path(str(core_ext.__file__)).resolve().parent
 
 
 def set_num_threads(n: int) -> None:
@@ -70,6 +100,9 @@ __all__ = [
     "fill_uniform",
     "gaussian_noise",
     "gaussian_rows",
+    "get_cmake_dir",
+    "get_include",
+    "get_library_dir",
     "laplace_noise",
     "random_bits",
     "set_num_threads",

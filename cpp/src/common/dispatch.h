@@ -1,0 +1,94 @@
+// Run-time SIMD dispatch (the numpy / faiss scheme). The hot kernels of an op (the sources
+// of cpp/src/<op>/ other than bind.cpp when the op has a dispatch.cpp) are compiled once
+// per variant, each into its own namespace certkit::<op>::<variant>, with
+//   baseline  -march=$CERTKIT_ARCH (x86-64-v2 by default: SSE4.2, POPCNT; any x86-64 since 2009)
+//   avx2      -march=x86-64-v3     (AVX2, FMA, BMI2: Haswell 2013 and later)
+//   avx512    -march=x86-64-v4     (AVX-512 F/BW/CD/DQ/VL: Skylake-Server 2017 and later)
+// and <op>/dispatch.cpp defines the public functions of <op>.h, which forward to the
+// variant chosen here: the best variant compiled in and supported by the CPU (and OS), or
+// the one the environment variable CERTKIT_SIMD=baseline|avx2|avx512 asks for (read once,
+// at load; a variant the CPU cannot run is refused and the best runnable one used).
+//
+// The variants link baseline objects first, so a function the compiler emits out of line
+// in several variants (an inline function or a template) resolves to the least demanding
+// copy; a copy only the avx512 objects emit is called only from avx512 code.
+#pragma once
+
+#ifndef CERTKIT_ISA
+#define CERTKIT_ISA baseline  // namespace of the variant being compiled
+#endif
+
+namespace certkit {
+namespace simd {
+
+enum Isa : int { kBaseline = 0, kAvx2 = 1, kAvx512 = 2, kNumIsa = 3 };
+
+// The variant the dispatched kernels run (an atomic load).
+Isa active();
+// Makes `isa` the running variant; false (and nothing changes) when it is not compiled in or
+// the CPU cannot run it. Process-wide; for tests and benchmarks.
+bool set_active(Isa isa);
+// Compiled into this library / runnable on this CPU.
+bool compiled(Isa isa);
+bool supported(Isa isa);
+// "baseline", "avx2", "avx512"; parse returns -1 for anything else.
+const char* name(Isa isa);
+int parse(const char* s);
+// What CERTKIT_SIMD asked for at load ("" when unset) and whether it was honoured.
+const char* requested();
+bool request_honoured();
+
+}  // namespace simd
+}  // namespace certkit
+
+// Body of a dispatched function: `CERTKIT_DISPATCH(fn, args...)` returns fn(args...) of the
+// running variant. Variants not compiled in fall through to baseline.
+#if defined(CERTKIT_HAVE_AVX512)
+#define CERTKIT_DISPATCH_AVX512_(fn, ...) \
+  case ::certkit::simd::kAvx512:          \
+    return avx512::fn(__VA_ARGS__);
+#else
+#define CERTKIT_DISPATCH_AVX512_(fn, ...)
+#endif
+#if defined(CERTKIT_HAVE_AVX2)
+#define CERTKIT_DISPATCH_AVX2_(fn, ...) \
+  case ::certkit::simd::kAvx2:          \
+    return avx2::fn(__VA_ARGS__);
+#else
+#define CERTKIT_DISPATCH_AVX2_(fn, ...)
+#endif
+#define CERTKIT_DISPATCH(fn, ...)              \
+  switch (::certkit::simd::active()) {         \
+    CERTKIT_DISPATCH_AVX512_(fn, __VA_ARGS__)  \
+    CERTKIT_DISPATCH_AVX2_(fn, __VA_ARGS__)    \
+    default:                                   \
+      return baseline::fn(__VA_ARGS__);        \
+  }
+
+// Declares the given declarations once per compiled variant namespace (for dispatch.cpp).
+#define CERTKIT_DECLARE_BASELINE_(...) namespace baseline { __VA_ARGS__ }
+#if defined(CERTKIT_HAVE_AVX2)
+#define CERTKIT_DECLARE_AVX2_(...) namespace avx2 { __VA_ARGS__ }
+#else
+#define CERTKIT_DECLARE_AVX2_(...)
+#endif
+#if defined(CERTKIT_HAVE_AVX512)
+#define CERTKIT_DECLARE_AVX512_(...) namespace avx512 { __VA_ARGS__ }
+#else
+#define CERTKIT_DECLARE_AVX512_(...)
+#endif
+#define CERTKIT_DECLARE_VARIANTS(...)                                          \
+  CERTKIT_DECLARE_BASELINE_(__VA_ARGS__) CERTKIT_DECLARE_AVX2_(__VA_ARGS__) \
+  CERTKIT_DECLARE_AVX512_(__VA_ARGS__)
+
+// Expands to its arguments only when the variant is compiled in.
+#if defined(CERTKIT_HAVE_AVX2)
+#define CERTKIT_IF_AVX2_(...) __VA_ARGS__
+#else
+#define CERTKIT_IF_AVX2_(...)
+#endif
+#if defined(CERTKIT_HAVE_AVX512)
+#define CERTKIT_IF_AVX512_(...) __VA_ARGS__
+#else
+#define CERTKIT_IF_AVX512_(...)
+#endif
