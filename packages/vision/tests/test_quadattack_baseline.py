@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _attack_models import trained_digits
 
 from certkit.vision.attacks.quadattack import quadattack, topk_hinge_attack, topk_success
-from certkit.vision.data.digits import load_digits
-from certkit.vision.data.models import DigitsCNN, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def model_and_x():
-    torch.manual_seed(0)
-    tr, te = load_digits()
-    model = train_classifier(DigitsCNN(), tr.x, tr.y, epochs=10, seed=0).eval()
-    return model, te.x[:40]
+    model, x, _ = trained_digits(10)
+    return model, x[:40]
 
 
 def _dist(model, x, xa, targets):

@@ -6,7 +6,14 @@ Conventions (every attack in :mod:`certkit.vision.attacks`):
 - ``model``: any ``torch.nn.Module`` (or callable) mapping x of shape (B, C, H, W) (any
   shape (B, ...) works) to logits (B, K).
 - ``x``: float tensor (B, ...) inside the declared box ``bounds=(lo, hi)`` (default [0, 1]).
-- ``y``: int64 labels (B,) in [0, K); for targeted attacks they are the *target* labels.
+- ``y``: int64 labels (B,) in [0, K); with ``targeted=True`` they are the *target* labels
+  (torchattacks' convention); ``target=t`` instead keeps y as the true labels and attacks
+  towards t. Either way a targeted attack succeeds when the prediction equals the target.
+- ``norm``: 'linf' / 'l2', also spelled 'Linf' / 'L2' (torchattacks), 'inf', ``math.inf``
+  or 2; ``eps``: a number, a 0-d tensor or a per-example (B,) tensor of radii.
+- ``restarts`` (alias ``n_restarts``); ``mean`` / ``std``: per-channel normalisation the
+  model expects (torchattacks' ``set_normalization_used``): the attack works in the
+  unnormalised box and feeds the model (x - mean) / std.
 - Attacks never touch parameter gradients (they differentiate with respect to the input
   only, through ``torch.autograd.grad``), run on whatever device ``x`` lives on, and
   return adversarial inputs of the same shape, dtype and device as ``x``.
@@ -97,23 +104,102 @@ def check_labels(y: Any, batch: int, num_classes: int | None = None,
     return y.long()
 
 
+_NORM_SPELLINGS = {"linf": "linf", "inf": "linf", "l_inf": "linf", "l2": "l2", "2": "l2"}
+
+
 def check_norm(norm: Any) -> str:
-    if norm not in NORMS:
-        raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
-    return str(norm)
+    """The canonical norm name 'linf' or 'l2' from any common spelling (case-insensitive
+    'linf' / 'Linf' / 'inf' / 'l2' / 'L2', or math.inf / 2)."""
+    key: str | None = None
+    if isinstance(norm, str):
+        key = _NORM_SPELLINGS.get(norm.strip().lower())
+    elif isinstance(norm, int | float) and not isinstance(norm, bool):
+        key = "linf" if norm == math.inf else "l2" if norm == 2 else None
+    if key is None:
+        raise ValueError(f"norm: expected 'linf' or 'l2' (also 'Linf', 'L2', inf, 2), got {norm!r}")
+    return key
 
 
 def check_eps(eps: Any, norm: str, bounds: tuple[float, float], dim: int,
-              name: str = "eps") -> float:
+              name: str = "eps", batch: int | None = None) -> Any:
     """ε > 0 and no larger than the diameter of the box in that norm (beyond it the ball
-    contains the whole box and ε means nothing)."""
-    e = check_positive(eps, name)
+    contains the whole box and ε means nothing). A number or 0-d tensor gives a float; with
+    ``batch`` given, a (batch,) tensor of per-example radii is accepted and returned as is
+    (:func:`eps_like` moves it to x's device and dtype)."""
     width = bounds[1] - bounds[0]
     cap = width if norm == "linf" else width * math.sqrt(dim)
+    if isinstance(eps, torch.Tensor) and eps.ndim > 0:
+        if batch is None or eps.shape != (batch,):
+            want = f"a number or a ({batch},) tensor" if batch is not None else "a number or a 0-d tensor"
+            raise ValueError(f"{name}: expected {want}, got a tensor of shape {tuple(eps.shape)}")
+        if eps.is_complex() or not bool(torch.isfinite(eps).all()) or not bool((eps > 0).all()):
+            raise ValueError(f"{name}: expected finite values > 0")
+        if float(eps.max()) > cap + 1e-12:
+            raise ValueError(f"{name}: {float(eps.max()):g} is out of range for norm {norm!r} on the box "
+                             f"[{bounds[0]:g}, {bounds[1]:g}]^{dim} (at most {cap:g})")
+        return eps.detach()
+    e = check_positive(float(eps) if isinstance(eps, torch.Tensor) else eps, name)
     if e > cap + 1e-12:
         raise ValueError(f"{name}: {e:g} is out of range for norm {norm!r} on the box "
                          f"[{bounds[0]:g}, {bounds[1]:g}]^{dim} (at most {cap:g})")
     return e
+
+
+def eps_like(eps: Any, x: torch.Tensor) -> Any:
+    """A per-example ε tensor on x's device and dtype, shaped (B, 1, ..., 1); floats pass through."""
+    if isinstance(eps, torch.Tensor):
+        return eps.to(device=x.device, dtype=x.dtype).view(-1, *([1] * (x.ndim - 1)))
+    return eps
+
+
+def eps_rows(eps: Any, idx: torch.Tensor) -> Any:
+    """The radii of the examples ``idx`` (a float passes through)."""
+    return eps[idx.to(eps.device)] if isinstance(eps, torch.Tensor) else eps
+
+
+def check_restarts(restarts: Any, n_restarts: Any) -> int:
+    """``restarts`` and its torchattacks spelling ``n_restarts`` (give one, or equal values)."""
+    if n_restarts is None:
+        return check_int(restarts, "restarts", minimum=1)
+    n = check_int(n_restarts, "n_restarts", minimum=1)
+    if restarts not in (1, n):
+        raise ValueError(f"restarts: given as restarts={restarts!r} and n_restarts={n_restarts!r}; pass one")
+    return n
+
+
+def check_targeting(targeted: Any, target: Any) -> None:
+    if not isinstance(targeted, bool):
+        raise TypeError(f"targeted: expected a bool, got {type(targeted).__name__}")
+    if targeted and target is not None:
+        raise ValueError("targeted, target: targeted=True means y holds the targets; to keep y as the "
+                         "true labels pass target=... alone")
+
+
+def normalized(model: Model, mean: Any, std: Any, x: torch.Tensor) -> Model:
+    """``model`` fed (x - mean) / std per channel (dim 1 of x), or ``model`` itself when both
+    are None. mean, std: sequences or tensors of length C = x.shape[1]; std > 0."""
+    if mean is None and std is None:
+        return model
+    if x.ndim < 2:
+        raise ValueError("mean, std: per-channel normalisation needs x of shape (B, C, ...)")
+    c = x.shape[1]
+
+    def vec(v: Any, name: str, default: float) -> torch.Tensor:
+        t = torch.as_tensor(default if v is None else v, dtype=x.dtype, device=x.device).flatten()
+        if t.numel() == 1:
+            t = t.expand(c)
+        if t.numel() != c or not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name}: expected {c} finite per-channel values, got {v!r}")
+        return t.reshape(1, c, *([1] * (x.ndim - 2)))
+
+    m, sd = vec(mean, "mean", 0.0), vec(std, "std", 1.0)
+    if not bool((sd > 0).all()):
+        raise ValueError(f"std: expected values > 0, got {std!r}")
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        return model((v - m) / sd)
+
+    return f
 
 
 def check_steps(steps: Any, name: str = "steps") -> int:
@@ -182,30 +268,27 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor, nor
     to the box: the result lies in both sets (clipping only moves coordinates towards x,
     whose coordinates are in the box, so the ℓ2 distance cannot grow)."""
     d = x_adv - x
+    e = eps_like(eps, x)
     if norm == "linf":
-        if isinstance(eps, torch.Tensor):
-            e = eps.view(-1, *([1] * (d.ndim - 1)))
-            d = torch.maximum(torch.minimum(d, e), -e)
-        else:
-            d = d.clamp(-eps, eps)
+        d = torch.maximum(torch.minimum(d, e), -e) if isinstance(e, torch.Tensor) else d.clamp(-e, e)
     else:
-        n = _flat_norm(d)
-        e = eps.view(-1, *([1] * (d.ndim - 1))) if isinstance(eps, torch.Tensor) else eps
-        d = d * torch.clamp(e / n.clamp_min(1e-12), max=1.0)
+        d = d * torch.clamp(e / _flat_norm(d).clamp_min(1e-12), max=1.0)
     return (x + d).clamp(lo, hi)
 
 
-def random_start(x: torch.Tensor, eps: float, norm: str, lo: float, hi: float,
+def random_start(x: torch.Tensor, eps: float | torch.Tensor, norm: str, lo: float, hi: float,
                  gen: torch.Generator) -> torch.Tensor:
-    """A uniform draw from the ε-ball (ℓ∞: uniform cube; ℓ2: uniform ball), clipped to the box."""
+    """A uniform draw from the ε-ball (ℓ∞: uniform cube; ℓ2: uniform ball), clipped to the box.
+    eps: a float or per-example radii (B,)."""
+    e = eps_like(eps, x)
     if norm == "linf":
-        d = (torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1) * eps
+        d = (torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1) * e
     else:
         g = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
         dim = x[0].numel()
         u = torch.rand((x.shape[0],), generator=gen, device=x.device, dtype=x.dtype)
-        r = eps * u.pow(1.0 / dim)
-        d = g / _flat_norm(g).clamp_min(1e-12) * r.view(-1, *([1] * (x.ndim - 1)))
+        r = e * u.pow(1.0 / dim).view(-1, *([1] * (x.ndim - 1)))
+        d = g / _flat_norm(g).clamp_min(1e-12) * r
     return (x + d).clamp(lo, hi)
 
 
@@ -216,7 +299,7 @@ def make_generator(x: torch.Tensor, seed: int) -> torch.Generator:
 def distance(x_adv: torch.Tensor, x: torch.Tensor, norm: str) -> torch.Tensor:
     """Per-example distance (B,) in the given norm."""
     d = (x_adv - x).flatten(1)
-    return d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+    return d.abs().amax(1) if check_norm(norm) == "linf" else d.norm(dim=1)
 
 
 @torch.no_grad()

@@ -20,8 +20,10 @@ measured is an upper bound on the true robust accuracy.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from certkit.core.validation import check_int, check_seed
 from certkit.vision.attacks._common import (
@@ -32,12 +34,17 @@ from certkit.vision.attacks._common import (
     check_inputs,
     check_labels,
     check_norm,
+    check_restarts,
     check_steps,
+    check_targeting,
     dlr_loss,
+    eps_rows,
     eval_mode,
     first_logits,
     loss_fn,
     make_generator,
+    margin_loss,
+    normalized,
     project,
     random_start,
 )
@@ -59,49 +66,81 @@ def targeted_dlr_loss(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torc
     return -(zy - zt) / (zs[:, 0] - 0.5 * (zs[:, 2] + zs[:, 3]) + 1e-12)
 
 
-def apgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
-         loss: str = "ce", steps: int = 100, restarts: int = 1, rho: float = 0.75,
-         momentum: float = 0.75, target: torch.Tensor | None = None,
-         bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> torch.Tensor:
-    """APGD (untargeted). x: (B, ...) in ``bounds``; y: (B,) true labels; loss 'ce' | 'dlr'
-    | 'cw'; ``target`` (B,) switches to the targeted DLR loss (APGD-T). Returns x_adv."""
+def targeted_objective(loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Per-example objective (B,) to *maximise* towards targets t when the true labels are
+    not given (``targeted=True``): −CE(z, t) ('ce'), −(max_{i≠t} z_i − z_t) ('cw'), or the
+    targeted DLR loss with the true class replaced by the strongest non-target class ('dlr')."""
+    if loss == "ce":
+        return lambda z, t: -F.cross_entropy(z, t, reduction="none")
+    if loss in ("cw", "margin"):
+        return lambda z, t: -margin_loss(z, t)
+    if loss == "dlr":
+        return lambda z, t: targeted_dlr_loss(z, z.scatter(1, t[:, None], float("-inf")).argmax(1), t)
+    raise ValueError(f"loss: expected 'ce', 'cw' or 'dlr', got {loss!r}")
+
+
+def apgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, *,
+         norm: str = "linf", loss: str = "ce", steps: int = 100, restarts: int = 1,
+         n_restarts: int | None = None, rho: float = 0.75, momentum: float = 0.75,
+         targeted: bool = False, target: torch.Tensor | None = None,
+         bounds: tuple[float, float] = (0.0, 1.0), mean=None, std=None, seed: int = 0) -> torch.Tensor:
+    """APGD. x: (B, ...) in ``bounds``; y: (B,) labels; loss 'ce' | 'dlr' | 'cw'.
+
+    Targeting works as in :func:`~certkit.vision.attacks.pgd`: untargeted by default (success:
+    prediction != y); ``targeted=True``: y are the target labels and the objective is
+    :func:`targeted_objective` of ``loss``; ``target=t``: y stay the true labels and the
+    objective is the targeted DLR loss of APGD-T (needs K >= 4). Targeted success means the
+    prediction equals the target. eps: a number or per-example (B,); restarts (alias
+    n_restarts); mean/std: the model's per-channel normalisation. Returns x_adv (B, ...)."""
+    return _apgd(model, x, y, eps, norm=norm, loss=loss, steps=steps, restarts=check_restarts(restarts, n_restarts),
+                 rho=rho, momentum=momentum, targeted=targeted, target=target, bounds=bounds, mean=mean,
+                 std=std, seed=seed, success="target")
+
+
+def _apgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, *, norm: str,
+          loss: str, steps: int, restarts: int, rho: float, momentum: float, targeted: bool,
+          target: torch.Tensor | None, bounds: tuple[float, float], mean, std, seed: int,
+          success: str) -> torch.Tensor:
+    """apgd with the success rule chosen: 'target' (the public one) or 'misclassified'
+    (AutoAttack's APGD-T inside :func:`apgd_ensemble`: any wrong prediction counts)."""
     norm = check_norm(norm)
     lo, hi = check_bounds(bounds)
     x = check_inputs(x, (lo, hi))
-    eps = check_eps(eps, norm, (lo, hi), x[0].numel())
+    eps = check_eps(eps, norm, (lo, hi), x[0].numel(), batch=x.shape[0])
     steps = check_steps(steps)
-    restarts = check_int(restarts, "restarts", minimum=1)
     seed = check_seed(seed)
-    if target is None:
-        lf = loss_fn(loss)
-    else:
-        lf = None
+    check_targeting(targeted, target)
     with eval_mode(model):
-        z0 = first_logits(model, x)
-        y = check_labels(y, x.shape[0], z0.shape[1])
+        f = normalized(model, mean, std, x)
+        z0 = first_logits(f, x)
+        k = z0.shape[1]
+        y = check_labels(y, x.shape[0], k)
         if target is not None:
-            target = check_labels(target, x.shape[0], z0.shape[1], name="target")
-            if z0.shape[1] < 4:
-                raise ValueError("target: the targeted DLR loss needs at least 4 classes")
-        if loss == "dlr" and z0.shape[1] < 3:
-            raise ValueError("loss: the DLR loss needs at least 3 classes")
+            target = check_labels(target, x.shape[0], k, name="target")
+            if k < 4:
+                raise ValueError(f"target: the targeted DLR loss needs at least 4 classes, the model has {k}")
+        elif loss == "dlr" and k < (4 if targeted else 3):
+            raise ValueError(f"loss: the {'targeted ' if targeted else ''}DLR loss needs at least "
+                             f"{4 if targeted else 3} classes, the model has {k}")
+        goal = target if target is not None else y
+        aims = (targeted or target is not None) and success == "target"
         gen = make_generator(x, seed)
         best = x.clone()
         best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device, dtype=x.dtype)
-        done = z0.argmax(1) != y
+        done = (z0.argmax(1) == goal) if aims else (z0.argmax(1) != y)
         for _ in range(restarts):
             idx = (~done).nonzero()[:, 0]
             if idx.numel() == 0:
                 break
-            xr, yr = x[idx], y[idx]
-            if target is None:
-                obj = lf
-            else:
+            yr = y[idx]
+            if target is not None:
                 tr = target[idx]
-                def obj(z: torch.Tensor, yy: torch.Tensor, tr: torch.Tensor = tr) -> torch.Tensor:
-                    return targeted_dlr_loss(z, yy, tr)
-            adv, fl, succ = _apgd_run(model, xr, yr, eps, norm, steps, rho, momentum, obj,
-                                      lo, hi, gen)
+                def obj(z: torch.Tensor, yy: torch.Tensor, tr: torch.Tensor = tr, yr: torch.Tensor = yr) -> torch.Tensor:
+                    return targeted_dlr_loss(z, yr, tr)
+            else:
+                obj = targeted_objective(loss) if targeted else loss_fn(loss)
+            adv, fl, succ = _apgd_run(f, x[idx], goal[idx], eps_rows(eps, idx), norm, steps, rho, momentum,
+                                      obj, lo, hi, gen, aims)
             take = succ | (fl > best_loss[idx])
             best[idx[take]] = adv[take]
             best_loss[idx] = torch.where(take, fl, best_loss[idx])
@@ -109,14 +148,16 @@ def apgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: st
         return best
 
 
-def _apgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, steps: int,
-              rho: float, mom: float, lf, lo: float, hi: float, gen: torch.Generator
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One APGD run on a batch. Returns (x_adv, best loss (B,), fooled (B,))."""
+def _apgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, norm: str,
+              steps: int, rho: float, mom: float, lf, lo: float, hi: float, gen: torch.Generator,
+              aims: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One APGD run on a batch (y: true labels, or the targets when ``aims``: then success is
+    prediction == y). Returns (x_adv, best loss (B,), fooled (B,))."""
     b = x.shape[0]
     shape = (-1, *([1] * (x.ndim - 1)))
     ckpts = set(checkpoints(steps))
-    eta = torch.full((b,), 2.0 * eps, device=x.device, dtype=x.dtype)
+    eta = (2.0 * eps.to(device=x.device, dtype=x.dtype) if isinstance(eps, torch.Tensor)
+           else torch.full((b,), 2.0 * eps, device=x.device, dtype=x.dtype))
     x_cur = random_start(x, eps, norm, lo, hi, gen)
     x_prev = x_cur.clone()
     x_best = x_cur.clone()
@@ -137,7 +178,7 @@ def _apgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: 
         with torch.no_grad():
             x_cur = x_cur.detach()
             f = f.detach()
-            hit = z.argmax(1) != y
+            hit = (z.argmax(1) == y) if aims else (z.argmax(1) != y)
             new = hit & ~fooled
             if bool(new.any()):
                 found[new] = x_cur[new]
@@ -176,23 +217,35 @@ def _apgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: 
     return out, f_best, fooled
 
 
-def apgd_ensemble(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *,
-                  norm: str = "linf", steps: int = 100, restarts: int = 1,
+def apgd_ensemble(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, *,
+                  norm: str = "linf", steps: int = 100, restarts: int = 1, n_restarts: int | None = None,
                   losses: tuple[str, ...] = ("ce", "dlr"), n_target_classes: int = 0,
-                  bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> torch.Tensor:
+                  bounds: tuple[float, float] = (0.0, 1.0), mean=None, std=None, seed: int = 0) -> torch.Tensor:
     """AutoAttack-style worst case over APGD-CE, APGD-DLR and (``n_target_classes`` > 0)
     APGD-T against the top-ranked wrong classes. Each attack only sees the inputs that all
-    earlier ones failed on. x: (B, ...); y: (B,). Returns x_adv (B, ...)."""
+    earlier ones failed on. x: (B, ...); y: (B,) true labels; eps: a number or per-example
+    (B,); mean/std: the model's per-channel normalisation. The class count is checked before
+    anything runs (DLR needs K >= 3, APGD-T K >= 4). Returns x_adv (B, ...)."""
     norm = check_norm(norm)
     lo, hi = check_bounds(bounds)
     x = check_inputs(x, (lo, hi))
-    eps = check_eps(eps, norm, (lo, hi), x[0].numel())
+    eps = check_eps(eps, norm, (lo, hi), x[0].numel(), batch=x.shape[0])
+    restarts = check_restarts(restarts, n_restarts)
     n_target_classes = check_int(n_target_classes, "n_target_classes", minimum=0)
     if not losses and not n_target_classes:
         raise ValueError("losses: expected at least one attack in the ensemble")
+    for name in losses:
+        loss_fn(name)
     with eval_mode(model):
-        z0 = first_logits(model, x)
-        y = check_labels(y, x.shape[0], z0.shape[1])
+        f = normalized(model, mean, std, x)
+        z0 = first_logits(f, x)
+        k = z0.shape[1]
+        if "dlr" in losses and k < 3:
+            raise ValueError(f"losses: the DLR loss needs at least 3 classes, the model has {k}; "
+                             "use losses=('ce',)")
+        if n_target_classes and k < 4:
+            raise ValueError(f"n_target_classes: APGD-T needs at least 4 classes, the model has {k}")
+        y = check_labels(y, x.shape[0], k)
         adv = x.clone()
         robust = z0.argmax(1) == y
         runs: list[tuple[str, int]] = [(name, -1) for name in losses]
@@ -203,19 +256,19 @@ def apgd_ensemble(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *,
                 break
             tgt = None
             if j >= 0:
-                if j + 1 >= z0.shape[1]:
+                if j + 1 >= k:
                     break
                 tgt = z0[idx].sort(1, descending=True).indices[:, j + 1]
                 tgt = torch.where(tgt == y[idx], z0[idx].sort(1, descending=True).indices[:, 0],
                                   tgt)
-            xa = apgd(model, x[idx], y[idx], eps, norm=norm,
-                      loss=name if j < 0 else "dlr", steps=steps, restarts=restarts,
-                      target=tgt, bounds=(lo, hi), seed=seed + i)
+            xa = _apgd(model, x[idx], y[idx], eps_rows(eps, idx), norm=norm, loss=name if j < 0 else "dlr",
+                       steps=steps, restarts=restarts, rho=0.75, momentum=0.75, targeted=False, target=tgt,
+                       bounds=(lo, hi), mean=mean, std=std, seed=seed + i, success="misclassified")
             with torch.no_grad():
-                fooled = model(xa).argmax(1) != y[idx]
+                fooled = f(xa).argmax(1) != y[idx]
             adv[idx[fooled]] = xa[fooled]
             robust[idx[fooled]] = False
         return adv
 
 
-__all__ = ["apgd", "apgd_ensemble", "checkpoints", "dlr_loss", "targeted_dlr_loss"]
+__all__ = ["apgd", "apgd_ensemble", "checkpoints", "dlr_loss", "targeted_dlr_loss", "targeted_objective"]

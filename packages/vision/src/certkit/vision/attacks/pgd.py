@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from certkit.core.validation import check_int, check_positive, check_seed
+from certkit.core.validation import check_positive, check_seed
 from certkit.vision.attacks._common import (
     Model,
     ascent_direction,
@@ -30,73 +30,95 @@ from certkit.vision.attacks._common import (
     check_inputs,
     check_labels,
     check_norm,
+    check_restarts,
     check_steps,
+    check_targeting,
+    eps_like,
+    eps_rows,
     eval_mode,
     first_logits,
     loss_fn,
     make_generator,
+    normalized,
     project,
     random_start,
 )
 
 
-def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
-         targeted: bool = False, loss: str = "ce",
-         bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+def fgsm(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, *,
+         norm: str = "linf", targeted: bool = False, target: torch.Tensor | None = None,
+         loss: str = "ce", bounds: tuple[float, float] = (0.0, 1.0), mean=None, std=None) -> torch.Tensor:
     """Fast gradient (sign) method: x_adv = clip(x ± ε·dir(∇ₓL(x, y))), every example (also
-    the ones already misclassified). x: (B, ...) in ``bounds``; y: (B,) true labels (or
-    targets when ``targeted``, then the step descends). Returns x_adv (B, ...)."""
+    the ones already misclassified). x: (B, ...) in ``bounds``; y: (B,) true labels (the
+    targets when ``targeted``; or pass ``target`` (B,) and the step descends towards it);
+    eps: a number or per-example (B,); mean/std: the model's per-channel normalisation.
+    Returns x_adv (B, ...)."""
     norm = check_norm(norm)
     lo, hi = check_bounds(bounds)
     x = check_inputs(x, (lo, hi))
-    eps = check_eps(eps, norm, (lo, hi), x[0].numel())
+    eps = check_eps(eps, norm, (lo, hi), x[0].numel(), batch=x.shape[0])
+    check_targeting(targeted, target)
     lf = loss_fn(loss)
     with eval_mode(model):
-        z0 = first_logits(model, x)
+        f = normalized(model, mean, std, x)
+        z0 = first_logits(f, x)
         y = check_labels(y, x.shape[0], z0.shape[1])
+        goal = y if target is None else check_labels(target, x.shape[0], z0.shape[1], name="target")
         xr = x.clone().requires_grad_(True)
-        g, = torch.autograd.grad(lf(model(xr), y).sum(), xr)
-        sign = -1.0 if targeted else 1.0
-        return (x + sign * eps * ascent_direction(g, norm)).clamp(lo, hi).detach()
+        g, = torch.autograd.grad(lf(f(xr), goal).sum(), xr)
+        sign = -1.0 if targeted or target is not None else 1.0
+        return (x + sign * eps_like(eps, x) * ascent_direction(g, norm)).clamp(lo, hi).detach()
 
 
-def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
-        steps: int = 40, step_size: float | None = None, random_start: bool = True,
-        restarts: int = 1, targeted: bool = False, loss: str = "ce",
-        bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> torch.Tensor:
-    """PGD under ℓ∞ or ℓ2.
+def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, *,
+        norm: str = "linf", steps: int = 40, step_size: float | None = None,
+        alpha: float | None = None, random_start: bool = True, restarts: int = 1,
+        n_restarts: int | None = None, targeted: bool = False, target: torch.Tensor | None = None,
+        loss: str = "ce", bounds: tuple[float, float] = (0.0, 1.0), mean=None, std=None,
+        seed: int = 0) -> torch.Tensor:
+    """PGD under ℓ∞ or ℓ2 (norm also 'Linf' / 'L2').
 
-    x: (B, ...) inside ``bounds``; y: (B,) int labels (targets when ``targeted``).
-    eps: radius; step_size: default 2.5·ε/steps (Madry et al.); loss: 'ce' | 'cw' | 'dlr',
-    maximised when untargeted; when targeted, CE(z, t) or the margin max_{i≠t} z_i − z_t
-    ('cw') is minimised instead.
+    x: (B, ...) inside ``bounds``; y: (B,) int labels. Untargeted by default (success: the
+    prediction differs from y). ``targeted=True``: y are the target labels (torchattacks'
+    convention); ``target=t`` (B,): y stay the true labels and the attack aims at t. Either
+    way success means the prediction equals the target, and CE(z, target) or the margin
+    max_{i≠t} z_i − z_t ('cw') is minimised; untargeted, loss 'ce' | 'cw' | 'dlr' is maximised.
+    eps: a number or per-example radii (B,); step_size (alias alpha): default 2.5·ε/steps
+    (Madry et al.); restarts (alias n_restarts); mean/std: the model's per-channel
+    normalisation (the attack works on unnormalised x in ``bounds``).
     Returns x_adv (B, ...), same dtype/device as x.
     """
     norm = check_norm(norm)
     lo, hi = check_bounds(bounds)
     x = check_inputs(x, (lo, hi))
-    eps = check_eps(eps, norm, (lo, hi), x[0].numel())
+    eps = check_eps(eps, norm, (lo, hi), x[0].numel(), batch=x.shape[0])
     steps = check_steps(steps)
-    restarts = check_int(restarts, "restarts", minimum=1)
+    restarts = check_restarts(restarts, n_restarts)
     seed = check_seed(seed)
-    alpha = 2.5 * eps / steps if step_size is None else check_positive(step_size, "step_size")
+    check_targeting(targeted, target)
+    if alpha is not None and step_size is not None and alpha != step_size:
+        raise ValueError(f"step_size: given as step_size={step_size!r} and alpha={alpha!r}; pass one")
+    step_size = step_size if step_size is not None else alpha
+    step = 2.5 * eps / steps if step_size is None else check_positive(step_size, "step_size")
     lf = loss_fn(loss)
-    if targeted and loss == "dlr":
-        raise ValueError("loss: 'dlr' is untargeted here; use 'ce' or 'cw' with targeted=True")
+    is_targeted = targeted or target is not None
+    if is_targeted and loss == "dlr":
+        raise ValueError("loss: 'dlr' is untargeted here; use 'ce' or 'cw' with a targeted attack")
     with eval_mode(model):
-        z0 = first_logits(model, x)
+        f = normalized(model, mean, std, x)
+        z0 = first_logits(f, x)
         y = check_labels(y, x.shape[0], z0.shape[1])
+        goal = y if target is None else check_labels(target, x.shape[0], z0.shape[1], name="target")
         gen = make_generator(x, seed)
         best = x.clone()
         best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device, dtype=x.dtype)
-        done = (z0.argmax(1) == y) if targeted else (z0.argmax(1) != y)
+        done = (z0.argmax(1) == goal) if is_targeted else (z0.argmax(1) != y)
         for _ in range(restarts):
             idx = (~done).nonzero()[:, 0]
             if idx.numel() == 0:
                 break
-            xr, yr = x[idx], y[idx]
-            adv, adv_loss, succ = _pgd_run(model, xr, yr, eps, norm, steps, alpha,
-                                           random_start, targeted, lf, lo, hi, gen)
+            adv, adv_loss, succ = _pgd_run(f, x[idx], goal[idx], eps_rows(eps, idx), norm, steps,
+                                           eps_rows(step, idx), random_start, is_targeted, lf, lo, hi, gen)
             take = succ | (adv_loss > best_loss[idx])
             best[idx[take]] = adv[take]
             best_loss[idx] = torch.where(take, adv_loss, best_loss[idx])
@@ -104,16 +126,19 @@ def pgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str
         return best
 
 
-def _pgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, steps: int,
-             alpha: float, rand: bool, targeted: bool, lf, lo: float, hi: float,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One PGD run. Returns (x_adv (B, ...), objective at x_adv (B,), fooled (B,) bool)."""
+def _pgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, norm: str,
+             steps: int, alpha: float | torch.Tensor, rand: bool, targeted: bool, lf, lo: float,
+             hi: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One PGD run (y: the true labels, or the targets when ``targeted``). Returns (x_adv
+    (B, ...), objective at x_adv (B,), fooled (B,) bool)."""
     sign = -1.0 if targeted else 1.0
+    a = eps_like(alpha, x)
     x_adv = random_start(x, eps, norm, lo, hi, gen) if rand else x.clone()
     found = x.clone()
     fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     if norm == "linf":  # the ε-ball ∩ box is a box: one clamp per step
-        lower, upper = (x - eps).clamp_(min=lo), (x + eps).clamp_(max=hi)
+        e = eps_like(eps, x)
+        lower, upper = torch.clamp(x - e, min=lo), torch.clamp(x + e, max=hi)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         z = model(x_adv)
@@ -128,10 +153,9 @@ def _pgd_run(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: s
                 found[new] = x_adv[new]
                 fooled |= new
             if norm == "linf":
-                x_adv = torch.clamp(x_adv.add_(g.sign_(), alpha=sign * alpha), lower, upper)
+                x_adv = torch.clamp(x_adv + (sign * a) * g.sign_(), lower, upper)
             else:
-                x_adv = project(x_adv + sign * alpha * ascent_direction(g, norm), x, eps, norm,
-                                lo, hi)
+                x_adv = project(x_adv + sign * a * ascent_direction(g, norm), x, eps, norm, lo, hi)
     with torch.no_grad():
         z = model(x_adv)
         pred = z.argmax(1)
