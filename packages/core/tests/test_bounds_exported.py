@@ -61,10 +61,42 @@ def test_exported_bounds_equal_original(kind: str, tmp_path: object) -> None:
             torch.testing.assert_close(ua, ub, rtol=1e-5, atol=1e-5)
 
 
+class _Ops(nn.Module):
+    """Normalisation buffers, Sigmoid / Tanh / GELU, sub with alpha, cat, permute, mean, pad."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.3]).view(1, 1, 1))
+        self.c = nn.Conv1d(1, 3, 3)
+        self.fc = nn.Linear(3 * 8 + 3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c((x - self.mean) / 0.5)  # (B, 3, 6)
+        h = torch.nn.functional.pad(torch.sigmoid(h), (1, 1), value=0.5)  # (B, 3, 8)
+        a = torch.sub(torch.tanh(h), torch.nn.functional.gelu(h), alpha=2)
+        m = a.permute(0, 2, 1).mean(1)  # (B, 3)
+        return self.fc(torch.cat([a.flatten(1), m], 1))
+
+
+def test_exported_new_operators_bounded(tmp_path: object) -> None:
+    torch.manual_seed(0)
+    net = _Ops().eval()
+    prog = _export(net, (1, 8), tmp_path)
+    a, b = BoundedModel(prog, (1, 8)), BoundedModel(net, (1, 8))
+    x = torch.rand(3, 1, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), net(x))
+        for method in ("IBP", "CROWN"):
+            la, ua = a.compute_bounds(x, 0.05, method=method)
+            lb, ub = b.compute_bounds(x, 0.05, method=method)
+            torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(ua, ub, rtol=1e-5, atol=1e-5)
+
+
 def test_exported_unsupported_op_named(tmp_path: object) -> None:
-    net = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid()).eval()
+    net = nn.Sequential(nn.Linear(4, 4), nn.LogSigmoid()).eval()
     prog = _export(net, (4,), tmp_path)
-    with pytest.raises(UnsupportedLayerError, match="sigmoid"):
+    with pytest.raises(UnsupportedLayerError, match="log_sigmoid"):
         BoundedModel(prog, (4,))
 
 

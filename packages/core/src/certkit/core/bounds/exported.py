@@ -7,7 +7,11 @@ Supported ATen ops (inference graphs of the layers in :mod:`certkit.core.bounds.
 ``_native_batch_norm_legit_no_training`` (eval), ``relu``, ``flatten.using_ints``,
 ``view``/``reshape`` (batch kept), ``add.Tensor`` (residual), ``avg_pool2d``,
 ``max_pool2d`` (no padding), ``amax`` (global max), ``dropout`` (eval), ``clone``/
-``contiguous`` (identity). Anything else raises :class:`UnsupportedLayerError` naming the
+``contiguous`` (identity); and, as the torch functions of the same name (arguments checked
+by the capture): ``sigmoid``, ``tanh``, ``neg``, ``add``/``sub``/``rsub`` (alpha,
+constants, buffers), ``mul``/``div`` by constants, ``cat``, ``permute``, ``transpose``,
+``mean``, ``matmul``, ``leaky_relu``, ``elu``, ``hardtanh``, ``softplus``, ``gelu``,
+``adaptive_avg_pool2d``, ``constant_pad_nd``. Anything else raises :class:`UnsupportedLayerError` naming the
 op. The rebuilt module shares the program's parameter tensors (no copy).
 """
 
@@ -46,6 +50,33 @@ def _arg(args: tuple[Any, ...], i: int, default: Any) -> Any:
     return args[i] if len(args) > i else default
 
 
+F = nn.functional
+
+# ATen ops that map one-to-one onto a torch function the capture bounds (same argument
+# order); the capture then checks every argument (certkit.core.bounds.graph.CALL_SIGNATURES)
+_SAME_ARGS: dict[Any, Any] = {
+    aten.sigmoid.default: torch.sigmoid, aten.tanh.default: torch.tanh, aten.neg.default: torch.neg,
+    aten.sub.Tensor: torch.sub, aten.rsub.Scalar: torch.rsub, aten.rsub.Tensor: torch.rsub,
+    aten.mul.Tensor: torch.mul, aten.div.Tensor: torch.div,
+    aten.cat.default: torch.cat, aten.permute.default: torch.permute, aten.transpose.int: torch.transpose,
+    aten.mean.dim: torch.mean, aten.matmul.default: torch.matmul,
+    aten.leaky_relu.default: F.leaky_relu, aten.elu.default: F.elu, aten.hardtanh.default: F.hardtanh,
+    aten.softplus.default: F.softplus, aten.adaptive_avg_pool2d.default: F.adaptive_avg_pool2d, aten.pad.default: F.pad,
+}
+
+
+def _map(env: dict[fx.Node, fx.Node], v: Any) -> Any:
+    if isinstance(v, fx.Node):
+        if v not in env:
+            raise UnsupportedLayerError(f"exported graph: operand '{v.name}' is not supported here")
+        return env[v]
+    if isinstance(v, (list, tuple)):
+        return type(v)(_map(env, a) for a in v)
+    if isinstance(v, dict):
+        return {k: _map(env, a) for k, a in v.items()}
+    return v
+
+
 def from_exported(gm: fx.GraphModule) -> nn.Module:
     """An nn-level GraphModule equivalent to the ATen graph ``gm`` (eval semantics)."""
     root = nn.Module()
@@ -68,6 +99,11 @@ def from_exported(gm: fx.GraphModule) -> nn.Module:
         if n.op == "placeholder":
             env[n] = g.placeholder(n.name)
         elif n.op == "get_attr":
+            if any(u.op == "call_function" and u.target in _SAME_ARGS for u in n.users):
+                # a constant read by arithmetic (a normalisation buffer): kept live on the new root
+                name = f"c{len(env)}"
+                root.register_buffer(name, _attr(gm, n))
+                env[n] = g.get_attr(name)
             continue
         elif n.op == "call_module":
             if str(n.target).startswith("_guards"):
@@ -132,8 +168,16 @@ def from_exported(gm: fx.GraphModule) -> nn.Module:
                 env[n] = g.call_method("reshape", (env[a[0]], bsz, *rest))
             elif t == aten.sym_size.int:
                 continue  # shape arithmetic of the dynamic batch
-            elif t == aten.add.Tensor and len(a) == 2 and all(isinstance(v, fx.Node) for v in a):
+            elif t == aten.add.Tensor and len(a) == 2 and all(isinstance(v, fx.Node) for v in a) \
+                    and all(v in env for v in a) and not n.kwargs:
                 env[n] = g.call_function(operator.add, (env[a[0]], env[a[1]]))
+            elif t in _SAME_ARGS or t == aten.add.Tensor:
+                f = torch.add if t == aten.add.Tensor else _SAME_ARGS[t]
+                env[n] = g.call_function(f, _map(env, a), _map(env, dict(n.kwargs)))
+            elif t == aten.gelu.default:
+                env[n] = g.call_function(F.gelu, (env[a[0]],), {"approximate": n.kwargs.get("approximate", "none")})
+            elif t == aten.constant_pad_nd.default:
+                env[n] = g.call_function(F.pad, (env[a[0]], tuple(a[1])), {"value": float(_arg(a, 2, 0.0))})
             elif t == aten.avg_pool2d.default:
                 ks = a[1]
                 st = _arg(a, 2, []) or ks
