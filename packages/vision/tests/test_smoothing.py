@@ -181,6 +181,7 @@ def smoothadv_pgd(model: nn.Module, x: torch.Tensor, label: int, eps: float, sig
     return (x + delta).detach()
 
 
+@pytest.mark.filterwarnings("ignore::certkit.vision.data.checks.PixelRangeWarning")  # ℓ2 attacks leave [0, 1]
 def test_smoothadv_attack_cannot_flip_certified_digits(digits_mlp) -> None:
     """(2b) Attack the smoothed trained classifier inside the certified ball."""
     model, xs, ys = digits_mlp
