@@ -34,6 +34,20 @@ def _export(net: nn.Module, shape: tuple[int, ...], tmp: object) -> nn.Module:
     return torch.export.load(path).module()
 
 
+def _assert_same_bounds(net: nn.Module, shape: tuple[int, ...], tmp: object) -> None:
+    """The exported program computes the module and gets the same IBP / CROWN bounds."""
+    prog = _export(net, shape, tmp)
+    a, b = BoundedModel(prog, shape), BoundedModel(net, shape)
+    x = torch.rand(3, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), net(x))
+        for method in ("IBP", "CROWN"):
+            la, ua = a.compute_bounds(x, 0.05, method=method)
+            lb, ub = b.compute_bounds(x, 0.05, method=method)
+            torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(ua, ub, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["mlp", "res"])
 def test_exported_bounds_equal_original(kind: str, tmp_path: object) -> None:
     torch.manual_seed(0)
@@ -49,16 +63,7 @@ def test_exported_bounds_equal_original(kind: str, tmp_path: object) -> None:
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
     shape = (1, 8, 8)
-    prog = _export(net, shape, tmp_path)
-    a, b = BoundedModel(prog, shape), BoundedModel(net, shape)
-    x = torch.rand(3, *shape)
-    with torch.no_grad():
-        torch.testing.assert_close(a(x), net(x))
-        for method in ("IBP", "CROWN"):
-            la, ua = a.compute_bounds(x, 0.05, method=method)
-            lb, ub = b.compute_bounds(x, 0.05, method=method)
-            torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(ua, ub, rtol=1e-5, atol=1e-5)
+    _assert_same_bounds(net, shape, tmp_path)
 
 
 class _Ops(nn.Module):
@@ -81,16 +86,7 @@ class _Ops(nn.Module):
 def test_exported_new_operators_bounded(tmp_path: object) -> None:
     torch.manual_seed(0)
     net = _Ops().eval()
-    prog = _export(net, (1, 8), tmp_path)
-    a, b = BoundedModel(prog, (1, 8)), BoundedModel(net, (1, 8))
-    x = torch.rand(3, 1, 8)
-    with torch.no_grad():
-        torch.testing.assert_close(a(x), net(x))
-        for method in ("IBP", "CROWN"):
-            la, ua = a.compute_bounds(x, 0.05, method=method)
-            lb, ub = b.compute_bounds(x, 0.05, method=method)
-            torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(ua, ub, rtol=1e-5, atol=1e-5)
+    _assert_same_bounds(net, (1, 8), tmp_path)
 
 
 def test_exported_unsupported_op_named(tmp_path: object) -> None:
