@@ -123,7 +123,7 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
             grad = torch.enable_grad() if method.lower() == "alpha-crown" else torch.no_grad()
             with grad:
                 lb, _ = bm.compute_bounds(mid, eps, method=method, C=bC, x_L=blo.reshape(shp),
-                                          x_U=bhi.reshape(shp), bound_upper=False)
+                                          x_U=bhi.reshape(shp), bound_upper=False, deadline=deadline)
             return lb.detach()
 
     def objective(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -193,7 +193,8 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
             with torch.enable_grad():
                 lbg, _ = bm.compute_bounds(((blo_g + bhi_g) / 2).reshape(shp), ((bhi_g - blo_g) / 2).amax(1),
                                            method="CROWN", C=C.unsqueeze(0).expand(olo.shape[0], -1, -1),
-                                           x_L=blo_g.reshape(shp), x_U=bhi_g.reshape(shp), bound_upper=False)
+                                           x_L=blo_g.reshape(shp), x_U=bhi_g.reshape(shp), bound_upper=False,
+                                           deadline=deadline)
                 g_lo, g_hi = torch.autograd.grad(lbg.gather(1, row.unsqueeze(1)).sum(), (blo_g, bhi_g))
             score = (g_lo - g_hi).clamp(min=0) * (ohi - olo)
         else:
