@@ -1,4 +1,4 @@
-"""certkit.report: the robustness report (``certkit report``) and ``certkit merge``."""
+"""certkit.report: the robustness report (``certkit report``)."""
 
 from certkit.report.build import build_report, collect_sections
 from certkit.report.version import __version__

@@ -1,4 +1,4 @@
-"""``certkit report`` and ``certkit merge``."""
+"""``certkit report`` (``certkit merge`` is in certkit-core: certkit.core.merge)."""
 
 from __future__ import annotations
 
@@ -56,19 +56,3 @@ def report_command(
     if failed:
         raise UsageError(f"{len(failed)} report section(s) failed: {', '.join(failed)}")
 
-
-def merge_command(
-    shards: Annotated[list[Path], typer.Argument(help="Shard result files (.jsonl).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Merged .jsonl file.")],
-) -> None:
-    """Join the JSON-lines outputs of a sharded run (--shard k/n) into one file."""
-    from certkit.core.results import merge_logs
-
-    for p in shards:
-        if not p.exists():
-            raise FileNotFoundError(f"shards: no such file {p}")
-    n = merge_logs(shards, out)
-    if STATE["json"]:
-        echo_json({"out": str(out), "rows": n})
-    else:
-        typer.echo(f"merged {n} rows into {out}")
