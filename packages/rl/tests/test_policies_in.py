@@ -104,7 +104,30 @@ class _Evil:
         return (Path.touch, (self.marker,))
 
 
+class _Clobber:
+    """A pickle that would call an allowed class's constructor through copyreg (SB3's
+    HumanOutputFormat opens its argument for writing: it would truncate the file)."""
+
+    def __init__(self, victim: Path) -> None:
+        self.victim = victim
+
+    def __reduce__(self):
+        import copyreg
+
+        from stable_baselines3.common.logger import HumanOutputFormat
+
+        return (copyreg._reconstructor, (HumanOutputFormat, HumanOutputFormat, str(self.victim)))
+
+
 def test_sb3_zip_metadata_cannot_run_code(zips: dict[str, Path], tmp_path: Path) -> None:
+    from certkit.rl.sb3_zip import safe_unpickle
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    with pytest.raises(pickle.UnpicklingError, match="_reconstructor"):
+        safe_unpickle(pickle.dumps(_Clobber(victim)))
+    assert victim.read_text() == "keep me"
+
     def doctored(key: str) -> Path:
         out = tmp_path / f"evil_{key}.zip"
         with zipfile.ZipFile(zips["PPO"]) as src, zipfile.ZipFile(out, "w") as dst:

@@ -79,7 +79,14 @@ class _SafeUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its opcod
         raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
 
     def _load_reduce(self) -> None:
-        func = self.stack[-2]
+        func, args = self.stack[-2], self.stack[-1]
+        if func is copyreg._reconstructor:
+            # _reconstructor(cls, base, state) calls base.__init__(obj, state): only for
+            # builtin bases, never an allowed class's constructor (which may open files)
+            base = args[1] if isinstance(args, tuple) and len(args) == 3 else None
+            if not (isinstance(base, type) and base.__module__ == "builtins"):
+                raise pickle.UnpicklingError(f"copyreg._reconstructor with base {base!r} "
+                                             f"is not allowed")
         ok = (func is copyreg._reconstructor
               or any(func is getattr(importlib.import_module(m), n, None) for m, n in _NUMPY_CALLS)
               or (isinstance(func, type) and (func.__module__ in ("builtins", "collections", "numpy")
