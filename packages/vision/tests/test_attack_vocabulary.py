@@ -130,3 +130,11 @@ def test_apgd_ensemble_checks_class_count_first(monkeypatch) -> None:
         A.apgd_ensemble(two, x, y, 0.1, losses=("ce",), n_target_classes=1)
     monkeypatch.undo()
     assert A.apgd_ensemble(two, x, y, 0.1, losses=("ce",), steps=3).shape == x.shape
+
+
+def test_apgd_t_inside_the_ensemble_counts_any_misclassification(digits) -> None:
+    """AutoAttack's APGD-T stage succeeds on any wrong prediction (not only the target)."""
+    model, x, y = digits
+    adv = A.apgd_ensemble(model, x, y, 0.3, losses=(), n_target_classes=2, steps=20)
+    assert A.robust_accuracy(model, adv, y) <= 0.2 < A.robust_accuracy(model, x, y)
+    assert float((adv - x).abs().max()) <= 0.3 + 1e-6

@@ -139,8 +139,8 @@ def _apgd(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Ten
                     return targeted_dlr_loss(z, yr, tr)
             else:
                 obj = targeted_objective(loss) if targeted else loss_fn(loss)
-            adv, fl, succ = _apgd_run(f, x[idx], goal[idx], eps_rows(eps, idx), norm, steps, rho, momentum,
-                                      obj, lo, hi, gen, aims)
+            adv, fl, succ = _apgd_run(f, x[idx], (goal if aims else y)[idx], eps_rows(eps, idx), norm, steps,
+                                      rho, momentum, obj, lo, hi, gen, aims)
             take = succ | (fl > best_loss[idx])
             best[idx[take]] = adv[take]
             best_loss[idx] = torch.where(take, fl, best_loss[idx])
