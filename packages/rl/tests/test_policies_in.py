@@ -127,6 +127,13 @@ def test_sb3_zip_metadata_cannot_run_code(zips: dict[str, Path], tmp_path: Path)
     with pytest.raises(pickle.UnpicklingError, match="_reconstructor"):
         safe_unpickle(pickle.dumps(_Clobber(victim)))
     assert victim.read_text() == "keep me"
+    # BUILD on a class (setting a class attribute, e.g. a method) is refused
+    from stable_baselines3 import PPO
+
+    patch = b"\x80\x04cstable_baselines3.ppo.ppo\nPPO\nN}Vload\nNs\x86b."  # PPO.load = None
+    with pytest.raises(pickle.UnpicklingError, match="attributes"):
+        safe_unpickle(patch)
+    assert PPO.load is not None
 
     def doctored(key: str) -> Path:
         out = tmp_path / f"evil_{key}.zip"

@@ -95,10 +95,16 @@ class _SafeUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its opcod
             raise pickle.UnpicklingError(f"calling {func!r} is not allowed")
         pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
 
+    def _load_build(self) -> None:
+        if isinstance(self.stack[-2], type):  # BUILD on a class would set class attributes
+            raise pickle.UnpicklingError(f"setting attributes of {self.stack[-2]!r} is not allowed")
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+
     def _refuse(self) -> None:
         raise pickle.UnpicklingError("INST/OBJ opcodes are not allowed")
 
     dispatch[pickle.REDUCE[0]] = _load_reduce
+    dispatch[pickle.BUILD[0]] = _load_build
     dispatch[pickle.INST[0]] = _refuse
     dispatch[pickle.OBJ[0]] = _refuse
 
