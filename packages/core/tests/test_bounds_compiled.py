@@ -305,3 +305,66 @@ def test_ibp_cached_operands_equal_built_and_checked() -> None:
         bad = [t if t[0] == 2 else (*t[:4], t[4][:, :-1]) for t in layers]
         with pytest.raises(ValueError, match="ibp"):
             core_ext.bounds.compute(bad, lo, hi, C, 0)
+
+
+class _Norm(nn.Module):
+    """Input normalisation with buffers (per channel) and a plain tensor attribute."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.linspace(0.2, 0.6, channels).view(channels, 1, 1))
+        self.std = torch.linspace(0.3, 0.5, channels).view(channels, 1, 1)  # not a buffer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class _Scaled(nn.Module):
+    """``layer(x) * c + d`` after a Linear / Conv (per feature / channel constants)."""
+
+    def __init__(self, layer: nn.Module, n: int, conv: bool) -> None:
+        super().__init__()
+        self.layer = layer
+        shape = (n, 1, 1) if conv else (n,)
+        self.register_buffer("c", torch.linspace(-1.5, 2.0, n).view(shape))
+        self.register_buffer("d", torch.linspace(-0.3, 0.4, n).view(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x) * self.c + self.d
+
+
+def _affine_nets(seed: int) -> list[tuple[nn.Module, bool]]:
+    """(net, the kernels take it): normalisation folded into the first layer, per-channel
+    scaling folded into the layer before it; a shift into a zero-padded conv is not."""
+    torch.manual_seed(seed)
+    mlp = nn.Sequential(_Norm(1), nn.Flatten(), _Scaled(nn.Linear(16, 12), 12, False), nn.ReLU(), nn.Linear(12, 5))
+    cnn = nn.Sequential(_Norm(1), _Scaled(nn.Conv2d(1, 4, 3), 4, True), nn.ReLU(), nn.Flatten(), nn.Linear(16, 5))
+    padded = nn.Sequential(_Norm(1), nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 5))
+    return [(mlp.eval(), True), (cnn.eval(), True), (padded.eval(), False)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_affine_folded_equals_torch_and_follows_constants(dtype: torch.dtype) -> None:
+    """Normalisation / scaling constants folded into the kernels' layers give the torch
+    layer's bounds; a later change of a buffer or of a plain attribute is seen (the
+    constants' values are part of the cache key)."""
+    tol = 2e-4 if dtype == torch.float32 else 1e-9
+    for seed in range(2):
+        for net, fused in _affine_nets(seed):
+            net = net.to(dtype)
+            net[0].std = net[0].std.to(dtype)
+            fast = BoundedModel(net, (1, 4, 4))
+            assert compiled.supported(fast) == fused
+            x = torch.rand(4, 1, 4, 4, dtype=dtype)
+            for method in ("IBP", "CROWN"):
+                for change in (None, "mean", "std"):
+                    if change == "mean":
+                        net[0].mean.add_(0.1)
+                    elif change == "std":
+                        net[0].std.mul_(1.5)
+                    ref = BoundedModel(net, (1, 4, 4), use_compiled=False)
+                    with torch.no_grad():
+                        l1, u1 = fast.compute_bounds(x, 0.05, method=method)
+                        l2, u2 = ref.compute_bounds(x, 0.05, method=method)
+                    np.testing.assert_allclose(l1.numpy(), l2.numpy(), atol=tol, rtol=tol)
+                    np.testing.assert_allclose(u1.numpy(), u2.numpy(), atol=tol, rtol=tol)

@@ -42,17 +42,48 @@ def _bn_foldable(op: Any) -> bool:
     return (not m.training) and m.track_running_stats and m.running_mean is not None
 
 
+def _consts(op: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """An Affine's scale and shift broadcast to one example's ``shape`` (float64)."""
+    sc, sh = op._get(len(shape), torch.float64, torch.device("cpu"))
+    one = torch.ones(shape, dtype=torch.float64)
+    return ((one if sc is None else sc * one).numpy(), (0 * one if sh is None else sh * one).numpy())
+
+
+def _per_channel(a: np.ndarray) -> np.ndarray | None:
+    """(C, ...) → (C,) when constant over the other dimensions, else None."""
+    flat = a.reshape(a.shape[0], -1)
+    return flat[:, 0].copy() if np.all(flat == flat[:, :1]) else None
+
+
+def _affine_foldable(bm: Any) -> bool:
+    """Every Affine of the plan is per output channel / feature (after a layer) or, before
+    the first layer, per input channel with no shift into a zero-padded convolution."""
+    for kind, _op, _, _, geo, post, *rest in bm._compiled_plan:
+        for a, shape in ((a, a.out_shape) for a in post if isinstance(a, ops.Affine)):
+            if kind == "conv" and any(_per_channel(c) is None for c in _consts(a, shape)):
+                return False
+        for a in (rest[0] if rest else []):
+            sc, sh = _consts(a, a.out_shape)
+            if kind == "conv" and (_per_channel(sc) is None or _per_channel(sh) is None
+                                   or (np.any(sh != 0) and (geo[10] or geo[11]))):
+                return False
+    return True
+
+
 def _plan(bm: Any) -> list[tuple[Any, ...]] | None:
     g = bm.graph
     if not g.is_chain():
         return None
     layers: list[tuple[Any, ...]] = []
+    pre: list[Any] = []  # Affines (input normalisation) before the first layer, folded into it
     prev_affine = False  # the previous graph node is the last planned Linear/Conv (or a BN folded into it)
     for i, op in enumerate(g.nodes[1:], start=1):
         n_in = int(np.prod(g.shapes[i - 1]))
         n_out = int(np.prod(g.shapes[i]))
-        if isinstance(op, ops.Linear):
-            layers.append(("dense", op, n_in, n_out, None, []))
+        if isinstance(op, ops.Affine) and not layers:
+            pre.append(op)
+        elif isinstance(op, ops.Linear):
+            layers.append(("dense", op, n_in, n_out, None, [], pre if len(layers) == 0 else []))
             prev_affine = True
         elif isinstance(op, ops.Conv) and op.nd == 2 and op.m.groups == 1 and tuple(op.m.dilation) == (1, 1):
             ci, hi, wi = g.shapes[i - 1]
@@ -60,12 +91,12 @@ def _plan(bm: Any) -> list[tuple[Any, ...]] | None:
             m = op.m
             geo = (ci, hi, wi, co, ho, wo, m.kernel_size[0], m.kernel_size[1], m.stride[0], m.stride[1],
                    m.padding[0], m.padding[1])
-            layers.append(("conv", op, n_in, n_out, geo, []))
+            layers.append(("conv", op, n_in, n_out, geo, [], pre if len(layers) == 0 else []))
             prev_affine = True
-        elif isinstance(op, ops.BatchNorm) and prev_affine and g.shapes[i] == g.shapes[i - 1]:
+        elif isinstance(op, (ops.BatchNorm, ops.Affine)) and prev_affine and g.shapes[i] == g.shapes[i - 1]:
             layers[-1][5].append(op)  # folded into the Linear/Conv before it
         elif isinstance(op, ops.ReLU):
-            layers.append(("relu", op, n_in, n_out, None, []))
+            layers.append(("relu", op, n_in, n_out, None, [], []))
             prev_affine = False
         elif type(op) is ops.Identity:
             continue
@@ -79,11 +110,34 @@ def _plan(bm: Any) -> list[tuple[Any, ...]] | None:
     return layers
 
 
-def _folded(op: Any, bns: list[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(W, b) of a Linear/Conv with the eval-mode BNs after it folded in (float64 math)."""
+def _folded(op: Any, bns: list[Any], pre: list[Any] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(W, b) of a Linear/Conv with the eval-mode BNs and Affines after it, and the input
+    Affines before it (``pre``, x → x·s + t), folded in (float64 math)."""
     W = op.m.weight.detach().to(torch.float64)
     b = None if op.m.bias is None else op.m.bias.detach().to(torch.float64)
+    if pre:
+        S = T = None
+        for a in pre:  # compose x·s1 + t1 then ·s2 + t2, ... on one example's input shape
+            sc, sh = _consts(a, a.out_shape)
+            S, T = (sc, sh) if S is None else (S * sc, T * sc + sh)
+        assert S is not None and T is not None
+        if W.dim() == 2:
+            s_in, t_in = torch.from_numpy(S.reshape(-1)), torch.from_numpy(T.reshape(-1))
+            shift = W @ t_in
+            W = W * s_in.unsqueeze(0)
+        else:  # per input channel (checked by _affine_foldable; no shift into zero padding)
+            s_in, t_in = torch.from_numpy(_per_channel(S)), torch.from_numpy(_per_channel(T))  # type: ignore[arg-type]
+            shift = W.sum((2, 3)) @ t_in
+            W = W * s_in.reshape(1, -1, 1, 1)
+        b = shift if b is None else b + shift
     for bn in bns:
+        if isinstance(bn, ops.Affine):
+            sc, sh = _consts(bn, bn.out_shape)
+            s_o = torch.from_numpy(_per_channel(sc) if W.dim() > 2 else sc.reshape(-1))  # type: ignore[arg-type]
+            t_o = torch.from_numpy(_per_channel(sh) if W.dim() > 2 else sh.reshape(-1))  # type: ignore[arg-type]
+            W = W * s_o.reshape(-1, *([1] * (W.dim() - 1)))
+            b = t_o if b is None else b * s_o + t_o
+            continue
         m = bn.m
         s = torch.rsqrt(m.running_var.detach().to(torch.float64) + m.eps)
         if m.weight is not None:
@@ -104,19 +158,24 @@ def supported(bm: Any) -> bool:
         bm._compiled_plan = plan if plan is not None else False
     if bm._compiled_plan is False:
         return False
-    return all(_bn_foldable(bn) for layer in bm._compiled_plan for bn in layer[5])
+    return all(_bn_foldable(bn) for layer in bm._compiled_plan for bn in layer[5]
+               if isinstance(bn, ops.BatchNorm)) and _affine_foldable(bm)
 
 
 def _arrays(bm: Any, dtype: np.dtype, key: Any = None) -> list[tuple[Any, ...]]:
     """The kernel's layer tuples in ``dtype``, rebuilt only when a parameter / buffer changed
     (``key``: :meth:`BoundedModel._param_key`, computed here when not given)."""
     plan = bm._compiled_plan
-    key = (np.dtype(dtype).str, bm._param_key() if key is None else key)
+    # Affine constants may be plain attributes or Python numbers (not parameters or
+    # buffers): their values are part of the key
+    consts = tuple(c.tobytes() for layer in plan for a in [*layer[5], *layer[6]] if isinstance(a, ops.Affine)
+                   for c in _consts(a, a.out_shape))
+    key = (np.dtype(dtype).str, bm._param_key() if key is None else key, consts)
     cache = getattr(bm, "_compiled_arrays", None)
     if cache is not None and cache[0] == key:
         return cache[1]  # type: ignore[no-any-return]
     out = []
-    for kind, op, n_in, n_out, geo, bns in plan:
+    for kind, op, n_in, n_out, geo, bns, pre in plan:
         meta = np.zeros(14, dtype=np.int64)
         meta[0], meta[1] = n_in, n_out
         if kind == "relu":
@@ -124,8 +183,8 @@ def _arrays(bm: Any, dtype: np.dtype, key: Any = None) -> list[tuple[Any, ...]]:
             continue
         if geo is not None:
             meta[2:] = geo
-        if bns:
-            Wt, bt = _folded(op, bns)
+        if bns or pre:
+            Wt, bt = _folded(op, bns, pre)
         else:
             Wt, bt = op.m.weight.detach(), (None if op.m.bias is None else op.m.bias.detach())
         W = np.ascontiguousarray(Wt.cpu().numpy(), dtype=dtype)
