@@ -416,10 +416,10 @@ int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V) {
     int64_t comp, row;
   };
   std::vector<Pair> all;
-  std::vector<std::vector<double>> Ys(nc);
-  int64_t steps = 0;
+  std::vector<std::vector<double>> Ys(nc), Ws(nc);
+  std::vector<SubCsr> subs(nc);
   for (int64_t c = 0; c < nc; ++c) {
-    SubCsr S;
+    SubCsr& S = subs[c];
     S.n = static_cast<int64_t>(members[c].size());
     S.indptr.push_back(0);
     for (int64_t u : members[c]) {
@@ -429,22 +429,63 @@ int64_t eigh_truncated(const Csr& L, int64_t m, double* w, double* V) {
       }
       S.indptr.push_back(static_cast<int64_t>(S.indices.size()));
     }
-    const int64_t mc = std::min(m, S.n);
-    std::vector<double> wc(mc);
+  }
+  int64_t steps = 0;
+  // The smallest mc pairs of component c (Ws[c] ascending, Ys[c] (n_c, mc)).
+  auto solve = [&](int64_t c, int64_t mc) {
+    const SubCsr& S = subs[c];
+    Ws[c].assign(static_cast<size_t>(mc), 0.0);
     Ys[c].assign(static_cast<size_t>(mc) * S.n, 0.0);
     if (S.n <= std::max<int64_t>(96, 3 * mc)) {
-      dense_component(S, mc, wc.data(), Ys[c].data());
+      dense_component(S, mc, Ws[c].data(), Ys[c].data());
+      return;
+    }
+    const bool fast = lanczos_fast_enabled();
+    int64_t st = lanczos_component(S, mc, Ws[c].data(), Ys[c].data(), fast, fast);
+    if (st == -2) st = lanczos_component(S, mc, Ws[c].data(), Ys[c].data(), false, false);
+    if (st < 0) {
+      dense_component(S, mc, Ws[c].data(), Ys[c].data());  // could not certify: exact fallback
     } else {
-      const bool fast = lanczos_fast_enabled();
-      int64_t st = lanczos_component(S, mc, wc.data(), Ys[c].data(), fast, fast);
-      if (st == -2) st = lanczos_component(S, mc, wc.data(), Ys[c].data(), false, false);
-      if (st < 0) {
-        dense_component(S, mc, wc.data(), Ys[c].data());  // could not certify: exact fallback
-      } else {
-        steps += st;
+      steps += st;
+    }
+  };
+  // Several components: each first gets its share of the m pairs (1.5 m n_c / n + 8, all m
+  // for a single component), and a component whose largest computed eigenvalue lies below
+  // the m-th smallest of all is solved again with twice as many, until none is: then every
+  // eigenvalue not computed is at least the m-th smallest (each component's pairs are its
+  // smallest, certified), so the m smallest of the union are exact. Solving every component
+  // for all m pairs cost 0.36x scipy on a 17-component KITTI cloud.
+  std::vector<int64_t> want(nc), got(nc, 0);
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t cap = std::min(m, subs[c].n);
+    const double share = 1.5 * static_cast<double>(m) * static_cast<double>(subs[c].n) / static_cast<double>(n);
+    want[c] = nc == 1 || subs[c].n <= 96 ? cap : std::min(cap, static_cast<int64_t>(std::ceil(share)) + 8);
+  }
+  for (;;) {
+    for (int64_t c = 0; c < nc; ++c)
+      if (want[c] > got[c]) {
+        solve(c, want[c]);
+        got[c] = want[c];
+      }
+    all.clear();
+    for (int64_t c = 0; c < nc; ++c)
+      for (int64_t i = 0; i < got[c]; ++i) all.push_back({Ws[c][i], c, i});
+    std::vector<double> lams(all.size());
+    for (size_t i = 0; i < all.size(); ++i) lams[i] = all[i].lam;
+    double tau = std::numeric_limits<double>::infinity();
+    if (static_cast<int64_t>(lams.size()) >= m) {
+      std::nth_element(lams.begin(), lams.begin() + (m - 1), lams.end());
+      tau = lams[m - 1];
+    }
+    bool again = false;
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t cap = std::min(m, subs[c].n);
+      if (got[c] < cap && Ws[c][got[c] - 1] < tau) {
+        want[c] = std::min(cap, 2 * got[c]);
+        again = true;
       }
     }
-    for (int64_t i = 0; i < mc; ++i) all.push_back({wc[i], c, i});
+    if (!again) break;
   }
   std::stable_sort(all.begin(), all.end(), [](const Pair& a, const Pair& b) { return a.lam < b.lam; });
   // V (n, m): column i is pair all[i] (component rows elsewhere zero).

@@ -144,6 +144,31 @@ def test_truncated_disconnected_graph_keeps_multiplicity_of_zero(factor_mode: st
     np.testing.assert_allclose(w, full, atol=1e-9)
 
 
+def test_truncated_unequal_components_get_their_share_and_more(factor_mode: str) -> None:
+    # A path graph of 300 vertices (eigenvalues 2 - 2 cos(pi j / 300): dense near 0) next to
+    # a 20 x 30 grid. Each component is first solved for its share of the m pairs
+    # (1.5 m n_c / n + 8 = 38 for the path); 45-46 of the 60 smallest belong to the path, so
+    # it must be solved again: the first round alone would return grid eigenvalues in their
+    # place. The result is exact because each component's missing eigenvalues lie above
+    # the m-th smallest of the union.
+    def lap(A: sp.spmatrix) -> sp.csr_matrix:
+        return (sp.diags(np.asarray(A.sum(1)).ravel()) - A).tocsr()
+
+    def line(k: int) -> sp.spmatrix:
+        return sp.diags([np.ones(k - 1), np.ones(k - 1)], [1, -1])
+
+    path = lap(line(300))
+    grid = lap(sp.kron(sp.eye(20), line(30)) + sp.kron(line(20), sp.eye(30)))
+    L = sp.block_diag([path, grid]).tocsr()
+    m = 60
+    w, V = S.eigsh_csr(L.indptr, L.indices, L.data, m)
+    full = np.linalg.eigvalsh(L.toarray())[:m]
+    assert np.sum(np.abs(V[:300]).max(0) > 0) > int(np.ceil(1.5 * m * 300 / 900)) + 8  # 45-46 (a tie)
+    np.testing.assert_allclose(w, full, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(L @ V, V * w, atol=1e-8)
+    np.testing.assert_allclose(V.T @ V, np.eye(m), atol=1e-12)
+
+
 def test_truncated_finds_exactly_repeated_eigenvalues(factor_mode: str) -> None:
     # A ring graph (each point's 2 nearest neighbours are its ring neighbours): every nonzero
     # eigenvalue 2 - 2 cos(2 pi j / n) is double, which one Krylov space cannot resolve. The
