@@ -33,7 +33,7 @@ CSS = """
 :root{color-scheme:light dark;--bg:#ffffff;--fg:#1c1f24;--muted:#59606b;--line:#d8dce2;
 --card:#f5f7fa;--accent:#1d5fbf;--ok:#17803a;--bad:#c0282d;--code:#eef1f4;--th:#eaeef3;--plot:#ffffff}
 @media (prefers-color-scheme:dark){:root{--bg:#14171b;--fg:#e4e7eb;--muted:#a2a9b4;--line:#3a4048;
---card:#1d2126;--accent:#86b4ff;--ok:#5cc27a;--bad:#ff7f78;--code:#252a30;--th:#252b32;--plot:#f4f5f7}}
+--card:#1d2126;--accent:#86b4ff;--ok:#5cc27a;--bad:#ff7f78;--code:#252a30;--th:#252b32;--plot:#ffffff}}
 *,*::before,*::after{box-sizing:border-box}
 html{background:var(--bg);color:var(--fg)}
 body{margin:0 auto;max-width:1200px;padding:1.5rem 1.25rem 4rem;
