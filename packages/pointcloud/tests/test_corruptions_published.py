@@ -120,7 +120,8 @@ def test_rotation_and_shear_ranges() -> None:
 
 
 def test_renormalisation_and_clipping(cloud1024: np.ndarray) -> None:
-    renorm = ("uniform", "background", "upsampling", "impulse", "rotation", "shear", "ffd", "rbf", "inv_rbf")
+    renorm = ("uniform", "background", "upsampling", "impulse", "rotation", "shear", "ffd", "rbf", "inv_rbf",
+              "occlusion")
     for name in mc.CORRUPTIONS:
         out = mc.corrupt(cloud1024, name, 3).astype(np.float64)
         side = out.max(0) - out.min(0)
@@ -153,6 +154,29 @@ def test_ffd_and_rbf_procedures() -> None:
         for s in (1, 5):
             w = mc._rbf_warp(grid, s, np.random.default_rng(s), inverse, renormalise=False)
             np.testing.assert_allclose(np.linalg.norm(w - grid, axis=1), PUBLISHED_M40C["rbf"][s - 1], rtol=1e-6)
+
+
+def test_occlusion_and_lidar_views(cloud1024: np.ndarray) -> None:
+    # published poses: camera 3 units away, pitch in [120, 150] deg; LiDAR 5 away, pitch 112.5
+    # deg; the severity picks the azimuth sector 72 s +- 36 deg
+    for s in mc.SEVERITIES:
+        for i in range(20):
+            cam = mc._view(s, np.random.default_rng(i), None, 3.0)
+            assert np.linalg.norm(cam) == pytest.approx(3.0)
+            pitch = np.degrees(np.arccos(-cam[2] / 3.0))
+            assert 120 - 1e-9 <= pitch <= 150 + 1e-9
+            yaw = np.degrees(np.arctan2(cam[0], -cam[1])) % 360  # centre = -3 (s_p s_y, -s_p c_y, c_p)
+            lo = (72 * s - 36 + 180) % 360
+            assert (yaw - lo) % 360 <= 72 + 1e-9
+    # LiDAR rings: in the sensor frame every returned point lies on a 1-degree band centre
+    rng = np.random.default_rng(3)
+    out = mc.lidar(cloud1024, 2, rng)
+    centre = mc._view(2, np.random.default_rng(3), 5 * np.pi / 8, 5.0)
+    p = out - centre
+    polar = np.degrees(np.arctan2(np.linalg.norm(p[:, :2], axis=1), p[:, 2]))
+    steps = polar - polar.min()
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)
+    assert len(out) == 768 and len(np.unique(np.round(polar, 6))) > 5
 
 
 # ------------------------------------------------------------------------ Robo3D --------

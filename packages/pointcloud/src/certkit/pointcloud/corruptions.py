@@ -13,9 +13,11 @@ output has ``len(x) // 2`` points. The patch sizes of cutout, density and densit
 (30 and 100 points) are the published ones at N = 1024 and scale with N / 1024 elsewhere
 (:func:`_scaled`), so a small cloud loses the same fraction as a benchmark cloud.
 
-Not faithful: ``occlusion`` and ``lidar`` ray-cast the ModelNet *meshes* in the original;
-here they use hidden-point removal (Katz, Tal, Basri 2007) on the cloud, with our own
-severity parameters (marked ``# ours``).
+Partly faithful: ``occlusion`` and ``lidar`` render the ModelNet *meshes* in the original;
+here visibility is hidden-point removal (Katz, Tal, Basri 2007) on the cloud, with the
+published camera / LiDAR poses (the severity picks only the azimuth sector, as published),
+sample sizes (N, 3/4 N) and 1-degree LiDAR rings. The original's final fixed rotation (mesh
+frame to the HDF5 frame) is not applied: our clouds are in the data frame already.
 
 Groups: density (occlusion, lidar, density_inc, density, cutout), noise (uniform, gaussian,
 impulse, upsampling, background), transformation (rotation, shear, ffd, rbf, inv_rbf).
@@ -52,6 +54,8 @@ PARAMS: dict[str, tuple[Any, ...]] = {
     "ffd": (0.1, 0.2, 0.3, 0.4, 0.5),  # 5x5x5 lattice, control displacement U(-c, c) box units
     "rbf": (0.025, 0.05, 0.075, 0.1, 0.125),  # 5x5x5 grid, each control point moved by c
     "inv_rbf": (0.025, 0.05, 0.075, 0.1, 0.125),
+    "occlusion": (1, 2, 3, 4, 5),  # azimuth sector 72 s +- 36 deg; camera at 3, pitch U(120, 150) deg
+    "lidar": (1, 2, 3, 4, 5),  # azimuth sector as occlusion; sensor at 5, pitch 112.5 deg; 3/4 N points
 }
 
 
@@ -93,26 +97,49 @@ def _random_dir(rng: np.random.Generator) -> F64:
     return d / np.linalg.norm(d)
 
 
+def _view(s: int, rng: np.random.Generator, pitch: float | None, dist: float) -> F64:
+    """Published camera / LiDAR centre: pose R = Rz(yaw) Rx(pitch), centre -dist R e_z, with
+    yaw ~ U(2 pi s / 5 -+ pi / 5) (the severity only picks the azimuth sector) and pitch ~
+    U(2 pi / 3, 5 pi / 6) for the camera, 5 pi / 8 for the LiDAR."""
+    ax = rng.uniform(2 * np.pi / 3, 5 * np.pi / 6) if pitch is None else pitch
+    theta = 2 * np.pi * s / 5
+    az = rng.uniform(theta - np.pi / 5, theta + np.pi / 5)
+    return -dist * np.array([np.sin(ax) * np.sin(az), -np.sin(ax) * np.cos(az), np.cos(ax)])  # type: ignore[no-any-return]
+
+
 def occlusion(x: F64, s: int, rng: np.random.Generator) -> F64:
-    """Self-occlusion from a random viewpoint; a closer camera sees less (severity).
-    Not the published mesh ray casting: hidden-point removal on the cloud."""
-    dist = (6.0, 4.0, 3.0, 2.5, 2.0)[s - 1]  # ours: camera distance in cloud radii
-    return normalize(x[_visible(x, dist * _random_dir(rng), radius_factor=(100, 50, 20, 10, 5)[s - 1])])
+    """What a camera 3 units from the normalised cloud sees (published pose distribution,
+    :func:`_view`), resampled to N points (with replacement, as the published N = 1024), then
+    re-normalised. The original renders the ModelNet *mesh*'s depth; here visibility is
+    hidden-point removal on the cloud (Katz et al. 2007, radius factor 100, ours)."""
+    y = normalize(x)
+    v = y[_visible(y, _view(s, rng, None, 3.0), radius_factor=100.0)]
+    return normalize(v[rng.integers(len(v), size=len(x))])
 
 
 def lidar(x: F64, s: int, rng: np.random.Generator) -> F64:
-    """Occlusion plus LiDAR-like scan lines: only points near ``beams`` elevation rings remain.
-    Not the published mesh ray casting (ours)."""
-    view = 3.0 * _random_dir(rng)
-    view[2] = abs(view[2]) * 0.3
-    v = x[_visible(x, view, 50.0)]
-    p = v - view
-    elev = np.arctan2(p[:, 2], np.linalg.norm(p[:, :2], axis=1))
-    beams = (64, 48, 32, 24, 16)[s - 1]  # ours
-    lo, hi = elev.min(), elev.max()
-    pos = (elev - lo) / max(hi - lo, 1e-9) * beams
-    keep = np.abs(pos - np.round(pos)) < 0.25
-    return v[keep] if keep.sum() >= 8 else v
+    """A LiDAR 5 units from the normalised cloud (published pose, pitch 5 pi / 8): visible
+    points (hidden-point removal instead of the published mesh rendering), then the
+    published ring simulation: in the sensor frame, points whose polar angle lies in the
+    middle half [c + d/4, c + 3d/4) of each d = 1 degree band are kept and moved onto the
+    band's centre c + d/2 (range and azimuth kept); 3/4 N of them are drawn with replacement
+    (768 of 1024 as published). Not re-normalised, as published."""
+    y = normalize(x)
+    centre = _view(s, rng, 5 * np.pi / 8, 5.0)
+    p = y[_visible(y, centre, radius_factor=100.0)] - centre
+    r = np.linalg.norm(p, axis=1)
+    polar = np.arctan2(np.linalg.norm(p[:, :2], axis=1), p[:, 2])
+    azim = np.arctan2(p[:, 1], p[:, 0])
+    d = np.pi / 180
+    off = (polar - polar.min()) % d
+    keep = (off >= d / 4) & (off < 3 * d / 4)
+    if keep.sum() < 8:  # too few returns: keep the visible points
+        keep[:] = True
+    snapped = polar.min() + np.floor((polar[keep] - polar.min()) / d) * d + d / 2
+    rk, ak = r[keep], azim[keep]
+    q = np.stack([rk * np.sin(snapped) * np.cos(ak), rk * np.sin(snapped) * np.sin(ak), rk * np.cos(snapped)], 1)
+    q += centre
+    return q[rng.integers(len(q), size=max(8, (3 * len(x)) // 4))]  # type: ignore[no-any-return]
 
 
 def density_inc(x: F64, s: int, rng: np.random.Generator) -> F64:

@@ -282,7 +282,7 @@ def run(ctx: ReportContext, cfg: Config) -> Section:
         text=(f"Embedded dataset, {C} procedural classes, {cfg.n_points} points. Reference PointNet "
               f"({cfg.n_train} clouds, {cfg.epochs} epochs): clean accuracy {acc_plain:.3f}; trained "
               f"with σ={cfg.sigma} noise: {acc_noisy:.3f}. ModelNet40-C (arXiv:2201.12296) with the "
-              "published parameters (occlusion and LiDAR approximated by hidden-point removal); "
+              "published parameters (occlusion and LiDAR: hidden-point removal instead of mesh rendering); "
               "Robo3D (arXiv:2303.17597): beam missing, cross-sensor, crosstalk and motion blur as "
               "published, fog with the published β, wet ground, snow and incomplete echo simplified."),
         reproduce="certkit report --only pointcloud",
