@@ -21,8 +21,6 @@ from certkit.rl.noise import (
 )
 from certkit.rl.rollout import smoothed_rollouts
 
-sb3_env_checker = pytest.importorskip("stable_baselines3.common.env_checker")
-
 
 def _warnings_of(fn, env) -> set[str]:
     """The warnings a checker emits, minus gymnasium's note that the env is wrapped."""
@@ -34,6 +32,8 @@ def _warnings_of(fn, env) -> set[str]:
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "Pendulum-v1"])
 def test_noise_wrapper_passes_gymnasium_and_sb3_check_env(env_id: str) -> None:
+    sb3_env_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+
     def gym_check(e):
         check_env(e, skip_render_check=True)
 
@@ -106,7 +106,8 @@ def test_make_vec_env_gives_each_sub_env_its_own_stream_and_replays_it() -> None
 
 
 def test_sb3_make_vec_env_wrapper_kwargs_give_per_rank_streams() -> None:
-    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    env_util = pytest.importorskip("stable_baselines3.common.env_util")
+    sb3_make_vec_env = env_util.make_vec_env
 
     def first_obs(seed: int) -> np.ndarray:
         venv = sb3_make_vec_env("CartPole-v1", n_envs=3, seed=seed,
