@@ -17,6 +17,11 @@ Theorem (paper, H-consistency bound; complete hypothesis sets): for every h,
     tau in (1, 2):  T(t) = 1/((tau-1) n^(tau-1)) * [(((1+t)^(1/(2-tau)) + (1-t)^(1/(2-tau)))/2)^(2-tau) - 1]
     tau = 2:        T(t) = t / n
 
+Tightness: at n = 2 all four are the tight transformation. At n = 3 the tau <= 1 forms are
+tight (brute force, t <= 0.7), but for tau > 1 the stated T is only a valid *lower bound* on
+the tight one: 0.136 vs 0.167 at t = 0.5, tau = 1.5 (ratio 0.69-0.90 over tau in [1.25, 1.9]);
+the n = 2 form used at n = 3 is valid up to tau ~ 1.7 and invalid beyond.
+
 Provenance, honestly: the tau = 1 form is the one the paper states (quoted in our issue); the
 other three are recalled, not read from the paper's text (a second pass searched for the
 paper's theorem statements and could reach only its abstract, so they remain unverified). For n = 2 we derived all four
