@@ -627,8 +627,8 @@ class _Ctx:
                     best_lo = torch.max(best_lo, lo.detach())  # type: ignore[arg-type]
                 if up is not None:
                     best_up = torch.min(best_up, up.detach())  # type: ignore[arg-type]
-                if last:
-                    break
+                if last or self._late():
+                    break  # (no gradient step past the deadline: it costs as much as the pass)
                 loss = (-lo.sum() if lo is not None else 0.0) + (up.sum() if up is not None else 0.0)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)  # type: ignore[arg-type]
                 step_lr = lr * lr_decay ** it
