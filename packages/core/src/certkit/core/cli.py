@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from certkit.core import progress
+from certkit.core.results import LogLockedError
 
 
 class UsageError(Exception):
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
         return _exit_code(exc.code)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+    except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError,
+            LogLockedError) as exc:
         if debug:
             raise
         print(f"certkit: error: {exc}", file=sys.stderr)
