@@ -22,6 +22,18 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(old)
 
 
+@pytest.fixture(autouse=True)
+def _cli_state() -> Iterator[None]:
+    """The command's global options (--json, --quiet) are module state: a test that runs
+    ``main(["--json", ...])`` must not change how later tests' commands print."""
+    from certkit.core.cli import STATE
+
+    old = dict(STATE)
+    yield
+    STATE.clear()
+    STATE.update(old)
+
+
 @pytest.fixture(scope="session")
 def tiny() -> tuple[torch.nn.Module, np.ndarray, np.ndarray]:
     """(model, test clouds (24, 64, 3), labels) for a 4-class PointNet on 64-point clouds."""
