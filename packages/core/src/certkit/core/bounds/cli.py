@@ -218,7 +218,7 @@ def verify(model: ModelOpt = None, weights: WeightsOpt = None, eps: EpsOpt = 0.1
 
 
 @_app.command("vnnlib")
-def vnnlib(onnx: Annotated[Path, typer.Option("--onnx", help="ONNX model (a chain of Gemm/MatMul/Conv/Relu/...).")],
+def vnnlib(onnx: Annotated[Path, typer.Option("--onnx", help="ONNX model (.onnx or .onnx.gz; any DAG of the supported ops, see docs/bounds.md).")],
            prop: Annotated[Path, typer.Option("--vnnlib", help="VNN-LIB property file.")],
            timeout: Annotated[float, typer.Option(help="seconds; past it the result is 'timeout'")] = 60.0,
            methods: Annotated[str, typer.Option(help="bounds tried in order after PGD")] = "IBP,CROWN,alpha-CROWN",
