@@ -63,3 +63,38 @@ def test_merge_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["merge", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
 
+
+
+def _with_check(passed: bool):  # type: ignore[no-untyped-def]
+    def section(ctx: ReportContext) -> Section:
+        return Section(domain="toy", title=f"check {passed}",
+                       summary={"headline": {"label": "toy accuracy", "value": 0.5, "format": "percent",
+                                             "n": 10, "successes": 5,
+                                             "checks": [{"name": "attack below certificate", "passed": passed}]}})
+    return section
+
+
+@pytest.mark.parametrize(("sections", "code", "says"), [
+    ([_good], 0, None),
+    ([_good, _bad], 1, "1 report section(s) failed: "),
+    ([_with_check(True)], 0, None),
+    ([_with_check(False)], 1, "soundness check(s) failed: toy/check False: attack below certificate"),
+])
+def test_report_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                          sections: list, code: int, says: str | None) -> None:  # type: ignore[type-arg]
+    """The page is written either way; a failed section or a failed soundness check makes
+    the command exit 1 with one line naming it (a script or CI run must not read it as ok)."""
+    import certkit.report.build as build
+
+    real = build.build_report
+    monkeypatch.setattr(build, "build_report",
+                        lambda ctx, only=None, log=print: real(
+                            ctx, providers=[(f.__name__, f) for f in sections], log=log))
+    out = tmp_path / "rep"
+    assert main(["-q", "report", "--out", str(out)]) == code
+    assert (out / "index.html").is_file()
+    err = [s for s in capsys.readouterr().err.splitlines() if s.startswith("certkit: error:")]
+    if says is None:
+        assert err == []
+    else:
+        assert len(err) == 1 and says in err[0]

@@ -48,11 +48,22 @@ def report_command(
     ctx = ReportContext(out_dir=out, cache_dir=cache_dir("models"), full=full, seed=seed,
                         quiet=bool(STATE["quiet"]), inputs=inputs)
     page, sections = build_report(ctx, only=only, log=(lambda s: None) if STATE["json"] else typer.echo)
+    from certkit.report.headline import headline_of
+
     failed = [s.key for s in sections if s.error]
+    bad_checks = [f"{s.key}: {c.name}" for s in sections if (h := headline_of(s)[0]) is not None
+                  for c in h.checks if not c.passed]
     if STATE["json"]:
-        echo_json({"index": str(page), "sections": [s.key for s in sections], "failed": failed})
+        echo_json({"index": str(page), "sections": [s.key for s in sections], "failed": failed,
+                   "failed_checks": bad_checks})
     else:
         typer.echo(f"wrote {page} and {out / 'summary.json'} ({len(sections)} sections)")
+    # the page is written either way; the exit code tells a script that something is wrong
+    # (1, not the usage-error 2: the command was used correctly)
     if failed:
-        raise UsageError(f"{len(failed)} report section(s) failed: {', '.join(failed)}")
+        typer.echo(f"certkit: error: {len(failed)} report section(s) failed: {', '.join(failed)}", err=True)
+    if bad_checks:
+        typer.echo(f"certkit: error: soundness check(s) failed: {'; '.join(bad_checks)}", err=True)
+    if failed or bad_checks:
+        raise typer.Exit(1)
 
