@@ -228,3 +228,46 @@ def test_buffers_read_live_and_bad_constants() -> None:
         BoundedModel(Grow(), (3,))
     with pytest.raises(UnsupportedLayerError, match=r"'truediv'.*0"):
         BoundedModel(DivZero(), (3,))
+
+
+class _Linear(nn.Module):
+    """Only affine structural ops (no activation): CROWN must be exact."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.register_buffer("W", torch.randn(22, 4))
+        self.register_buffer("L", torch.randn(2, 3))
+        self.register_buffer("mean", torch.tensor([0.1, -0.2]).view(2, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.conv((x - self.mean) * 2.0)
+        b = F.avg_pool2d(F.pad(a, (1, 1, 0, 2), value=0.5), 2)
+        c = F.adaptive_avg_pool2d(a, (3, 2))
+        d = torch.cat([b.flatten(2), c.flatten(2)], 2).permute(0, 2, 1).transpose(1, 2)
+        e = torch.matmul(torch.matmul(self.L, d), self.W)  # (B, 2, 4)
+        return torch.cat([e.reshape(e.shape[0], -1), d.mean(2), -d.mean((1, 2)).unsqueeze(1)], 1)
+
+
+def test_affine_structural_ops_exact_against_the_jacobian() -> None:
+    """Naive reference for the linear ops: the network is affine, so its exact range over
+    the box is J·mid ± |J|·rad with J its Jacobian (autograd); IBP may be looser, CROWN
+    must equal it."""
+    torch.manual_seed(0)
+    net = _Linear().double().eval()
+    shape = (2, 6, 6)
+    bm = BoundedModel(net, shape)
+    x = torch.rand(2, *shape, dtype=torch.float64)
+    eps = 0.1
+    J = torch.func.vmap(torch.func.jacrev(lambda z: net(z.unsqueeze(0)).squeeze(0)))(x)  # (B, K, *shape)
+    J = J.reshape(2, J.shape[1], -1)
+    with torch.no_grad():
+        y = net(x)
+    rad = eps * J.abs().sum(-1)
+    for method in ("CROWN", "CROWN-IBP", "alpha-CROWN"):
+        lo, up = bm.compute_bounds(x, eps, method=method, alpha_iterations=2)
+        torch.testing.assert_close(lo.detach(), y - rad, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(up.detach(), y + rad, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():
+        il, iu = bm.compute_bounds(x, eps, method="IBP")
+    assert bool((il <= y - rad + 1e-9).all()) and bool((iu >= y + rad - 1e-9).all())

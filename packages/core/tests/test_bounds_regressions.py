@@ -110,7 +110,7 @@ def test_signature_table_refuses_every_unmodelled_keyword() -> None:
             with pytest.raises(UnsupportedLayerError, match=rf"'{kw}'"):
                 BoundedModel(_graph_with_call(target, {kw: 2}), (4,))
             checked += 1
-    assert checked >= 2 * len(G.CALL_SIGNATURES)  # real keywords were walked, not only made-up ones
+    assert checked - len(G.CALL_SIGNATURES) >= 50  # real keywords were walked, not only made-up ones
     # the table lists add / sub / rsub with alpha modelled (the keyword once dropped)
     for t in (torch.add, "add", torch.sub, "sub", torch.rsub):
         assert "alpha" in G.CALL_SIGNATURES[t][0]

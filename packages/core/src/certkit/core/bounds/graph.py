@@ -20,7 +20,8 @@ operator):
   expression of them) broadcasting against it: input normalisation ``(x - mean) / std``;
   activations (``torch.relu``, ``torch.sigmoid``, ``F.gelu``, ...); ``flatten``,
   ``view`` / ``reshape`` keeping the batch (``x.view(x.size(0), -1)``, ``x.view(-1, N)``),
-  ``permute`` / ``transpose`` of per-example dimensions, ``torch.cat``, ``F.max_pool2d``,
+  ``permute`` / ``transpose`` / ``unsqueeze`` / ``squeeze(dim)`` of per-example
+  dimensions, ``torch.cat``, ``F.max_pool2d``,
   ``F.avg_pool2d``, ``F.adaptive_avg_pool2d``, ``x.mean(dims)``, ``F.pad`` (constant),
   ``matmul`` with a constant 2-D matrix on either side, ``torch.max(x, dim)[0]`` /
   ``amax`` (global max over one dimension), ``contiguous`` / ``clone``.
@@ -468,6 +469,31 @@ def _view(cap: _Capture, n: fx.Node, name: str, a: dict[str, Any]) -> None:
 @_register((torch.reshape,), ("input", "shape"))
 def _reshape(cap: _Capture, n: fx.Node, name: str, a: dict[str, Any]) -> None:
     cap.add(ops.Reshape(name, tuple(a["shape"])), [cap.idx[a["input"]]], n)
+
+
+@_register(("unsqueeze", torch.unsqueeze), ("input", "dim"))
+def _unsqueeze(cap: _Capture, n: fx.Node, name: str, a: dict[str, Any]) -> None:
+    x = a["input"]
+    s = cap.shape(x)
+    d = a.get("dim")
+    if isinstance(d, bool) or not isinstance(d, int) or not -(len(s) + 2) <= d <= len(s) + 1:
+        raise ops.unsupported(name, "unsqueeze", f"dim={d!r} is not valid for a rank-{len(s) + 1} tensor")
+    d = d + len(s) + 2 if d < 0 else d
+    if d == 0:
+        raise ops.unsupported(name, "unsqueeze", "a new dimension before the batch is not supported")
+    cap.add(ops.Reshape(name, (None, *s[:d - 1], 1, *s[d - 1:])), [cap.idx[x]], n)
+
+
+@_register(("squeeze", torch.squeeze), ("input", "dim"))
+def _squeeze(cap: _Capture, n: fx.Node, name: str, a: dict[str, Any]) -> None:
+    x = a["input"]
+    s = cap.shape(x)
+    if a.get("dim") is None:
+        raise ops.unsupported(name, "squeeze", "squeeze without dim (it would drop a batch of 1) is not supported")
+    dims = a["dim"] if isinstance(a["dim"], (tuple, list)) else (a["dim"],)
+    drop = {_dim(name, "squeeze", d, len(s) + 1) - 1 for d in dims}
+    cap.add(ops.Reshape(name, (None, *(v for i, v in enumerate(s) if not (i in drop and v == 1)))),
+            [cap.idx[x]], n)
 
 
 @_register(("permute",), ("input", "*dims"))
