@@ -36,6 +36,8 @@ CONSTRAINTS = os.path.join(ROOT, "constraints.txt")
 # pip, not uv, installs into the fresh venvs: uv does not read pip's configuration (the
 # find-links that holds the local CPU torch wheel) and would resolve torch to the CUDA build.
 FRESH = "venv"
+# extras an isolated package's tests need beyond [test] (the core's bound tests need torch)
+TEST_EXTRAS = {"core": "torch,onnx,plot,test"}
 
 
 def _py(session: nox.Session, *args: str, **kw: object) -> None:
@@ -142,7 +144,8 @@ def isolated(session: nox.Session, package: str) -> None:
     """One package's built wheel with only its declared certkit dependencies, in a fresh venv:
     its tests and tests/test_imports.py (every module imports with the declared deps)."""
     wheels = [_wheel(p) for p in _certkit_deps(package)]
-    session.install("-c", CONSTRAINTS, f"{wheels[0]}[test]", *wheels[1:])
+    extras = TEST_EXTRAS.get(package, "test")
+    session.install("-c", CONSTRAINTS, f"{wheels[0]}[{extras}]", *wheels[1:])
     paths = [f"packages/{package}/tests", "tests/test_imports.py"]
     if package == "certkit":
         paths.append("tests")
@@ -153,7 +156,8 @@ def isolated(session: nox.Session, package: str) -> None:
 @nox.session(venv_backend=FRESH)
 def min_deps(session: nox.Session) -> None:
     """The core wheel at the oldest numpy it declares (numpy>=1.26), with its test extra."""
-    session.install(f"{_wheel('core')}[test]", "numpy==1.26.4", "scipy<1.14")
+    session.install(f"{_wheel('core')}[{TEST_EXTRAS['core']}]", "numpy==1.26.4", "scipy<1.14",
+                    "torch==2.13.0")
     session.run("python", "-c", "import numpy; assert numpy.__version__ == '1.26.4', numpy.__version__")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "packages/core/tests",
                 "tests/test_imports.py", *session.posargs, success_codes=[0, 5])
