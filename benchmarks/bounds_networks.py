@@ -89,7 +89,7 @@ def _published() -> dict[tuple[str, str, str], set[str]]:
         with open(VNN / "results_2021" / tool, newline="") as fh:
             for r in csv.reader(fh):
                 if len(r) >= 5 and r[4].strip().upper() in ("SAT", "UNSAT"):
-                    key = (r[0], Path(r[1]).name, Path(r[2]).name)
+                    key = (r[0], Path(r[1]).name.removesuffix(".gz"), Path(r[2]).name.removesuffix(".gz"))
                     out.setdefault(key, set()).add(r[4].strip().lower())
     return out
 
@@ -121,7 +121,7 @@ def _verdicts(cats: list[str], sample: int, timeout: float, seed: int) -> list[d
                 status = r.status
             except Exception as exc:
                 status = f"error: {type(exc).__name__}: {exc}"[:120]
-            theirs = pub.get((cat, onnx_p.name, prop.name), set())
+            theirs = pub.get((cat, onnx_p.name.removesuffix(".gz"), prop.name.removesuffix(".gz")), set())
             contra = (status == "sat" and "unsat" in theirs) or (status == "unsat" and "sat" in theirs)
             rows.append({"cat": cat, "net": onnx_p.name, "prop": prop.name, "ours": status,
                          "published": ",".join(sorted(theirs)) or "-", "contradiction": contra,
