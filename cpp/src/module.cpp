@@ -78,6 +78,8 @@ PYBIND11_MODULE(_core, m) {
         "Registers the preferred BLAS / LAPACK library (used if it loads; before first use only)");
   m.def("_blas_info", []() { return certkit::blas::info(); },
         "'yes (library, OpenBLAS core)' or 'no (reason)'; loads the library");
+  m.def("_simd_probe", []() { return simd::name(simd::Isa(simd::probe())); },
+        "the instruction set the running kernels were compiled for (see common/dispatch.h)");
 #define CERTKIT_CALL(op) certkit_bind_##op(m);
   CERTKIT_FOR_EACH_OP(CERTKIT_CALL)
 #undef CERTKIT_CALL

@@ -37,6 +37,10 @@ int parse(const char* s);
 // What CERTKIT_SIMD asked for at load ("" when unset) and whether it was honoured.
 const char* requested();
 bool request_honoured();
+// The instruction set (an Isa value) the running variant's code was compiled for, reported
+// by that code itself (rng/dispatch.cpp). Equals active() unless the dispatch is broken;
+// a -march=native build reports what native enabled.
+int probe();
 
 }  // namespace simd
 }  // namespace certkit

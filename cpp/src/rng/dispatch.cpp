@@ -13,7 +13,8 @@ CERTKIT_DECLARE_VARIANTS(
     void fill_f64(double* out, int64_t B, int64_t M, uint64_t seed, const uint64_t* streams,
                   const uint64_t* offsets, Dist dist, double a, double b);
     void fill_bits(uint32_t* out, int64_t B, int64_t M, uint64_t seed, const uint64_t* streams,
-                   const uint64_t* offsets);)
+                   const uint64_t* offsets);
+    int compiled_isa();)
 
 void fill_f32(float* out, int64_t B, int64_t M, uint64_t seed, const uint64_t* streams,
               const uint64_t* offsets, Dist dist, float a, float b) {
@@ -31,4 +32,11 @@ void fill_bits(uint32_t* out, int64_t B, int64_t M, uint64_t seed, const uint64_
 }
 
 }  // namespace rng
+
+namespace simd {
+int probe() {
+  using namespace rng;  // NOLINT: the variant namespaces of the sampler
+  CERTKIT_DISPATCH(compiled_isa, )
+}
+}  // namespace simd
 }  // namespace certkit

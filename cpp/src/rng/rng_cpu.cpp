@@ -210,6 +210,18 @@ void fill_bits(uint32_t* out, int64_t B, int64_t M, uint64_t seed, const uint64_
                       });
 }
 
+// The instruction set this copy was compiled for (a probe that the dispatch really runs
+// the variant it reports; tested in test_simd_dispatch.py).
+int compiled_isa() {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+  return 2;
+#elif defined(__AVX2__) && defined(__FMA__)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 }  // namespace CERTKIT_ISA
 }  // namespace rng
 }  // namespace certkit

@@ -151,6 +151,17 @@ def test_build_info_reports_the_running_variant() -> None:
         assert INFO["simd_requested"] or INFO["simd"] == RUNNABLE[-1]
 
 
+@pytest.mark.skipif(INFO["simd"] == "native", reason="native build: no variants")
+@pytest.mark.parametrize("variant", RUNNABLE)
+def test_each_variant_runs_code_compiled_for_it(variant: str, restore_simd: None) -> None:
+    # the kernels report the instruction set they were compiled for: a dispatch that always
+    # ran baseline (which would make the bit-identity tests above vacuous) or a variant built
+    # without its -march fails here
+    assert core_ext._set_simd(variant)
+    assert core_ext._simd_probe() == variant
+    assert ck.build_info()["simd"] == variant
+
+
 def test_set_simd_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="simd: expected 'baseline', 'avx2' or 'avx512'"):
         core_ext._set_simd("sse9")
