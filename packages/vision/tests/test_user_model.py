@@ -274,6 +274,24 @@ def test_report_on_the_user_cnn(user: dict[str, str], capsys: pytest.CaptureFixt
     assert "--model" in _one_line_error(capsys)
 
 
+def test_bounds_section_on_the_user_cnn(user: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`certkit report --model M --data D --only bounds`: IBP / CROWN verified accuracy of the
+    user's CNN, with PGD beside it; verified never exceeds PGD's robust accuracy."""
+    pytest.importorskip("certkit.report")
+    out = Path(user["dir"]) / "report_bounds"
+    rc = main(["--quiet", "report", "--model", user["model"], "--weights", user["weights"], "--data",
+               user["x"], "--labels", user["y"], "--only", "bounds", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    (sec,) = summary["sections"].values()
+    s = sec["summary"]
+    assert sec["error"] is None and "x.npy" in json.dumps(sec)
+    assert 0 <= s["crown_verified_acc"] <= s["pgd_acc"] <= 1
+    ibp = list(s["ibp_verified_acc"].values())
+    assert ibp == sorted(ibp, reverse=True)  # larger eps never verifies more
+    assert s["headline"]["checks"][0]["passed"]
+
+
 def test_0_255_pixels_warn_once_in_one_line(user: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     x = np.load(user["x"]).astype(np.float32)  # 0-255 floats: not divided by 255, so the range is wrong
     np.save(Path(user["dir"]) / "x255.npy", x)

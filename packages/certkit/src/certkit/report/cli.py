@@ -20,7 +20,7 @@ def report_command(
     model: Annotated[str | None, typer.Option(
         "--model", help="Your image classifier (TorchScript, .pt2 or module:factory): the vision sections "
                         "run on it and --data instead of the embedded defaults (implies --only vision "
-                        "attacks unless --only is given).")] = None,
+                        "attacks bounds unless --only is given).")] = None,
     weights: Annotated[str | None, typer.Option(help="state_dict for --model module:factory.")] = None,
     data: Annotated[str | None, typer.Option(
         help="Your data for --model: .npy/.npz/.pt arrays, a CIFAR binary or image folder, or a name.")] = None,
@@ -42,7 +42,7 @@ def report_command(
         inputs = {"model": model, "weights": weights, "data": data or "digits", "labels": labels,
                   "data_dir": data_dir, "image_size": image_size, "layout": layout, "num_classes": num_classes,
                   "sigma": sigma}
-        only = only or ["vision", "attacks"]
+        only = only or ["vision", "attacks", "bounds"]
     elif any(v is not None for v in (weights, data, labels, data_dir, image_size)):
         raise UsageError("--data/--labels/--weights: need --model (the report runs your model on your data)")
     ctx = ReportContext(out_dir=out, cache_dir=cache_dir("models"), full=full, seed=seed,
