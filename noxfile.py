@@ -156,7 +156,7 @@ def isolated(session: nox.Session, package: str) -> None:
 @nox.session(venv_backend=FRESH)
 def min_deps(session: nox.Session) -> None:
     """The core wheel at the oldest numpy it declares (numpy>=1.26), with its test extra."""
-    session.install(f"{_wheel('core')}[{TEST_EXTRAS['core']}]", "numpy==1.26.4", "scipy<1.14",
+    session.install(f"{_wheel('core')}[{TEST_EXTRAS['core']}]", "numpy==1.26.4",
                     "torch==2.13.0")
     session.run("python", "-c", "import numpy; assert numpy.__version__ == '1.26.4', numpy.__version__")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "packages/core/tests",
