@@ -523,6 +523,43 @@ inline void load_w16(const float* w, Vec64<double>::type& w0, Vec64<double>::typ
 constexpr int kIbpRows = 6;
 template <int E>
 inline void ibp_tile(const double* rp, const double* wp, int64_t kn, double* c, double* d) {
+#if !defined(__AVX512F__)
+  // Narrower registers (the AVX2 and baseline builds of the dispatched core): 6 rows x 16
+  // columns of 64-byte accumulators would need 48 (AVX2) or 96 (SSE) registers of 16 and
+  // spill on every step (IBP at batch 32 ran 28x slower than the AVX-512 build). Here the
+  // 16 columns go in groups of one native vector, each group with its own pass over k:
+  // 2E accumulators + 2 weight vectors fit the 16 registers. Each output element still sums
+  // k = 0, 1, ..., kn-1 in order, with the same operations.
+#if defined(__AVX__)
+  constexpr int kBytes = 32;
+#else
+  constexpr int kBytes = 16;
+#endif
+  typedef double VN __attribute__((vector_size(kBytes)));
+  constexpr int LN = kBytes / static_cast<int>(sizeof(double));
+  for (int g = 0; g < 16; g += LN) {
+    VN ac[E], ad[E];
+    for (int e = 0; e < E; ++e) {
+      std::memcpy(&ac[e], c + e * 16 + g, sizeof(VN));
+      std::memcpy(&ad[e], d + e * 16 + g, sizeof(VN));
+    }
+    const double* r = rp;
+    const double* w = wp;
+    for (int64_t k = 0; k < kn; ++k, r += 2 * E, w += 32) {
+      VN w0, a0;
+      std::memcpy(&w0, w + g, sizeof(VN));
+      std::memcpy(&a0, w + 16 + g, sizeof(VN));
+      for (int e = 0; e < E; ++e) {
+        ac[e] += r[e] * w0;
+        ad[e] += r[E + e] * a0;
+      }
+    }
+    for (int e = 0; e < E; ++e) {
+      std::memcpy(c + e * 16 + g, &ac[e], sizeof(VN));
+      std::memcpy(d + e * 16 + g, &ad[e], sizeof(VN));
+    }
+  }
+#else
   typedef Vec64<double>::type V;
   constexpr int L = static_cast<int>(sizeof(V) / sizeof(double));
   static_assert(2 * L == 16, "tile width");
@@ -549,6 +586,7 @@ inline void ibp_tile(const double* rp, const double* wp, int64_t kn, double* c, 
     storeu64(d + e * 16, ad[e][0]);
     storeu64(d + e * 16 + L, ad[e][1]);
   }
+#endif
 }
 
 // R rows packed in 6-row tiles, rp[(t·K + k)·12 + e] = mid, [.. + 6 + e] = rad of row
