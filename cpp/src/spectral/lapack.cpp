@@ -28,7 +28,15 @@ const Lapack* lapack() {
   const Lapack& L = blas::lib();
   return L.ok ? &L : nullptr;
 }
-bool has_lapack() { return blas::lib().ok; }
+bool has_lapack() {
+  // Called (GIL held) before every op: re-pin OpenBLAS to one thread, since threadpoolctl or
+  // the user may have raised it since load, and a multi-threaded (pthreads) OpenBLAS called
+  // from our threads over clouds oversubscribes the cores (batched full basis 2.4x slower
+  // under threadpoolctl's limits=2 on 2 cores, far worse under load).
+  const Lapack& L = blas::lib();
+  if (L.ok && L.set_threads != nullptr) L.set_threads(1);
+  return L.ok;
+}
 void set_lapack_enabled(bool on) { g_lapack_enabled.store(on); }
 std::string lapack_info() { return blas::info(); }
 
