@@ -46,7 +46,10 @@ stamp_file="$VENV/.certkit-setup-$stamp_src"
 if [ ! -f "$stamp_file" ]; then
   log "installing build tools and dependencies (torch pinned to the local CPU wheel)"
   "${PIP[@]}" install -q -c constraints.txt --upgrade pip setuptools wheel
-  "${PIP[@]}" install -q -c constraints.txt torch scikit-build-core pybind11 cmake ninja nox ruff mypy
+  # scipy-openblas32: certkit-core's run-time LAPACK (a dependency of the core, which step 4
+  # installs with --no-deps), so development and CI load the library users get
+  "${PIP[@]}" install -q -c constraints.txt torch scikit-build-core pybind11 cmake ninja nox ruff mypy \
+    "scipy-openblas32; sys_platform == 'linux'"
 fi
 
 # ---- 3. compiled core ---------------------------------------------------------------
