@@ -110,8 +110,13 @@ def main() -> None:
     for _ in range(args.rounds):
         runs = [measure(args.repeat)]
         if args.native:
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join([args.native, os.environ.get("PYTHONPATH", "")]))
-            r = subprocess.run([sys.executable, __file__, "--child", "--repeat", str(args.repeat),
+            # -S: no .pth files, so an editable install's import hook cannot shadow the native
+            # build; site-packages still on the path for numpy
+            import site
+
+            path = [args.native, *site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+            r = subprocess.run([sys.executable, "-S", __file__, "--child", "--repeat", str(args.repeat),
                                 "--threads", str(args.threads)], env=env, capture_output=True,
                                text=True, check=True)
             child = json.loads(r.stdout.strip().splitlines()[-1])
