@@ -105,8 +105,10 @@ def _bounds(dtype: Any) -> tuple[np.ndarray, np.ndarray]:
         layers.append((0, W, rng.standard_normal(b).astype(dtype), meta))
         if i < len(sizes) - 2:
             layers.append((2, None, None, np.array([b, b] + [0] * 12, np.int64)))
-    x = rng.standard_normal((5, sizes[0])).astype(dtype)
-    C = np.broadcast_to(np.eye(sizes[-1], dtype=dtype), (5, sizes[-1], sizes[-1])).copy()
+    # 13 examples: two full 6-row IBP tiles (the batched register tile, which has its own
+    # narrow-vector code without AVX-512) and a 1-row tail
+    x = rng.standard_normal((13, sizes[0])).astype(dtype)
+    C = np.broadcast_to(np.eye(sizes[-1], dtype=dtype), (13, sizes[-1], sizes[-1])).copy()
     out = [core_ext.bounds.compute(layers, x - 0.05, x + 0.05, C, m) for m in (0, 1, 2)]
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
