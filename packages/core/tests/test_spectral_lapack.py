@@ -124,3 +124,27 @@ def test_own_path_switch_is_harmless_without_lapack(own_path: None) -> None:
     w, V = S.eigh(a)
     np.testing.assert_allclose(w, [1.0, 2.0, 3.0])
     np.testing.assert_allclose(np.abs(V), np.eye(3)[:, [1, 0, 2]])
+
+
+def test_blas_pinned_to_one_thread_again_after_threadpoolctl() -> None:
+    """threadpoolctl (or the user) may raise the loaded OpenBLAS's thread count after we set
+    it to one; every spectral op pins it back, since a multi-threaded OpenBLAS called from our
+    own threads over clouds oversubscribes the cores."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not S.has_lapack():
+        pytest.skip("no LAPACK loaded")
+    where = S.lapack_info() if hasattr(S, "lapack_info") else ""
+    pts = np.random.default_rng(0).normal(size=(2, 64, 3))
+    S.graph_basis(pts, k=8, m=64)  # loads the library
+
+    def ours() -> list[dict]:  # type: ignore[type-arg]
+        return [i for i in threadpoolctl.threadpool_info()
+                if i.get("internal_api") == "openblas" and i["filepath"] in where]
+
+    if not ours():
+        pytest.skip(f"threadpoolctl does not see the loaded BLAS ({where})")
+    ctl = threadpoolctl.ThreadpoolController()
+    ctl.select(filepath=ours()[0]["filepath"]).limit(limits=2)  # raise it, as a user could
+    assert all(i["num_threads"] == 2 for i in ours())
+    S.graph_basis(pts, k=8, m=64)
+    assert all(i["num_threads"] == 1 for i in ours())
