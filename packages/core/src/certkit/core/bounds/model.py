@@ -385,6 +385,7 @@ class _Ctx:
     def __init__(self, g: Graph, x: Tensor, lo: Tensor, hi: Tensor, eps: Tensor, norm: float) -> None:
         self.g, self.x, self.lo, self.hi, self.eps, self.norm = g, x, lo, hi, eps, norm
         self.deadline: float | None = None
+        self.opt_out: dict[str, Any] = {}  # α-CROWN's last output α / β terms
         self.bounds: dict[int, tuple[Tensor, Tensor]] = {}
         self.consumers = g.consumers()
         if any(isinstance(op, ops.BatchNorm) and (op.m.training or op.m.running_mean is None) for op in g.nodes):
@@ -434,8 +435,15 @@ class _Ctx:
         x0 = self.x.reshape(B, -1, 1)
         return torch.bmm(a, x0).squeeze(-1) - self.eps.reshape(B, 1) * a.norm(dim=-1)
 
-    def backward(self, start: int, A0: Tensor, alphas: dict[int, Tensor] | None = None) -> Tensor:
-        """Lower bound of sum(A0 * node[start]) over the input set. A0: (B, S, *shape)."""
+    def backward(self, start: int, A0: Tensor, alphas: dict[int, Tensor] | None = None,
+                 betas: dict[int, Tensor] | None = None, keep: dict[int, Tensor] | None = None) -> Tensor:
+        """Lower bound of sum(A0 * node[start]) over the input set. A0: (B, S, *shape).
+
+        betas: split-constraint terms (β-CROWN, Wang et al. 2021, arXiv:2103.06624): node i →
+        (B, S or 1, *shape_i) added to the coefficients reaching node i, ``-β·s`` on a neuron
+        split with sign s (s·z ≥ 0 on the sub-domain, β ≥ 0), zero elsewhere; the caller
+        keeps them sound. keep: filled with the coefficients reaching each node (after the
+        β term), for branching scores."""
         g = self.g
         As: dict[int, Tensor] = {start: A0}
         bias = torch.zeros(A0.shape[:2], dtype=A0.dtype, device=A0.device)
@@ -443,6 +451,10 @@ class _Ctx:
             A = As.pop(i, None)
             if A is None:
                 continue
+            if betas is not None and i in betas:
+                A = A + betas[i]
+            if keep is not None:
+                keep[i] = A
             op = g.nodes[i]
             ins = g.inputs[i]
             alpha = alphas.get(i) if alphas is not None else None
@@ -457,13 +469,15 @@ class _Ctx:
         return bias + self._concretize(A_in)
 
     def crown(self, node: int, C: Tensor, lower: bool = True, upper: bool = True,
-              alphas: dict[int, Tensor] | None = None) -> tuple[Tensor | None, Tensor | None]:
-        """CROWN bounds on C @ node (C: (B, S, n)); intermediate bounds must be filled."""
+              alphas: dict[int, Tensor] | None = None, betas: dict[int, Tensor] | None = None
+              ) -> tuple[Tensor | None, Tensor | None]:
+        """CROWN bounds on C @ node (C: (B, S, n)); intermediate bounds must be filled.
+        ``betas``: as in :meth:`backward`, over the stacked [C, -C] rows."""
         S = C.shape[1]
         shape = self.g.shapes[node]
         parts = ([C] if lower else []) + ([-C] if upper else [])
         A0 = torch.cat(parts, 1).reshape(C.shape[0], len(parts) * S, *shape)
-        r = self.backward(node, A0, alphas)
+        r = self.backward(node, A0, alphas, betas)
         lo = r[:, :S] if lower else None
         up = -r[:, -S:] if upper else None
         return lo, up
@@ -531,7 +545,8 @@ class _Ctx:
 
     # ---- alpha-CROWN
     def alpha_crown(self, C: Tensor, lower: bool, upper: bool, iters: int, lr: float, *,
-                    intermediate: bool = True, shared: bool = False, lr_decay: float = 0.98
+                    intermediate: bool = True, shared: bool = False, lr_decay: float = 0.98,
+                    splits: dict[int, Tensor] | None = None, beta_lr: float = 0.05
                     ) -> tuple[Tensor | None, Tensor | None]:
         """α-CROWN (Xu et al. 2021, arXiv:2011.13824): optimise the lower ReLU slopes α by
         projected Adam (projection onto [0, 1]) to tighten the output bounds.
@@ -554,13 +569,21 @@ class _Ctx:
         optimised in two separate runs (as auto_LiRPA), so the intermediate α sets of each
         run serve one objective. The best bound per row over all
         iterates (and CROWN's own) is returned, so the result is never looser than CROWN.
+
+        ``splits`` (β-CROWN, Wang et al. 2021, arXiv:2103.06624): pre-activation node →
+        (B, *shape) signs of the sub-domain's split decisions (+1: z ≥ 0, -1: z ≤ 0, 0: not
+        split); the caller has already clamped those neurons' bounds. One β ≥ 0 per output
+        row and split neuron adds ``-β·s·z`` at the node (a valid lower bound of the row on
+        the sub-domain for any β ≥ 0), optimised with α by the same Adam loop at
+        ``beta_lr`` and projected onto β ≥ 0. The last iterate's output α / β-terms are
+        left in ``self.opt_out`` (for branching scores).
         """
         if lower and upper and iters > 0:
             # two runs, as auto_LiRPA: the intermediate α sets serve one objective each
             lo, _ = self.alpha_crown(C, True, False, iters, lr, intermediate=intermediate, shared=shared,
-                                     lr_decay=lr_decay)
+                                     lr_decay=lr_decay, splits=splits, beta_lr=beta_lr)
             _, up = self.alpha_crown(C, False, True, iters, lr, intermediate=intermediate, shared=shared,
-                                     lr_decay=lr_decay)
+                                     lr_decay=lr_decay, splits=splits, beta_lr=beta_lr)
             return lo, up
         g = self.g
         out = g.output
@@ -610,6 +633,13 @@ class _Ctx:
                 p = 2 * starts[s][0].numel() if s in starts else nparts * S
                 alphas[s] = {r: init(r, p) for r in relus if r in anc[s]}
                 params += list(alphas[s].values())
+        n_alpha = len(params)
+        betas = {i: torch.zeros(B, nparts * S, *sg.shape[1:], dtype=C.dtype, device=C.device, requires_grad=True)
+                 for i, sg in (splits or {}).items()}
+        params += list(betas.values())
+
+        def beta_terms() -> dict[int, Tensor] | None:
+            return {i: -(b * splits[i].unsqueeze(1)) for i, b in betas.items()} if splits else None
         # Adam (β = 0.9, 0.999, ε = 1e-8, as torch.optim.Adam) with exponential lr decay, written
         # out: torch.optim's first use imports torch._dynamo (seconds), which a deadline cannot afford
         m1 = [torch.zeros_like(a) for a in params]
@@ -622,7 +652,9 @@ class _Ctx:
                 with torch.no_grad() if last else contextlib.nullcontext():
                     if starts and not self._alpha_intermediate(ref, starts, alphas):
                         break  # the deadline passed within this iterate
-                    lo, up = self.crown(out, C, lower, upper, alphas[out])
+                    terms = beta_terms()
+                    lo, up = self.crown(out, C, lower, upper, alphas[out], terms)
+                self.opt_out = {"alphas": alphas[out], "betas": terms}
                 if lo is not None:
                     best_lo = torch.max(best_lo, lo.detach())  # type: ignore[arg-type]
                 if up is not None:
@@ -633,14 +665,18 @@ class _Ctx:
                 grads = torch.autograd.grad(loss, params, allow_unused=True)  # type: ignore[arg-type]
                 step_lr = lr * lr_decay ** it
                 with torch.no_grad():
-                    for a, gr, ma, va in zip(params, grads, m1, m2):
+                    for k, (a, gr, ma, va) in enumerate(zip(params, grads, m1, m2)):
                         if gr is None:
                             continue
                         ma.mul_(0.9).add_(gr, alpha=0.1)
                         va.mul_(0.999).addcmul_(gr, gr, value=0.001)
                         denom = (va / (1 - 0.999 ** (it + 1))).sqrt_().add_(1e-8)
-                        a.addcdiv_(ma, denom, value=-step_lr / (1 - 0.9 ** (it + 1)))
-                        a.clamp_(0.0, 1.0)
+                        kl = step_lr if k < n_alpha else beta_lr * lr_decay ** it
+                        a.addcdiv_(ma, denom, value=-kl / (1 - 0.9 ** (it + 1)))
+                        if k < n_alpha:
+                            a.clamp_(0.0, 1.0)
+                        else:
+                            a.clamp_(min=0.0)  # β ≥ 0 keeps every split term a valid bound
         self.bounds = ref
         return best_lo, best_up
 
