@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from certkit.core.bounds import ops
+from certkit.core.bounds import ops, patches
 from certkit.core.bounds.graph import Graph, UnsupportedLayerError, capture
 
 Tensor = torch.Tensor
@@ -68,14 +68,21 @@ class BoundedModel(nn.Module):
             ``(1, 28, 28)``.
         use_compiled: dispatch inference-only CPU calls on Linear/Conv/ReLU chains to the
             compiled kernels (``certkit.core._core.bounds``); ``False`` forces torch.
+        conv_mode: ``"patches"`` (default) computes the CROWN intermediate bounds of
+            (C, H, W) nodes with local windows (:mod:`certkit.core.bounds.patches`, as
+            auto_LiRPA's ``conv_mode``); ``"matrix"`` with dense coefficient matrices.
+            Both give the same bounds up to float rounding.
     """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...] | torch.Size, *,
-                 use_compiled: bool = True) -> None:
+                 use_compiled: bool = True, conv_mode: str = "patches") -> None:
         super().__init__()
         shape = tuple(int(s) for s in input_shape)
         if not shape or any(s <= 0 for s in shape):
             raise ValueError(f"input_shape: expected positive sizes, got {tuple(input_shape)!r}")
+        if conv_mode not in ("patches", "matrix"):
+            raise ValueError(f"conv_mode: expected 'patches' or 'matrix', got {conv_mode!r}")
+        self.conv_mode = conv_mode
         if isinstance(model, torch.jit.ScriptModule):
             raise UnsupportedLayerError(
                 "model: a TorchScript module cannot be bounded (its graph is not capturable by torch.fx); "
@@ -253,6 +260,7 @@ class BoundedModel(nn.Module):
 
         ctx = _Ctx(self.graph, x, lo_box, hi_box, eps_t, norm_v)
         ctx.deadline = deadline
+        ctx.conv_mode = self.conv_mode
         if m == "IBP":
             lo, up = ctx.ibp_output(Cb)
         elif m == "CROWN-IBP":
@@ -288,6 +296,7 @@ class BoundedModel(nn.Module):
         eps_t = _check_eps(eps, x.shape[0], x)
         lo_box, hi_box = self._input_box(x, eps_t, norm_v, x_L, x_U)
         ctx = _Ctx(self.graph, x, lo_box, hi_box, eps_t, norm_v)
+        ctx.conv_mode = self.conv_mode
         ctx.fill_ibp()
         if str(method).lower() == "crown":
             ctx.fill_crown_intermediate()
@@ -382,6 +391,8 @@ def _check_eps(eps: float | Tensor, B: int, x: Tensor) -> Tensor:
 class _Ctx:
     """One bounding call: per-node bounds and the backward pass."""
 
+    conv_mode = "patches"  # intermediate bounds of (C, H, W) nodes: "patches" or "matrix"
+
     def __init__(self, g: Graph, x: Tensor, lo: Tensor, hi: Tensor, eps: Tensor, norm: float) -> None:
         self.g, self.x, self.lo, self.hi, self.eps, self.norm = g, x, lo, hi, eps, norm
         self.deadline: float | None = None
@@ -464,6 +475,8 @@ class _Ctx:
             for j, a in zip(ins, Ain):
                 As[j] = As[j] + a if j in As else a
         A_in = As.get(0)
+        if keep is not None and A_in is not None:
+            keep[0] = A_in
         if A_in is None:
             return bias
         return bias + self._concretize(A_in)
@@ -521,14 +534,19 @@ class _Ctx:
             unst_b = self._unstable(i, il, iu)
             rows = torch.nonzero(unst_b.any(0)).flatten()
             lo, up = il.reshape(B, n).clone(), iu.reshape(B, n).clone()
-            for s in range(0, rows.numel(), chunk):
+            structured = self.conv_mode == "patches" and patches.supported_start(g.shapes[i])
+            step = patches.chunk_rows(self, i, chunk) if structured else chunk
+            for s in range(0, rows.numel(), step):
                 if self._late():
                     break  # past the deadline: the remaining rows keep their (sound) IBP bounds
-                r = rows[s:s + chunk]
+                r = rows[s:s + step]
                 k = r.numel()
-                C = torch.zeros(B, k, n, dtype=il.dtype, device=il.device)
-                C[:, torch.arange(k), r] = 1.0
-                cl, cu = self.crown(i, C)
+                if structured:
+                    cl, cu = patches.crown_rows(self, i, r)
+                else:
+                    C = torch.zeros(B, k, n, dtype=il.dtype, device=il.device)
+                    C[:, torch.arange(k), r] = 1.0
+                    cl, cu = self.crown(i, C)
                 assert cl is not None and cu is not None
                 # per-example policy: only neurons unstable for that example take CROWN
                 u_r = unst_b[:, r]

@@ -1,0 +1,372 @@
+"""Structured ("patches") CROWN backward pass for the intermediate bounds of convolutional
+layers (the representation of auto_LiRPA's ``conv_mode="patches"``; Xu et al. 2020,
+"Automatic perturbation analysis for scalable certified robustness and beyond",
+arXiv:2002.12920, Appendix: convolution).
+
+A CROWN bound on one neuron (c, h, w) of a conv-like start node (per-example shape
+(C, H, W)) is a linear function of every earlier node whose coefficients are non-zero only
+inside a small spatial window: through a k×k convolution with stride s and padding p the
+window of the node before has size ``(K - 1)·s + k`` and sits at ``h·S - P`` with the
+cumulative stride ``S·s`` and offset ``P·s + p``. :class:`Patches` stores, for the k start
+rows, only that window:
+
+- ``P``: (Bp, k, C_j, Kh, Kw), Bp = B or 1 (a batch-independent patch broadcasts);
+- ``stride`` (Sh, Sw) and ``pad`` (Ph, Pw): row r (start position (hr, wr)) covers node
+  rows ``hr·Sh - Ph + [0, Kh)`` and columns ``wr·Sw - Pw + [0, Kw)``.
+
+The dense coefficient (B, k, C_j, H_j, W_j) of row r is the patch placed at that offset;
+entries that fall outside [0, H_j) × [0, W_j) (over the zero padding of a convolution)
+stand for nothing. Invariant: they are zero. Every rule that creates them (the conv rule)
+masks them, so the per-channel biases (BatchNorm, conv bias) and the ReLU relaxation
+gathered at those entries contribute nothing; the test suite plants a wrong mask and sees
+the bounds change.
+
+Rules (each equal in real arithmetic to the dense rule of :mod:`certkit.core.bounds.ops`):
+Conv2d (dilation 1, any groups: ``conv_transpose2d`` of the patch with the weight, no
+padding), AvgPool2d (as its depthwise conv), BatchNorm / per-channel or per-element Affine,
+ReLU (the CROWN relaxation's slopes and intercepts gathered at each row's window),
+``Add`` (two patches aligned by their offsets), Identity; at the input the bound is
+concretised on the windows of the box's centre and radius (ℓ∞) or of x with the patch's
+ℓ2 norm. Any other op, or a patch whose window is no smaller than the node itself (then
+the dense row is cheaper), converts to the dense (B, k, C, H, W) coefficient and the rest
+of the pass is the dense one.
+
+Guarantee: the bounds equal the dense CROWN pass up to float rounding (the same
+relaxations are composed in a different order); tests compare both within 1e-5 and check
+sampled points against them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from certkit.core.bounds import ops
+
+Tensor = torch.Tensor
+
+__all__ = ["Patches", "chunk_rows", "crown_rows", "supported_start", "to_dense", "windows"]
+
+
+@dataclass
+class Patches:
+    """Coefficients of k start rows over one (C, H, W) node, stored as local windows.
+
+    ``P`` (Bp, k, C, Kh, Kw); or, right at the start, ``P = None`` and ``eye = (ch, coef)``:
+    the row is ``coef`` (Bp, k) times the unit vector of channel ``ch`` (k,) at the row's
+    own position (a 1×1 window), which the first BatchNorm / Conv rule uses directly."""
+
+    P: Tensor | None
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    hr: Tensor  # (k,) start-row positions
+    wr: Tensor
+    eye: tuple[Tensor, Tensor] | None = None
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        if self.P is None:
+            return 1, 1
+        return int(self.P.shape[-2]), int(self.P.shape[-1])
+
+    def dense_patch(self, channels: int) -> Tensor:
+        """P itself (materialising the start's unit rows when needed)."""
+        if self.P is not None:
+            return self.P
+        assert self.eye is not None
+        ch, coef = self.eye
+        k = ch.numel()
+        P = torch.zeros(coef.shape[0], k, channels, 1, 1, dtype=coef.dtype, device=coef.device)
+        P[:, torch.arange(k, device=ch.device), ch, 0, 0] = coef
+        return P
+
+    def like(self, P: Tensor, stride: tuple[int, int] | None = None, pad: tuple[int, int] | None = None) -> Patches:
+        return Patches(P, stride or self.stride, pad or self.pad, self.hr, self.wr)
+
+
+def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
+    """Each start row's window of a node-shaped tensor t (Bt, C, H, W), zero outside the
+    node: (Bt, k, C, Kh, Kw)."""
+    Kh, Kw = kernel
+    (Sh, Sw), (Ph, Pw) = p.stride, p.pad
+    H, W = t.shape[-2:]
+    nh = int(p.hr.max()) + 1 if p.hr.numel() else 1
+    nw = int(p.wr.max()) + 1 if p.wr.numel() else 1
+    bot = max(0, (nh - 1) * Sh + Kh - Ph - H)
+    right = max(0, (nw - 1) * Sw + Kw - Pw - W)
+    tp = F.pad(t, (Pw, right, Ph, bot))
+    u = tp.unfold(2, Kh, Sh).unfold(3, Kw, Sw)  # (Bt, C, nH, nW, Kh, Kw), a view
+    return u.permute(0, 2, 3, 1, 4, 5)[:, p.hr, p.wr]
+
+
+def _mask(p: Patches, kernel: tuple[int, int], hw: tuple[int, int], like: Tensor) -> Tensor:
+    """(1, k, 1, Kh, Kw): 1 where the window entry lies inside the (H, W) node."""
+    ones = torch.ones(1, 1, *hw, dtype=like.dtype, device=like.device)
+    return windows(ones, p, kernel)
+
+
+def mask_padding(p: Patches, hw: tuple[int, int]) -> Patches:
+    """Zero the entries of p.P that lie over the padding of an (H, W) node (the invariant
+    every rule relies on). A module-level function so a test can plant a wrong one."""
+    assert p.P is not None
+    Kh, Kw = p.kernel
+    (Sh, Sw), (Ph, Pw) = p.stride, p.pad
+    H, W = hw
+    # nothing to mask when every window lies inside the node
+    if (Ph == 0 and Pw == 0 and int(p.hr.max()) * Sh + Kh <= H and int(p.wr.max()) * Sw + Kw <= W):
+        return p
+    return p.like(p.P * _mask(p, (Kh, Kw), hw, p.P))
+
+
+def to_dense(p: Patches, shape: tuple[int, ...]) -> Tensor:
+    """The dense coefficient (Bp, k, C, H, W) of p over a node of per-example ``shape``."""
+    C, H, W = shape
+    P = p.dense_patch(C)
+    Bp, k = P.shape[:2]
+    Kh, Kw = p.kernel
+    (Sh, Sw), (Ph, Pw) = p.stride, p.pad
+    Hc = max(int(p.hr.max()) * Sh + Kh, Ph + H)
+    Wc = max(int(p.wr.max()) * Sw + Kw, Pw + W)
+    dy = torch.arange(Kh, device=P.device)
+    dx = torch.arange(Kw, device=P.device)
+    idx = ((p.hr * Sh).view(k, 1, 1) + dy.view(1, Kh, 1)) * Wc + (p.wr * Sw).view(k, 1, 1) + dx.view(1, 1, Kw)
+    canvas = torch.zeros(Bp, k, C, Hc * Wc, dtype=P.dtype, device=P.device)
+    canvas.scatter_(3, idx.reshape(1, k, 1, Kh * Kw).expand(Bp, k, C, Kh * Kw), P.reshape(Bp, k, C, Kh * Kw))
+    return canvas.view(Bp, k, C, Hc, Wc)[..., Ph:Ph + H, Pw:Pw + W]
+
+
+def _add(a: Patches, b: Patches) -> Patches | None:
+    """a + b over the same node (same rows), aligned by offset; None when the strides differ."""
+    if a.stride != b.stride:
+        return None
+    if a.P is None and b.P is None and a.eye is not None and b.eye is not None and bool(torch.equal(a.eye[0], b.eye[0])):
+        return Patches(None, a.stride, a.pad, a.hr, a.wr, (a.eye[0], a.eye[1] + b.eye[1]))
+    C = max(t.P.shape[2] if t.P is not None else 0 for t in (a, b))
+    if C == 0:
+        return None
+    (Ka, La), (Kb, Lb) = a.kernel, b.kernel
+    ph = max(a.pad[0], b.pad[0])
+    pw = max(a.pad[1], b.pad[1])
+    eh = max(Ka - a.pad[0], Kb - b.pad[0])
+    ew = max(La - a.pad[1], Lb - b.pad[1])
+    out = None
+    for t in (a, b):
+        P = t.dense_patch(C)
+        Kh, Kw = t.kernel
+        top, left = ph - t.pad[0], pw - t.pad[1]
+        P = F.pad(P, (left, ew + pw - Kw - left, top, eh + ph - Kh - top))
+        out = P if out is None else out + P
+    assert out is not None
+    return a.like(out, a.stride, (ph, pw))
+
+
+def _conv(op: Any, m: Any, p: Patches, in_shape: tuple[int, ...]) -> tuple[Patches, Tensor | None] | None:
+    """Back through a Conv2d m (weight (Cout, Cin/g, kh, kw)); None when unsupported."""
+    if tuple(m.dilation) != (1, 1) or isinstance(m.padding, str):
+        return None
+    s, pd = tuple(m.stride), tuple(m.padding)
+    Wt = m.weight
+    stride = (p.stride[0] * s[0], p.stride[1] * s[1])
+    pad = (p.pad[0] * s[0] + pd[0], p.pad[1] * s[1] + pd[1])
+    bias = None
+    if p.P is None and p.eye is not None and m.groups == 1:
+        ch, coef = p.eye
+        P = coef[:, :, None, None, None] * Wt[ch].unsqueeze(0)  # (Bp, k, Cin, kh, kw)
+        if m.bias is not None:
+            bias = coef * m.bias[ch]
+    else:
+        P0 = p.dense_patch(Wt.shape[0])
+        Bp, k, Co, Kh, Kw = P0.shape
+        P = F.conv_transpose2d(P0.reshape(Bp * k, Co, Kh, Kw), Wt, stride=s, groups=m.groups)
+        P = P.reshape(Bp, k, *P.shape[1:])
+        if m.bias is not None:
+            bias = P0.sum((3, 4)) @ m.bias
+    return mask_padding(p.like(P, stride, pad), in_shape[1:]), bias
+
+
+def _channel_affine(p: Patches, s: Tensor | None, t: Tensor | None, C: int) -> tuple[Patches, Tensor | None]:
+    """Back through x·s + t with per-channel s, t (C,) (either may be None)."""
+    if p.P is None and p.eye is not None:
+        ch, coef = p.eye
+        bias = None if t is None else coef * t[ch]
+        return Patches(None, p.stride, p.pad, p.hr, p.wr, (ch, coef if s is None else coef * s[ch])), bias
+    P = p.P
+    assert P is not None
+    bias = None if t is None else P.sum((3, 4)) @ t
+    return (p if s is None else p.like(P * s.view(1, 1, C, 1, 1))), bias
+
+
+def _affine(op: ops.Affine, p: Patches, shape: tuple[int, ...], like: Tensor) -> tuple[Patches, Tensor | None]:
+    C = shape[0]
+    s, t = op._get(3, like.dtype, like.device)
+    if all(v is None or tuple(v.shape[-2:]) == (1, 1) for v in (s, t)):
+        sc = None if s is None else s.reshape(-1).expand(C)
+        sh = None if t is None else t.reshape(-1).expand(C)
+        return _channel_affine(p, sc, sh, C)
+    P = p.dense_patch(C)
+    bias = None
+    if t is not None:
+        bias = (P * windows(t.expand(shape).unsqueeze(0), p, p.kernel)).sum((2, 3, 4))
+    if s is not None:
+        P = P * windows(s.expand(shape).unsqueeze(0), p, p.kernel)
+    return p.like(P), bias
+
+
+def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int) -> tuple[Patches, Tensor]:
+    l, u = bounds  # noqa: E741
+    ud, ub, ld = ops.relu_relaxation(l, u)
+    P = p.dense_patch(C)
+    K = p.kernel
+    wud = windows(ud, p, K)
+    Ap = P.clamp(min=0)
+    An = P - Ap
+    Ain = An * wud + Ap * windows(ld, p, K)
+    bias = (An * windows(ub, p, K)).sum((2, 3, 4))
+    return p.like(Ain), bias
+
+
+def _step(op: ops.Op, p: Patches, in_shapes: list[tuple[int, ...]], in_bounds: list[tuple[Tensor, Tensor]]
+          ) -> tuple[list[Patches], Tensor | None] | None:
+    """One op's backward rule on patches: (patches per input, bias (Bp, k) or None), or
+    None when the op has no patch rule."""
+    like = in_bounds[0][0]
+    if type(op) is ops.Identity:
+        return [p], None
+    if isinstance(op, ops.Conv) and op.nd == 2:
+        r = _conv(op, op.m, p, in_shapes[0])
+        return None if r is None else ([r[0]], r[1])
+    if isinstance(op, ops._LazyAvgPool):
+        impl = op._get(like)
+        r = _conv(impl, impl.m, p, in_shapes[0])
+        return None if r is None else ([r[0]], r[1])
+    if isinstance(op, ops.BatchNorm) and len(in_shapes[0]) == 3:
+        s, t = op._affine(None)
+        q, b = _channel_affine(p, s, t, in_shapes[0][0])
+        return [q], b
+    if isinstance(op, ops.Affine) and len(in_shapes[0]) == 3:
+        q, b = _affine(op, p, in_shapes[0], like)
+        return [q], b
+    if isinstance(op, ops.ReLU):
+        q, b = _relu(p, in_bounds[0], in_shapes[0][0])
+        return [q], b
+    if isinstance(op, ops.Add):
+        outs = []
+        for c in (op.ca, op.cb):
+            if c == 1.0:
+                outs.append(p)
+            elif p.P is None and p.eye is not None:
+                outs.append(Patches(None, p.stride, p.pad, p.hr, p.wr, (p.eye[0], p.eye[1] * c)))
+            else:
+                assert p.P is not None
+                outs.append(p.like(p.P * c))
+        return outs, None
+    return None
+
+
+def supported_start(shape: tuple[int, ...]) -> bool:
+    """Whether rows of a node of this per-example shape start as patches."""
+    return len(shape) == 3
+
+
+def _cheaper_dense(p: Patches, shape: tuple[int, ...]) -> bool:
+    if len(shape) != 3:
+        return True
+    Kh, Kw = p.kernel
+    return Kh * Kw >= shape[1] * shape[2]
+
+
+def _concretize(ctx: Any, p: Patches) -> Tensor:
+    """min over the input set of the rows' linear functions of the input: (B, k)."""
+    P = p.dense_patch(ctx.lo.shape[1])
+    K = p.kernel
+    if ctx.norm == math.inf:
+        mid = windows((ctx.hi + ctx.lo) / 2, p, K)
+        rad = windows((ctx.hi - ctx.lo) / 2, p, K)
+        return (P * mid).sum((2, 3, 4)) - (P.abs() * rad).sum((2, 3, 4))
+    x0 = windows(ctx.x, p, K)
+    B = ctx.x.shape[0]
+    return (P * x0).sum((2, 3, 4)) - ctx.eps.reshape(B, 1) * P.flatten(2).norm(dim=-1)
+
+
+def crown_rows(ctx: Any, start: int, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """CROWN lower and upper bounds (B, k) of the neurons ``rows`` (flat indices into the
+    (C, H, W) start node) with patches, falling back to the dense pass per node (see the
+    module docstring). ``ctx``: the call's :class:`certkit.core.bounds.model._Ctx` with
+    every earlier node's bounds filled."""
+    g = ctx.g
+    _, H, W = g.shapes[start]
+    like = ctx.lo
+    k = rows.numel()
+    hr = (rows // W) % H
+    wr = rows % W
+    ch = rows // (H * W)
+    # lower rows, then the negated rows for the upper bound (one pass)
+    coef = torch.cat([torch.ones(k, dtype=like.dtype, device=like.device),
+                      -torch.ones(k, dtype=like.dtype, device=like.device)]).unsqueeze(0)
+    start_p = Patches(None, (1, 1), (0, 0), hr.repeat(2), wr.repeat(2), (ch.repeat(2), coef))
+    As: dict[int, Patches | Tensor] = {start: start_p}
+    B = like.shape[0]
+    bias = torch.zeros(1, 2 * k, dtype=like.dtype, device=like.device)
+    for i in range(start, 0, -1):
+        A = As.pop(i, None)
+        if A is None:
+            continue
+        op = g.nodes[i]
+        ins = g.inputs[i]
+        in_bounds = [ctx.bounds[j] for j in ins]
+        in_shapes = [g.shapes[j] for j in ins]
+        res = _step(op, A, in_shapes, in_bounds) if isinstance(A, Patches) else None
+        if res is None:
+            if isinstance(A, Patches):
+                A = to_dense(A, g.shapes[i])
+            if A.shape[0] != B:
+                A = A.expand(B, *A.shape[1:])
+            Ain, b = op.backward(A, in_bounds, None)
+        else:
+            Ain, b = res  # type: ignore[assignment]
+        if b is not None:
+            bias = bias + b
+        for j, a in zip(ins, Ain):
+            if isinstance(a, Patches) and j > 0 and _cheaper_dense(a, g.shapes[j]):
+                a = to_dense(a, g.shapes[j])
+            if j in As:
+                prev = As[j]
+                if isinstance(prev, Patches) and isinstance(a, Patches):
+                    s = _add(prev, a)
+                    if s is not None:
+                        As[j] = s
+                        continue
+                As[j] = _dense(prev, g.shapes[j], B) + _dense(a, g.shapes[j], B)
+            else:
+                As[j] = a
+    A_in = As.get(0)
+    if A_in is not None:
+        if isinstance(A_in, Patches):
+            bias = bias + _concretize(ctx, A_in)
+        else:
+            bias = bias + ctx._concretize(_dense(A_in, g.shapes[0], B))
+    bias = bias.expand(B, 2 * k)
+    return bias[:, :k], -bias[:, k:]
+
+
+# elements of one coefficient tensor per chunk of start rows (the patches of one row are at
+# most one dense row of the largest node before the start: chunks bound the peak memory)
+CHUNK_ELEMENTS = 1 << 25
+
+
+def chunk_rows(ctx: Any, start: int, limit: int) -> int:
+    """Start rows per :func:`crown_rows` call: ``limit`` or fewer, so that even a dense
+    coefficient tensor (B, rows, *node) of any node before ``start`` stays within
+    :data:`CHUNK_ELEMENTS`."""
+    g = ctx.g
+    biggest = max(math.prod(g.shapes[j]) for j in range(start + 1))
+    return max(1, min(limit, CHUNK_ELEMENTS // (2 * ctx.lo.shape[0] * biggest)))
+
+
+def _dense(a: Patches | Tensor, shape: tuple[int, ...], B: int) -> Tensor:
+    t = to_dense(a, shape) if isinstance(a, Patches) else a
+    return t.expand(B, *t.shape[1:]) if t.shape[0] != B else t
