@@ -98,6 +98,19 @@ def test_corrupt_real_format_and_errors(tmp_path: Path) -> None:
     _ok(["corrupt", str(tmp_path / "s.bin"), "--name", "beam_missing", "--severity", "3",
          "--columns", "4", "--out", str(tmp_path / "o.bin")])
     assert len(io.read_lidar_bin(tmp_path / "o.bin", columns=4)) < 400
+    # incomplete echo: SemanticKITTI labels (raw 10 car, 252 moving car, 40 road), else an error
+    raw = np.where(np.arange(400) < 100, 10, np.where(np.arange(400) < 140, 252, 40)).astype("<u4")
+    raw[:5] |= np.uint32(7 << 16)  # instance ids in the high 16 bits are ignored
+    raw.tofile(tmp_path / "s.label")
+    _ok(["corrupt", str(tmp_path / "s.bin"), "--name", "incomplete_echo", "--severity", "1", "--columns", "4",
+         "--labels", str(tmp_path / "s.label"), "--out", str(tmp_path / "e.bin")])
+    assert len(io.read_lidar_bin(tmp_path / "e.bin", columns=4)) == 400 - int(140 * 0.75)
+    r = runner.invoke(app, ["corrupt", str(tmp_path / "s.bin"), "--name", "incomplete_echo", "--columns", "4"])
+    assert isinstance(r.exception, ValueError) and "labels" in str(r.exception)
+    raw[:399].tofile(tmp_path / "short.label")
+    r = runner.invoke(app, ["corrupt", str(tmp_path / "s.bin"), "--name", "incomplete_echo", "--columns", "4",
+                            "--labels", str(tmp_path / "short.label")])
+    assert isinstance(r.exception, ValueError) and "expected 400 labels" in str(r.exception)
     r = runner.invoke(app, ["certify", "--method", "magic"])
     assert r.exit_code != 0
     r = runner.invoke(app, ["certify", str(tmp_path / "missing.ply"), "--model", "x:y"])
@@ -122,9 +135,13 @@ def test_kitti_table_on_real_scan() -> None:
         pytest.skip("shared data absent: ../shared/data/pointcloud/lidar/kitti_000008.bin")
     t = report.kitti_table(path)
     assert t is not None and len(t.rows) == 8
-    kept = {r[0]: [float(c.split(" / ")[0]) for c in r[1:]] for r in t.rows}
+    assert t.rows[[r[0] for r in t.rows].index("incomplete_echo")][1:] == ["needs labels"] * 3
+    kept = {r[0]: [float(c.split(" / ")[0]) for c in r[1:]] for r in t.rows if r[0] != "incomplete_echo"}
+    mean_range = {r[0]: [float(c.split(" / ")[1][:-2]) for c in r[1:]] for r in t.rows if r[0] != "incomplete_echo"}
     assert kept["beam_missing"] == sorted(kept["beam_missing"], reverse=True)
-    assert kept["fog"][2] < kept["fog"][0] < 1.0
+    assert kept["fog"] == [1.0, 1.0, 1.0]  # fog moves returns, removes none
+    assert mean_range["fog"][2] < mean_range["fog"][0]
+    assert kept["wet_ground"][2] < kept["wet_ground"][0] < 1.0
 
 
 def test_evaluate_out_resumes_with_the_same_result(tmp_path: Path, model_spec: str) -> None:

@@ -41,7 +41,10 @@ PUBLISHED_ROBO3D = {
     "cross_sensor": (16, 32, 48),
     "crosstalk": (0.006, 0.008, 0.01),
     "motion_blur": (0.04, 0.08, 0.10),
-    "fog": (0.008, 0.05, 0.2),
+    "fog": (0.008, 0.05, 0.2),  # back-scattering beta; the rest: test_lidar_weather.py
+    "wet_ground": (0.0002, 0.0010, 0.0012),  # water height (m)
+    "snow": ((0.5, 2.0), (1.0, 1.6), (2.5, 1.6)),  # snowfall rate (mm/h), terminal velocity (m/s)
+    "incomplete_echo": (0.75, 0.85, 0.95),  # drop ratio (semantickitti_c, nuscenes_c)
 }
 
 

@@ -309,14 +309,17 @@ def corrupt(
     fmt: Annotated[str | None, typer.Option("--format", help="kitti | nuscenes | scannet (default: "
                                                               "guessed from the file, and checked)")] = None,
     columns: Annotated[int | None, typer.Option(help="float32 values per row, read as is")] = None,
+    labels: Annotated[Path | None, typer.Option(help="per-point labels for incomplete_echo: a SemanticKITTI "
+                                                     ".label file (uint32) or a .npy of learning-map ids")] = None,
     seed: int = 0,
 ) -> None:
     """Apply one Robo3D LiDAR corruption to a real scan."""
     from certkit.pointcloud import io
-    from certkit.pointcloud.lidar_corruptions import corrupt_scan
+    from certkit.pointcloud.lidar_corruptions import corrupt_scan, read_semantickitti_labels
 
     s = io.read_lidar_bin(scan, columns, format=fmt)
-    c = corrupt_scan(s, name, severity, seed=seed)
+    lab = None if labels is None else read_semantickitti_labels(labels, len(s))
+    c = corrupt_scan(s, name, severity, seed=seed, labels=lab)
     if out is not None:
         io.write_lidar_bin(out, c)
     _out({"points_in": len(s), "points_out": len(c), "out": str(out) if out else None},

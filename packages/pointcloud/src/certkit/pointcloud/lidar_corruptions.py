@@ -2,14 +2,13 @@
 
 Kong, Liu, Li, Chen, Zhang, Cottereau, Ooi, Liu, "Robo3D: Towards Robust and Reliable 3D
 Perception against Corruptions", ICCV 2023, arXiv:2303.17597. Robo3D's generators
-(``create/kitti_c`` of ldkong1205/Robo3D, CC BY-NC-SA: read for issue #21, never copied)
-give the procedure and parameters of four corruptions, re-implemented here exactly
-(:data:`ROBO3D_PARAMS`): beam_missing, cross_sensor, crosstalk, motion_blur, with Robo3D's
-ring estimation (:func:`ring_from_azimuth`). Fog uses the published extinction
-coefficients (0.008, 0.05, 0.2 /m) in a simplified model (Beer-Lambert loss and
-back-scatter, not Hahner et al.'s simulation with its lookup tables); wet ground, snow and
-incomplete echo are our simplified models of the physics Robo3D simulates (marked
-``# ours``): their numbers are not comparable with Robo3D's.
+(``create/kitti_c`` and ``create/semantickitti_c`` of ldkong1205/Robo3D, CC BY-NC-SA: read
+for issue #21, never copied) give the procedure and parameters of all eight, re-implemented
+here (:data:`ROBO3D_PARAMS`): beam_missing, cross_sensor, crosstalk, motion_blur, with
+Robo3D's ring estimation (:func:`ring_from_azimuth`); incomplete_echo (points of the vehicle
+classes dropped, which needs per-point labels or 3-D boxes); and the weather physics of
+:mod:`certkit.pointcloud.lidar_weather` (Hahner et al.'s fog and snow simulations,
+Bijelic's wet ground).
 
 A scan is (N, C) float32 with C >= 4: x, y, z (metres, sensor at the origin), intensity in
 [0, 1] (KITTI's reflectance), and optionally a 5th column with the ring index (nuScenes).
@@ -31,6 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from certkit.pointcloud import lidar_weather as lw
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
@@ -50,8 +51,19 @@ ROBO3D_PARAMS: dict[str, tuple[Any, ...]] = {
     "cross_sensor": (16, 32, 48),  # rings removed: arange(1, 64, 4 | 2 | 1.33), then every 2nd point
     "crosstalk": (0.006, 0.008, 0.01),  # fraction of points (distinct) + N(0, 3^2) on x y z intensity
     "motion_blur": (0.04, 0.08, 0.10),  # std: global offset N(0, std) per axis + clipped jitter
-    "fog": (0.008, 0.05, 0.2),  # extinction coefficient beta (1/m); simplified model
+    "fog": lw.FOG_BETA,  # back-scattering beta (1/sr); alpha ~ U{0, .005, .01, .02, .03, .06} /m
+    "wet_ground": lw.WET_WATER_HEIGHT,  # water film height (m); noise floor 0.2
+    "snow": lw.SNOW_RATES,  # (snowfall rate mm/h, terminal velocity m/s)
+    "incomplete_echo": (0.75, 0.85, 0.95),  # fraction of each vehicle class's points dropped
 }
+#: Vehicle classes whose points incomplete echo drops, in the label spaces Robo3D uses
+#: (SemanticKITTI learning map: car, bicycle, motorcycle, truck, other-vehicle; nuScenes
+#: lidarseg 16: bicycle, bus, car, construction_vehicle, motorcycle, trailer, truck).
+ECHO_CLASSES: dict[str, tuple[int, ...]] = {"semantickitti": (1, 2, 3, 4, 5),
+                                            "nuscenes": (2, 3, 4, 5, 6, 9, 10)}
+#: SemanticKITTI raw semantic ids (``.label & 0xFFFF``) of those classes -> learning-map id.
+SEMANTICKITTI_VEHICLES = {10: 1, 252: 1, 11: 2, 15: 3, 18: 4, 258: 4, 13: 5, 16: 5, 20: 5,
+                          256: 5, 257: 5, 259: 5}
 _CROSS_SENSOR_STEP = (4.0, 2.0, 1.33)
 
 
@@ -86,55 +98,22 @@ def estimate_ring(scan: Any, n_beams: int = 64, fov: tuple[float, float] | None 
     return np.clip(r, 0, n_beams - 1).astype(np.int64)
 
 
-def _ground(s: F64) -> npt.NDArray[np.bool_]:
-    """Rough ground mask: within 0.3 m of the 5th height percentile of points within 20 m."""
-    rng_xy = np.linalg.norm(s[:, :2], axis=1)
-    near = s[rng_xy < 20, 2]
-    h = np.percentile(near if near.size > 10 else s[:, 2], 5)
-    return s[:, 2] < h + 0.3  # type: ignore[no-any-return]
-
-
 def fog(s: F64, sev: int, rng: np.random.Generator) -> F64:
-    """Beer-Lambert loss exp(-2 beta r) of each return; lost returns become back-scatter
-    points at a random shorter range with low intensity. beta = 0.008, 0.05, 0.2 /m (Robo3D's;
-    the loss model is ours, simpler than Robo3D's fog simulation)."""
-    beta = ROBO3D_PARAMS["fog"][sev - 1]
-    out = s.copy()
-    r = np.linalg.norm(s[:, :3], axis=1)
-    lost = rng.random(len(s)) > np.exp(-2 * beta * r)
-    scatter = lost & (rng.random(len(s)) < 0.5)
-    f = rng.uniform(0.05, 0.6, size=scatter.sum())
-    out[scatter, :3] *= f[:, None]
-    out[scatter, 3] *= 0.1
-    out[:, 3] *= np.exp(-2 * beta * r)
-    return out[~lost | scatter]
+    """Robo3D's fog: Hahner et al.'s simulation (:func:`lidar_weather.fog`) with
+    beta = 0.008, 0.05, 0.2 and alpha drawn per scan. No point is removed."""
+    return lw.fog(s, lw.FOG_BETA[sev - 1], rng)
 
 
 def wet_ground(s: F64, sev: int, rng: np.random.Generator) -> F64:
-    """Ground reflectivity drops (water film): ground intensities scale by rho and ground
-    returns below a detection threshold vanish. rho in {0.5, 0.3, 0.15}."""
-    rho = (0.5, 0.3, 0.15)[sev - 1]  # ours
-    g = _ground(s)
-    out = s.copy()
-    out[g, 3] *= rho
-    thr = 0.05
-    drop = g & (out[:, 3] < thr) & (rng.random(len(s)) < 0.9)
-    return out[~drop]
+    """Robo3D's wet ground: Bijelic's water-film model (:func:`lidar_weather.wet_ground`),
+    water height 0.2, 1.0, 1.2 mm."""
+    return lw.wet_ground(s, lw.WET_WATER_HEIGHT[sev - 1], rng)
 
 
 def snow(s: F64, sev: int, rng: np.random.Generator) -> F64:
-    """Snowflakes: a fraction of beams return early (random range 1-15 m along the same ray,
-    low intensity), the others get range jitter. rate in {0.02, 0.05, 0.1}."""
-    rate = (0.02, 0.05, 0.1)[sev - 1]  # ours
-    out = s.copy()
-    r = np.linalg.norm(s[:, :3], axis=1).clip(1e-6)
-    hit = rng.random(len(s)) < rate
-    new_r = np.minimum(rng.uniform(1.0, 15.0, size=hit.sum()), r[hit])
-    out[hit, :3] *= (new_r / r[hit])[:, None]
-    out[hit, 3] = rng.uniform(0, 0.1, size=hit.sum())
-    jit = 1 + rng.normal(scale=0.005 * sev, size=(~hit).sum())
-    out[~hit, :3] *= jit[:, None]
-    return out
+    """Robo3D's snow: Hahner et al.'s snowfall simulation (:func:`lidar_weather.snow`),
+    snowfall 0.5, 1.0, 2.5 mm/h at terminal velocity 2.0, 1.6, 1.6 m/s."""
+    return lw.snow(s, *lw.SNOW_RATES[sev - 1], rng)
 
 
 def motion_blur(s: F64, sev: int, rng: np.random.Generator) -> F64:
@@ -174,14 +153,90 @@ def crosstalk(s: F64, sev: int, rng: np.random.Generator) -> F64:
     return out
 
 
-def incomplete_echo(s: F64, sev: int, rng: np.random.Generator) -> F64:
-    """Dark, specular surfaces return no echo: non-ground points with intensity below the
-    median (a stand-in for Robo3D's vehicle points, which need labels) are dropped with
-    probability {0.75, 0.85, 0.95}."""
-    p = (0.75, 0.85, 0.95)[sev - 1]  # ours
-    cand = ~_ground(s) & (s[:, 3] <= np.median(s[:, 3]))
-    drop = cand & (rng.random(len(s)) < p)
-    return s[~drop]
+def _in_boxes(xyz: F64, boxes: Any) -> npt.NDArray[np.int64]:
+    """Index of the first box (K, 7: centre x y z, size dx dy dz, heading about z; OpenPCDet's
+    LiDAR-frame boxes) containing each point, -1 outside all."""
+    bx = np.asarray(boxes, dtype=np.float64)
+    if bx.ndim != 2 or bx.shape[1] != 7 or not np.isfinite(bx).all():
+        raise ValueError(f"boxes: expected finite (K, 7) x, y, z, dx, dy, dz, heading, got shape {bx.shape}")
+    which = np.full(len(xyz), -1, np.int64)
+    for k, (cx, cy, cz, dx, dy, dz, yaw) in enumerate(bx):
+        px, py = xyz[:, 0] - cx, xyz[:, 1] - cy
+        lx = px * np.cos(yaw) + py * np.sin(yaw)
+        ly = -px * np.sin(yaw) + py * np.cos(yaw)
+        inside = (np.abs(lx) <= dx / 2) & (np.abs(ly) <= dy / 2) & (np.abs(xyz[:, 2] - cz) <= dz / 2)
+        which[inside & (which < 0)] = k
+    return which
+
+
+def incomplete_echo_mask(scan: Any, severity: int, rng: np.random.Generator, *, labels: Any = None,
+                         boxes: Any = None, classes: str | tuple[int, ...] = "semantickitti"
+                         ) -> npt.NDArray[np.bool_]:
+    """Points kept by Robo3D's incomplete echo (``gen_incomplete_echo.py``): for each vehicle
+    class with more than 10 points, ``int(n * ratio)`` of its n points, drawn without
+    replacement, are dropped; ratio = 0.75, 0.85, 0.95.
+
+    ``labels`` (N,) are per-point class ids in the space of ``classes`` ("semantickitti": the
+    learning map, see :data:`SEMANTICKITTI_VEHICLES` for raw ids; "nuscenes": lidarseg-16;
+    or a tuple of ids). Or ``boxes`` (K, 7) of the vehicles (our reading for 3-D detection,
+    where Robo3D's KITTI generator is not published): each box's points form one group."""
+    s = _check_scan(scan)
+    if severity not in LIDAR_SEVERITIES:
+        raise ValueError(f"severity: expected 1, 2 or 3, got {severity!r}")
+    ratio = ROBO3D_PARAMS["incomplete_echo"][severity - 1]
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.shape != (len(s),) or not np.issubdtype(lab.dtype, np.integer):
+            raise ValueError(f"labels: expected ({len(s)},) integer class ids, got {lab.dtype} {lab.shape}")
+        if isinstance(classes, str):
+            if classes not in ECHO_CLASSES:
+                raise ValueError(f"classes: expected one of {sorted(ECHO_CLASSES)} or a tuple of ids, "
+                                 f"got {classes!r}")
+            classes = ECHO_CLASSES[classes]
+        groups = [np.flatnonzero(lab == c) for c in classes]
+    elif boxes is not None:
+        which = _in_boxes(s[:, :3], boxes)
+        groups = [np.flatnonzero(which == k) for k in range(int(which.max(initial=-1)) + 1)]
+    else:
+        raise ValueError("labels: incomplete_echo drops the points of the vehicle classes; pass labels= "
+                         "(per-point class ids) or boxes= ((K, 7) vehicle boxes)")
+    keep = np.ones(len(s), bool)
+    for idx in groups:
+        if len(idx) > 10:
+            keep[rng.choice(idx, int(len(idx) * ratio), replace=False)] = False
+    return keep
+
+
+def read_semantickitti_labels(path: Any, n: int | None = None) -> npt.NDArray[np.int64]:
+    """Per-point learning-map ids for :func:`incomplete_echo_mask`: a SemanticKITTI ``.label``
+    file (uint32, semantic id in the low 16 bits; the vehicle ids are mapped with
+    :data:`SEMANTICKITTI_VEHICLES`, everything else becomes 0) or a ``.npy`` of ids as is."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"labels: no such file {p}")
+    if p.suffix == ".npy":
+        lab = np.load(p, allow_pickle=False)
+        if lab.ndim != 1 or not np.issubdtype(lab.dtype, np.integer):
+            raise ValueError(f"labels: expected a 1-D integer array in {p}, got {lab.dtype} {lab.shape}")
+        lab = lab.astype(np.int64)
+    else:
+        if p.stat().st_size % 4:
+            raise ValueError(f"labels: {p} is not a SemanticKITTI .label file (size not a multiple of 4)")
+        raw = np.fromfile(p, dtype="<u4") & 0xFFFF
+        lab = np.zeros(len(raw), np.int64)
+        for k, v in SEMANTICKITTI_VEHICLES.items():
+            lab[raw == k] = v
+    if n is not None and len(lab) != n:
+        raise ValueError(f"labels: expected {n} labels (one per point), got {len(lab)} in {p}")
+    return lab
+
+
+def incomplete_echo(s: F64, sev: int, rng: np.random.Generator, labels: Any = None, boxes: Any = None,
+                    classes: str | tuple[int, ...] = "semantickitti") -> F64:
+    """Robo3D's incomplete echo: the scan rows kept by :func:`incomplete_echo_mask`."""
+    return s[incomplete_echo_mask(s, sev, rng, labels=labels, boxes=boxes, classes=classes)]
 
 
 def cross_sensor_rings(sev: int, n_beams: int = 64) -> npt.NDArray[np.int64]:
@@ -213,13 +268,15 @@ LIDAR_SEVERITIES = (1, 2, 3)
 
 def corrupt_scan(
     scan: Any, name: str, severity: int, *, seed: int = 0, index: int = 0, n_beams: int = 64,
-    ring_method: str = "azimuth",
+    ring_method: str = "azimuth", labels: Any = None, boxes: Any = None,
+    classes: str | tuple[int, ...] = "semantickitti",
 ) -> F32:
     """Apply Robo3D corruption ``name`` at severity 1 (light), 2 (moderate) or 3 (heavy).
 
     Rings (beam_missing, cross_sensor) come from a 5th column, else from
     :func:`estimate_ring` with ``ring_method`` ("azimuth": Robo3D's, needs the scan in sensor
-    order; "elevation": for reordered clouds)."""
+    order; "elevation": for reordered clouds). incomplete_echo needs ``labels`` (N,) or
+    ``boxes`` (K, 7) (:func:`incomplete_echo_mask`); the other corruptions ignore them."""
     if name not in LIDAR_CORRUPTIONS:
         raise ValueError(f"name: unknown corruption {name!r}; expected one of {sorted(LIDAR_CORRUPTIONS)}")
     if severity not in LIDAR_SEVERITIES:
@@ -232,6 +289,8 @@ def corrupt_scan(
     if name in ("beam_missing", "cross_sensor"):
         ring = estimate_ring(s, n_beams, method=ring_method)
         return fn(s, severity, rng, ring=ring).astype(np.float32)  # type: ignore[no-any-return]
+    if name == "incomplete_echo":
+        return incomplete_echo(s, severity, rng, labels, boxes, classes).astype(np.float32)
     return fn(s, severity, rng).astype(np.float32)  # type: ignore[no-any-return]
 
 
@@ -255,9 +314,11 @@ def corrupt_object(
 ) -> F32:
     """A LiDAR corruption applied to an object cloud seen from 10 m (rings from elevation),
     then cropped, as an object detector's box would, to radius ``crop`` in the object frame
-    (the 8 nearest points are kept if fewer remain)."""
-    out = scan_to_object(corrupt_scan(object_scan(cloud), name, severity, seed=seed, index=index,
-                                      ring_method="elevation"))
+    (the 8 nearest points are kept if fewer remain). For incomplete echo the object is the
+    vehicle (every point labelled car)."""
+    sc = object_scan(cloud)
+    out = scan_to_object(corrupt_scan(sc, name, severity, seed=seed, index=index, ring_method="elevation",
+                                      labels=np.ones(len(sc), np.int64)))
     r = np.linalg.norm(out, axis=1)
     keep = r <= crop
     if keep.sum() < 8:
@@ -300,17 +361,21 @@ def mrr(acc: Any, acc_clean: float) -> float:
 
 
 __all__ = [
+    "ECHO_CLASSES",
     "LIDAR_CORRUPTIONS",
     "LIDAR_SEVERITIES",
     "ROBO3D_PARAMS",
+    "SEMANTICKITTI_VEHICLES",
     "corrupt_object",
     "corrupt_scan",
     "corruption_error",
     "cross_sensor_rings",
     "estimate_ring",
+    "incomplete_echo_mask",
     "mce",
     "mrr",
     "object_scan",
+    "read_semantickitti_labels",
     "resilience_rate",
     "ring_from_azimuth",
     "scan_to_object",
