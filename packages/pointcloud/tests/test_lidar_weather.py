@@ -320,6 +320,8 @@ KITTI_WET_KEPT = (0.93799, 0.84064, 0.79876)
 #   (channel c uses file c + 1); ours samples its own flakes (8 seeds: 0.818 +- 0.002,
 #   0.834 +- 0.0015, 0.848 +- 0.0016), hence the tolerance 0.01.
 KITTI_SNOW_KEPT = (0.8195, 0.8371, 0.8485)
+# ... and the fraction of the scan's points turned into snowflake returns (label 2 there)
+KITTI_SNOW_SCATTERED = (0.0285, 0.0356, 0.0367)
 
 
 @pytest.mark.shared_data
@@ -338,5 +340,9 @@ def test_weather_on_the_real_kitti_scan_matches_the_published_procedure() -> Non
             assert int(np.any(out[:, :3] != scan[:, :3], axis=1).sum()) == want, (beta, alpha)
     for sev, want in zip(lc.LIDAR_SEVERITIES, KITTI_WET_KEPT, strict=True):
         assert len(lc.corrupt_scan(scan, "wet_ground", sev)) / len(scan) == pytest.approx(want, abs=0.001)
-    for sev, want in zip(lc.LIDAR_SEVERITIES, KITTI_SNOW_KEPT, strict=True):
-        assert len(lc.corrupt_scan(scan, "snow", sev)) / len(scan) == pytest.approx(want, abs=0.01), sev
+    orig = set(map(tuple, scan[:, :3].astype(np.float32).tolist()))
+    for sev, kept, scattered in zip(lc.LIDAR_SEVERITIES, KITTI_SNOW_KEPT, KITTI_SNOW_SCATTERED, strict=True):
+        out = lc.corrupt_scan(scan, "snow", sev)
+        assert len(out) / len(scan) == pytest.approx(kept, abs=0.01), sev
+        moved = sum(tuple(p) not in orig for p in out[:, :3].tolist()) / len(scan)
+        assert moved == pytest.approx(scattered, abs=0.008), sev

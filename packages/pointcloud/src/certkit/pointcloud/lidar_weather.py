@@ -58,12 +58,12 @@ def _simpson_avg(y: F64, dx: float) -> F64:
 
     first = simpson_odd(y[..., :-1]) + dx / 2 * (y[..., -2] + y[..., -1])
     last = dx / 2 * (y[..., 0] + y[..., 1]) + simpson_odd(y[..., 1:])
-    return (first + last) / 2  # type: ignore[no-any-return]
+    return (first + last) / 2
 
 
 def _xsi(r: F64, r_1: float = 0.9, r_2: float = 1.0) -> F64:
     """Overlap of transmitter and receiver (linear between r_1 and r_2)."""
-    return np.clip((r - r_1) / (r_2 - r_1), 0.0, 1.0)  # type: ignore[no-any-return]
+    return np.clip((r - r_1) / (r_2 - r_1), 0.0, 1.0)
 
 
 @functools.lru_cache(maxsize=8)
@@ -196,7 +196,7 @@ def laser_parameters(dist: F64, intensity: F64, angle: F64, noise_floor: float,
         ok = np.flatnonzero(mins > 5)
         if len(ok) > 3:
             pmin = _linfit((xe[ok] + xe[ok + 1]) / 2, mins[ok])
-    return power, noise_floor * (pmin[0] * dist + pmin[1])  # type: ignore[return-value]
+    return power, noise_floor * (pmin[0] * dist + pmin[1])
 
 
 # ------------------------------------------------------------------------ wet ground ----
@@ -228,7 +228,7 @@ def water_transmittance(angle: F64, rho: F64) -> F64:
     rws, tws, rwp, twp, _ = _fresnel_power(aout, n_w, n_a)
     ts = tas * rho * tws / (1 - rho * rws)
     tp = tap * rho * twp / (1 - rho * rwp)
-    return np.maximum(ts, tp)  # type: ignore[no-any-return]
+    return np.maximum(ts, tp)
 
 
 def wet_ground(s: F64, water_height: float, rng: np.random.Generator, *,
