@@ -1,6 +1,8 @@
 # The two README commands:
 #   make demo   set up everything, then run the main job (the robustness report)
-#   make test   set up everything, then run the whole test matrix
+#   make test   set up everything, then lint and the whole test matrix: the built wheels and
+#               sdist, each package alone in a fresh venv, the core at its oldest numpy, and
+#               in the dev venv only what those venvs cannot run (noxfile.py)
 # Both are idempotent: a second run reuses the venv and the compiled core.
 
 VENV ?= .venv
@@ -18,7 +20,7 @@ demo: setup
 	$(VENV)/bin/nox -s demo
 
 test: setup
-	$(VENV)/bin/nox -s lint tests
+	$(VENV)/bin/nox -s lint dist isolated min_deps dev_only
 
 bench: setup
 	$(VENV)/bin/nox -s bench

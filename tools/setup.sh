@@ -48,7 +48,8 @@ if [ ! -f "$stamp_file" ]; then
   "${PIP[@]}" install -q -c constraints.txt --upgrade pip setuptools wheel
   # scipy-openblas32: certkit-core's run-time LAPACK (a dependency of the core, which step 4
   # installs with --no-deps), so development and CI load the library users get
-  "${PIP[@]}" install -q -c constraints.txt torch scikit-build-core pybind11 cmake ninja nox ruff mypy \
+  # uv: nox's backend for the fresh venvs of the test matrix (noxfile.py)
+  "${PIP[@]}" install -q -c constraints.txt torch scikit-build-core pybind11 cmake ninja nox uv ruff mypy \
     "scipy-openblas32; sys_platform == 'linux'"
 fi
 
