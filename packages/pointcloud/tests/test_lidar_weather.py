@@ -130,17 +130,22 @@ def test_snowflake_sampling_follows_the_published_distribution() -> None:
             assert area.sum() >= target > area[:-1].sum()  # stop once the occupancy is reached
             assert np.all(np.hypot(f[:, 0], f[:, 1]) > f[:, 2]) and np.all(np.hypot(f[:, 0], f[:, 1]) <= 80)
             assert f[:, 2].max() <= 0.01  # diameters capped at 20 mm
-            assert not len(lw._drop_overlaps(np.zeros((0, 3)), f)) < len(f)  # no overlaps
+            assert lw._no_overlap(np.zeros((0, 3)), f).all()  # no overlaps
+        near = lw.sample_snowflakes(rain, occ, np.random.default_rng(10 * sev), r_max=20.0)
+        assert np.hypot(near[:, 0], near[:, 1]).max() < 20  # only the disks a 20 m beam can meet
+        assert len(near) == pytest.approx(np.mean([len(f) for f in fields]) * (20 / 80) ** 2, rel=0.12)
         # mean count = target / E[pi r^2], E[r^2] = s^2 / 3 for diameters ~ Exp(s), s = 10 / (25.5 R^-0.48) mm
         s_m = 10.0 / (25.5 * rain**-0.48) / 1000
         expect = target / (np.pi * s_m**2 / 3)
         assert np.mean([len(f) for f in fields]) == pytest.approx(expect, rel=0.03)
 
 
-def test_drop_overlaps_rejects_the_later_disk() -> None:
+def test_overlapping_disks_reject_the_later_one() -> None:
     prev = np.array([[1.0, 0.0, 0.01]])
-    cand = np.array([[1.015, 0.0, 0.01], [2.0, 0.0, 0.01], [2.0, 0.015, 0.01], [3.0, 0.0, 0.01]])
-    np.testing.assert_array_equal(lw._drop_overlaps(prev, cand), cand[[1, 3]])
+    cand = np.array([[1.015, 0.0, 0.01], [2.0, 0.0, 0.01], [2.0, 0.015, 0.01], [3.0, 0.0, 0.01],
+                     [3.0, 0.05, 0.01], [3.0, 0.035, 0.02],  # overlaps the kept [4]: rejected
+                     [2.0, 0.035, 0.01]])  # overlaps only the rejected [2]: kept
+    np.testing.assert_array_equal(lw._no_overlap(prev, cand), [False, True, False, True, True, False, True])
 
 
 def test_beam_occlusion_against_brute_force_rays() -> None:
