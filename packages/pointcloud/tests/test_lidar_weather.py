@@ -299,6 +299,25 @@ def test_incomplete_echo_errors() -> None:
         lc.corrupt_scan(s, "incomplete_echo", 1, labels=np.zeros(50, np.int64), classes="waymo")
 
 
+def test_weather_bad_input() -> None:
+    s = _ray_scan(20)
+    g = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="scan"):
+        lw.fog(s[:, :3], 0.05, g)
+    with pytest.raises(ValueError, match="scan"):
+        lw.snow(np.where(s == s[0, 0], np.nan, s), 0.5, 2.0, g)
+    with pytest.raises(ValueError, match="beta"):
+        lw.fog(s, -0.05, g)
+    with pytest.raises(ValueError, match="alpha"):
+        lw.fog(s, 0.05, g, alpha=float("nan"))
+    with pytest.raises(ValueError, match="water_height"):
+        lw.wet_ground(s, -1e-3, g)
+    with pytest.raises(ValueError, match="snowfall_rate"):
+        lw.snow(s, 0.0, 2.0, g)
+    with pytest.raises(ValueError, match="fields"):
+        lw.snow(s, 0.5, 2.0, g, fields=[np.zeros((0, 3))] * 3)
+
+
 def test_weather_is_deterministic_under_a_seed() -> None:
     s = np.vstack([_ground_scan(1200), _ray_scan(300)])
     for name in ("fog", "wet_ground"):

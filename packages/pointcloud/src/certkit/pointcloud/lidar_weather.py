@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,22 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 C_LIGHT = 299792458.0  # m/s (scipy.constants.speed_of_light)
+
+
+def _as_scan(scan: Any) -> F64:
+    s = np.asarray(scan, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] < 4:
+        raise ValueError(f"scan: expected shape (N, >=4) (x, y, z, intensity, ...), got {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("scan: contains NaN or inf")
+    return s
+
+
+def _positive(name: str, value: float, zero_ok: bool = False) -> float:
+    v = float(value)
+    if not np.isfinite(v) or v < 0 or (v == 0 and not zero_ok):
+        raise ValueError(f"{name}: expected a {'non-negative' if zero_ok else 'positive'} number, got {value!r}")
+    return v
 
 # --------------------------------------------------------------------------------- fog ----
 #: Robo3D's fog: back-scattering coefficient beta (1/sr) per severity (``--beta``; the
@@ -108,7 +125,9 @@ def fog(s: F64, beta: float, rng: np.random.Generator, alpha: float | None = Non
     v1 noise factor r / U(r - 10, r + 10), and takes intensity F. No point is removed.
     """
     p = FOG_MODEL
-    a = float(rng.choice(FOG_ALPHAS)) if alpha is None else float(alpha)
+    s = _as_scan(s)
+    beta = _positive("beta", beta)
+    a = float(rng.choice(FOG_ALPHAS)) if alpha is None else _positive("alpha", alpha, zero_ok=True)
     dist, integ = fog_table(a)
     out = s.copy()
     r = np.linalg.norm(s[:, :3], axis=1)
@@ -245,6 +264,8 @@ def wet_ground(s: F64, water_height: float, rng: np.random.Generator, *,
     first in the output, then the kept ground points (the published order). ``plane`` (unit
     normal, h) replaces the RANSAC estimate."""
     m = WET_MODEL
+    s = _as_scan(s)
+    water_height = _positive("water_height", water_height, zero_ok=True)
     w, h = ground_plane(s[:, :3], rng) if plane is None else plane
     hog = s[:, :3] @ w
     g = np.abs(hog + h) < m["delta"]
@@ -459,7 +480,11 @@ def snow(s: F64, snowfall_rate: float, terminal_velocity: float, rng: np.random.
     fails there). ``fields`` (64 arrays (K, 3): x, y, radius) replaces the sampled flakes per
     channel, ``plane`` (unit normal, h) the RANSAC ground plane."""
     m = SNOW_MODEL
-    rain, occ = snow_parameters(snowfall_rate, terminal_velocity)
+    s = _as_scan(s)
+    rain, occ = snow_parameters(_positive("snowfall_rate", snowfall_rate),
+                                _positive("terminal_velocity", terminal_velocity))
+    if fields is not None and len(fields) != 64:
+        raise ValueError(f"fields: expected 64 flake arrays (one per channel), got {len(fields)}")
     out = s.copy()
     out[:, 3] = s[:, 3] * 255
     xyz = s[:, :3]
