@@ -68,6 +68,17 @@ def _check(batch: int, max_boxes: int, pgd_steps: int) -> None:
             raise ValueError(f"{name}: expected an integer >= {least}, got {v!r}")
 
 
+def as_problem(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor, d: Tensor
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``lo``, ``hi`` flattened to (n,) and everything in the model's parameter dtype
+    (float64 for a model without parameters)."""
+    n = math.prod(input_shape)
+    p = next(iter(model.parameters()), None)
+    dtype = p.dtype if p is not None else torch.float64
+    return (torch.as_tensor(lo, dtype=dtype).reshape(n), torch.as_tensor(hi, dtype=dtype).reshape(n),
+            torch.as_tensor(C, dtype=dtype), torch.as_tensor(d, dtype=dtype))
+
+
 def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor,
                 d: Tensor, *, deadline: float | None = None, method: str = "CROWN", batch: int = 256,
                 max_boxes: int = 10_000_000, pgd_steps: int = 3,
@@ -95,13 +106,8 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
     if split not in ("bound", "smear"):
         raise ValueError(f"split: expected 'bound' or 'smear', got {split!r}")
     t0 = time.perf_counter()
-    n = math.prod(input_shape)
-    p = next(iter(model.parameters()), None)
-    dtype = p.dtype if p is not None else torch.float64
-    lo = torch.as_tensor(lo, dtype=dtype).reshape(n)
-    hi = torch.as_tensor(hi, dtype=dtype).reshape(n)
-    C = torch.as_tensor(C, dtype=dtype)
-    d = torch.as_tensor(d, dtype=dtype).reshape(-1)
+    lo, hi, C, d = as_problem(model, input_shape, lo, hi, C, d)
+    d = d.reshape(-1)
     if C.dim() != 2 or C.shape[0] != d.shape[0]:
         raise ValueError(f"C, d: expected (S, K) and (S,), got {tuple(C.shape)} and {tuple(d.shape)}")
     if not bool((lo <= hi).all()):

@@ -397,6 +397,8 @@ class _Ctx:
         self.g, self.x, self.lo, self.hi, self.eps, self.norm = g, x, lo, hi, eps, norm
         self.deadline: float | None = None
         self.opt_out: dict[str, Any] = {}  # α-CROWN's last output α / β terms
+        # set to {} to collect the tightest intermediate bounds over α-CROWN's iterates
+        self.best_interm: dict[int, tuple[Tensor, Tensor]] | None = None
         self.bounds: dict[int, tuple[Tensor, Tensor]] = {}
         self.consumers = g.consumers()
         if any(isinstance(op, ops.BatchNorm) and (op.m.training or op.m.running_mean is None) for op in g.nodes):
@@ -670,6 +672,10 @@ class _Ctx:
                 with torch.no_grad() if last else contextlib.nullcontext():
                     if starts and not self._alpha_intermediate(ref, starts, alphas):
                         break  # the deadline passed within this iterate
+                    if self.best_interm is not None:  # every iterate's bounds are valid: keep the tightest
+                        for i, (bl, bu) in self.bounds.items():
+                            ol, ou = self.best_interm.get(i, (bl, bu))
+                            self.best_interm[i] = (torch.max(ol, bl.detach()), torch.min(ou, bu.detach()))
                     terms = beta_terms()
                     lo, up = self.crown(out, C, lower, upper, alphas[out], terms)
                 self.opt_out = {"alphas": alphas[out], "betas": terms}

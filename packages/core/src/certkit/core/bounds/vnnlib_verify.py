@@ -66,13 +66,17 @@ def _check_params(timeout: float, pgd_steps: int, pgd_restarts: int) -> None:
 def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Property, *, timeout: float = 60.0,
                     methods: tuple[str, ...] = ("IBP", "CROWN", "alpha-CROWN"), pgd_steps: int = 50,
                     pgd_restarts: int = 5, seed: int = 0, alpha_iterations: int = 20,
-                    input_split_max_dims: int = 16) -> VnnResult:
+                    input_split_max_dims: int = 16, relu_split: bool = True,
+                    relu_split_kw: dict[str, Any] | None = None) -> VnnResult:
     """Decide ``prop`` (from :func:`~certkit.core.bounds.vnnlib.parse_vnnlib`) on ``model``
     ((B, *input_shape) → (B, K)). The model's parameter dtype is used throughout.
 
     Disjuncts that one bound pass leaves open are searched to the deadline by input
     splitting (:func:`~certkit.core.bounds.bab.input_split`) when the input has at most
-    ``input_split_max_dims`` entries (ACAS Xu has 5; 0 switches it off)."""
+    ``input_split_max_dims`` entries (ACAS Xu has 5; 0 switches it off), and otherwise, with
+    ``relu_split``, by ReLU splitting with β-CROWN bounds
+    (:func:`~certkit.core.bounds.relu_bab.relu_split`, keyword arguments
+    ``relu_split_kw``), once per group of open disjuncts that share an input box."""
     _check_params(timeout, pgd_steps, pgd_restarts)
     t0 = time.perf_counter()
     p = next(iter(model.parameters()), None)
@@ -157,6 +161,7 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     # ---- bounds on the open disjuncts, cheapest first
     bm = BoundedModel(model, tuple(input_shape))
     open_idx = torch.arange(N)
+    margin = torch.full((N,), -math.inf, dtype=dtype)  # each disjunct's best certified row margin
     method = "none"
     for method in methods:
         if time.perf_counter() - t0 > timeout:
@@ -170,6 +175,8 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
             lb, _ = bm.compute_bounds(mid, eps, method=method, C=C[sel], x_L=lo_i, x_U=hi_i, bound_upper=False,
                                       deadline=t0 + timeout, **kw)  # α-CROWN / CROWN stop at the deadline
         proven = ((lb.detach() > d[sel]) & valid[sel]).any(1)
+        m_sel = torch.where(valid[sel], lb.detach() - d[sel], torch.full_like(lb, -math.inf)).amax(1)
+        margin[sel] = torch.max(margin[sel], m_sel)
         open_idx = sel[~proven]
         if open_idx.numel() == 0:
             return done("unsat", method, N)
@@ -196,7 +203,43 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
             if r.status != "unsat":
                 return done(r.status, "input-split", N - open_idx.numel())
         return done("unsat", "input-split", N)
+    if relu_split:  # (a net without ReLUs comes back unknown at once)
+        # hardest disjunct first: it decides a timeout soonest and most likely holds a counterexample
+        open_idx = open_idx[torch.argsort(margin[open_idx])]
+        return _relu_split_open(model, tuple(input_shape), open_idx, lo, hi, C, d, valid, t0 + timeout,
+                                violation, done, N, relu_split_kw or {})
     return done("unknown", method, N - open_idx.numel())
+
+
+def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: torch.Tensor, lo: torch.Tensor,
+                     hi: torch.Tensor, C: torch.Tensor, d: torch.Tensor, valid: torch.Tensor, deadline: float,
+                     violation: Any, done: Any, N: int, kw: dict[str, Any]) -> VnnResult:
+    """ReLU branch and bound on the open disjuncts, one run per disjunct (in the order given:
+    the branching then serves one objective, and a domain carries one row set; as
+    α,β-CROWN runs one target label at a time); a sat witness is re-checked in the model's
+    arithmetic inside its disjunct's box."""
+    from certkit.core.bounds.relu_bab import relu_split
+
+    proven = N - open_idx.numel()
+    todo = open_idx.tolist()
+    while todo:
+        i = todo.pop(0)
+        group = [i]
+        g = torch.tensor(group)
+        r = relu_split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, **kw)
+        if r.status == "sat" and r.x is not None:
+            xw = torch.min(torch.max(r.x, lo[i]), hi[i]).unsqueeze(0)
+            with torch.no_grad():
+                v, y = violation(xw.expand(len(group), -1), g)
+            hit = torch.nonzero(v <= 0).flatten()
+            if hit.numel():
+                return done("sat", "relu-split", proven, xw[0].numpy().astype(np.float64),
+                            y[int(hit[0])].numpy().astype(np.float64))
+            return done("unknown", "relu-split", proven)
+        if r.status != "unsat":
+            return done(r.status, "relu-split", proven)
+        proven += len(group)
+    return done("unsat", "relu-split", N)
 
 
 def verify_onnx_vnnlib(onnx_path: str | Path, vnnlib_path: str | Path, *, dtype: torch.dtype = torch.float64,

@@ -1,0 +1,459 @@
+"""Complete verification by ReLU splitting: branch and bound with split constraints in the
+bound (β-CROWN).
+
+A VNN-LIB property on one input box ``[lo, hi]`` asks whether some ``x`` there satisfies,
+for some disjunct ``k``, every row of ``C_k @ f(x) <= d_k``. When one α-CROWN pass leaves
+it open and the input has too many dimensions to split (an image), the unstable ReLU
+neurons are split instead: a sub-domain fixes some neurons to *active* (``z >= 0``) or
+*inactive* (``z <= 0``), which makes their relaxation exact, and the two children of a
+domain cover it. This is the branch and bound of BaBSR (Bunel et al., "Branch and bound
+for piecewise linear neural network verification", JMLR 2020) with the bounds of β-CROWN
+(Wang et al., "Beta-CROWN: Efficient Bound Propagation with Per-neuron Split Constraints
+for Complete and Incomplete Neural Network Verification", NeurIPS 2021, arXiv:2103.06624):
+
+1. **Bound of a sub-domain.** The split neurons' pre-activation bounds are clamped
+   (``l >= 0`` active, ``u <= 0`` inactive); the later layers' bounds are recomputed from
+   the clamped ones (IBP ∩ the root's, or CROWN on the neurons still unstable,
+   ``interm="crown"``); a domain whose bounds cross (``l > u``) is empty and closed. The
+   output bound is α-CROWN's with one β ≥ 0 per (row, split neuron): the backward pass adds
+   ``-β·s·z`` at the split neuron (``s = ±1`` its decision), a valid lower bound on the
+   sub-domain for every β ≥ 0 because ``s·z >= 0`` there (β-CROWN's Theorem 3.1; β = 0 is
+   plain CROWN with the clamped bounds). α and β are optimised together by the projected
+   Adam loop of :meth:`certkit.core.bounds.model._Ctx.alpha_crown`. Many sub-domains form
+   one batch (B = domains).
+2. **Pruning.** A domain is closed when every disjunct has a row whose certified lower
+   bound exceeds its threshold (no point of the domain satisfies any disjunct).
+3. **Branching.** BaBSR's score for every unstable neuron, from the coefficients λ that
+   the bound's backward pass puts on the ReLU's output (the best row of every open
+   disjunct, averaged) and the pre-activation layer's bias b:
+   ``|min(b·λ·(u/(u-l) - 1), b·λ·u/(u-l)) + min(λ, 0)·(-l·u/(u-l))|`` (the estimated
+   change of the bound; its second term is the upper relaxation's intercept, BaBSR's
+   backup score), or FSB's filter (De Palma et al., "Improved branch and bound for neural
+   network verification via Lagrangian decomposition", 2021): the ``fsb_candidates`` best
+   neurons by that score are each bounded for real (both children, CROWN with the
+   domain's intermediate bounds) and the one whose worse child is best is split.
+4. **Order and search.** The domains with the lowest bound are bounded first (as
+   α,β-CROWN). Every bounded domain proposes the input that minimises its worst row's
+   linear bound; a few signed-gradient steps from there look for a counterexample, which
+   is returned only after a re-check with a forward pass (``sat``).
+
+Guarantee: ``unsat`` means every leaf of a partition of the input box (by the signs of
+split pre-activations) was closed by a sound bound; the bounds are computed in the
+model's own float arithmetic, without directed rounding (as auto_LiRPA and α,β-CROWN; run
+in float64 for VNN-COMP). ``sat`` carries a witness inside the box that satisfies every row
+of some disjunct in the model's arithmetic. Otherwise ``timeout`` (the deadline passed,
+checked in every loop) or ``unknown`` (``max_domains`` reached, or a domain with no
+unstable neuron left that neither its bound nor the search decided).
+
+Shapes: ``lo``, ``hi`` (n,) with ``n = prod(input_shape)``; ``C`` (N, S, K) (N disjuncts of
+S rows; (S, K) is one disjunct); ``d`` (N, S); ``valid`` (N, S) marks real rows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from certkit.core.bounds import ops
+from certkit.core.bounds.bab import SplitResult, as_problem
+from certkit.core.bounds.model import BoundedModel, _Ctx
+
+_BRANCHING = ("babsr", "fsb")
+_INTERM = ("ibp", "crown")
+
+
+def _beta_signs(s: Tensor) -> Tensor:
+    """The signs the β terms use: the decisions themselves (a test plants a sign error here)."""
+    return s
+
+
+def _clamp(l: Tensor, u: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:  # noqa: E741
+    """A split's pre-activation bounds: ``l >= 0`` where s = +1, ``u <= 0`` where s = -1."""
+    return torch.where(s > 0, l.clamp(min=0), l), torch.where(s < 0, u.clamp(max=0), u)
+
+
+class _Problem:
+    """The network, the spec and the root's intermediate bounds, shared by all domains."""
+
+    def __init__(self, model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor,
+                 d: Tensor, valid: Tensor) -> None:
+        self.bm = BoundedModel(model, input_shape)
+        self.bm._check_params()
+        self.g = g = self.bm.graph
+        self.input_shape = input_shape
+        self.lo, self.hi = lo, hi
+        N, S, K = C.shape
+        self.N, self.S = N, S
+        self.C = C.reshape(N * S, K)
+        self.d = d.reshape(N * S)
+        self.valid = valid.reshape(N * S)
+        pre: list[int] = []
+        for r, op in enumerate(g.nodes):
+            if isinstance(op, ops.ReLU) and g.inputs[r][0] not in pre:
+                pre.append(g.inputs[r][0])
+        self.pre = pre  # pre-activation nodes of ReLUs, topological order
+        self.relu_of = {g.inputs[r][0]: r for r, op in enumerate(g.nodes) if isinstance(op, ops.ReLU)}
+        self.sizes = [math.prod(g.shapes[p]) for p in pre]
+        self.offsets = [sum(self.sizes[:k]) for k in range(len(pre))]
+        self.total = sum(self.sizes)
+        self.root: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def ctx(self, D: int) -> _Ctx:
+        shp = (D, *self.input_shape)
+        lo = self.lo.reshape(1, *self.input_shape).expand(shp)
+        hi = self.hi.reshape(1, *self.input_shape).expand(shp)
+        eps = ((self.hi - self.lo) / 2).amax().reshape(1, *([1] * len(self.input_shape))).expand(D, *([1] * len(shp[1:])))
+        return _Ctx(self.g, (lo + hi) / 2, lo, hi, eps, math.inf)
+
+    def split_view(self, splits: Tensor, k: int) -> Tensor:
+        p = self.pre[k]
+        return splits[:, self.offsets[k]:self.offsets[k] + self.sizes[k]].reshape(splits.shape[0], *self.g.shapes[p])
+
+    def margins(self, lb: Tensor) -> Tensor:
+        """(D, N, S) margins lb - d, -inf on padding rows."""
+        m = lb - self.d
+        m = torch.where(self.valid, m, torch.full_like(m, -math.inf))
+        return m.reshape(lb.shape[0], self.N, self.S)
+
+    def key(self, lb: Tensor) -> Tensor:
+        """(D,) the worst disjunct's best margin: > 0 closes the domain."""
+        return self.margins(lb).amax(2).amin(1)
+
+    def violation(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(M,) min over disjuncts of max over rows of c·f(x) - d (<= 0: counterexample); f(x)."""
+        y = self.g.forward(x.reshape(-1, *self.input_shape))[self.g.output].reshape(x.shape[0], -1)
+        v = y @ self.C.T - self.d
+        v = torch.where(self.valid, v, torch.full_like(v, -math.inf))
+        return v.reshape(-1, self.N, self.S).amax(2).amin(1), y
+
+
+def _bounds_with_splits(P: _Problem, ctx: _Ctx, splits: Tensor, interm: str, chunk: int = 1024) -> Tensor:
+    """Fill ``ctx.bounds`` for the domains' split decisions (D, total); returns (D,) True
+    where the domain is empty (some node's bounds cross)."""
+    g = P.g
+    D = splits.shape[0]
+    used = [k for k in range(len(P.pre)) if bool((P.split_view(splits, k) != 0).any())]
+    first = P.pre[used[0]] if used else g.output
+    ctx.bounds = {0: (ctx.lo, ctx.hi)}
+    empty = torch.zeros(D, dtype=torch.bool)
+    pos = {p: k for k, p in enumerate(P.pre)}
+    for i in range(1, g.output):
+        root = tuple(t.expand(D, *t.shape[1:]) for t in P.root[i])
+        if i < first:
+            ctx.bounds[i] = root  # type: ignore[assignment]  # no split before: the root's bounds
+            continue
+        l, u = root if i == first else ctx._intersect(ctx._node_ibp(i), P.root[i])  # noqa: E741
+        if i in pos:
+            l, u = _clamp(l, u, P.split_view(splits, pos[i]))  # noqa: E741
+            if interm == "crown" and i > first and ctx._needs_crown(i):
+                ctx.bounds[i] = (l, u)
+                unst = ctx._unstable(i, l, u)
+                rows = torch.nonzero(unst.any(0)).flatten()
+                lf, uf = l.reshape(D, -1).clone(), u.reshape(D, -1).clone()
+                n = lf.shape[1]
+                for s0 in range(0, rows.numel(), chunk):
+                    if ctx._late():
+                        break  # the rest keep their (sound) clamped IBP bounds
+                    r = rows[s0:s0 + chunk]
+                    Ci = torch.zeros(D, r.numel(), n, dtype=lf.dtype)
+                    Ci[:, torch.arange(r.numel()), r] = 1.0
+                    cl, cu = ctx.crown(i, Ci)
+                    assert cl is not None and cu is not None
+                    ur = unst[:, r]
+                    lf[:, r] = torch.where(ur, torch.max(lf[:, r], cl), lf[:, r])
+                    uf[:, r] = torch.where(ur, torch.min(uf[:, r], cu), uf[:, r])
+                l, u = lf.reshape(l.shape), uf.reshape(u.shape)  # noqa: E741
+        empty |= (l > u).reshape(D, -1).any(1)
+        ctx.bounds[i] = (l, u)
+    return empty
+
+
+def _bound_domains(P: _Problem, splits: Tensor, *, iters: int, lr: float, beta_lr: float, interm: str,
+                   deadline: float | None) -> dict[str, Tensor]:
+    """Bound D domains (splits (D, total) in {-1, 0, 1}). Returns ``lb`` (D, R) certified lower
+    bounds of the spec rows, ``empty`` (D,), ``lam`` {pre node: (D, *shape)} the coefficients
+    on each ReLU's output (best row of every open disjunct, averaged), ``xstar`` (D, n) the
+    input minimising the worst row's linear bound, and ``ctx`` (the bounds, for FSB)."""
+    D = splits.shape[0]
+    ctx = P.ctx(D)
+    ctx.deadline = deadline
+    with torch.no_grad():
+        empty = _bounds_with_splits(P, ctx, splits, interm)
+    R = P.C.shape[0]
+    Cb = P.C.unsqueeze(0).expand(D, R, -1)
+    betas: dict[int, Tensor] = {}
+    for k, p in enumerate(P.pre):
+        s = P.split_view(splits, k)
+        if bool((s != 0).any()):
+            betas[p] = _beta_signs(s.to(P.C.dtype))
+    lb = None
+    ctx.opt_out = {}
+    if iters > 0:
+        with torch.enable_grad():
+            lb, _ = ctx.alpha_crown(Cb, True, False, iters, lr, intermediate=False, splits=betas or None,
+                                    beta_lr=beta_lr)
+    keep: dict[int, Tensor] = {}
+    with torch.no_grad():
+        r = ctx.backward(P.g.output, Cb.reshape(D, R, *P.g.shapes[P.g.output]), ctx.opt_out.get("alphas"),
+                         {i: t.detach() for i, t in (ctx.opt_out.get("betas") or {}).items()}, keep)
+        lb = r if lb is None else torch.max(lb.detach(), r)
+        m = P.margins(lb)  # (D, N, S)
+        best_row = m.argmax(2)  # (D, N)
+        open_n = m.amax(2) <= 0
+        w = torch.zeros(D, P.N, P.S, dtype=lb.dtype)
+        w.scatter_(2, best_row.unsqueeze(2), 1.0)
+        w = (w * open_n.unsqueeze(2).to(lb.dtype)).reshape(D, R)
+        w = w / w.sum(1, keepdim=True).clamp(min=1.0)
+        lam = {p: torch.einsum("dr,dr...->d...", w, keep[P.relu_of[p]]) for p in P.pre if P.relu_of[p] in keep}
+        worst_n = torch.where(open_n, m.amax(2), torch.full_like(m[:, :, 0], math.inf)).argmin(1)
+        row = worst_n * P.S + best_row.gather(1, worst_n.unsqueeze(1)).squeeze(1)
+        a_in = keep[0][torch.arange(D), row].reshape(D, -1) if 0 in keep else torch.zeros(D, P.lo.numel())
+        xstar = torch.where(a_in > 0, P.lo, P.hi)
+    return {"lb": lb, "empty": empty, "lam": lam, "xstar": xstar, "ctx": ctx}  # type: ignore[dict-item]
+
+
+def _babsr_scores(P: _Problem, ctx: _Ctx, lam: dict[int, Tensor]) -> Tensor:
+    """(D, total) BaBSR scores of every neuron (0 where stable or split)."""
+    out = []
+    for p in P.pre:
+        l, u = ctx.bounds[p]  # noqa: E741
+        D = l.shape[0]
+        lm = lam.get(p)
+        if lm is None:
+            out.append(torch.zeros(D, math.prod(l.shape[1:]), dtype=l.dtype))
+            continue
+        lr_, ur_ = l.clamp(max=0), u.clamp(min=0)
+        slope = ur_ / (ur_ - lr_).clamp(min=1e-12)
+        icpt = -lr_ * slope
+        op = P.g.nodes[p]
+        bias = getattr(getattr(op, "m", None), "bias", None) if isinstance(op, (ops.Linear, ops.Conv)) else None
+        if bias is not None:
+            b = bias.detach().to(l.dtype).reshape(-1, *([1] * (l.dim() - 2)))
+            bl = b * lm
+            bias_c = torch.min(bl * (slope - 1), bl * slope)
+        else:
+            bias_c = torch.zeros_like(lm)
+        score = (bias_c + lm.clamp(max=0) * icpt).abs() + 1e-9 * (-lm.clamp(max=0) * icpt)
+        unstable = (l < 0) & (u > 0)
+        out.append(torch.where(unstable, score + 1e-12, torch.zeros_like(score)).reshape(D, -1))
+    return torch.cat(out, 1)
+
+
+def _fsb_choose(P: _Problem, res: dict[str, Tensor], scores: Tensor, k: int) -> Tensor:
+    """FSB: among the k best-scored neurons of every domain, the one whose worse child has
+    the best CROWN bound (each child: the neuron clamped, the domain's other bounds and
+    its α / β kept). Returns (D,) global neuron indices (-1: no unstable neuron)."""
+    ctx: _Ctx = res["ctx"]  # type: ignore[assignment]
+    D = scores.shape[0]
+    k = min(k, scores.shape[1])
+    top_s, top_i = scores.topk(k, 1)
+    best = top_i[:, 0].clone()
+    best = torch.where(top_s[:, 0] > 0, best, torch.full_like(best, -1))
+    if k <= 1:
+        return best
+    R = P.C.shape[0]
+    Cb = P.C.unsqueeze(0).expand(D, R, -1).reshape(D, R, *P.g.shapes[P.g.output])
+    base = dict(ctx.bounds)
+    alphas = ctx.opt_out.get("alphas")
+    betas = {i: t.detach() for i, t in (ctx.opt_out.get("betas") or {}).items()}
+    worst = torch.full((D, k), -math.inf, dtype=P.C.dtype)
+    with torch.no_grad():
+        for j in range(k):
+            child = []
+            for sign in (1.0, -1.0):
+                ctx.bounds = dict(base)
+                for q, p in enumerate(P.pre):
+                    sel = (top_i[:, j] >= P.offsets[q]) & (top_i[:, j] < P.offsets[q] + P.sizes[q])
+                    if not bool(sel.any()):
+                        continue
+                    l, u = base[p]  # noqa: E741
+                    s = torch.zeros(D, P.sizes[q], dtype=l.dtype)
+                    idx = (top_i[:, j] - P.offsets[q]).clamp(0, P.sizes[q] - 1)
+                    s[torch.arange(D), idx] = sign * sel.to(l.dtype)
+                    ctx.bounds[p] = _clamp(l, u, s.reshape(l.shape))
+                r = ctx.backward(P.g.output, Cb, alphas, betas)
+                child.append(P.key(r))
+            worst[:, j] = torch.min(child[0], child[1])
+    ctx.bounds = base
+    worst = torch.where(top_s > 0, worst, torch.full_like(worst, -math.inf))
+    pick = worst.argmax(1)
+    chosen = top_i.gather(1, pick.unsqueeze(1)).squeeze(1)
+    return torch.where(best >= 0, chosen, best)
+
+
+def _attack(P: _Problem, x0: Tensor, steps: int) -> tuple[Tensor, Tensor] | None:
+    """Signed-gradient descent on the violation from x0 (M, n) inside the box; the first
+    point with violation <= 0 and its output, else None."""
+    lo, hi = P.lo, P.hi
+    x = x0.detach().clone()
+    width = hi - lo
+    for step in range(steps + 1):
+        with torch.no_grad():
+            v, y = P.violation(x)
+        hit = torch.nonzero(v <= 0).flatten()
+        if hit.numel():
+            j = int(hit[0])
+            return x[j].clone(), y[j].clone()
+        if step == steps:
+            return None
+        xg = x.requires_grad_(True)
+        with torch.enable_grad():
+            vv, _ = P.violation(xg)
+            (gr,) = torch.autograd.grad(vv.sum(), xg)
+        x = torch.min(torch.max(x.detach() - 0.1 * 0.7 ** step * width * gr.sign(), lo), hi)
+    return None
+
+
+def _check_args(batch: int, max_domains: int, alpha_iterations: int, bab_iterations: int, pgd_steps: int,
+                fsb_candidates: int, branching: str, interm: str, attack_domains: int) -> None:
+    for name, v, least in (("batch", batch, 1), ("max_domains", max_domains, 1),
+                           ("alpha_iterations", alpha_iterations, 0), ("bab_iterations", bab_iterations, 0),
+                           ("pgd_steps", pgd_steps, 0), ("fsb_candidates", fsb_candidates, 1),
+                           ("attack_domains", attack_domains, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise ValueError(f"{name}: expected an integer >= {least}, got {v!r}")
+    if branching not in _BRANCHING:
+        raise ValueError(f"branching: expected one of {', '.join(_BRANCHING)}, got {branching!r}")
+    if interm not in _INTERM:
+        raise ValueError(f"interm: expected one of {', '.join(_INTERM)}, got {interm!r}")
+
+
+def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor, d: Tensor,
+               valid: Tensor | None = None, *, deadline: float | None = None, batch: int = 64,
+               max_domains: int = 1_000_000, alpha_iterations: int = 20, bab_iterations: int = 3,
+               lr: float = 0.5, beta_lr: float = 0.05, branching: str = "fsb", fsb_candidates: int = 4,
+               interm: str = "ibp", pgd_steps: int = 5, attack_domains: int = 8) -> SplitResult:
+    """Decide ``∃ x ∈ [lo, hi], ∃ k: C_k @ model(x) <= d_k`` by ReLU splitting (β-CROWN).
+
+    Args:
+        model: (B, *input_shape) -> (B, K), in eval mode; its dtype is used throughout.
+        lo, hi: (n,) input box.
+        C, d, valid: (N, S, K), (N, S), (N, S) bool (default all True): N disjuncts of S rows;
+            (S, K) and (S,) are one disjunct.
+        deadline: a ``time.perf_counter()`` value; checked in every loop (``timeout``).
+        batch: domains split per step (2·batch children bounded as one batch).
+        max_domains: stop with ``unknown`` after bounding this many domains.
+        alpha_iterations: α-CROWN steps on the root; bab_iterations: α,β steps per batch of
+            children (0: CROWN with the split neurons clamped, β = 0).
+        lr, beta_lr: Adam step sizes of α and β.
+        branching: ``"babsr"`` or ``"fsb"`` (BaBSR's top ``fsb_candidates`` neurons, each
+            bounded for real).
+        interm: the later layers' bounds after a split: ``"ibp"`` (IBP from the clamped
+            bounds ∩ the root's; cheap) or ``"crown"`` (CROWN on their unstable neurons).
+        pgd_steps, attack_domains: signed-gradient steps from the candidate inputs of the
+            ``attack_domains`` open children with the lowest bounds in every batch.
+
+    Returns a :class:`~certkit.core.bounds.bab.SplitResult` (``boxes``: domains bounded).
+    """
+    _check_args(batch, max_domains, alpha_iterations, bab_iterations, pgd_steps, fsb_candidates, branching, interm,
+                attack_domains)
+    t0 = time.perf_counter()
+    lo, hi, C, d = as_problem(model, input_shape, lo, hi, C, d)
+    if C.dim() == 2:
+        C, d = C.unsqueeze(0), d.reshape(1, -1)
+    if C.dim() != 3 or d.shape != C.shape[:2]:
+        raise ValueError(f"C, d: expected (N, S, K) and (N, S), got {tuple(C.shape)} and {tuple(d.shape)}")
+    valid = torch.ones(d.shape, dtype=torch.bool) if valid is None else torch.as_tensor(valid, dtype=torch.bool)
+    if valid.shape != d.shape:
+        raise ValueError(f"valid: expected shape {tuple(d.shape)}, got {tuple(valid.shape)}")
+    if not bool((lo <= hi).all()):
+        raise ValueError("lo, hi: the input box is empty (lo > hi somewhere)")
+    model = model.eval()
+    P = _Problem(model, tuple(input_shape), lo, hi, C, d, valid)
+    stats: dict[str, Any] = {"bound_s": 0.0}
+
+    def result(status: str, x: Tensor | None = None, y: Tensor | None = None) -> SplitResult:
+        return SplitResult(status, domains, max_depth, time.perf_counter() - t0, x, y, stats=stats)
+
+    def late() -> bool:
+        return deadline is not None and time.perf_counter() > deadline
+
+    domains, max_depth = 1, 0
+    if not bool(valid.any(1).all()):  # a disjunct without rows: any point is a counterexample
+        x = ((lo + hi) / 2).unsqueeze(0)
+        with torch.no_grad():
+            _, y = P.violation(x)
+        return result("sat", x[0], y[0])
+    # root: CROWN ∩ IBP intermediate bounds, then α-CROWN on the output
+    ctx = P.ctx(1)
+    ctx.deadline = deadline
+    with torch.no_grad():
+        ctx.fill_ibp()
+        ctx.fill_crown_intermediate()
+    if alpha_iterations > 0:  # full α-CROWN: the tightest intermediate bounds of its iterates
+        ctx.best_interm = {}
+        with torch.enable_grad():
+            ctx.alpha_crown(P.C.unsqueeze(0), True, False, alpha_iterations, lr, intermediate=True)
+        ctx.bounds = {**ctx.bounds, **ctx.best_interm}
+    P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
+    if late():
+        return result("timeout")
+    if not P.pre:
+        return result("unknown")  # nothing to split
+
+    def bound(splits: Tensor, iters: int, parent_lb: Tensor | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        t1 = time.perf_counter()
+        res = _bound_domains(P, splits, iters=iters, lr=lr, beta_lr=beta_lr, interm=interm, deadline=deadline)
+        if parent_lb is not None:  # a child lies inside its parent: the parent's bounds hold on it too
+            res["lb"] = torch.max(res["lb"], parent_lb)
+        scores = _babsr_scores(P, res["ctx"], res["lam"])  # type: ignore[arg-type]
+        if branching == "fsb":
+            dec = _fsb_choose(P, res, scores, fsb_candidates)
+        else:
+            top, dec = scores.max(1)
+            dec = torch.where(top > 0, dec, torch.full_like(dec, -1))
+        stats["bound_s"] += time.perf_counter() - t1
+        return res, dec, res["lb"]
+
+    new_s = torch.zeros(1, P.total, dtype=torch.int8)
+    res, new_dec, new_lb = bound(new_s, alpha_iterations, None)
+    new_depth = torch.zeros(1, dtype=torch.long)
+    pool_s, pool_dec, pool_lb, pool_depth = new_s[:0], new_dec[:0], new_lb[:0], new_depth[:0]
+    undecided = 0
+    while True:
+        if late():
+            return result("timeout")
+        # the domains just bounded: search for a counterexample from the open ones, keep them
+        new_key = P.key(new_lb)
+        open_ = ~res["empty"] & (new_key <= 0)
+        if bool(open_.any()):
+            cand = torch.nonzero(open_).flatten()
+            cand = cand[torch.argsort(new_key[cand])[:attack_domains]]  # the most promising ones
+            hit = _attack(P, res["xstar"][cand], pgd_steps)
+            if late():
+                return result("timeout")
+            if hit is not None:
+                return result("sat", *hit)
+        stuck = open_ & (new_dec < 0)  # nothing left to split, yet not closed by the bound
+        undecided += int(stuck.sum())
+        open_ &= ~stuck
+        pool_s = torch.cat([pool_s, new_s[open_]])
+        pool_dec = torch.cat([pool_dec, new_dec[open_]])
+        pool_lb = torch.cat([pool_lb, new_lb[open_]])
+        pool_depth = torch.cat([pool_depth, new_depth[open_]])
+        if pool_s.shape[0] == 0:
+            return result("unknown" if undecided else "unsat")
+        pool_key = P.key(pool_lb)
+        stats["global_lb"] = float(pool_key.min())  # the property's margin bound so far
+        stats["open"] = pool_s.shape[0]
+        if domains >= max_domains:
+            return result("unknown")
+        # split the `batch` domains with the lowest bound on their chosen neuron
+        k = min(batch, pool_s.shape[0])
+        take = torch.topk(-pool_key, k).indices
+        rest = torch.ones(pool_s.shape[0], dtype=torch.bool)
+        rest[take] = False
+        s, dec, plb, dep = pool_s[take], pool_dec[take], pool_lb[take], pool_depth[take]
+        pool_s, pool_dec, pool_lb, pool_depth = pool_s[rest], pool_dec[rest], pool_lb[rest], pool_depth[rest]
+        new_s = torch.cat([s, s])
+        ar = torch.arange(k)
+        new_s[ar, dec] = 1
+        new_s[k + ar, dec] = -1
+        new_depth = torch.cat([dep + 1, dep + 1])
+        res, new_dec, new_lb = bound(new_s, bab_iterations, torch.cat([plb, plb]))
+        domains += 2 * k
+        max_depth = max(max_depth, int(new_depth.max()))
