@@ -148,7 +148,7 @@ def test_to_dense_and_windows_roundtrip() -> None:
     """A patch placed densely, then read back through the windows of the dense tensor."""
     gen = torch.Generator().manual_seed(0)
     hr, wr = torch.tensor([0, 2, 3]), torch.tensor([1, 0, 3])
-    p = patches.Patches(torch.randn(2, 3, 4, 5, 5, generator=gen, dtype=torch.float64), (2, 2), (2, 2), hr, wr)
+    p = patches.Patches(torch.randn(2, 3, 5, 5, 4, generator=gen, dtype=torch.float64), (2, 2), (2, 2), hr, wr)
     p = patches.mask_padding(p, (7, 7))
     D = patches.to_dense(p, (4, 7, 7))  # (2, 3, 4, 7, 7)
     for r in range(3):

@@ -10,7 +10,9 @@ window of the node before has size ``(K - 1)·s + k`` and sits at ``h·S - P`` w
 cumulative stride ``S·s`` and offset ``P·s + p``. :class:`Patches` stores, for the k start
 rows, only that window:
 
-- ``P``: (Bp, k, C_j, Kh, Kw), Bp = B or 1 (a batch-independent patch broadcasts);
+- ``P``: (Bp, k, Kh, Kw, C_j), channels last (the layout of ``conv_transpose2d``'s fast
+  path for many small images; the window gathers copy whole windows), Bp = B or 1 (a
+  batch-independent patch broadcasts);
 - ``stride`` (Sh, Sw) and ``pad`` (Ph, Pw): row r (start position (hr, wr)) covers node
   rows ``hr·Sh - Ph + [0, Kh)`` and columns ``wr·Sw - Pw + [0, Kw)``.
 
@@ -56,7 +58,7 @@ __all__ = ["Patches", "chunk_rows", "crown_rows", "supported_start", "to_dense",
 class Patches:
     """Coefficients of k start rows over one (C, H, W) node, stored as local windows.
 
-    ``P`` (Bp, k, C, Kh, Kw); or, right at the start, ``P = None`` and ``eye = (ch, coef)``:
+    ``P`` (Bp, k, Kh, Kw, C); or, right at the start, ``P = None`` and ``eye = (ch, coef)``:
     the row is ``coef`` (Bp, k) times the unit vector of channel ``ch`` (k,) at the row's
     own position (a 1×1 window), which the first BatchNorm / Conv rule uses directly."""
 
@@ -66,12 +68,13 @@ class Patches:
     hr: Tensor  # (k,) start-row positions
     wr: Tensor
     eye: tuple[Tensor, Tensor] | None = None
+    dirty: tuple[int, int] | None = None  # (H, W) of the node when entries over its padding may be non-zero
 
     @property
     def kernel(self) -> tuple[int, int]:
         if self.P is None:
             return 1, 1
-        return int(self.P.shape[-2]), int(self.P.shape[-1])
+        return int(self.P.shape[2]), int(self.P.shape[3])
 
     def dense_patch(self, channels: int) -> Tensor:
         """P itself (materialising the start's unit rows when needed)."""
@@ -80,38 +83,49 @@ class Patches:
         assert self.eye is not None
         ch, coef = self.eye
         k = ch.numel()
-        P = torch.zeros(coef.shape[0], k, channels, 1, 1, dtype=coef.dtype, device=coef.device)
-        P[:, torch.arange(k, device=ch.device), ch, 0, 0] = coef
+        P = torch.zeros(coef.shape[0], k, 1, 1, channels, dtype=coef.dtype, device=coef.device)
+        P[:, torch.arange(k, device=ch.device), 0, 0, ch] = coef
         return P
 
-    def like(self, P: Tensor, stride: tuple[int, int] | None = None, pad: tuple[int, int] | None = None) -> Patches:
-        return Patches(P, stride or self.stride, pad or self.pad, self.hr, self.wr)
+    def like(self, P: Tensor, stride: tuple[int, int] | None = None, pad: tuple[int, int] | None = None,
+             dirty: tuple[int, int] | None = None) -> Patches:
+        return Patches(P, stride or self.stride, pad or self.pad, self.hr, self.wr, None, dirty)
+
+    def clean(self) -> Patches:
+        """The same coefficients with the entries over the node's padding zeroed."""
+        return self if self.dirty is None else mask_padding(self, self.dirty)
 
 
 def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
     """Each start row's window of a node-shaped tensor t (Bt, C, H, W), zero outside the
-    node: (Bt, k, C, Kh, Kw)."""
+    node: (Bt, k, Kh, Kw, C)."""
     Kh, Kw = kernel
     (Sh, Sw), (Ph, Pw) = p.stride, p.pad
-    H, W = t.shape[-2:]
+    Bt, C, H, W = t.shape
     nh = int(p.hr.max()) + 1 if p.hr.numel() else 1
     nw = int(p.wr.max()) + 1 if p.wr.numel() else 1
-    bot = max(0, (nh - 1) * Sh + Kh - Ph - H)
-    right = max(0, (nw - 1) * Sw + Kw - Pw - W)
-    tp = F.pad(t, (Pw, right, Ph, bot))
-    u = tp.unfold(2, Kh, Sh).unfold(3, Kw, Sw)  # (Bt, C, nH, nW, Kh, Kw), a view
-    return u.permute(0, 2, 3, 1, 4, 5)[:, p.hr, p.wr]
+    bot = (nh - 1) * Sh + Kh - Ph - H
+    right = (nw - 1) * Sw + Kw - Pw - W
+    tp = F.pad(t, (Pw, right, Ph, bot))  # negative: crops rows no window reaches
+    u = tp.unfold(2, Kh, Sh).unfold(3, Kw, Sw)  # (Bt, C, nh, nw, Kh, Kw), a view
+    # one contiguous copy per position, then whole-window row copies (index_select is a
+    # memcpy per row; advanced indexing of the strided view is an element-wise gather)
+    u = u.permute(0, 2, 3, 4, 5, 1).reshape(Bt, nh * nw, Kh * Kw * C)
+    return u.index_select(1, p.hr * nw + p.wr).view(Bt, -1, Kh, Kw, C)
 
 
 def _mask(p: Patches, kernel: tuple[int, int], hw: tuple[int, int], like: Tensor) -> Tensor:
-    """(1, k, 1, Kh, Kw): 1 where the window entry lies inside the (H, W) node."""
+    """(1, k, Kh, Kw, 1): 1 where the window entry lies inside the (H, W) node."""
     ones = torch.ones(1, 1, *hw, dtype=like.dtype, device=like.device)
     return windows(ones, p, kernel)
 
 
 def mask_padding(p: Patches, hw: tuple[int, int]) -> Patches:
-    """Zero the entries of p.P that lie over the padding of an (H, W) node (the invariant
-    every rule relies on). A module-level function so a test can plant a wrong one."""
+    """Zero the entries of p.P that lie over the padding of an (H, W) node. The conv rule
+    leaves them (``dirty``); a ReLU's windows (zero outside the node) and the ℓ∞ input
+    windows ignore them, and every rule that would sum or spread them (a bias or BN
+    shift, the next conv, the ℓ2 norm) cleans first. A module-level function so a test
+    can plant a wrong one."""
     assert p.P is not None
     Kh, Kw = p.kernel
     (Sh, Sw), (Ph, Pw) = p.stride, p.pad
@@ -119,7 +133,7 @@ def mask_padding(p: Patches, hw: tuple[int, int]) -> Patches:
     # nothing to mask when every window lies inside the node
     if (Ph == 0 and Pw == 0 and int(p.hr.max()) * Sh + Kh <= H and int(p.wr.max()) * Sw + Kw <= W):
         return p
-    return p.like(p.P * _mask(p, (Kh, Kw), hw, p.P))
+    return p.like(p.P * _mask(p, (Kh, Kw), hw, p.P))  # (a new, clean Patches)
 
 
 def to_dense(p: Patches, shape: tuple[int, ...]) -> Tensor:
@@ -134,18 +148,20 @@ def to_dense(p: Patches, shape: tuple[int, ...]) -> Tensor:
     dy = torch.arange(Kh, device=P.device)
     dx = torch.arange(Kw, device=P.device)
     idx = ((p.hr * Sh).view(k, 1, 1) + dy.view(1, Kh, 1)) * Wc + (p.wr * Sw).view(k, 1, 1) + dx.view(1, 1, Kw)
-    canvas = torch.zeros(Bp, k, C, Hc * Wc, dtype=P.dtype, device=P.device)
-    canvas.scatter_(3, idx.reshape(1, k, 1, Kh * Kw).expand(Bp, k, C, Kh * Kw), P.reshape(Bp, k, C, Kh * Kw))
-    return canvas.view(Bp, k, C, Hc, Wc)[..., Ph:Ph + H, Pw:Pw + W]
+    canvas = torch.zeros(Bp, k, Hc * Wc, C, dtype=P.dtype, device=P.device)
+    canvas.scatter_(2, idx.reshape(1, k, Kh * Kw, 1).expand(Bp, k, Kh * Kw, C), P.reshape(Bp, k, Kh * Kw, C))
+    out = canvas.view(Bp, k, Hc, Wc, C)[:, :, Ph:Ph + H, Pw:Pw + W]
+    return out.permute(0, 1, 4, 2, 3).contiguous()
 
 
 def _add(a: Patches, b: Patches) -> Patches | None:
     """a + b over the same node (same rows), aligned by offset; None when the strides differ."""
     if a.stride != b.stride:
         return None
+    a, b = a.clean(), b.clean()
     if a.P is None and b.P is None and a.eye is not None and b.eye is not None and bool(torch.equal(a.eye[0], b.eye[0])):
         return Patches(None, a.stride, a.pad, a.hr, a.wr, (a.eye[0], a.eye[1] + b.eye[1]))
-    C = max(t.P.shape[2] if t.P is not None else 0 for t in (a, b))
+    C = max(t.P.shape[4] if t.P is not None else 0 for t in (a, b))
     if C == 0:
         return None
     (Ka, La), (Kb, Lb) = a.kernel, b.kernel
@@ -158,7 +174,7 @@ def _add(a: Patches, b: Patches) -> Patches | None:
         P = t.dense_patch(C)
         Kh, Kw = t.kernel
         top, left = ph - t.pad[0], pw - t.pad[1]
-        P = F.pad(P, (left, ew + pw - Kw - left, top, eh + ph - Kh - top))
+        P = F.pad(P, (0, 0, left, ew + pw - Kw - left, top, eh + ph - Kh - top))
         out = P if out is None else out + P
     assert out is not None
     return a.like(out, a.stride, (ph, pw))
@@ -168,24 +184,35 @@ def _conv(op: Any, m: Any, p: Patches, in_shape: tuple[int, ...]) -> tuple[Patch
     """Back through a Conv2d m (weight (Cout, Cin/g, kh, kw)); None when unsupported."""
     if tuple(m.dilation) != (1, 1) or isinstance(m.padding, str):
         return None
+    return _conv_w(m, m.weight, m.bias, p.clean(), in_shape)
+
+
+def _conv_w(m: Any, Wt: Tensor, cb: Tensor | None, p: Patches, in_shape: tuple[int, ...]
+            ) -> tuple[Patches, Tensor | None]:
+    """Back through the conv geometry of m with weight Wt and bias cb (p clean)."""
     s, pd = tuple(m.stride), tuple(m.padding)
-    Wt = m.weight
     stride = (p.stride[0] * s[0], p.stride[1] * s[1])
     pad = (p.pad[0] * s[0] + pd[0], p.pad[1] * s[1] + pd[1])
     bias = None
     if p.P is None and p.eye is not None and m.groups == 1:
         ch, coef = p.eye
-        P = coef[:, :, None, None, None] * Wt[ch].unsqueeze(0)  # (Bp, k, Cin, kh, kw)
-        if m.bias is not None:
-            bias = coef * m.bias[ch]
+        P = coef[:, :, None, None, None] * Wt[ch].permute(0, 2, 3, 1).unsqueeze(0)  # (Bp, k, kh, kw, Cin)
+        if cb is not None:
+            bias = coef * cb[ch]
     else:
         P0 = p.dense_patch(Wt.shape[0])
-        Bp, k, Co, Kh, Kw = P0.shape
-        P = F.conv_transpose2d(P0.reshape(Bp * k, Co, Kh, Kw), Wt, stride=s, groups=m.groups)
+        Bp, k, Kh, Kw, Co = P0.shape
+        # a channels-last view: no copy, and the fast conv_transpose2d path (its output
+        # is channels last too, so the permute back is a view)
+        x = P0.reshape(Bp * k, Kh, Kw, Co).permute(0, 3, 1, 2)
+        P = F.conv_transpose2d(x, Wt, stride=s, groups=m.groups).permute(0, 2, 3, 1)
         P = P.reshape(Bp, k, *P.shape[1:])
-        if m.bias is not None:
-            bias = P0.sum((3, 4)) @ m.bias
-    return mask_padding(p.like(P, stride, pad), in_shape[1:]), bias
+        if cb is not None:
+            bias = P0.sum((2, 3)) @ cb
+    H, W = in_shape[1:]
+    clean = pad == (0, 0) and int(p.hr.max()) * stride[0] + P.shape[2] <= H and \
+        int(p.wr.max()) * stride[1] + P.shape[3] <= W
+    return p.like(P, stride, pad, None if clean else (H, W)), bias
 
 
 def _channel_affine(p: Patches, s: Tensor | None, t: Tensor | None, C: int) -> tuple[Patches, Tensor | None]:
@@ -194,10 +221,12 @@ def _channel_affine(p: Patches, s: Tensor | None, t: Tensor | None, C: int) -> t
         ch, coef = p.eye
         bias = None if t is None else coef * t[ch]
         return Patches(None, p.stride, p.pad, p.hr, p.wr, (ch, coef if s is None else coef * s[ch])), bias
+    if t is not None:
+        p = p.clean()
     P = p.P
     assert P is not None
-    bias = None if t is None else P.sum((3, 4)) @ t
-    return (p if s is None else p.like(P * s.view(1, 1, C, 1, 1))), bias
+    bias = None if t is None else P.sum((2, 3)) @ t
+    return (p if s is None else p.like(P * s, dirty=p.dirty)), bias
 
 
 def _affine(op: ops.Affine, p: Patches, shape: tuple[int, ...], like: Tensor) -> tuple[Patches, Tensor | None]:
@@ -208,24 +237,24 @@ def _affine(op: ops.Affine, p: Patches, shape: tuple[int, ...], like: Tensor) ->
         sh = None if t is None else t.reshape(-1).expand(C)
         return _channel_affine(p, sc, sh, C)
     P = p.dense_patch(C)
-    bias = None
+    bias = None  # (the windows are zero outside the node: the result is clean)
     if t is not None:
         bias = (P * windows(t.expand(shape).unsqueeze(0), p, p.kernel)).sum((2, 3, 4))
-    if s is not None:
-        P = P * windows(s.expand(shape).unsqueeze(0), p, p.kernel)
-    return p.like(P), bias
+    if s is None:
+        return p.like(P, dirty=p.dirty), bias
+    return p.like(P * windows(s.expand(shape).unsqueeze(0), p, p.kernel)), bias
 
 
 def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int) -> tuple[Patches, Tensor]:
+    """(windows zero outside the node: the result is clean)"""
     l, u = bounds  # noqa: E741
     ud, ub, ld = ops.relu_relaxation(l, u)
     P = p.dense_patch(C)
-    K = p.kernel
-    wud = windows(ud, p, K)
-    Ap = P.clamp(min=0)
-    An = P - Ap
-    Ain = An * wud + Ap * windows(ld, p, K)
-    bias = (An * windows(ub, p, K)).sum((2, 3, 4))
+    B = l.shape[0]
+    w = windows(torch.cat([ld, ud, ub]), p, p.kernel)  # one gather: (3B, k, Kh, Kw, C)
+    An = P.clamp(max=0)
+    Ain = torch.addcmul(P.clamp(min=0) * w[:B], An, w[B:2 * B])
+    bias = (An * w[2 * B:]).sum((2, 3, 4))
     return p.like(Ain), bias
 
 
@@ -262,7 +291,7 @@ def _step(op: ops.Op, p: Patches, in_shapes: list[tuple[int, ...]], in_bounds: l
                 outs.append(Patches(None, p.stride, p.pad, p.hr, p.wr, (p.eye[0], p.eye[1] * c)))
             else:
                 assert p.P is not None
-                outs.append(p.like(p.P * c))
+                outs.append(p.like(p.P * c, dirty=p.dirty))
         return outs, None
     return None
 
@@ -287,6 +316,7 @@ def _concretize(ctx: Any, p: Patches) -> Tensor:
         mid = windows((ctx.hi + ctx.lo) / 2, p, K)
         rad = windows((ctx.hi - ctx.lo) / 2, p, K)
         return (P * mid).sum((2, 3, 4)) - (P.abs() * rad).sum((2, 3, 4))
+    P = p.clean().dense_patch(ctx.lo.shape[1])
     x0 = windows(ctx.x, p, K)
     B = ctx.x.shape[0]
     return (P * x0).sum((2, 3, 4)) - ctx.eps.reshape(B, 1) * P.flatten(2).norm(dim=-1)
