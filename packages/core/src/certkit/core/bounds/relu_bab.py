@@ -43,7 +43,9 @@ model's own float arithmetic, without directed rounding (as auto_LiRPA and α,β
 in float64 for VNN-COMP). ``sat`` carries a witness inside the box that satisfies every row
 of some disjunct in the model's arithmetic. Otherwise ``timeout`` (the deadline passed,
 checked in every loop) or ``unknown`` (``max_domains`` reached, or a domain with no
-unstable neuron left that neither its bound nor the search decided).
+unstable neuron left that neither its bound nor an exact LP decided). Such a leaf is
+affine on its region, so one LP per disjunct (scipy's HiGHS, when installed) decides it:
+a solution is re-checked by a forward pass (``sat``), a clearly infeasible LP closes it.
 
 Shapes: ``lo``, ``hi`` (n,) with ``n = prod(input_shape)``; ``C`` (N, S, K) (N disjuncts of
 S rows; (S, K) is one disjunct); ``d`` (N, S); ``valid`` (N, S) marks real rows.
@@ -308,6 +310,69 @@ def _attack(P: _Problem, x0: Tensor, steps: int) -> tuple[Tensor, Tensor] | None
     return None
 
 
+def _solve_leaf(P: _Problem, splits: Tensor) -> tuple[str, Tensor | None]:
+    """A domain without unstable ReLU left (splits (1, total)): the net is affine on it, so
+    "some x of the domain satisfies a disjunct" is one LP per disjunct (scipy's HiGHS, when
+    installed): maximise t with ``c_s·f(x) + t <= d_s`` and the split signs as constraints.
+    Returns ("sat", x) for a solution that passes the forward check, ("closed", None) when
+    every LP's best t is below -1e-6 (clearly infeasible), else ("unknown", None)."""
+    try:
+        from scipy.optimize import linprog
+    except ImportError:
+        return "unknown", None
+    if any(op.nonlinear and not isinstance(op, ops.ReLU) for op in P.g.nodes):
+        return "unknown", None  # another relaxation (max pool, sigmoid) is not exact
+    ctx = P.ctx(1)
+    with torch.no_grad():
+        if bool(_bounds_with_splits(P, ctx, splits, "ibp")[0]):
+            return "closed", None
+
+        def affine(node: int, A0: Tensor) -> tuple[Tensor, Tensor]:
+            """rows of A0 @ node as (coefficients on x (S, n), offsets (S,)), exact here"""
+            keep: dict[int, Tensor] = {}
+            r = ctx.backward(node, A0.unsqueeze(0), keep=keep)[0]
+            a = keep[0][0].reshape(A0.shape[0], -1) if 0 in keep else torch.zeros(A0.shape[0], P.lo.numel())
+            mid, rad = (P.hi + P.lo) / 2, (P.hi - P.lo) / 2
+            return a, r - (a @ mid - a.abs() @ rad)
+
+        a_ub, b_ub = [], []
+        for k, p in enumerate(P.pre):
+            sv = splits[0, P.offsets[k]:P.offsets[k] + P.sizes[k]]
+            idx = torch.nonzero(sv).flatten()
+            if idx.numel():
+                E = torch.zeros(idx.numel(), P.sizes[k], dtype=P.C.dtype)
+                E[torch.arange(idx.numel()), idx] = 1.0
+                a, c = affine(p, E.reshape(idx.numel(), *P.g.shapes[p]))
+                sg = sv[idx].to(P.C.dtype).unsqueeze(1)
+                a_ub.append(torch.cat([-sg * a, torch.zeros(idx.numel(), 1, dtype=a.dtype)], 1))  # s·z >= 0
+                b_ub.append(sg[:, 0] * c)
+        A, c = affine(P.g.output, P.C)
+    lo_b, hi_b = P.lo.numpy(), P.hi.numpy()
+    bounds = [*zip(lo_b.tolist(), hi_b.tolist()), (None, 1.0)]
+    obj = torch.zeros(P.lo.numel() + 1, dtype=torch.float64)
+    obj[-1] = -1.0
+    verdict = "closed"
+    for k in range(P.N):
+        rows = [r for r in range(k * P.S, (k + 1) * P.S) if bool(P.valid[r])]
+        au = torch.cat([*a_ub, torch.cat([A[rows], torch.ones(len(rows), 1, dtype=A.dtype)], 1)]).double()
+        bu = torch.cat([*b_ub, P.d[rows] - c[rows]]).double()
+        res = linprog(obj.numpy(), A_ub=au.numpy(), b_ub=bu.numpy(), bounds=bounds, method="highs")
+        if res.status == 2:
+            continue  # infeasible: the split constraints alone are contradictory
+        if res.status != 0:
+            verdict = "unknown"
+            continue
+        if -res.fun >= 0:
+            x = torch.min(torch.max(torch.as_tensor(res.x[:-1], dtype=P.C.dtype), P.lo), P.hi).unsqueeze(0)
+            with torch.no_grad():
+                v, _ = P.violation(x)
+            if bool(v[0] <= 0):
+                return "sat", x[0]
+        if -res.fun > -1e-6:
+            verdict = "unknown"
+    return verdict, None
+
+
 def _check_args(batch: int, max_domains: int, alpha_iterations: int, bab_iterations: int, pgd_steps: int,
                 fsb_candidates: int, branching: str, interm: str, attack_domains: int) -> None:
     for name, v, least in (("batch", batch, 1), ("max_domains", max_domains, 1),
@@ -429,7 +494,15 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             if hit is not None:
                 return result("sat", *hit)
         stuck = open_ & (new_dec < 0)  # nothing left to split, yet not closed by the bound
-        undecided += int(stuck.sum())
+        for j in torch.nonzero(stuck).flatten().tolist():
+            verdict, xs = _solve_leaf(P, new_s[j:j + 1])
+            if verdict == "sat" and xs is not None:
+                with torch.no_grad():
+                    _, y = P.violation(xs.unsqueeze(0))
+                return result("sat", xs, y[0])
+            undecided += verdict != "closed"
+            if late():
+                return result("timeout")
         open_ &= ~stuck
         pool_s = torch.cat([pool_s, new_s[open_]])
         pool_dec = torch.cat([pool_dec, new_dec[open_]])
