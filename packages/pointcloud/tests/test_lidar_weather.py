@@ -252,6 +252,9 @@ def test_wet_ground_procedure() -> None:
         assert all(p[3] <= orig[tuple(p[:3])] + 1e-7 for p in g_out)
         kept.append(len(out))
     assert kept[0] > kept[1] > kept[2]  # a deeper water film removes more ground returns
+    g = np.random.default_rng(2)
+    assert len(lw.wet_ground(s, 0.001, g, plane=(w, h), noise_floor=0.3)) < \
+        len(lw.wet_ground(s, 0.001, g, plane=(w, h))) <= len(lw.wet_ground(s, 0.001, g, plane=(w, h), noise_floor=0.1))
     # fewer than 1000 ground returns: unchanged, as published
     small = _ground_scan(n_ground=900)
     np.testing.assert_array_equal(lc.corrupt_scan(small, "wet_ground", 3), small.astype(np.float32))

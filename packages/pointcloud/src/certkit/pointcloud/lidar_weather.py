@@ -251,7 +251,7 @@ def water_transmittance(angle: F64, rho: F64) -> F64:
 
 
 def wet_ground(s: F64, water_height: float, rng: np.random.Generator, *,
-               plane: tuple[F64, float] | None = None) -> F64:
+               plane: tuple[F64, float] | None = None, noise_floor: float | None = None) -> F64:
     """Bijelic's ground-water augmentation as Robo3D applies it (``ground_water_augmentation``).
 
     Ground = points within 0.5 m of the RANSAC plane (:func:`ground_plane`); with fewer than
@@ -262,7 +262,8 @@ def wet_ground(s: F64, water_height: float, rng: np.random.Generator, *,
     [0.05, 1]; theta in radians, as published), new intensity clip(P cos(theta) tw, 0, i);
     points whose new intensity is not above T cos(theta) vanish. Non-ground points come
     first in the output, then the kept ground points (the published order). ``plane`` (unit
-    normal, h) replaces the RANSAC estimate."""
+    normal, h) replaces the RANSAC estimate; ``noise_floor`` defaults to kitti_c's 0.2
+    (Robo3D's semantickitti_c uses 0.3)."""
     m = WET_MODEL
     s = _as_scan(s)
     water_height = _positive("water_height", water_height, zero_ok=True)
@@ -274,7 +275,8 @@ def wet_ground(s: F64, water_height: float, rng: np.random.Generator, *,
     gp = s[g]
     rng_g = np.linalg.norm(gp[:, :3], axis=1)
     theta = np.arccos(np.clip(hog[g] / rng_g, -1.0, 1.0))
-    power, thr = laser_parameters(rng_g, gp[:, 3], theta, m["noise_floor"], m["power_factor"])
+    nf = m["noise_floor"] if noise_floor is None else _positive("noise_floor", noise_floor)
+    power, thr = laser_parameters(rng_g, gp[:, 3], theta, nf, m["power_factor"])
     with np.errstate(divide="ignore", invalid="ignore"):
         refl = gp[:, 3] / np.cos(theta) / power
         t = water_transmittance(theta, np.clip(refl, 0.05, 1))
