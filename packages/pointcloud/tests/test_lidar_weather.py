@@ -240,6 +240,9 @@ def test_wet_ground_procedure() -> None:
     w, h = lw.ground_plane(s[:, :3], np.random.default_rng(0))
     np.testing.assert_allclose(w, [0, 0, -1], atol=0.01)
     assert h == pytest.approx(-1.73, abs=0.01)
+    # too few candidates in the published box (10 < x < 70, |y| < 3, z < -1.55): flat earth
+    w0, h0 = lw.ground_plane(np.array([[20.0, 0.0, -1.7]] * 5), np.random.default_rng(0))
+    assert w0.tolist() == [0.0, 0.0, 1.0] and h0 == -1.55
     kept = []
     for sev in lc.LIDAR_SEVERITIES:
         out = lc.corrupt_scan(s, "wet_ground", sev, seed=2)

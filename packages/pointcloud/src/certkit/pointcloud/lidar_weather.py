@@ -145,16 +145,17 @@ def fog(s: F64, beta: float, rng: np.random.Generator, alpha: float | None = Non
 
 # ------------------------------------------------------------------ ground and noise ----
 def ground_plane(xyz: F64, rng: np.random.Generator, max_trials: int = 1000,
-                 default_height: float = -1.55) -> tuple[F64, float]:
+                 default_height: float = -1.55, min_points: int = 5) -> tuple[F64, float]:
     """Bijelic's ground plane (``planes.calculate_plane``): RANSAC z = a x + b y + h on points
     with z < -1.55, z > -1.86 - 0.01 x, 10 < x < 70, |y| < 3 (sklearn's RANSACRegressor as
     called there: 3-point samples, squared residual <= MAD of z, most inliers, stop at 99 %
     confidence, least squares on the inliers). Returns the unit normal (a, b, -1)/|.| and h;
-    fewer than 6 candidate points give the flat (0, 0, 1), -1.55 as published."""
+    ``min_points`` or fewer candidates give the flat (0, 0, 1), -1.55 as published (there the
+    bound is the scan's column count: 4 for wet ground, 5 for snow)."""
     x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     sel = (z < -1.55) & (z > -1.86 - 0.01 * x) & (x > 10) & (x < 70) & (y > -3) & (y < 3)
     pts = xyz[sel]
-    if len(pts) <= 5:
+    if len(pts) <= min_points:
         return np.array([0.0, 0.0, 1.0]), default_height
     A = np.column_stack([pts[:, 0], pts[:, 1], np.ones(len(pts))])
     thr = float(np.median(np.abs(pts[:, 2] - np.median(pts[:, 2]))))
@@ -173,10 +174,9 @@ def ground_plane(xyz: F64, rng: np.random.Generator, max_trials: int = 1000,
             trial += 1
             if counts[k] > best_n:
                 best_n, best_inl = int(counts[k]), inl[:, k]
-                w = best_n / len(pts)
-                denom = 1 - w**3
-                limit = min(limit, 0 if denom <= 0 else int(np.ceil(np.log(0.01) / np.log(denom)))
-                            if denom < 1 else limit)
+                w = best_n / len(pts)  # sklearn's dynamic trial count at 99 % confidence
+                if 0 < w < 1:
+                    limit = min(limit, int(np.ceil(np.log(0.01) / np.log(1 - w**3))))
             if trial >= limit or best_n == len(pts):
                 break
         if best_n == len(pts):
@@ -267,7 +267,7 @@ def wet_ground(s: F64, water_height: float, rng: np.random.Generator, *,
     m = WET_MODEL
     s = _as_scan(s)
     water_height = _positive("water_height", water_height, zero_ok=True)
-    w, h = ground_plane(s[:, :3], rng) if plane is None else plane
+    w, h = ground_plane(s[:, :3], rng, min_points=4) if plane is None else plane
     hog = s[:, :3] @ w
     g = np.abs(hog + h) < m["delta"]
     if g.sum() < m["min_ground"]:
