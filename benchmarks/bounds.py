@@ -5,6 +5,15 @@ auto_LiRPA on identical work (inference-only CPU, IBP and CROWN).
 Workloads: MLP 784-256-256-10 and the auto_LiRPA tutorial CNN (conv 1→16 k4 s2, conv
 16→32 k4 s2, linear 1568→100→10) on 28×28 inputs; batch 1, 32, 256; ε ∈ {0.01, 0.03, 0.1}.
 Reports max |Δbound|, median time and peak RSS increase per (model, method, batch, ε).
+
+Convolutional nets on 3×32×32 (``--models cifar_cnn,resnet,resnet_2b,resnet_4b``; batch 1
+and 32, ε = 2/255, random BN statistics): ``cifar_cnn`` (conv 3→16 k3, 16→32 k4 s2,
+32→32 k3, 32→64 k4 s2, each + BN + ReLU, linear 4096→128→10), ``resnet`` (the
+torchvision-style ResNet of the operator tests, width 4: stem conv-BN-ReLU, max pool, a
+BasicBlock and a stride-2 BasicBlock with 1×1 downsample, average pool, fc), and VNN-COMP
+2021's ``resnet_2b`` / ``resnet_4b`` (``$CERTKIT_SHARED_DATA/vnncomp2021/cifar10_resnet``,
+default /work/shared/data; skipped when absent). These run one timed call per tool after a
+warm-up call whose peak RSS increase is reported (``--reps`` more calls if asked).
 Ours and the anchor are timed interleaved (one run of each in turn), so that load from
 other processes on a shared machine affects both alike.
 
@@ -29,7 +38,7 @@ slopes optimised, ours full (intermediate slopes too) and auto_LiRPA's CROWN-Opt
 
 Threads: ``--threads N`` pins torch (both tools) and our OpenMP kernels to N threads.
 
-Usage: python benchmarks/bounds.py [--quick] [--reps N] [--models mlp,cnn] [--methods IBP,CROWN]
+Usage: python benchmarks/bounds.py [--quick] [--reps N] [--models mlp,cnn,cifar_cnn,resnet,resnet_2b,resnet_4b] [--methods IBP,CROWN]
        [--batches 1,32,256] [--eps 0.01,0.03,0.1] [--dtype float32|float64] [--threads N]
        [--ibp-f64] [--alpha]
 """
@@ -63,6 +72,74 @@ def _cnn() -> nn.Module:
                          nn.ReLU(), nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(), nn.Linear(100, 10))
 
 
+def _cifar_cnn() -> nn.Module:
+    layers: list[nn.Module] = []
+    for cin, cout, k, s in ((3, 16, 3, 1), (16, 32, 4, 2), (32, 32, 3, 1), (32, 64, 4, 2)):
+        layers += [nn.Conv2d(cin, cout, k, s, 1), nn.BatchNorm2d(cout), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(64 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def _random_bn(net: nn.Module) -> nn.Module:
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+    return net
+
+
+def _resnet() -> nn.Module:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "packages", "core", "tests"))
+    from test_bounds_operators import ResNet
+
+    return ResNet(4)
+
+
+def _vnncomp_resnet(name: str) -> Callable[[], nn.Module] | None:
+    from pathlib import Path
+
+    f = Path(os.environ.get("CERTKIT_SHARED_DATA", "/work/shared/data")) / "vnncomp2021" / "cifar10_resnet" / "onnx" / f"{name}.onnx"
+    if not f.is_file():
+        return None
+
+    def load() -> nn.Module:
+        from certkit.core.bounds.onnx_import import load_onnx
+
+        return load_onnx(f).module
+    return load
+
+
+# name → (factory, per-example input shape, default eps list, conv family)
+def _models() -> dict[str, tuple[Callable[[], nn.Module] | None, tuple[int, ...], list[float] | None, bool]]:
+    return {"mlp": (_mlp, (1, 28, 28), None, False), "cnn": (_cnn, (1, 28, 28), None, False),
+            "cifar_cnn": (lambda: _random_bn(_cifar_cnn()), (3, 32, 32), [2 / 255], True),
+            "resnet": (lambda: _random_bn(_resnet()), (3, 32, 32), [2 / 255], True),
+            "resnet_2b": (_vnncomp_resnet("resnet_2b"), (3, 32, 32), [2 / 255], True),
+            "resnet_4b": (_vnncomp_resnet("resnet_4b"), (3, 32, 32), [2 / 255], True)}
+
+
+def _measure_once(fo: Callable[[], Any], fa: Callable[[], Any], reps: int
+                  ) -> tuple[float, float, float, float, Any, Any]:
+    """For the slow conv nets: one warm-up call per tool (its peak RSS increase is the
+    memory figure), then ``reps`` timed calls each, interleaved."""
+    base = _peak_reset()
+    out_o = fo()
+    m_o = max(0, _rss_kib("VmHWM:") - base) / 1024
+    base = _peak_reset()
+    out_a = fa()
+    m_a = max(0, _rss_kib("VmHWM:") - base) / 1024
+    to, ta = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out_o = fo()
+        to.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        out_a = fa()
+        ta.append(time.perf_counter() - t0)
+    return statistics.median(to), statistics.median(ta), m_o, m_a, out_o, out_a
+
+
 def _rss_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -72,6 +149,17 @@ def _rss_kib(field: str) -> int:
 
 
 def _peak_reset() -> int:
+    """Reset the RSS high-water mark and return the current RSS (KiB), after handing the
+    allocator's free memory back to the system: otherwise the second tool reuses the heap
+    the first one grew, and its peak increase reads near zero."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -220,8 +308,9 @@ def _ibp_f64(alirpa: Any) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="batch 1 and 32, eps 0.03 only")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--reps", type=int, default=None, help="timed calls per cell (5; conv nets 1)")
+    ap.add_argument("--models", default="mlp,cnn",
+                    help="comma-separated: mlp, cnn, cifar_cnn, resnet, resnet_2b, resnet_4b")
     ap.add_argument("--methods", default="IBP,CROWN")
     ap.add_argument("--batches", default=None)
     ap.add_argument("--eps", default=None)
@@ -230,6 +319,8 @@ def main() -> None:
     ap.add_argument("--ibp-f64", action="store_true", help="IBP float32 rounding vs a float64 reference")
     ap.add_argument("--alpha", action="store_true", help="alpha-CROWN tightness/time on small MLPs")
     args = ap.parse_args()
+    args.reps_set = args.reps is not None
+    args.reps = 5 if args.reps is None else args.reps
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -244,34 +335,45 @@ def main() -> None:
             return
         _ibp_f64(alirpa)
         return
-    batches = [1, 32] if args.quick else [1, 32, 256]
-    epss = [0.03] if args.quick else [0.01, 0.03, 0.1]
-    if args.batches:
-        batches = [int(b) for b in args.batches.split(",")]
-    if args.eps:
-        epss = [float(e) for e in args.eps.split(",")]
-    models = [m for m in (("mlp", _mlp), ("cnn", _cnn)) if m[0] in args.models.split(",")]
+    table = _models()
+    unknown = [m for m in args.models.split(",") if m not in table]
+    if unknown:
+        raise SystemExit(f"--models: unknown {unknown}; expected some of {', '.join(table)}")
+    models = []
+    for mname in args.models.split(","):
+        factory, shape, m_eps, conv = table[mname]
+        if factory is None:
+            print(f"# {mname}: ONNX file not found (CERTKIT_SHARED_DATA); skipped")
+            continue
+        batches = [1, 32] if args.quick or conv else [1, 32, 256]
+        epss = m_eps or ([0.03] if args.quick else [0.01, 0.03, 0.1])
+        if args.batches:
+            batches = [int(b) for b in args.batches.split(",")]
+        if args.eps:
+            epss = [float(e) for e in args.eps.split(",")]
+        models.append((mname, factory, shape, batches, epss, conv))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     print(f"# torch threads={torch.get_num_threads()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} "
           f"BLAS={'off' if os.environ.get('CERTKIT_BOUNDS_BLAS') == '0' else 'OpenBLAS if found'} dtype={args.dtype} reps={args.reps} "
           f"loadavg={os.getloadavg()[0]:.1f}")
     rows = []
     tot_ours = tot_anchor = 0.0
-    print(f"{'model':5} {'method':6} {'B':>4} {'eps':>5} {'max|d|':>9} {'rel':>9} {'ours_ms':>9} {'anchor_ms':>10} "
+    print(f"{'model':9} {'method':6} {'B':>4} {'eps':>6} {'max|d|':>9} {'rel':>9} {'ours_ms':>9} {'anchor_ms':>10} "
           f"{'speedup':>8} {'ours_MiB':>9} {'anch_MiB':>9}")
-    for mname, factory in models:
+    for mname, factory, shape, batches, epss, conv in models:
+        torch.manual_seed(0)
         net = factory().to(dtype).eval()
         for p in net.parameters():
             p.requires_grad_(False)
-        ours = BoundedModel(net, (1, 28, 28))
+        ours = BoundedModel(net, shape)
         if alirpa is not None:
             from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
-            am = BoundedModule(net, torch.zeros(1, 1, 28, 28, dtype=dtype), verbose=0)
+            am = BoundedModule(net, torch.zeros(1, *shape, dtype=dtype), verbose=0)
         else:
-            ref = BoundedModel(net, (1, 28, 28), use_compiled=False)
+            ref = BoundedModel(net, shape, use_compiled=False, conv_mode="matrix")
         for method in methods:
             for B in batches:
-                x = torch.rand(B, 1, 28, 28, dtype=dtype)
+                x = torch.rand(B, *shape, dtype=dtype)
                 y = torch.randint(0, 10, (B,))
                 from certkit.core.bounds import margin_spec
                 C = margin_spec(y, 10, dtype)
@@ -288,7 +390,9 @@ def main() -> None:
                         else:
                             def run_anchor() -> Any:
                                 return ref.compute_bounds(x, eps, method=method, C=C, x_L=z, x_U=o)
-                        t_o, t_a, m_o, m_a, (lo, up), (alo, aup) = _measure_pair(run_ours, run_anchor, args.reps)
+                        measure = _measure_once if conv else _measure_pair
+                        reps = (args.reps if args.reps_set else 1) if conv else args.reps
+                        t_o, t_a, m_o, m_a, (lo, up), (alo, aup) = measure(run_ours, run_anchor, reps)
                     d = max(float((lo - alo).abs().max()), float((up - aup).abs().max()))
                     rel = max(float(((lo - alo).abs() / alo.abs().clamp_min(1)).max()),
                               float(((up - aup).abs() / aup.abs().clamp_min(1)).max()))
@@ -296,10 +400,12 @@ def main() -> None:
                     tot_anchor += t_a
                     rows.append(dict(model=mname, method=method, batch=B, eps=eps, max_diff=d, rel_diff=rel, ours_s=t_o,
                                      anchor_s=t_a, ours_mib=m_o, anchor_mib=m_a))
-                    print(f"{mname:5} {method:6} {B:>4} {eps:>5} {d:9.2e} {rel:9.2e} {t_o * 1e3:9.2f} {t_a * 1e3:10.2f} "
-                          f"{t_a / t_o:8.2f} {m_o:9.1f} {m_a:9.1f}", flush=True)
+                    print(f"{mname:9} {method:6} {B:>4} {eps:>6.4g} {d:9.2e} {rel:9.2e} {t_o * 1e3:9.2f} "
+                          f"{t_a * 1e3:10.2f} {t_a / t_o:8.2f} {m_o:9.1f} {m_a:9.1f}  load {os.getloadavg()[0]:.1f}",
+                          flush=True)
     print(json.dumps({"name": "bounds", "anchor": anchor_name, "ours_s": tot_ours, "anchor_s": tot_anchor,
-                      "ratio": tot_anchor / tot_ours,
+                      "ratio": tot_anchor / tot_ours, "loadavg": os.getloadavg()[0],
+                      "rows": [dict(r, ratio=r["anchor_s"] / r["ours_s"]) for r in rows],
                       "max_diff": max(r["max_diff"] for r in rows),
                       "max_rel_diff": max(r["rel_diff"] for r in rows), "dtype": args.dtype}))
 

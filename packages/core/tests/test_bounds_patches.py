@@ -162,3 +162,26 @@ def test_conv_mode_argument() -> None:
     net, shape = _net("cnn_bn")
     with pytest.raises(ValueError, match="conv_mode"):
         BoundedModel(net, shape, conv_mode="dense")
+
+
+def test_large_conv_chain_crown_runs_in_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CROWN on a conv chain above compiled.CROWN_CONV_MACS goes to the torch patches pass
+    (faster there); IBP and small nets stay compiled."""
+    from certkit.core.bounds import compiled
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    bm = BoundedModel(net, (1, 6, 6))
+    x = torch.rand(2, 1, 6, 6)
+    lo, hi = x - 0.1, x + 0.1
+    C = torch.eye(3).expand(2, 3, 3)
+    with torch.no_grad():
+        assert compiled.supported(bm) and compiled.conv_macs(bm) == 4 * 36 * 9 + 4 * 36 * 4 * 9
+        assert compiled.compute(bm, lo, hi, C, "CROWN") is not None
+        monkeypatch.setattr(compiled, "CROWN_CONV_MACS", 1000)
+        assert compiled.compute(bm, lo, hi, C, "CROWN") is None
+        assert compiled.compute(bm, lo, hi, C, "IBP") is not None
+        ref = BoundedModel(net, (1, 6, 6), use_compiled=False).compute_bounds(x, 0.1)
+        got = bm.compute_bounds(x, 0.1)
+    assert _maxdiff(ref, got) == 0.0  # the same torch pass

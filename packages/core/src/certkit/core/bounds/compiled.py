@@ -213,6 +213,20 @@ def _ibp_operands(W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
 
 _NP_DTYPE = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 
+# CROWN on a conv chain whose conv layers do more multiply-adds per example than this runs
+# in torch, whose patches pass (certkit.core.bounds.patches, channels-last conv_transpose2d)
+# is faster there: CIFAR CNN + BN (7.1 M) 2x faster in torch at B = 1; the digits CNN of
+# benchmarks/bounds.py (0.45 M) stays 2-3x faster compiled (docs/bounds.md)
+CROWN_CONV_MACS = 2_000_000
+
+
+def conv_macs(bm: Any) -> int:
+    """Multiply-adds of the plan's conv layers for one example (0 without a plan)."""
+    plan = bm._compiled_plan
+    if not plan:
+        return 0
+    return sum(g[3] * g[4] * g[5] * g[0] * g[6] * g[7] for kind, _op, _, _, g, *_ in plan if kind == "conv")
+
 
 def compute(bm: Any, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, method: str, *,
             key: Any = None) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -224,6 +238,8 @@ def compute(bm: Any, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, method
 
     if method not in _CODES or not supported(bm):
         return None
+    if method == "CROWN" and conv_macs(bm) > CROWN_CONV_MACS:
+        return None  # the torch patches pass is faster on conv layers of this size
     dt = _NP_DTYPE.get(lo.dtype, _NP_DTYPE[torch.float64])
     layers = _arrays(bm, dt, key)
     B, n_in = lo.shape[0], bm._compiled_plan[0][2]

@@ -644,6 +644,13 @@ class ReLU(Op):
             ld = torch.where(unstable, alpha, ld.unsqueeze(1))
         else:
             ld = ld.unsqueeze(1)
+        if not torch.is_grad_enabled() and A.shape[0] == ub.shape[0]:
+            # inference: two live temporaries instead of five (the intermediate-bound rows
+            # make A the largest tensor of a conv net's CROWN pass), bias as a batched GEMV
+            An = A.clamp(max=0)
+            B, S = A.shape[:2]
+            bias = torch.bmm(An.reshape(B, S, -1), ub.reshape(B, -1, 1)).squeeze(-1)
+            return [A.clamp(min=0).mul_(ld).addcmul_(An, ud)], bias
         Ap, An = A.clamp(min=0), A.clamp(max=0)
         Ain = Ap * ld + An * ud
         bias = (An * ub).reshape(*A.shape[:2], -1).sum(-1)
@@ -679,10 +686,11 @@ class _MaxWindows(Op):
     def ibp(self, b: Bounds) -> Bounds:
         return self.pool(b[0]), self.pool(b[1])
 
-    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
-                 ) -> tuple[list[Tensor], Tensor | None]:
-        l, u = in_bounds[0]  # noqa: E741
-        B, S = A.shape[:2]
+    def relaxation(self, l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: E741
+        """(index (n_out, K) of each window's inputs, j* (B, n_out) the window element of
+        largest lower bound, whether it dominates (B, n_out), the largest upper bound
+        (B, n_out)): the relaxation of the class docstring."""
+        B = l.shape[0]
         idx = self._windows(l).to(l.device)  # (n_out, K)
         gl = l.reshape(B, -1)[:, idx]  # (B, n_out, K)
         gu = u.reshape(B, -1)[:, idx]
@@ -690,7 +698,13 @@ class _MaxWindows(Op):
         lstar = gl.gather(-1, jstar.unsqueeze(-1)).squeeze(-1)
         gu_others = gu.scatter(-1, jstar.unsqueeze(-1), float("-inf"))
         dominates = lstar >= gu_others.max(-1).values  # (B, n_out)
-        umax = gu.max(-1).values
+        return idx, jstar, dominates, gu.max(-1).values
+
+    def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
+                 ) -> tuple[list[Tensor], Tensor | None]:
+        l, u = in_bounds[0]  # noqa: E741
+        B, S = A.shape[:2]
+        idx, jstar, dominates, umax = self.relaxation(l, u)
         src = idx.unsqueeze(0).expand(B, -1, -1).gather(-1, jstar.unsqueeze(-1)).squeeze(-1)  # (B, n_out)
         a = A.reshape(B, S, -1)
         Ap, An = a.clamp(min=0), a.clamp(max=0)

@@ -26,7 +26,8 @@ the bounds change.
 Rules (each equal in real arithmetic to the dense rule of :mod:`certkit.core.bounds.ops`):
 Conv2d (dilation 1, any groups: ``conv_transpose2d`` of the patch with the weight, no
 padding), AvgPool2d (as its depthwise conv), BatchNorm / per-channel or per-element Affine,
-ReLU (the CROWN relaxation's slopes and intercepts gathered at each row's window),
+ReLU (the CROWN relaxation's slopes and intercepts gathered at each row's window), a
+non-overlapping MaxPool2d (each window's coefficient moved to its selected element),
 ``Add`` (two patches aligned by their offsets), Identity; at the input the bound is
 concretised on the windows of the box's centre and radius (ℓ∞) or of x with the patch's
 ℓ2 norm. Any other op, or a patch whose window is no smaller than the node itself (then
@@ -253,9 +254,40 @@ def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int) -> tuple[Patches, T
     B = l.shape[0]
     w = windows(torch.cat([ld, ud, ub]), p, p.kernel)  # one gather: (3B, k, Kh, Kw, C)
     An = P.clamp(max=0)
-    Ain = torch.addcmul(P.clamp(min=0) * w[:B], An, w[B:2 * B])
     bias = (An * w[2 * B:]).sum((2, 3, 4))
+    if not torch.is_grad_enabled() and P.shape[0] == B:
+        Ain = P.clamp(min=0).mul_(w[:B]).addcmul_(An, w[B:2 * B])  # fewer temporaries
+    else:
+        Ain = torch.addcmul(P.clamp(min=0) * w[:B], An, w[B:2 * B])
     return p.like(Ain), bias
+
+
+def _maxpool(op: ops.MaxPool2d, p: Patches, bounds: tuple[Tensor, Tensor], in_shape: tuple[int, ...]
+             ) -> tuple[Patches, Tensor]:
+    """Back through a non-overlapping max pool (kernel = stride s, no padding) with the
+    relaxation of :class:`certkit.core.bounds.ops._MaxWindows`: each window's coefficient
+    goes to its element j* (the lower line ``max >= x_j*``; the upper line too when j*
+    dominates, else the constant largest upper bound). The result's windows are s times
+    larger and lie on the s-times coarser grid. (Windows zero outside: the result is clean.)"""
+    l, u = bounds  # noqa: E741
+    B = l.shape[0]
+    C = in_shape[0]
+    sh, sw = op.st
+    _, jstar, dom, umax = op.relaxation(l, u)
+    Ho, Wo = op.out_shape[1:]
+    onehot = F.one_hot(jstar, sh * sw).to(l.dtype).view(B, C, Ho, Wo, sh * sw)
+    node = torch.cat([onehot.permute(0, 1, 4, 2, 3).reshape(B, C * sh * sw, Ho, Wo),
+                      dom.to(l.dtype).view(B, C, Ho, Wo), (~dom).to(l.dtype).mul_(umax).view(B, C, Ho, Wo)], 1)
+    P = p.dense_patch(C)
+    Kh, Kw = p.kernel
+    w = windows(node, p, (Kh, Kw))  # (B, k, Kh, Kw, C·(s·s + 2))
+    oh = w[..., :C * sh * sw].reshape(*w.shape[:4], C, sh, sw)
+    An = P.clamp(max=0)
+    bias = (An * w[..., C * sh * sw + C:]).sum((2, 3, 4))
+    coef = P.clamp(min=0) + An * w[..., C * sh * sw:C * sh * sw + C]  # (B, k, Kh, Kw, C)
+    Ain = (coef.unsqueeze(-1).unsqueeze(-1) * oh).permute(0, 1, 2, 5, 3, 6, 4)  # (B, k, Kh, sh, Kw, sw, C)
+    Ain = Ain.reshape(B, -1, Kh * sh, Kw * sw, C)
+    return p.like(Ain, (p.stride[0] * sh, p.stride[1] * sw), (p.pad[0] * sh, p.pad[1] * sw)), bias
 
 
 def _step(op: ops.Op, p: Patches, in_shapes: list[tuple[int, ...]], in_bounds: list[tuple[Tensor, Tensor]]
@@ -281,6 +313,9 @@ def _step(op: ops.Op, p: Patches, in_shapes: list[tuple[int, ...]], in_bounds: l
         return [q], b
     if isinstance(op, ops.ReLU):
         q, b = _relu(p, in_bounds[0], in_shapes[0][0])
+        return [q], b
+    if isinstance(op, ops.MaxPool2d) and op.k == op.st and len(in_shapes[0]) == 3:
+        q, b = _maxpool(op, p.clean(), in_bounds[0], in_shapes[0])
         return [q], b
     if isinstance(op, ops.Add):
         outs = []
@@ -385,7 +420,7 @@ def crown_rows(ctx: Any, start: int, rows: Tensor) -> tuple[Tensor, Tensor]:
 
 # elements of one coefficient tensor per chunk of start rows (the patches of one row are at
 # most one dense row of the largest node before the start: chunks bound the peak memory)
-CHUNK_ELEMENTS = 1 << 25
+CHUNK_ELEMENTS = 1 << 22
 
 
 def chunk_rows(ctx: Any, start: int, limit: int) -> int:
