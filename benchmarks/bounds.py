@@ -119,27 +119,6 @@ def _models() -> dict[str, tuple[Callable[[], nn.Module] | None, tuple[int, ...]
             "resnet_4b": (_vnncomp_resnet("resnet_4b"), (3, 32, 32), [2 / 255], True)}
 
 
-def _measure_once(fo: Callable[[], Any], fa: Callable[[], Any], reps: int
-                  ) -> tuple[float, float, float, float, Any, Any]:
-    """For the slow conv nets: one warm-up call per tool (its peak RSS increase is the
-    memory figure), then ``reps`` timed calls each, interleaved."""
-    base = _peak_reset()
-    out_o = fo()
-    m_o = max(0, _rss_kib("VmHWM:") - base) / 1024
-    base = _peak_reset()
-    out_a = fa()
-    m_a = max(0, _rss_kib("VmHWM:") - base) / 1024
-    to, ta = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out_o = fo()
-        to.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        out_a = fa()
-        ta.append(time.perf_counter() - t0)
-    return statistics.median(to), statistics.median(ta), m_o, m_a, out_o, out_a
-
-
 def _rss_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -180,17 +159,23 @@ def _measure(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
     return statistics.median(ts), peak, out
 
 
-def _measure_pair(fo: Callable[[], Any], fa: Callable[[], Any], reps: int
+def _peak_of(f: Callable[[], Any]) -> tuple[float, Any]:
+    """Peak RSS increase (MiB) of one call of f, and its result."""
+    base = _peak_reset()
+    out = f()
+    return max(0, _rss_kib("VmHWM:") - base) / 1024, out
+
+
+def _measure_pair(fo: Callable[[], Any], fa: Callable[[], Any], reps: int, warm: bool = True
                   ) -> tuple[float, float, float, float, Any, Any]:
     """Ours and the anchor timed interleaved (o, a, o, a, ...) after one warm-up each, so
-    load changes on a shared machine hit both alike; peak RSS from one extra run each."""
-    out_o, out_a = fo(), fa()
-    base = _peak_reset()
-    fo()
-    m_o = max(0, _rss_kib("VmHWM:") - base) / 1024
-    base = _peak_reset()
-    fa()
-    m_a = max(0, _rss_kib("VmHWM:") - base) / 1024
+    load changes on a shared machine hit both alike; peak RSS from one extra run each.
+    ``warm=False`` (the slow conv nets): the peak RSS of the first call is the memory
+    figure and there is no separate warm-up."""
+    if warm:
+        fo(), fa()
+    m_o, out_o = _peak_of(fo)
+    m_a, out_a = _peak_of(fa)
     to, ta = [], []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -390,9 +375,9 @@ def main() -> None:
                         else:
                             def run_anchor() -> Any:
                                 return ref.compute_bounds(x, eps, method=method, C=C, x_L=z, x_U=o)
-                        measure = _measure_once if conv else _measure_pair
                         reps = (args.reps if args.reps_set else 1) if conv else args.reps
-                        t_o, t_a, m_o, m_a, (lo, up), (alo, aup) = measure(run_ours, run_anchor, reps)
+                        t_o, t_a, m_o, m_a, (lo, up), (alo, aup) = _measure_pair(run_ours, run_anchor, reps,
+                                                                                 warm=not conv)
                     d = max(float((lo - alo).abs().max()), float((up - aup).abs().max()))
                     rel = max(float(((lo - alo).abs() / alo.abs().clamp_min(1)).max()),
                               float(((up - aup).abs() / aup.abs().clamp_min(1)).max()))
