@@ -544,7 +544,7 @@ class _Ctx:
                 r = rows[s:s + step]
                 k = r.numel()
                 if structured:
-                    cl, cu = patches.crown_rows(self, i, r)
+                    cl, cu = patches.crown_rows(self, i, r, unst_b[:, r])
                 else:
                     C = torch.zeros(B, k, n, dtype=il.dtype, device=il.device)
                     C[:, torch.arange(k), r] = 1.0

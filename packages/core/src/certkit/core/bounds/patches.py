@@ -42,7 +42,7 @@ sampled points against them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -70,6 +70,7 @@ class Patches:
     wr: Tensor
     eye: tuple[Tensor, Tensor] | None = None
     dirty: tuple[int, int] | None = None  # (H, W) of the node when entries over its padding may be non-zero
+    br: Tensor | None = None  # (k,) the example of each row (P then has Bp = 1), or every example
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -90,7 +91,10 @@ class Patches:
 
     def like(self, P: Tensor, stride: tuple[int, int] | None = None, pad: tuple[int, int] | None = None,
              dirty: tuple[int, int] | None = None) -> Patches:
-        return Patches(P, stride or self.stride, pad or self.pad, self.hr, self.wr, None, dirty)
+        return replace(self, P=P, stride=stride or self.stride, pad=pad or self.pad, eye=None, dirty=dirty)
+
+    def with_eye(self, ch: Tensor, coef: Tensor) -> Patches:
+        return replace(self, P=None, eye=(ch, coef), dirty=None)
 
     def clean(self) -> Patches:
         """The same coefficients with the entries over the node's padding zeroed."""
@@ -99,7 +103,8 @@ class Patches:
 
 def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
     """Each start row's window of a node-shaped tensor t (Bt, C, H, W), zero outside the
-    node: (Bt, k, Kh, Kw, C)."""
+    node: (Bt, k, Kh, Kw, C); with per-row examples (``p.br``) and Bt > 1, row r's window
+    of example br[r]: (1, k, Kh, Kw, C)."""
     Kh, Kw = kernel
     (Sh, Sw), (Ph, Pw) = p.stride, p.pad
     Bt, C, H, W = t.shape
@@ -111,8 +116,12 @@ def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
     u = tp.unfold(2, Kh, Sh).unfold(3, Kw, Sw)  # (Bt, C, nh, nw, Kh, Kw), a view
     # one contiguous copy per position, then whole-window row copies (index_select is a
     # memcpy per row; advanced indexing of the strided view is an element-wise gather)
+    pos = p.hr * nw + p.wr
+    if p.br is not None and Bt > 1:
+        u = u.permute(0, 2, 3, 4, 5, 1).reshape(Bt * nh * nw, Kh * Kw * C)
+        return u.index_select(0, p.br * (nh * nw) + pos).view(1, -1, Kh, Kw, C)
     u = u.permute(0, 2, 3, 4, 5, 1).reshape(Bt, nh * nw, Kh * Kw * C)
-    return u.index_select(1, p.hr * nw + p.wr).view(Bt, -1, Kh, Kw, C)
+    return u.index_select(1, pos).view(Bt, -1, Kh, Kw, C)
 
 
 def _mask(p: Patches, kernel: tuple[int, int], hw: tuple[int, int], like: Tensor) -> Tensor:
@@ -161,7 +170,7 @@ def _add(a: Patches, b: Patches) -> Patches | None:
         return None
     a, b = a.clean(), b.clean()
     if a.P is None and b.P is None and a.eye is not None and b.eye is not None and bool(torch.equal(a.eye[0], b.eye[0])):
-        return Patches(None, a.stride, a.pad, a.hr, a.wr, (a.eye[0], a.eye[1] + b.eye[1]))
+        return a.with_eye(a.eye[0], a.eye[1] + b.eye[1])
     C = max(t.P.shape[4] if t.P is not None else 0 for t in (a, b))
     if C == 0:
         return None
@@ -221,7 +230,7 @@ def _channel_affine(p: Patches, s: Tensor | None, t: Tensor | None, C: int) -> t
     if p.P is None and p.eye is not None:
         ch, coef = p.eye
         bias = None if t is None else coef * t[ch]
-        return Patches(None, p.stride, p.pad, p.hr, p.wr, (ch, coef if s is None else coef * s[ch])), bias
+        return p.with_eye(ch, coef if s is None else coef * s[ch]), bias
     if t is not None:
         p = p.clean()
     P = p.P
@@ -251,14 +260,13 @@ def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int) -> tuple[Patches, T
     l, u = bounds  # noqa: E741
     ud, ub, ld = ops.relu_relaxation(l, u)
     P = p.dense_patch(C)
-    B = l.shape[0]
-    w = windows(torch.cat([ld, ud, ub]), p, p.kernel)  # one gather: (3B, k, Kh, Kw, C)
+    wl, wu, wb = (windows(t, p, p.kernel) for t in (ld, ud, ub))
     An = P.clamp(max=0)
-    bias = (An * w[2 * B:]).sum((2, 3, 4))
-    if not torch.is_grad_enabled() and P.shape[0] == B:
-        Ain = P.clamp(min=0).mul_(w[:B]).addcmul_(An, w[B:2 * B])  # fewer temporaries
+    bias = (An * wb).sum((2, 3, 4))
+    if not torch.is_grad_enabled() and P.shape[0] == wl.shape[0]:
+        Ain = P.clamp(min=0).mul_(wl).addcmul_(An, wu)  # fewer temporaries
     else:
-        Ain = torch.addcmul(P.clamp(min=0) * w[:B], An, w[B:2 * B])
+        Ain = torch.addcmul(P.clamp(min=0) * wl, An, wu)
     return p.like(Ain), bias
 
 
@@ -286,7 +294,7 @@ def _maxpool(op: ops.MaxPool2d, p: Patches, bounds: tuple[Tensor, Tensor], in_sh
     bias = (An * w[..., C * sh * sw + C:]).sum((2, 3, 4))
     coef = P.clamp(min=0) + An * w[..., C * sh * sw:C * sh * sw + C]  # (B, k, Kh, Kw, C)
     Ain = (coef.unsqueeze(-1).unsqueeze(-1) * oh).permute(0, 1, 2, 5, 3, 6, 4)  # (B, k, Kh, sh, Kw, sw, C)
-    Ain = Ain.reshape(B, -1, Kh * sh, Kw * sw, C)
+    Ain = Ain.reshape(*Ain.shape[:2], Kh * sh, Kw * sw, C)
     return p.like(Ain, (p.stride[0] * sh, p.stride[1] * sw), (p.pad[0] * sh, p.pad[1] * sw)), bias
 
 
@@ -323,7 +331,7 @@ def _step(op: ops.Op, p: Patches, in_shapes: list[tuple[int, ...]], in_bounds: l
             if c == 1.0:
                 outs.append(p)
             elif p.P is None and p.eye is not None:
-                outs.append(Patches(None, p.stride, p.pad, p.hr, p.wr, (p.eye[0], p.eye[1] * c)))
+                outs.append(p.with_eye(p.eye[0], p.eye[1] * c))
             else:
                 assert p.P is not None
                 outs.append(p.like(p.P * c, dirty=p.dirty))
@@ -354,28 +362,51 @@ def _concretize(ctx: Any, p: Patches) -> Tensor:
     P = p.clean().dense_patch(ctx.lo.shape[1])
     x0 = windows(ctx.x, p, K)
     B = ctx.x.shape[0]
-    return (P * x0).sum((2, 3, 4)) - ctx.eps.reshape(B, 1) * P.flatten(2).norm(dim=-1)
+    eps = ctx.eps.reshape(B, 1) if p.br is None else ctx.eps.reshape(1, B)[:, p.br]
+    return (P * x0).sum((2, 3, 4)) - eps * P.flatten(2).norm(dim=-1)
 
 
-def crown_rows(ctx: Any, start: int, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """CROWN lower and upper bounds (B, k) of the neurons ``rows`` (flat indices into the
-    (C, H, W) start node) with patches, falling back to the dense pass per node (see the
+def _concretize_rows(ctx: Any, A: Tensor, br: Tensor) -> Tensor:
+    """As ``_Ctx._concretize`` for dense rows (1, k, *in) of examples br (k,): (1, k)."""
+    k = br.numel()
+    a = A.reshape(k, -1)
+    if ctx.norm == math.inf:
+        mid = ((ctx.hi + ctx.lo) / 2).reshape(ctx.lo.shape[0], -1)[br]
+        rad = ((ctx.hi - ctx.lo) / 2).reshape(ctx.lo.shape[0], -1)[br]
+        return ((a * mid).sum(-1) - (a.abs() * rad).sum(-1)).unsqueeze(0)
+    x0 = ctx.x.reshape(ctx.x.shape[0], -1)[br]
+    eps = ctx.eps.reshape(-1)[br]
+    return ((a * x0).sum(-1) - eps * a.norm(dim=-1)).unsqueeze(0)
+
+
+def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """CROWN lower and upper bounds (B, k) of the neurons ``rows`` (k,) (flat indices into
+    the (C, H, W) start node) with patches, falling back to the dense pass per node (see the
     module docstring). ``ctx``: the call's :class:`certkit.core.bounds.model._Ctx` with
-    every earlier node's bounds filled."""
+    every earlier node's bounds filled.
+
+    ``mask`` (B, k): bound neuron ``rows[j]`` of example b only where ``mask[b, j]`` (the
+    neurons unstable for that example); the others get -inf / +inf. Each (example, neuron)
+    pair is then one row of its own (``Patches.br``; a dense fallback runs the rows as a
+    batch of single-row examples), so the work follows the per-example unstable counts,
+    not B times their union."""
     g = ctx.g
     _, H, W = g.shapes[start]
     like = ctx.lo
-    k = rows.numel()
-    hr = (rows // W) % H
-    wr = rows % W
-    ch = rows // (H * W)
-    # lower rows, then the negated rows for the upper bound (one pass)
-    coef = torch.cat([torch.ones(k, dtype=like.dtype, device=like.device),
-                      -torch.ones(k, dtype=like.dtype, device=like.device)]).unsqueeze(0)
-    start_p = Patches(None, (1, 1), (0, 0), hr.repeat(2), wr.repeat(2), (ch.repeat(2), coef))
-    As: dict[int, Patches | Tensor] = {start: start_p}
     B = like.shape[0]
-    bias = torch.zeros(1, 2 * k, dtype=like.dtype, device=like.device)
+    if mask is None:
+        mask = torch.ones(B, rows.numel(), dtype=torch.bool, device=rows.device)
+    b_idx, j_idx = mask.nonzero(as_tuple=True)
+    n = b_idx.numel()
+    r = rows[j_idx]
+    hr, wr, ch = (r // W) % H, r % W, r // (H * W)
+    # lower rows, then the negated rows for the upper bound (one pass)
+    coef = torch.cat([torch.ones(n, dtype=like.dtype, device=like.device),
+                      -torch.ones(n, dtype=like.dtype, device=like.device)]).unsqueeze(0)
+    br = b_idx.repeat(2)
+    start_p = Patches(None, (1, 1), (0, 0), hr.repeat(2), wr.repeat(2), (ch.repeat(2), coef), br=br)
+    As: dict[int, Patches | Tensor] = {start: start_p}
+    bias = torch.zeros(1, 2 * n, dtype=like.dtype, device=like.device)
     for i in range(start, 0, -1):
         A = As.pop(i, None)
         if A is None:
@@ -386,11 +417,13 @@ def crown_rows(ctx: Any, start: int, rows: Tensor) -> tuple[Tensor, Tensor]:
         in_shapes = [g.shapes[j] for j in ins]
         res = _step(op, A, in_shapes, in_bounds) if isinstance(A, Patches) else None
         if res is None:
-            if isinstance(A, Patches):
-                A = to_dense(A, g.shapes[i])
-            if A.shape[0] != B:
-                A = A.expand(B, *A.shape[1:])
-            Ain, b = op.backward(A, in_bounds, None)
+            # dense: the 2n rows as 2n single-row examples with their examples' bounds
+            Ad = to_dense(A, g.shapes[i]) if isinstance(A, Patches) else A
+            rb = ([(lo.index_select(0, br), up.index_select(0, br)) for lo, up in in_bounds] if op.nonlinear
+                  else in_bounds)  # (the affine ops read no bounds)
+            Ain_d, b = op.backward(Ad.reshape(2 * n, 1, *g.shapes[i]), rb, None)
+            Ain = [a.reshape(1, 2 * n, *a.shape[2:]) for a in Ain_d]
+            b = None if b is None else b.reshape(1, 2 * n)
         else:
             Ain, b = res  # type: ignore[assignment]
         if b is not None:
@@ -405,7 +438,7 @@ def crown_rows(ctx: Any, start: int, rows: Tensor) -> tuple[Tensor, Tensor]:
                     if s is not None:
                         As[j] = s
                         continue
-                As[j] = _dense(prev, g.shapes[j], B) + _dense(a, g.shapes[j], B)
+                As[j] = _dense(prev, g.shapes[j]) + _dense(a, g.shapes[j])
             else:
                 As[j] = a
     A_in = As.get(0)
@@ -413,9 +446,13 @@ def crown_rows(ctx: Any, start: int, rows: Tensor) -> tuple[Tensor, Tensor]:
         if isinstance(A_in, Patches):
             bias = bias + _concretize(ctx, A_in)
         else:
-            bias = bias + ctx._concretize(_dense(A_in, g.shapes[0], B))
-    bias = bias.expand(B, 2 * k)
-    return bias[:, :k], -bias[:, k:]
+            bias = bias + _concretize_rows(ctx, A_in, br)
+    k = rows.numel()
+    lo = torch.full((B, k), -math.inf, dtype=like.dtype, device=like.device)
+    up = torch.full((B, k), math.inf, dtype=like.dtype, device=like.device)
+    lo[b_idx, j_idx] = bias[0, :n]
+    up[b_idx, j_idx] = -bias[0, n:]
+    return lo, up
 
 
 # elements of one coefficient tensor per chunk of start rows (the patches of one row are at
@@ -432,6 +469,5 @@ def chunk_rows(ctx: Any, start: int, limit: int) -> int:
     return max(1, min(limit, CHUNK_ELEMENTS // (2 * ctx.lo.shape[0] * biggest)))
 
 
-def _dense(a: Patches | Tensor, shape: tuple[int, ...], B: int) -> Tensor:
-    t = to_dense(a, shape) if isinstance(a, Patches) else a
-    return t.expand(B, *t.shape[1:]) if t.shape[0] != B else t
+def _dense(a: Patches | Tensor, shape: tuple[int, ...]) -> Tensor:
+    return to_dense(a, shape) if isinstance(a, Patches) else a
