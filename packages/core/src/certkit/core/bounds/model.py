@@ -537,7 +537,7 @@ class _Ctx:
             rows = torch.nonzero(unst_b.any(0)).flatten()
             lo, up = il.reshape(B, n).clone(), iu.reshape(B, n).clone()
             structured = self.conv_mode == "patches" and patches.supported_start(g.shapes[i])
-            step = patches.chunk_rows(self, i, chunk) if structured else chunk
+            step = patches.chunk_rows(self, i, chunk, unst_b) if structured else chunk
             for s in range(0, rows.numel(), step):
                 if self._late():
                     break  # past the deadline: the remaining rows keep their (sound) IBP bounds
@@ -566,8 +566,8 @@ class _Ctx:
     # ---- alpha-CROWN
     def alpha_crown(self, C: Tensor, lower: bool, upper: bool, iters: int, lr: float, *,
                     intermediate: bool = True, shared: bool = False, lr_decay: float = 0.98,
-                    splits: dict[int, Tensor] | None = None, beta_lr: float = 0.05
-                    ) -> tuple[Tensor | None, Tensor | None]:
+                    splits: dict[int, Tensor] | None = None, beta_lr: float = 0.05,
+                    warm: dict[str, dict[int, Tensor]] | None = None) -> tuple[Tensor | None, Tensor | None]:
         """α-CROWN (Xu et al. 2021, arXiv:2011.13824): optimise the lower ReLU slopes α by
         projected Adam (projection onto [0, 1]) to tighten the output bounds.
 
@@ -596,7 +596,9 @@ class _Ctx:
         row and split neuron adds ``-β·s·z`` at the node (a valid lower bound of the row on
         the sub-domain for any β ≥ 0), optimised with α by the same Adam loop at
         ``beta_lr`` and projected onto β ≥ 0. The last iterate's output α / β-terms are
-        left in ``self.opt_out`` (for branching scores).
+        left in ``self.opt_out`` (for branching scores). ``warm``: initial output α
+        (``{"alphas": {relu: (B, P, *shape)}}``) and β (``{"betas": {node: (B, P, *shape)}}``),
+        e.g. a parent domain's, projected onto [0, 1] and β ≥ 0 (lower bound only).
         """
         if lower and upper and iters > 0:
             # two runs, as auto_LiRPA: the intermediate α sets serve one objective each
@@ -652,9 +654,15 @@ class _Ctx:
             for s in [*starts, out]:
                 p = 2 * starts[s][0].numel() if s in starts else nparts * S
                 alphas[s] = {r: init(r, p) for r in relus if r in anc[s]}
+                for r, a in (warm or {}).get("alphas", {}).items() if s == out else ():
+                    if r in alphas[s] and a.shape == alphas[s][r].shape:  # warm start (a parent domain's α)
+                        alphas[s][r] = a.to(C.dtype).clamp(0.0, 1.0).requires_grad_(True)
                 params += list(alphas[s].values())
         n_alpha = len(params)
-        betas = {i: torch.zeros(B, nparts * S, *sg.shape[1:], dtype=C.dtype, device=C.device, requires_grad=True)
+        wb = (warm or {}).get("betas", {})
+        betas = {i: (wb[i].to(C.dtype).clamp(min=0.0) if i in wb and wb[i].shape == (B, nparts * S, *sg.shape[1:])
+                     else torch.zeros(B, nparts * S, *sg.shape[1:], dtype=C.dtype, device=C.device)
+                     ).requires_grad_(True)
                  for i, sg in (splits or {}).items()}
         params += list(betas.values())
 
@@ -678,7 +686,7 @@ class _Ctx:
                             self.best_interm[i] = (torch.max(ol, bl.detach()), torch.min(ou, bu.detach()))
                     terms = beta_terms()
                     lo, up = self.crown(out, C, lower, upper, alphas[out], terms)
-                self.opt_out = {"alphas": alphas[out], "betas": terms}
+                self.opt_out = {"alphas": alphas[out], "betas": terms, "beta": betas}
                 if lo is not None:
                     best_lo = torch.max(best_lo, lo.detach())  # type: ignore[arg-type]
                 if up is not None:

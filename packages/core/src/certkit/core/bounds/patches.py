@@ -42,7 +42,7 @@ sampled points against them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -71,6 +71,7 @@ class Patches:
     eye: tuple[Tensor, Tensor] | None = None
     dirty: tuple[int, int] | None = None  # (H, W) of the node when entries over its padding may be non-zero
     br: Tensor | None = None  # (k,) the example of each row (P then has Bp = 1), or every example
+    cache: dict[Any, Tensor] = field(default_factory=dict, repr=False, compare=False)  # window indices
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -104,24 +105,30 @@ class Patches:
 def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
     """Each start row's window of a node-shaped tensor t (Bt, C, H, W), zero outside the
     node: (Bt, k, Kh, Kw, C); with per-row examples (``p.br``) and Bt > 1, row r's window
-    of example br[r]: (1, k, Kh, Kw, C)."""
+    of example br[r]: (1, k, Kh, Kw, C). One gather of C-long rows of the zero-padded,
+    channels-last t (no unfolded copy of the whole node); its index is cached per
+    geometry for the call (the ReLU rule reads three tensors through the same windows)."""
     Kh, Kw = kernel
     (Sh, Sw), (Ph, Pw) = p.stride, p.pad
     Bt, C, H, W = t.shape
-    nh = int(p.hr.max()) + 1 if p.hr.numel() else 1
-    nw = int(p.wr.max()) + 1 if p.wr.numel() else 1
-    bot = (nh - 1) * Sh + Kh - Ph - H
-    right = (nw - 1) * Sw + Kw - Pw - W
-    tp = F.pad(t, (Pw, right, Ph, bot))  # negative: crops rows no window reaches
-    u = tp.unfold(2, Kh, Sh).unfold(3, Kw, Sw)  # (Bt, C, nh, nw, Kh, Kw), a view
-    # one contiguous copy per position, then whole-window row copies (index_select is a
-    # memcpy per row; advanced indexing of the strided view is an element-wise gather)
-    pos = p.hr * nw + p.wr
-    if p.br is not None and Bt > 1:
-        u = u.permute(0, 2, 3, 4, 5, 1).reshape(Bt * nh * nw, Kh * Kw * C)
-        return u.index_select(0, p.br * (nh * nw) + pos).view(1, -1, Kh, Kw, C)
-    u = u.permute(0, 2, 3, 4, 5, 1).reshape(Bt, nh * nw, Kh * Kw * C)
-    return u.index_select(1, pos).view(Bt, -1, Kh, Kw, C)
+    bot = max(0, int(p.hr.max()) * Sh + Kh - Ph - H) if p.hr.numel() else 0
+    right = max(0, int(p.wr.max()) * Sw + Kw - Pw - W) if p.wr.numel() else 0
+    Hp, Wp = H + Ph + bot, W + Pw + right
+    per_row = p.br is not None and Bt > 1
+    key = (kernel, p.stride, p.pad, Hp, Wp, per_row)
+    idx = p.cache.get(key)
+    if idx is None:
+        base = p.hr * (Sh * Wp) + p.wr * Sw
+        if per_row:
+            base = base + p.br * (Hp * Wp)  # type: ignore[operator]
+        off = (torch.arange(Kh, device=t.device) * Wp).view(Kh, 1) + torch.arange(Kw, device=t.device).view(1, Kw)
+        idx = (base.view(-1, 1) + off.view(1, -1)).reshape(-1)
+        p.cache[key] = idx
+    tp = F.pad(t, (Pw, right, Ph, bot)).permute(0, 2, 3, 1).contiguous()  # (Bt, Hp, Wp, C)
+    k = p.hr.numel()
+    if per_row or Bt == 1:
+        return tp.view(-1, C).index_select(0, idx).view(1, k, Kh, Kw, C)
+    return tp.view(Bt, -1, C).index_select(1, idx).view(Bt, k, Kh, Kw, C)
 
 
 def _mask(p: Patches, kernel: tuple[int, int], hw: tuple[int, int], like: Tensor) -> Tensor:
@@ -457,16 +464,17 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -
 
 # elements of one coefficient tensor per chunk of start rows (the patches of one row are at
 # most one dense row of the largest node before the start: chunks bound the peak memory)
-CHUNK_ELEMENTS = 1 << 22
+CHUNK_ELEMENTS = 1 << 24
 
 
-def chunk_rows(ctx: Any, start: int, limit: int) -> int:
+def chunk_rows(ctx: Any, start: int, limit: int, mask: Tensor) -> int:
     """Start rows per :func:`crown_rows` call: ``limit`` or fewer, so that even a dense
-    coefficient tensor (B, rows, *node) of any node before ``start`` stays within
-    :data:`CHUNK_ELEMENTS`."""
+    coefficient tensor (2·pairs, *node) of any node before ``start`` stays within
+    :data:`CHUNK_ELEMENTS` (``mask`` (B, k): the (example, row) pairs to bound)."""
     g = ctx.g
     biggest = max(math.prod(g.shapes[j]) for j in range(start + 1))
-    return max(1, min(limit, CHUNK_ELEMENTS // (2 * ctx.lo.shape[0] * biggest)))
+    per_row = max(1.0, float(mask.sum()) / max(1, int(mask.any(0).sum())))  # examples per bounded row
+    return max(1, min(limit, int(CHUNK_ELEMENTS / (2 * per_row * biggest))))
 
 
 def _dense(a: Patches | Tensor, shape: tuple[int, ...]) -> Tensor:
