@@ -8,7 +8,8 @@ results file has one row per instance: ``category, onnx, vnnlib, prepare time, r
 run time`` with ``result`` in sat / unsat / unknown / timeout / error.
 
 Each instance is decided by :func:`~certkit.core.bounds.vnnlib_verify.verify_onnx_vnnlib`
-(PGD, then IBP / CROWN / α-CROWN, then input splitting on low-dimensional inputs) within
+(PGD, then IBP / CROWN / α-CROWN, then input splitting on low-dimensional inputs or ReLU
+splitting with β-CROWN bounds on the others) within
 its own timeout times ``timeout_scale``. A bad row (missing file, a property whose input
 count does not match the network, an operator we cannot bound) is reported as ``error``
 with a one-line reason and the run goes on. Rows are written to a
@@ -217,7 +218,7 @@ def vnncomp_command(
     backend: Annotated[str | None, typer.Option("--backend", help="serial | process | ray.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes / Ray actors.")] = None,
 ) -> None:
-    """Run a category's instances (PGD, bounds, input splitting) and write a results CSV.
+    """Run a category's instances (PGD, bounds, input / ReLU splitting) and write a results CSV.
 
     Bad rows (missing files, a property that does not fit the network, an unsupported
     operator) are reported as `error`, one line each, and the run goes on; the command
