@@ -718,7 +718,7 @@ void ibp_layer(const Layer<T>& L, const IbpPrep<T>& P, const T* lo, const T* hi,
 // (lo, hi) of the input of layer k (bnd[0] = the input box). win: optional per-row windows
 // on layer t's CHW output (t a conv layer), moved along through conv / ReLU layers.
 template <class T>
-void crown_backward(const std::vector<Layer<T>>& layers, const Vec<Vec<T>>& blo, const Vec<Vec<T>>& bhi,
+CERTKIT_PREFER_256 void crown_backward(const std::vector<Layer<T>>& layers, const Vec<Vec<T>>& blo, const Vec<Vec<T>>& bhi,
                     int64_t t, Vec<T> A, int64_t R, T* result, std::vector<Win>* win = nullptr) {
   Vec<T> bias(R, T(0)), next;
   for (int64_t k = t; k >= 0; --k) {

@@ -18,6 +18,19 @@
 #define CERTKIT_ISA baseline  // namespace of the variant being compiled
 #endif
 
+// Marks a function whose auto-vectorised loops should use at most 256-bit vectors even in the
+// avx512 variant (as -march=native's tuning does on AVX-512 Intel CPUs), where 512-bit code
+// measured slower than a native build: the sampler's float64 Philox tile (the scalar libm
+// that follows ran slower after 512-bit multiplies) and the CROWN backward pass (0.93 of
+// native with 512-bit, 0.98 with 256-bit). Code generation only: no value changes where the
+// function's arithmetic is order-independent or, as in the sampler, exact. A no-op in the
+// baseline and avx2 variants and with other compilers.
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define CERTKIT_PREFER_256 __attribute__((target("prefer-vector-width=256")))
+#else
+#define CERTKIT_PREFER_256
+#endif
+
 namespace certkit {
 namespace simd {
 

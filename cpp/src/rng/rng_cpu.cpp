@@ -108,10 +108,7 @@ inline void philox_tile(uint64_t seed, uint64_t stream, uint64_t b0, int64_t nb,
 // (most likely the AVX-512 clock licence): gaussian f64, 1M, one thread, 18.3 ms with zmm
 // vs 16.7 ms with ymm, as fast as a -march=native build (whose tuning prefers 256-bit).
 // Same words either way; a no-op below AVX-512.
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((target("prefer-vector-width=256")))
-#endif
-void philox_tile_narrow(uint64_t seed, uint64_t stream, uint64_t b0, int64_t nb,
+CERTKIT_PREFER_256 void philox_tile_narrow(uint64_t seed, uint64_t stream, uint64_t b0, int64_t nb,
                         uint32_t* __restrict w0, uint32_t* __restrict w1,
                         uint32_t* __restrict w2, uint32_t* __restrict w3) {
   philox_tile_body(seed, stream, b0, nb, w0, w1, w2, w3);
