@@ -105,9 +105,10 @@ class Patches:
 def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
     """Each start row's window of a node-shaped tensor t (Bt, C, H, W), zero outside the
     node: (Bt, k, Kh, Kw, C); with per-row examples (``p.br``) and Bt > 1, row r's window
-    of example br[r]: (1, k, Kh, Kw, C). One gather of C-long rows of the zero-padded,
-    channels-last t (no unfolded copy of the whole node); its index is cached per
-    geometry for the call (the ReLU rule reads three tensors through the same windows)."""
+    of example br[r]: (1, k, Kh, Kw, C). With more window positions than rows: one
+    gather of C-long rows of the zero-padded, channels-last t (no unfolded copy of the
+    whole batch), its index cached per geometry for the call (the ReLU rule reads three
+    tensors through the same windows); else one unfolded copy and whole-window copies."""
     Kh, Kw = kernel
     (Sh, Sw), (Ph, Pw) = p.stride, p.pad
     Bt, C, H, W = t.shape
@@ -115,6 +116,16 @@ def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
     right = max(0, int(p.wr.max()) * Sw + Kw - Pw - W) if p.wr.numel() else 0
     Hp, Wp = H + Ph + bot, W + Pw + right
     per_row = p.br is not None and Bt > 1
+    k = p.hr.numel()
+    nh, nw = (Hp - Kh) // Sh + 1, (Wp - Kw) // Sw + 1
+    if Bt * nh * nw <= k:  # few positions, many rows: unfold once, then copy whole windows
+        tp = F.pad(t, (Pw, right, Ph, bot))
+        u = tp.unfold(2, Kh, Sh).unfold(3, Kw, Sw).permute(0, 2, 3, 4, 5, 1)  # (Bt, nh, nw, Kh, Kw, C)
+        pos = p.hr * nw + p.wr
+        if per_row:
+            u = u.reshape(Bt * nh * nw, Kh * Kw * C)
+            return u.index_select(0, p.br * (nh * nw) + pos).view(1, k, Kh, Kw, C)  # type: ignore[operator]
+        return u.reshape(Bt, nh * nw, Kh * Kw * C).index_select(1, pos).view(Bt, k, Kh, Kw, C)
     key = (kernel, p.stride, p.pad, Hp, Wp, per_row)
     idx = p.cache.get(key)
     if idx is None:
@@ -125,7 +136,6 @@ def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
         idx = (base.view(-1, 1) + off.view(1, -1)).reshape(-1)
         p.cache[key] = idx
     tp = F.pad(t, (Pw, right, Ph, bot)).permute(0, 2, 3, 1).contiguous()  # (Bt, Hp, Wp, C)
-    k = p.hr.numel()
     if per_row or Bt == 1:
         return tp.view(-1, C).index_select(0, idx).view(1, k, Kh, Kw, C)
     return tp.view(Bt, -1, C).index_select(1, idx).view(Bt, k, Kh, Kw, C)
@@ -424,13 +434,15 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -
         in_shapes = [g.shapes[j] for j in ins]
         res = _step(op, A, in_shapes, in_bounds) if isinstance(A, Patches) else None
         if res is None:
-            # dense: the 2n rows as 2n single-row examples with their examples' bounds
             Ad = to_dense(A, g.shapes[i]) if isinstance(A, Patches) else A
-            rb = ([(lo.index_select(0, br), up.index_select(0, br)) for lo, up in in_bounds] if op.nonlinear
-                  else in_bounds)  # (the affine ops read no bounds)
-            Ain_d, b = op.backward(Ad.reshape(2 * n, 1, *g.shapes[i]), rb, None)
-            Ain = [a.reshape(1, 2 * n, *a.shape[2:]) for a in Ain_d]
-            b = None if b is None else b.reshape(1, 2 * n)
+            if B == 1:  # one example: its 2n rows as the spec dimension, as the dense pass
+                Ain, b = op.backward(Ad, in_bounds, None)
+            else:  # the 2n rows as 2n single-row examples with their examples' bounds
+                rb = ([(lo.index_select(0, br), up.index_select(0, br)) for lo, up in in_bounds] if op.nonlinear
+                      else in_bounds)  # (the affine ops read no bounds)
+                Ain_d, b = op.backward(Ad.reshape(2 * n, 1, *g.shapes[i]), rb, None)
+                Ain = [a.reshape(1, 2 * n, *a.shape[2:]) for a in Ain_d]
+                b = None if b is None else b.reshape(1, 2 * n)
         else:
             Ain, b = res  # type: ignore[assignment]
         if b is not None:
