@@ -185,3 +185,14 @@ def test_large_conv_chain_crown_runs_in_torch(monkeypatch: pytest.MonkeyPatch) -
         ref = BoundedModel(net, (1, 6, 6), use_compiled=False).compute_bounds(x, 0.1)
         got = bm.compute_bounds(x, 0.1)
     assert _maxdiff(ref, got) == 0.0  # the same torch pass
+
+
+def test_patches_chunks_equal_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start rows split into chunks of 3 (example, neuron) pairs give the same bounds."""
+    net, shape = _net("resnet_block")
+    x = torch.rand(2, *shape, dtype=torch.float64)
+    dense, pat = _both(net, shape, x, eps=0.03)
+    monkeypatch.setattr(patches, "CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(patches, "CHUNK_MIN_PAIRS", 3)
+    _, chunked = _both(net, shape, x, eps=0.03)
+    assert _maxdiff(pat, chunked) < 1e-12 and _maxdiff(dense, chunked) < 1e-9
