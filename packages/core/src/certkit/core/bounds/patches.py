@@ -277,13 +277,13 @@ def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int) -> tuple[Patches, T
     l, u = bounds  # noqa: E741
     ud, ub, ld = ops.relu_relaxation(l, u)
     P = p.dense_patch(C)
-    wl, wu, wb = (windows(t, p, p.kernel) for t in (ld, ud, ub))
     An = P.clamp(max=0)
-    bias = (An * wb).sum((2, 3, 4))
+    bias = _dot(An, windows(ub, p, p.kernel))
+    wl = windows(ld, p, p.kernel)
     if not torch.is_grad_enabled() and P.shape[0] == wl.shape[0]:
-        Ain = P.clamp(min=0).mul_(wl).addcmul_(An, wu)  # fewer temporaries
+        Ain = P.clamp(min=0).mul_(wl).addcmul_(An, windows(ud, p, p.kernel))  # fewer temporaries
     else:
-        Ain = torch.addcmul(P.clamp(min=0) * wl, An, wu)
+        Ain = torch.addcmul(P.clamp(min=0) * wl, An, windows(ud, p, p.kernel))
     return p.like(Ain), bias
 
 
@@ -368,32 +368,42 @@ def _cheaper_dense(p: Patches, shape: tuple[int, ...]) -> bool:
     return Kh * Kw >= shape[1] * shape[2]
 
 
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """sum(a * b) over all but the first two dimensions, as batched dot products (no
+    product temporary): (Ba, k, ...) · (Bb, k, ...) → (max(Ba, Bb), k)."""
+    return (a.flatten(2).unsqueeze(-2) @ b.flatten(2).unsqueeze(-1)).squeeze(-1).squeeze(-1)
+
+
 def _concretize(ctx: Any, p: Patches) -> Tensor:
     """min over the input set of the rows' linear functions of the input: (B, k)."""
     P = p.dense_patch(ctx.lo.shape[1])
     K = p.kernel
     if ctx.norm == math.inf:
-        mid = windows((ctx.hi + ctx.lo) / 2, p, K)
-        rad = windows((ctx.hi - ctx.lo) / 2, p, K)
-        return (P * mid).sum((2, 3, 4)) - (P.abs() * rad).sum((2, 3, 4))
+        mid = _dot(P, windows((ctx.hi + ctx.lo) / 2, p, K))
+        return mid - _dot(P.abs(), windows((ctx.hi - ctx.lo) / 2, p, K))
     P = p.clean().dense_patch(ctx.lo.shape[1])
     x0 = windows(ctx.x, p, K)
     B = ctx.x.shape[0]
     eps = ctx.eps.reshape(B, 1) if p.br is None else ctx.eps.reshape(1, B)[:, p.br]
-    return (P * x0).sum((2, 3, 4)) - eps * P.flatten(2).norm(dim=-1)
+    return _dot(P, x0) - eps * P.flatten(2).norm(dim=-1)
 
 
 def _concretize_rows(ctx: Any, A: Tensor, br: Tensor) -> Tensor:
-    """As ``_Ctx._concretize`` for dense rows (1, k, *in) of examples br (k,): (1, k)."""
+    """As ``_Ctx._concretize`` for dense rows (1, k, *in) of examples br (k,): (1, k). The
+    rows meet the centre / radius / x of every example in one GEMM and their own column
+    is picked (no per-row copy of the input)."""
     k = br.numel()
+    B = ctx.lo.shape[0]
     a = A.reshape(k, -1)
+    col = br.view(k, 1)
     if ctx.norm == math.inf:
-        mid = ((ctx.hi + ctx.lo) / 2).reshape(ctx.lo.shape[0], -1)[br]
-        rad = ((ctx.hi - ctx.lo) / 2).reshape(ctx.lo.shape[0], -1)[br]
-        return ((a * mid).sum(-1) - (a.abs() * rad).sum(-1)).unsqueeze(0)
-    x0 = ctx.x.reshape(ctx.x.shape[0], -1)[br]
-    eps = ctx.eps.reshape(-1)[br]
-    return ((a * x0).sum(-1) - eps * a.norm(dim=-1)).unsqueeze(0)
+        mid = ((ctx.hi + ctx.lo) / 2).reshape(B, -1)
+        rad = ((ctx.hi - ctx.lo) / 2).reshape(B, -1)
+        v = (a @ mid.t()).gather(1, col) - (a.abs() @ rad.t()).gather(1, col)
+    else:
+        x0 = ctx.x.reshape(B, -1)
+        v = (a @ x0.t()).gather(1, col) - ctx.eps.reshape(B, 1)[br] * a.norm(dim=-1, keepdim=True)
+    return v.view(1, k)
 
 
 def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -476,8 +486,8 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -
 
 # elements of one coefficient tensor per chunk of start rows (the patches of one row are at
 # most one dense row of the largest node before the start: chunks bound the peak memory)
-CHUNK_ELEMENTS = 1 << 22
-CHUNK_MIN_PAIRS = 1024  # but at least this many (example, neuron) pairs per chunk (speed)
+CHUNK_ELEMENTS = 1 << 21
+CHUNK_MIN_PAIRS = 256  # but at least this many (example, neuron) pairs per chunk (speed)
 
 
 def chunk_rows(ctx: Any, start: int, limit: int, mask: Tensor) -> int:
