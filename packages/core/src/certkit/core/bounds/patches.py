@@ -487,18 +487,21 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -
 # elements of one coefficient tensor per chunk of start rows (the patches of one row are at
 # most one dense row of the largest node before the start: chunks bound the peak memory)
 CHUNK_ELEMENTS = 1 << 21
+CHUNK_ELEMENTS_MAX = 1 << 25  # at B > 1: CHUNK_ELEMENTS per example, up to this
 CHUNK_MIN_PAIRS = 256  # but at least this many (example, neuron) pairs per chunk (speed)
 
 
 def chunk_rows(ctx: Any, start: int, limit: int, mask: Tensor) -> int:
     """Start rows per :func:`crown_rows` call: ``limit`` or fewer, so that even a dense
     coefficient tensor (2·pairs, *node) of any node before ``start`` stays within
-    :data:`CHUNK_ELEMENTS`, or :data:`CHUNK_MIN_PAIRS` pairs (``mask`` (B, k): the
+    B · :data:`CHUNK_ELEMENTS` (at most :data:`CHUNK_ELEMENTS_MAX`), or
+    :data:`CHUNK_MIN_PAIRS` pairs (``mask`` (B, k): the
     (example, row) pairs to bound)."""
     g = ctx.g
     biggest = max(math.prod(g.shapes[j]) for j in range(start + 1))
     per_row = max(1.0, float(mask.sum()) / max(1, int(mask.any(0).sum())))  # examples per bounded row
-    return max(1, min(limit, int(max(CHUNK_ELEMENTS / (2 * biggest), CHUNK_MIN_PAIRS) / per_row)))
+    budget = min(CHUNK_ELEMENTS * ctx.lo.shape[0], CHUNK_ELEMENTS_MAX)  # grows with the batch, as the dense pass
+    return max(1, min(limit, int(max(budget / (2 * biggest), CHUNK_MIN_PAIRS) / per_row)))
 
 
 def _dense(a: Patches | Tensor, shape: tuple[int, ...]) -> Tensor:
