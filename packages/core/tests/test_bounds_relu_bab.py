@@ -308,3 +308,27 @@ def test_bad_arguments() -> None:
         relu_split(net, (5,), lo, hi, C, torch.zeros(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="lo, hi"):
         relu_split(net, (5,), hi, lo, C, d)
+
+
+def test_relu_on_the_input_is_not_split() -> None:
+    # the input node is not a split candidate (its bounds are the box), and a leaf with that
+    # ReLU unstable is not affine: the LP must not close it (it did: sat came back unsat)
+    g = torch.Generator().manual_seed(5)
+    net = nn.Sequential(nn.ReLU(), nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2)).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    lo, hi = -torch.ones(6, dtype=torch.float64), torch.ones(6, dtype=torch.float64)
+    C = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    x = lo + (hi - lo) * torch.rand(20000, 6, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        v = (net(x) @ C.T).flatten()
+    P = relu_bab._Problem(net, (6,), lo, hi, C.unsqueeze(0), torch.zeros(1, 1, dtype=torch.float64),
+                          torch.ones(1, 1, dtype=torch.bool))
+    assert 0 not in P.pre and len(P.pre) == 1
+    sat = relu_split(net, (6,), lo, hi, C, v.min().reshape(1) + 0.05, deadline=time.perf_counter() + 30)
+    assert sat.status in ("sat", "unknown")
+    uns = relu_split(net, (6,), lo, hi, C, v.min().reshape(1) - 1.0, deadline=time.perf_counter() + 30)
+    assert uns.status in ("unsat", "sat")  # sat only if sampling missed a lower point by > 1
+    if uns.status == "sat":
+        assert float(uns.y @ C[0]) <= float(v.min()) - 1.0

@@ -95,9 +95,9 @@ class _Problem:
         self.valid = valid.reshape(N * S)
         pre: list[int] = []
         for r, op in enumerate(g.nodes):
-            if isinstance(op, ops.ReLU) and g.inputs[r][0] not in pre:
+            if isinstance(op, ops.ReLU) and g.inputs[r][0] not in pre and g.inputs[r][0] != 0:
                 pre.append(g.inputs[r][0])
-        self.pre = pre  # pre-activation nodes of ReLUs, topological order
+        self.pre = pre  # pre-activation nodes of ReLUs (not the input itself), topological order
         self.relu_of = {g.inputs[r][0]: r for r, op in enumerate(g.nodes) if isinstance(op, ops.ReLU)}
         self.sizes = [math.prod(g.shapes[p]) for p in pre]
         self.offsets = [sum(self.sizes[:k]) for k in range(len(pre))]
@@ -341,6 +341,11 @@ def _solve_leaf(P: _Problem, splits: Tensor) -> tuple[str, Tensor | None]:
     with torch.no_grad():
         if bool(_bounds_with_splits(P, ctx, splits, "ibp")[0]):
             return "closed", None
+        for r, op in enumerate(P.g.nodes):  # affine only if every ReLU is stable (one on the input may not be)
+            if isinstance(op, ops.ReLU):
+                lr_, ur_ = ctx.bounds[P.g.inputs[r][0]]
+                if bool(((lr_ < 0) & (ur_ > 0)).any()):
+                    return "unknown", None
 
         def affine(node: int, A0: Tensor) -> tuple[Tensor, Tensor]:
             """rows of A0 @ node as (coefficients on x (S, n), offsets (S,)), exact here"""
