@@ -12,6 +12,7 @@ wrong sign; one child's bound raised, the unsound direction) must turn a sat int
 from __future__ import annotations
 
 import itertools
+import math
 import time
 
 import numpy as np
@@ -332,3 +333,28 @@ def test_relu_on_the_input_is_not_split() -> None:
     assert uns.status in ("unsat", "sat")  # sat only if sampling missed a lower point by > 1
     if uns.status == "sat":
         assert float(uns.y @ C[0]) <= float(v.min()) - 1.0
+
+
+def test_bounds_crossing_by_rounding_do_not_close_a_domain() -> None:
+    # a constant neuron's bounds may cross by an ulp (CROWN ∩ IBP); that is not an empty domain
+    net = _net(3, 5, (4, 4))
+    lo, hi = -torch.ones(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64)
+    P = relu_bab._Problem(net, (5,), lo, hi, torch.ones(1, 1, 3, dtype=torch.float64),
+                          torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.bool))
+    ctx = P.ctx(1)
+    with torch.no_grad():
+        ctx.fill_ibp()
+        ctx.fill_crown_intermediate()
+    P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
+    p2 = P.pre[1]
+    l2, u2 = P.root[p2]
+    l2 = l2.clone()
+    l2[0, 0] = torch.nextafter(u2[0, 0], torch.tensor(math.inf, dtype=torch.float64))  # one ulp above u
+    P.root[p2] = (l2, u2)
+    splits = torch.zeros(2, P.total, dtype=torch.int8)
+    splits[1, 0] = 1  # a split in the first layer: the second layer's bounds are checked
+    splits[1, P.offsets[1] + 1] = -1 if bool(P.root[p2][0][0, 1] < 0) else 1
+    empty = relu_bab._bounds_with_splits(P, P.ctx(2), splits, "ibp")
+    assert not bool(empty.any())
+    l2[0, 0] = u2[0, 0] + 0.5  # a real crossing is an empty domain
+    assert bool(relu_bab._bounds_with_splits(P, P.ctx(2), splits, "ibp")[1])

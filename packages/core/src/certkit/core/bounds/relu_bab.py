@@ -169,7 +169,8 @@ def _bounds_with_splits(P: _Problem, ctx: _Ctx, splits: Tensor, interm: str, chu
                     lf[:, r] = torch.where(ur, torch.max(lf[:, r], cl), lf[:, r])
                     uf[:, r] = torch.where(ur, torch.min(uf[:, r], cu), uf[:, r])
                 l, u = lf.reshape(l.shape), uf.reshape(u.shape)  # noqa: E741
-        empty |= (l > u).reshape(D, -1).any(1)
+        # crossing beyond rounding: empty (a constant neuron's CROWN and IBP bounds may cross by an ulp)
+        empty |= (l - u > 1e-9 * (1 + l.abs() + u.abs())).reshape(D, -1).any(1)
         ctx.bounds[i] = (l, u)
     return empty
 
