@@ -495,7 +495,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
                              interm=interm, deadline=deadline, warm=warm)
         if parent_lb is not None:  # a child lies inside its parent: the parent's bounds hold on it too
             res["lb"] = torch.max(res["lb"], parent_lb)
-        scores = _babsr_scores(P, res["ctx"], res["lam"])  # type: ignore[arg-type]
+        scores = _babsr_scores(P, res["ctx"], res["lam"])
         if branching == "fsb":
             dec = _fsb_choose(P, res, scores, fsb_candidates)
         else:

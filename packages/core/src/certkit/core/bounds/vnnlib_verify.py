@@ -189,19 +189,19 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
 
         for i in open_idx.tolist():
             rows = valid[i]
-            r = input_split(model, tuple(input_shape), lo[i], hi[i], C[i][rows], d[i][rows],
-                            deadline=t0 + timeout, method="CROWN")
-            if r.status == "sat" and r.x is not None and r.y is not None:
+            rs = input_split(model, tuple(input_shape), lo[i], hi[i], C[i][rows], d[i][rows],
+                             deadline=t0 + timeout, method="CROWN")
+            if rs.status == "sat" and rs.x is not None and rs.y is not None:
                 # re-check the witness in the model's own arithmetic, inside its box
-                xw = torch.min(torch.max(r.x, lo[i]), hi[i]).unsqueeze(0)
+                xw = torch.min(torch.max(rs.x, lo[i]), hi[i]).unsqueeze(0)
                 with torch.no_grad():
                     v, y = violation(xw, torch.tensor([i]))
                 if bool(v[0] <= 0):
                     return done("sat", "input-split", N - open_idx.numel(),
                                 xw[0].numpy().astype(np.float64), y[0].numpy().astype(np.float64))
                 return done("unknown", "input-split", N - open_idx.numel())
-            if r.status != "unsat":
-                return done(r.status, "input-split", N - open_idx.numel())
+            if rs.status != "unsat":
+                return done(rs.status, "input-split", N - open_idx.numel())
         return done("unsat", "input-split", N)
     if relu_split:  # (a net without ReLUs comes back unknown at once)
         # hardest disjunct first: it decides a timeout soonest and most likely holds a counterexample
