@@ -48,10 +48,14 @@ def run(categories: list[str], sample: int | None, seed: int, scale: float, out_
         if not d.is_dir():
             print(f"skip {cat}: {d} not found")
             continue
-        n = len(read_instances(d))
-        chosen = list(range(n))
+        insts = read_instances(d)
+        # the shared copy of a category may hold only some of its properties: sample among the
+        # rows whose files are present (a missing file would only count as an `error`)
+        chosen = [i.row for i in insts if i.onnx_path.is_file() and i.vnnlib_path.is_file()]
+        if len(chosen) < len(insts):
+            print(f"# {cat}: {len(insts) - len(chosen)} of {len(insts)} rows lack their files here; sampling among {len(chosen)}")
         if sample is not None:
-            chosen = sorted(random.Random(seed).sample(chosen, min(sample, n)))
+            chosen = sorted(random.Random(seed).sample(chosen, min(sample, len(chosen))))
         load0 = _load()
         done = run_category(d, out=out_dir / f"{cat}.csv", timeout_scale=scale, rows=chosen, new=True,
                             backend="process" if workers > 1 else None, workers=workers, seed=seed)
