@@ -358,3 +358,23 @@ def test_bounds_crossing_by_rounding_do_not_close_a_domain() -> None:
     assert not bool(empty.any())
     l2[0, 0] = u2[0, 0] + 0.5  # a real crossing is an empty domain
     assert bool(relu_bab._bounds_with_splits(P, P.ctx(2), splits, "ibp")[1])
+
+
+def test_leaf_lp_runs_only_where_the_relaxation_is_exact() -> None:
+    """The leaf LP treats the net as affine; that holds only where ``relu_relaxation`` gives
+    the ReLU itself (slopes 0 or 1, zero intercept, lower = upper). An inactive neuron with
+    l in (-1e-8, 0) does not (the zero-width guard gives it a positive upper slope): the old
+    check ("no l < 0 < u") passed it."""
+    from certkit.core.bounds.ops import relu_relaxation
+
+    g = torch.Generator().manual_seed(0)
+    scale = 10.0 ** torch.randint(-12, 1, (4000,), generator=g).double()
+    l = torch.randn(4000, generator=g, dtype=torch.float64) * scale  # noqa: E741
+    u = l + torch.rand(4000, generator=g, dtype=torch.float64) * scale * torch.randint(0, 2, (4000,), generator=g)
+    l = torch.cat([l, torch.tensor([-5e-9, -1e-8, 0.0, 0.0, -1e-9], dtype=torch.float64)])  # noqa: E741
+    u = torch.cat([u, torch.tensor([-1e-9, -1e-8, 0.0, 1e-9, 0.0], dtype=torch.float64)])
+    ud, ub, ld = relu_relaxation(l, u)
+    exact = ((ud == 0) | (ud == 1)) & (ub == 0) & (ld == ud)
+    flagged = relu_bab._relu_exact(l, u)
+    assert bool((exact | ~flagged).all()), "a neuron called exact has an inexact relaxation"
+    assert not bool(flagged[-5]) and bool(flagged[-4]) and bool(flagged[-3])

@@ -326,6 +326,15 @@ def _attack(P: _Problem, x0: Tensor, steps: int) -> tuple[Tensor, Tensor] | None
     return None
 
 
+def _relu_exact(l: Tensor, u: Tensor) -> Tensor:  # noqa: E741
+    """Neurons whose CROWN relaxation (:func:`~certkit.core.bounds.ops.relu_relaxation`) is the
+    ReLU itself on [l, u]: active (l >= 0), or inactive with l <= -1e-8. An inactive neuron
+    with l in (-1e-8, 0) gets a relaxation with a positive upper slope (the 1e-8 guard against
+    a zero width), so the net is not exactly affine there: an "active" split constraint
+    written with its lower line could cut off feasible inputs, and the leaf LP must not run."""
+    return (l >= 0) | ((u <= 0) & (l + 1e-8 <= 0))
+
+
 def _solve_leaf(P: _Problem, splits: Tensor) -> tuple[str, Tensor | None]:
     """A domain without unstable ReLU left (splits (1, total)): the net is affine on it, so
     "some x of the domain satisfies a disjunct" is one LP per disjunct (scipy's HiGHS, when
@@ -342,10 +351,10 @@ def _solve_leaf(P: _Problem, splits: Tensor) -> tuple[str, Tensor | None]:
     with torch.no_grad():
         if bool(_bounds_with_splits(P, ctx, splits, "ibp")[0]):
             return "closed", None
-        for r, op in enumerate(P.g.nodes):  # affine only if every ReLU is stable (one on the input may not be)
+        for r, op in enumerate(P.g.nodes):  # affine only if every ReLU's relaxation is exact
             if isinstance(op, ops.ReLU):
                 lr_, ur_ = ctx.bounds[P.g.inputs[r][0]]
-                if bool(((lr_ < 0) & (ur_ > 0)).any()):
+                if not bool(_relu_exact(lr_, ur_).all()):
                     return "unknown", None
 
         def affine(node: int, A0: Tensor) -> tuple[Tensor, Tensor]:
