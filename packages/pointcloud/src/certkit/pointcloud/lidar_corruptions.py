@@ -36,13 +36,7 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 
-def _check_scan(scan: Any) -> F64:
-    s = np.asarray(scan, dtype=np.float64)
-    if s.ndim != 2 or s.shape[1] < 4:
-        raise ValueError(f"scan: expected shape (N, >=4) (x, y, z, intensity[, ring]), got {s.shape}")
-    if not np.isfinite(s).all():
-        raise ValueError("scan: contains NaN or inf")
-    return s
+_check_scan = lw._as_scan  # (N, >= 4) finite float64 scan, one-line ValueError otherwise
 
 
 #: Published parameters of the faithful corruptions (light, moderate, heavy), KITTI (64 beams).
