@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from certkit.core.bounds.vnncomp import (
     run_category,
 )
 from certkit.core.cli import main
-from certkit.core.results import SettingsMismatchError
+from certkit.core.results import ResultLog, SettingsMismatchError
 
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vnncomp2021"
 needs_data = pytest.mark.skipif(not (DATA / "test").is_dir(), reason="../shared/data/vnncomp2021 absent")
@@ -129,3 +130,18 @@ def test_sat_witness_rechecked_on_the_original_graph() -> None:
     assert r.y is not None and np.all(c.C @ r.y <= c.d + 1e-5)
     moved = recheck_with_onnxruntime(t / "test_unsat.onnx", prop, r)
     assert moved.status == "unknown" and "not confirmed" in moved.method
+
+
+def test_relu_split_flag_is_a_setting_of_the_run(category: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``--no-relu-split`` reaches the verifier and is recorded in the log's settings: a run
+    resumed with the other choice is refused (exit 2), never mixed."""
+    out = tmp_path / "r.csv"
+    assert main(["-q", "bounds", "vnncomp", str(category), "--out", str(out), "--rows", "0",
+                 "--no-relu-split"]) == 0
+    settings = ResultLog.read_settings(Path(str(out) + ".jsonl"))
+    assert "relu_split" in json.dumps(settings)
+    capsys.readouterr()
+    assert main(["-q", "bounds", "vnncomp", str(category), "--out", str(out), "--rows", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("certkit: error:") and "verify" in err

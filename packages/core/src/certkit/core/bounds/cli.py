@@ -223,7 +223,10 @@ def vnnlib(onnx: Annotated[Path, typer.Option("--onnx", help="ONNX model (.onnx 
            timeout: Annotated[float, typer.Option(help="seconds; past it the result is 'timeout'")] = 60.0,
            methods: Annotated[str, typer.Option(help="bounds tried in order after PGD")] = "IBP,CROWN,alpha-CROWN",
            pgd_steps: int = 50, pgd_restarts: int = 5, seed: int = 0,
-           out: Annotated[Path | None, typer.Option("--out", help="write the VNN-COMP result file here")] = None
+           out: Annotated[Path | None, typer.Option("--out", help="write the VNN-COMP result file here")] = None,
+           relu_split: Annotated[bool, typer.Option(
+               "--relu-split/--no-relu-split",
+               help="ReLU splitting (beta-CROWN bounds) on inputs > 16 dims until the timeout")] = True,
            ) -> None:
     """VNN-COMP style: sat (with counterexample) / unsat / unknown / timeout for an ONNX model
     and a VNN-LIB property (PGD first, then sound bounds). Needs the onnx extra of certkit-core."""
@@ -231,7 +234,7 @@ def vnnlib(onnx: Annotated[Path, typer.Option("--onnx", help="ONNX model (.onnx 
 
     meths = parse_methods(methods)
     r = verify_onnx_vnnlib(onnx, prop, timeout=timeout, methods=meths, pgd_steps=pgd_steps,
-                           pgd_restarts=pgd_restarts, seed=seed)
+                           pgd_restarts=pgd_restarts, seed=seed, relu_split=relu_split)
     if out is not None:
         out.write_text(r.to_vnncomp())
     res: dict[str, Any] = {"status": r.status, "method": r.method, "time_s": round(r.time_s, 4),

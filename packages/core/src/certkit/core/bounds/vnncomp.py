@@ -217,6 +217,10 @@ def vnncomp_command(
     new: Annotated[bool, typer.Option("--new", help="Start a new log instead of resuming <out>.jsonl.")] = False,
     backend: Annotated[str | None, typer.Option("--backend", help="serial | process | ray.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes / Ray actors.")] = None,
+    relu_split: Annotated[bool, typer.Option(
+        "--relu-split/--no-relu-split",
+        help="ReLU splitting (beta-CROWN bounds) on inputs > 16 dims until the timeout; off: "
+             "'unknown' as soon as PGD and the bound passes leave a property open.")] = True,
 ) -> None:
     """Run a category's instances (PGD, bounds, input / ReLU splitting) and write a results CSV.
 
@@ -243,7 +247,8 @@ def vnncomp_command(
                            err=True)
 
         done = run_category(category_dir, out=out, timeout_scale=timeout_scale, rows=chosen, new=new,
-                            backend=backend, workers=workers, on_result=seen, seed=seed)
+                            backend=backend, workers=workers, on_result=seen, seed=seed,
+                            **({} if relu_split else {"relu_split": False}))  # recorded in the log's settings
     summary: dict[str, Any] = {"category": Path(category_dir).resolve().name, "out": str(out),
                                **{k: sum(r["result"] == k for r in done) for k in RESULTS},
                                "mean_run_time": round(sum(float(r["run_time"]) for r in done) / max(len(done), 1), 3)}
