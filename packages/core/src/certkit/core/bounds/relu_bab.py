@@ -115,6 +115,14 @@ class _Problem:
         p = self.pre[k]
         return splits[:, self.offsets[k]:self.offsets[k] + self.sizes[k]].reshape(splits.shape[0], *self.g.shapes[p])
 
+    def split_used(self, splits: Tensor, k: int) -> bool:
+        """Whether some domain splits a neuron of ``pre[k]`` (a hook: act_bab's domains are boxes)."""
+        return bool((self.split_view(splits, k) != 0).any())
+
+    def clamp(self, l: Tensor, u: Tensor, splits: Tensor, k: int) -> tuple[Tensor, Tensor]:  # noqa: E741
+        """``pre[k]``'s bounds (D, *shape) restricted to the domains' splits (a hook, as split_used)."""
+        return _clamp(l, u, self.split_view(splits, k))
+
     def margins(self, lb: Tensor) -> Tensor:
         """(D, N, S) margins lb - d, -inf on padding rows."""
         m = lb - self.d
@@ -138,7 +146,7 @@ def _bounds_with_splits(P: _Problem, ctx: _Ctx, splits: Tensor, interm: str, chu
     where the domain is empty (some node's bounds cross)."""
     g = P.g
     D = splits.shape[0]
-    used = [k for k in range(len(P.pre)) if bool((P.split_view(splits, k) != 0).any())]
+    used = [k for k in range(len(P.pre)) if P.split_used(splits, k)]
     first = P.pre[used[0]] if used else g.output
     ctx.bounds = {0: (ctx.lo, ctx.hi)}
     empty = torch.zeros(D, dtype=torch.bool)
@@ -150,7 +158,7 @@ def _bounds_with_splits(P: _Problem, ctx: _Ctx, splits: Tensor, interm: str, chu
             continue
         l, u = root if i == first else ctx._intersect(ctx._node_ibp(i), P.root[i])  # noqa: E741
         if i in pos:
-            l, u = _clamp(l, u, P.split_view(splits, pos[i]))  # noqa: E741
+            l, u = P.clamp(l, u, splits, pos[i])  # noqa: E741
             if interm == "crown" and i > first and ctx._needs_crown(i):
                 ctx.bounds[i] = (l, u)
                 unst = ctx._unstable(i, l, u)
