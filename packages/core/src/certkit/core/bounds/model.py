@@ -621,22 +621,7 @@ class _Ctx:
         S = C.shape[1]
         nparts = int(lower) + int(upper)
         anc = self._ancestors()
-        # intermediate start nodes: the rows (neurons unstable for some example) and masks
-        starts: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
-        if intermediate:
-            for i in range(1, len(g.nodes)):
-                if i == out or not self._needs_crown(i):
-                    continue
-                l, u = ref[i]  # noqa: E741
-                n = l[0].numel()
-                unst = self._unstable(i, l, u)
-                rows = torch.nonzero(unst.any(0)).flatten()
-                if rows.numel() == 0 or not any(r in anc[i] for r in relus):
-                    continue
-                k = rows.numel()
-                Ci = torch.zeros(B, k, n, dtype=l.dtype, device=l.device)
-                Ci[:, torch.arange(k), rows] = 1.0
-                starts[i] = (rows, unst[:, rows], Ci)
+        starts = self._alpha_starts(ref, relus) if intermediate else {}
 
         def init(r: int, p: int) -> Tensor:
             l, u = ref[g.inputs[r][0]]  # noqa: E741
@@ -722,13 +707,66 @@ class _Ctx:
             anc.append(a)
         return anc
 
+    def _alpha_starts(self, ref: dict[int, tuple[Tensor, Tensor]], relus: list[int]
+                      ) -> dict[int, tuple[Tensor, Tensor, Tensor | None]]:
+        """Full α-CROWN's intermediate start nodes: node → (rows (k,): the neurons unstable
+        for some example, their (B, k) mask, and for the dense pass only the unit spec
+        (B, k, n) of the rows)."""
+        g = self.g
+        anc = self._ancestors()
+        starts: dict[int, tuple[Tensor, Tensor, Tensor | None]] = {}
+        for i in range(1, len(g.nodes)):
+            if i == g.output or not self._needs_crown(i):
+                continue
+            l, u = ref[i]  # noqa: E741
+            B, n = l.shape[0], l[0].numel()
+            unst = self._unstable(i, l, u)
+            rows = torch.nonzero(unst.any(0)).flatten()
+            if rows.numel() == 0 or not any(r in anc[i] for r in relus):
+                continue
+            k = rows.numel()
+            Ci = None
+            if not self._structured(i):  # (the patches pass needs no dense spec)
+                Ci = torch.zeros(B, k, n, dtype=l.dtype, device=l.device)
+                Ci[:, torch.arange(k), rows] = 1.0
+            starts[i] = (rows, unst[:, rows], Ci)
+        return starts
+
+    def _structured(self, i: int) -> bool:
+        """Whether node i's intermediate bounds run the patches pass."""
+        return self.conv_mode == "patches" and patches.supported_start(self.g.shapes[i])
+
+    def _alpha_rows(self, i: int, rows: Tensor, u_r: Tensor, Ci: Tensor | None,
+                    alphas: dict[int, Tensor], chunk: int = 4096) -> tuple[Tensor, Tensor]:
+        """CROWN bounds (B, k) of start node i's rows with its α set (B, 2k or 1, *shape)
+        per ReLU: on (C, H, W) nodes by the patches pass in chunks of rows (only the
+        (example, row) pairs of ``u_r``; the others get ∓inf), else by the dense pass."""
+        if Ci is not None:
+            cl, cu = self.crown(i, Ci, alphas=alphas)
+            assert cl is not None and cu is not None
+            return cl, cu
+        k = rows.numel()
+        step = patches.chunk_rows(self, i, chunk, u_r)
+        if step >= k:
+            return patches.crown_rows(self, i, rows, u_r, alphas)
+        los, ups = [], []
+        for s in range(0, k, step):
+            e = min(k, s + step)
+            a_s = {r: a if a.shape[1] == 1 else torch.cat([a[:, s:e], a[:, k + s:k + e]], 1)
+                   for r, a in alphas.items()}
+            cl, cu = patches.crown_rows(self, i, rows[s:e], u_r[:, s:e], a_s)
+            los.append(cl)
+            ups.append(cu)
+        return torch.cat(los, 1), torch.cat(ups, 1)
+
     def _alpha_intermediate(self, ref: dict[int, tuple[Tensor, Tensor]],
-                            starts: dict[int, tuple[Tensor, Tensor, Tensor]],
+                            starts: dict[int, tuple[Tensor, Tensor, Tensor | None]],
                             alphas: dict[int, dict[int, Tensor]]) -> bool:
         """Recompute every node's bounds in topological order: IBP from the current bounds
         ∩ the reference, and, on the pre-activation nodes in ``starts``, CROWN with that
-        node's α set on its rows (per example only where the neuron is unstable). False
-        when the deadline passed before the last start node (the bounds are then partial)."""
+        node's α set on its rows (per example only where the neuron is unstable; with
+        patches on (C, H, W) nodes, see :meth:`_alpha_rows`). False when the deadline
+        passed before the last start node (the bounds are then partial)."""
         g = self.g
         self.bounds = {0: ref[0]}
         for i in range(1, g.output):
@@ -739,10 +777,12 @@ class _Ctx:
                 rows, u_r, Ci = starts[i]
                 l, u = b  # noqa: E741
                 B = l.shape[0]
-                cl, cu = self.crown(i, Ci, alphas=alphas[i])
+                cl, cu = self._alpha_rows(i, rows, u_r, Ci, alphas[i])
                 lo = l.reshape(B, -1).clone()
                 up = u.reshape(B, -1).clone()
-                assert cl is not None and cu is not None
+                if Ci is None:  # (pairs not bounded are ∓inf: keep them finite for the straight-through sums)
+                    cl = torch.where(u_r, cl, lo[:, rows])
+                    cu = torch.where(u_r, cu, up[:, rows])
                 # value: the tighter of the two valid bounds; gradient: the α-dependent one
                 # (straight-through, as auto_LiRPA, else ties at the start block the gradient)
                 tl = cl + (torch.max(lo[:, rows], cl) - cl).detach()

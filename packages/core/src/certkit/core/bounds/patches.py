@@ -52,7 +52,7 @@ from certkit.core.bounds import ops
 
 Tensor = torch.Tensor
 
-__all__ = ["Patches", "chunk_rows", "crown_rows", "supported_start", "to_dense", "windows"]
+__all__ = ["Patches", "RowAlpha", "alpha_slopes", "chunk_rows", "crown_rows", "supported_start", "to_dense", "windows"]
 
 
 @dataclass
@@ -102,20 +102,25 @@ class Patches:
         return self if self.dirty is None else mask_padding(self, self.dirty)
 
 
-def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
+def windows(t: Tensor, p: Patches, kernel: tuple[int, int], rows: Tensor | None = None,
+            tag: Any = None) -> Tensor:
     """Each start row's window of a node-shaped tensor t (Bt, C, H, W), zero outside the
     node: (Bt, k, Kh, Kw, C); with per-row examples (``p.br``) and Bt > 1, row r's window
-    of example br[r]: (1, k, Kh, Kw, C). With more window positions than rows: one
-    gather of C-long rows of the zero-padded, channels-last t (no unfolded copy of the
-    whole batch), its index cached per geometry for the call (the ReLU rule reads three
-    tensors through the same windows); else one unfolded copy and whole-window copies."""
+    of example br[r]: (1, k, Kh, Kw, C). ``rows`` (k,): read row r's window from
+    ``t[rows[r]]`` instead of ``t[br[r]]`` (per-row tensors such as α-CROWN's slopes, one
+    (C, H, W) map per start row; ``tag`` names that index in the cache). With more window
+    positions than rows: one gather of C-long rows of the zero-padded, channels-last t (no
+    unfolded copy of the whole batch), its index cached per geometry for the call (the ReLU
+    rule reads three tensors through the same windows); else one unfolded copy and
+    whole-window copies."""
     Kh, Kw = kernel
     (Sh, Sw), (Ph, Pw) = p.stride, p.pad
     Bt, C, H, W = t.shape
     bot = max(0, int(p.hr.max()) * Sh + Kh - Ph - H) if p.hr.numel() else 0
     right = max(0, int(p.wr.max()) * Sw + Kw - Pw - W) if p.wr.numel() else 0
     Hp, Wp = H + Ph + bot, W + Pw + right
-    per_row = p.br is not None and Bt > 1
+    sel = p.br if rows is None else rows
+    per_row = sel is not None and Bt > 1
     k = p.hr.numel()
     nh, nw = (Hp - Kh) // Sh + 1, (Wp - Kw) // Sw + 1
     if Bt * nh * nw <= k:  # few positions, many rows: unfold once, then copy whole windows
@@ -124,14 +129,14 @@ def windows(t: Tensor, p: Patches, kernel: tuple[int, int]) -> Tensor:
         pos = p.hr * nw + p.wr
         if per_row:
             u = u.reshape(Bt * nh * nw, Kh * Kw * C)
-            return u.index_select(0, p.br * (nh * nw) + pos).view(1, k, Kh, Kw, C)  # type: ignore[operator]
+            return u.index_select(0, sel * (nh * nw) + pos).view(1, k, Kh, Kw, C)  # type: ignore[operator]
         return u.reshape(Bt, nh * nw, Kh * Kw * C).index_select(1, pos).view(Bt, k, Kh, Kw, C)
-    key = (kernel, p.stride, p.pad, Hp, Wp, per_row)
+    key = (kernel, p.stride, p.pad, Hp, Wp, per_row, None if rows is None else ("rows", tag))
     idx = p.cache.get(key)
     if idx is None:
         base = p.hr * (Sh * Wp) + p.wr * Sw
         if per_row:
-            base = base + p.br * (Hp * Wp)  # type: ignore[operator]
+            base = base + sel * (Hp * Wp)  # type: ignore[operator]
         off = (torch.arange(Kh, device=t.device) * Wp).view(Kh, 1) + torch.arange(Kw, device=t.device).view(1, Kw)
         idx = (base.view(-1, 1) + off.view(1, -1)).reshape(-1)
         p.cache[key] = idx
@@ -272,7 +277,31 @@ def _affine(op: ops.Affine, p: Patches, shape: tuple[int, ...], like: Tensor) ->
     return p.like(P * windows(s.expand(shape).unsqueeze(0), p, p.kernel)), bias
 
 
-def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int) -> tuple[Patches, Tensor]:
+@dataclass
+class RowAlpha:
+    """α-CROWN's lower ReLU slopes for the rows of one :func:`crown_rows` call: ``alpha``
+    (R, C, H, W), one slope map per α row (R = B·P_a for a (B, P_a, C, H, W) α set), and
+    ``rows`` (k,), the α row of each start row; ``tag`` identifies ``rows`` in the window
+    index cache."""
+
+    alpha: Tensor
+    rows: Tensor
+    tag: Any
+
+
+def alpha_slopes(p: Patches, kernel: tuple[int, int], a: RowAlpha, l: Tensor, u: Tensor,  # noqa: E741
+                 wl: Tensor) -> Tensor:
+    """Per-row lower slopes in window space: row r's α (``a.alpha[a.rows[r]]``) at row r's
+    window where the neuron is unstable for r's example, else the CROWN slope ``wl``
+    (already windowed). Window entries outside the node are zero in the unstable mask
+    (windows pad with zeros), so they take ``wl`` there, which is zero: the result stays
+    clean. A module-level function so a test can plant a wrong gather or a missing mask."""
+    unst = windows(((l < 0) & (u > 0)).to(l.dtype), p, kernel)
+    return torch.where(unst > 0, windows(a.alpha, p, kernel, rows=a.rows, tag=a.tag), wl)
+
+
+def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int, alpha: RowAlpha | None = None
+          ) -> tuple[Patches, Tensor]:
     """(windows zero outside the node: the result is clean)"""
     l, u = bounds  # noqa: E741
     ud, ub, ld = ops.relu_relaxation(l, u)
@@ -280,6 +309,8 @@ def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int) -> tuple[Patches, T
     An = P.clamp(max=0)
     bias = _dot(An, windows(ub, p, p.kernel))
     wl = windows(ld, p, p.kernel)
+    if alpha is not None:
+        wl = alpha_slopes(p, p.kernel, alpha, l, u, wl)
     if not torch.is_grad_enabled() and P.shape[0] == wl.shape[0]:
         Ain = P.clamp(min=0).mul_(wl).addcmul_(An, windows(ud, p, p.kernel))  # fewer temporaries
     else:
@@ -315,10 +346,10 @@ def _maxpool(op: ops.MaxPool2d, p: Patches, bounds: tuple[Tensor, Tensor], in_sh
     return p.like(Ain, (p.stride[0] * sh, p.stride[1] * sw), (p.pad[0] * sh, p.pad[1] * sw)), bias
 
 
-def _step(op: ops.Op, p: Patches, in_shapes: list[tuple[int, ...]], in_bounds: list[tuple[Tensor, Tensor]]
-          ) -> tuple[list[Patches], Tensor | None] | None:
+def _step(op: ops.Op, p: Patches, in_shapes: list[tuple[int, ...]], in_bounds: list[tuple[Tensor, Tensor]],
+          alpha: RowAlpha | None = None) -> tuple[list[Patches], Tensor | None] | None:
     """One op's backward rule on patches: (patches per input, bias (Bp, k) or None), or
-    None when the op has no patch rule."""
+    None when the op has no patch rule. ``alpha``: the rows' lower slopes at a ReLU."""
     like = in_bounds[0][0]
     if type(op) is ops.Identity:
         return [p], None
@@ -337,7 +368,7 @@ def _step(op: ops.Op, p: Patches, in_shapes: list[tuple[int, ...]], in_bounds: l
         q, b = _affine(op, p, in_shapes[0], like)
         return [q], b
     if isinstance(op, ops.ReLU):
-        q, b = _relu(p, in_bounds[0], in_shapes[0][0])
+        q, b = _relu(p, in_bounds[0], in_shapes[0][0], alpha)
         return [q], b
     if isinstance(op, ops.MaxPool2d) and op.k == op.st and len(in_shapes[0]) == 3:
         q, b = _maxpool(op, p.clean(), in_bounds[0], in_shapes[0])
@@ -406,7 +437,8 @@ def _concretize_rows(ctx: Any, A: Tensor, br: Tensor) -> Tensor:
     return v.view(1, k)
 
 
-def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None,
+               alphas: dict[int, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """CROWN lower and upper bounds (B, k) of the neurons ``rows`` (k,) (flat indices into
     the (C, H, W) start node) with patches, falling back to the dense pass per node (see the
     module docstring). ``ctx``: the call's :class:`certkit.core.bounds.model._Ctx` with
@@ -416,7 +448,15 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -
     neurons unstable for that example); the others get -inf / +inf. Each (example, neuron)
     pair is then one row of its own (``Patches.br``; a dense fallback runs the rows as a
     batch of single-row examples), so the work follows the per-example unstable counts,
-    not B times their union."""
+    not B times their union.
+
+    ``alphas`` (α-CROWN with optimised intermediate slopes; Xu et al. 2021,
+    arXiv:2011.13824, the per-(start node, ReLU) α sets of auto_LiRPA's
+    ``fix_interm_bounds=False``): ReLU node → (B, 2k, *shape) lower slopes in [0, 1], rows
+    [0, k) for the lower bounds of ``rows``, [k, 2k) for the upper ones (as
+    ``_Ctx.alpha_crown``'s dense α sets), or (B, 1, *shape) shared by all rows. Each
+    (example, neuron) row reads its own slope map at its window; only unstable neurons
+    take α. Differentiable in α (and in the bounds) by autograd."""
     g = ctx.g
     _, H, W = g.shapes[start]
     like = ctx.lo
@@ -442,15 +482,18 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -
         ins = g.inputs[i]
         in_bounds = [ctx.bounds[j] for j in ins]
         in_shapes = [g.shapes[j] for j in ins]
-        res = _step(op, A, in_shapes, in_bounds) if isinstance(A, Patches) else None
+        ra = _row_alpha(alphas.get(i), b_idx, j_idx, rows.numel()) if alphas else None
+        res = _step(op, A, in_shapes, in_bounds, ra) if isinstance(A, Patches) else None
         if res is None:
             Ad = to_dense(A, g.shapes[i]) if isinstance(A, Patches) else A
+            a_d = None if ra is None else ra.alpha.index_select(0, ra.rows)  # (2n, *shape): each row's slopes
             if B == 1:  # one example: its 2n rows as the spec dimension, as the dense pass
-                Ain, b = op.backward(Ad, in_bounds, None)
+                Ain, b = op.backward(Ad, in_bounds, None if a_d is None else a_d.unsqueeze(0))
             else:  # the 2n rows as 2n single-row examples with their examples' bounds
                 rb = ([(lo.index_select(0, br), up.index_select(0, br)) for lo, up in in_bounds] if op.nonlinear
                       else in_bounds)  # (the affine ops read no bounds)
-                Ain_d, b = op.backward(Ad.reshape(2 * n, 1, *g.shapes[i]), rb, None)
+                Ain_d, b = op.backward(Ad.reshape(2 * n, 1, *g.shapes[i]), rb,
+                                       None if a_d is None else a_d.unsqueeze(1))
                 Ain = [a.reshape(1, 2 * n, *a.shape[2:]) for a in Ain_d]
                 b = None if b is None else b.reshape(1, 2 * n)
         else:
@@ -482,6 +525,21 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None) -
     lo[b_idx, j_idx] = bias[0, :n]
     up[b_idx, j_idx] = -bias[0, n:]
     return lo, up
+
+
+def _row_alpha(a: Tensor | None, b_idx: Tensor, j_idx: Tensor, k: int) -> RowAlpha | None:
+    """The α rows of the 2n (example, neuron) rows of :func:`crown_rows` (lower rows, then
+    upper rows) in an α set a (B, 2k or 1, *shape)."""
+    if a is None:
+        return None
+    Pa = a.shape[1]
+    if Pa == 1:
+        r = b_idx.repeat(2)
+    else:
+        if Pa != 2 * k:
+            raise ValueError(f"alphas: expected (B, {2 * k} or 1, ...) slopes for {k} rows, got {tuple(a.shape)}")
+        r = torch.cat([b_idx * Pa + j_idx, b_idx * Pa + k + j_idx])
+    return RowAlpha(a.reshape(-1, *a.shape[2:]), r, Pa)
 
 
 # elements of one coefficient tensor per chunk of start rows (the patches of one row are at
