@@ -33,6 +33,8 @@ import torch
 from torch import nn
 
 from certkit.core.bounds import ops, patches
+from certkit.core.bounds.deadline import fits as deadline_fits
+from certkit.core.bounds.deadline import how_many
 from certkit.core.bounds.graph import Graph, UnsupportedLayerError, capture
 
 Tensor = torch.Tensor
@@ -279,8 +281,10 @@ class BoundedModel(nn.Module):
                 lo, up = ctx.alpha_crown(Cb, bound_lower, bound_upper, int(alpha_iterations), float(alpha_lr),
                                          intermediate=alpha_intermediate, shared=alpha_shared,
                                          lr_decay=float(alpha_lr_decay))
-            else:
+            elif ctx.output_fits(Cb.shape[1] * (int(bound_lower) + int(bound_upper))):
                 lo, up = ctx.crown(self.graph.output, Cb, bound_lower, bound_upper)
+            else:  # the output pass would end past the deadline: IBP's (sound) bounds
+                lo, up = ctx.ibp_output(Cb)
             if tighten_with_ibp:
                 il, iu = ctx.ibp_output(Cb)
                 lo = torch.max(lo, il) if lo is not None else None
@@ -396,6 +400,7 @@ class _Ctx:
     def __init__(self, g: Graph, x: Tensor, lo: Tensor, hi: Tensor, eps: Tensor, norm: float) -> None:
         self.g, self.x, self.lo, self.hi, self.eps, self.norm = g, x, lo, hi, eps, norm
         self.deadline: float | None = None
+        self.row_cost: dict[int, float] = {}  # measured seconds per CROWN row from each start node
         self.opt_out: dict[str, Any] = {}  # α-CROWN's last output α / β terms
         # set to {} to collect the tightest intermediate bounds over α-CROWN's iterates
         self.best_interm: dict[int, tuple[Tensor, Tensor]] | None = None
@@ -538,11 +543,13 @@ class _Ctx:
             lo, up = il.reshape(B, n).clone(), iu.reshape(B, n).clone()
             structured = self.conv_mode == "patches" and patches.supported_start(g.shapes[i])
             step = patches.chunk_rows(self, i, chunk, unst_b) if structured else chunk
-            for s in range(0, rows.numel(), step):
-                if self._late():
-                    break  # past the deadline: the remaining rows keep their (sound) IBP bounds
-                r = rows[s:s + step]
-                k = r.numel()
+            s = 0
+            while s < rows.numel():
+                k = self._rows_in_time(i, step)
+                if k == 0:
+                    break  # past the deadline (or no row would end before it): the rest keep IBP bounds
+                r = rows[s:s + k]
+                k, s, t1 = r.numel(), s + k, time.perf_counter()
                 if structured:
                     cl, cu = patches.crown_rows(self, i, r, unst_b[:, r])
                 else:
@@ -554,10 +561,27 @@ class _Ctx:
                 u_r = unst_b[:, r]
                 lo[:, r] = torch.where(u_r, torch.max(lo[:, r], cl), lo[:, r])
                 up[:, r] = torch.where(u_r, torch.min(up[:, r], cu), up[:, r])
+                self.row_cost[i] = (time.perf_counter() - t1) / k
             self.bounds[i] = (lo.reshape(il.shape), up.reshape(iu.shape))
 
     def _late(self) -> bool:
         return self.deadline is not None and time.perf_counter() > self.deadline
+
+    def _fits(self, seconds: float | None) -> bool:  # a step of this measured cost can end in time
+        return deadline_fits(self.deadline, seconds)
+
+    def output_fits(self, rows: int) -> bool:
+        """Whether a CROWN pass of ``rows`` rows from the output can end before the deadline,
+        at the cost per row measured on the deepest intermediate node j (times output / j)."""
+        j = max(self.row_cost, default=None)
+        return self._fits(None if j is None else self.row_cost[j] * self.g.output / j * rows)
+
+    def _rows_in_time(self, i: int, step: int) -> int:
+        """How many rows of start node i to bound next: ``step``, or fewer when only those fit
+        before the deadline at the measured cost per row (node i's, else the deepest measured
+        node j's times i / j: a backward pass from a later node is longer); 0 when none does."""
+        j = i if i in self.row_cost else max((j for j in self.row_cost if j < i), default=None)
+        return how_many(self.deadline, None if j is None else self.row_cost[j] * i / j, step)
 
     @staticmethod
     def _intersect(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -610,6 +634,8 @@ class _Ctx:
         g = self.g
         out = g.output
         with torch.no_grad():
+            if not self.output_fits(C.shape[1] * (int(lower) + int(upper))):
+                return self.ibp_output(C)  # (sound; no pass, let alone an iterate, ends before the deadline)
             best_lo, best_up = self.crown(out, C, lower, upper)
         if iters <= 0:
             return best_lo, best_up
@@ -657,11 +683,14 @@ class _Ctx:
         # out: torch.optim's first use imports torch._dynamo (seconds), which a deadline cannot afford
         m1 = [torch.zeros_like(a) for a in params]
         m2 = [torch.zeros_like(a) for a in params]
+        fwd_s: float | None = None  # measured seconds of an iterate's bound pass / of its gradient step
+        bwd_s: float | None = None
         with torch.enable_grad():
             for it in range(iters + 1):
                 last = it == iters
-                if self._late():
-                    break  # every iterate so far gave sound bounds: keep the best, stop at the deadline
+                if not self._fits(fwd_s):
+                    break  # every iterate so far gave sound bounds: keep the best; this one would end late
+                t_it = time.perf_counter()
                 with torch.no_grad() if last else contextlib.nullcontext():
                     if starts and not self._alpha_intermediate(ref, starts, alphas):
                         break  # the deadline passed within this iterate
@@ -676,8 +705,9 @@ class _Ctx:
                     best_lo = torch.max(best_lo, lo.detach())  # type: ignore[arg-type]
                 if up is not None:
                     best_up = torch.min(best_up, up.detach())  # type: ignore[arg-type]
-                if last or self._late():
-                    break  # (no gradient step past the deadline: it costs as much as the pass)
+                fwd_s, t_it = time.perf_counter() - t_it, time.perf_counter()
+                if last or not self._fits(fwd_s + (bwd_s if bwd_s is not None else 2 * fwd_s)):
+                    break  # no gradient step unless the next iterate can also end before the deadline
                 loss = (-lo.sum() if lo is not None else 0.0) + (up.sum() if up is not None else 0.0)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)  # type: ignore[arg-type]
                 step_lr = lr * lr_decay ** it
@@ -694,6 +724,7 @@ class _Ctx:
                             a.clamp_(0.0, 1.0)
                         else:
                             a.clamp_(min=0.0)  # β ≥ 0 keeps every split term a valid bound
+                bwd_s = time.perf_counter() - t_it
         self.bounds = ref
         return best_lo, best_up
 
@@ -772,8 +803,8 @@ class _Ctx:
         for i in range(1, g.output):
             b = self._intersect(self._node_ibp(i), ref[i])
             if i in starts:
-                if self._late():
-                    return False
+                if not self._fits(self.row_cost.get(i, 0.0) * starts[i][0].numel()):
+                    return False  # (CROWN's cost of these rows, measured by fill_crown_intermediate)
                 rows, u_r, Ci = starts[i]
                 l, u = b  # noqa: E741
                 B = l.shape[0]

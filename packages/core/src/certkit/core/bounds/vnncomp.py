@@ -7,10 +7,15 @@ relative to the folder, sometimes with a leading ``./``; networks may be gzipped
 results file has one row per instance: ``category, onnx, vnnlib, prepare time, result,
 run time`` with ``result`` in sat / unsat / unknown / timeout / error.
 
-Each instance is decided by :func:`~certkit.core.bounds.vnnlib_verify.verify_onnx_vnnlib`
-(PGD, then IBP / CROWN / α-CROWN, then input splitting on low-dimensional inputs or ReLU
-splitting with β-CROWN bounds on the others) within
-its own timeout times ``timeout_scale``. A bad row (missing file, a property whose input
+Each instance is read (:func:`~certkit.core.bounds.vnnlib_verify.load_instance`: the ONNX
+model and the property; its seconds are the ``prepare time``, as VNN-COMP's
+``prepare_instance`` step, which may convert the model untimed) and then decided
+(:func:`~certkit.core.bounds.vnnlib_verify.run_instance`: PGD, then IBP / CROWN /
+α-CROWN, then input splitting on low-dimensional inputs or ReLU splitting with β-CROWN
+bounds on the others, a ``sat`` re-checked with onnxruntime) within its own timeout times
+``timeout_scale``: the ``run time`` (wall clock of the whole decision, re-check included,
+as VNN-COMP times ``run_instance``) stays within that timeout + 1 s, the verdict
+``timeout`` when undecided (see :mod:`~certkit.core.bounds.deadline`). A bad row (missing file, a property whose input
 count does not match the network, an operator we cannot bound) is reported as ``error``
 with a one-line reason and the run goes on. Rows are written to a
 :class:`~certkit.core.results.ResultLog` as they finish, so an interrupted run resumes;
@@ -94,26 +99,29 @@ class _InstanceTask:
     def __call__(self, idx: int) -> dict[str, Any]:
         import torch
 
-        from certkit.core.bounds.vnnlib_verify import verify_onnx_vnnlib
+        from certkit.core.bounds.vnnlib_verify import load_instance, run_instance
 
         inst = self.instances[idx]
         row: dict[str, Any] = {"idx": idx, "category": self.category, "onnx": inst.onnx,
                                "vnnlib": inst.vnnlib, "timeout": inst.timeout * self.scale}
         t0 = time.perf_counter()
+        prepare = 0.0
         try:
             for what, p in (("onnx", inst.onnx_path), ("vnnlib", inst.vnnlib_path)):
                 if not p.is_file():
                     raise FileNotFoundError(f"{what} file not found: {p}")
-            r = verify_onnx_vnnlib(inst.onnx_path, inst.vnnlib_path, dtype=torch.float64,
-                                   timeout=inst.timeout * self.scale, **self.kw)
+            om, prop = load_instance(inst.onnx_path, inst.vnnlib_path, dtype=torch.float64)
+            t1 = time.perf_counter()
+            prepare = t1 - t0
+            r = run_instance(inst.onnx_path, om, prop, timeout=inst.timeout * self.scale, **self.kw)
+            run_time = time.perf_counter() - t1
         except Exception as exc:  # one bad instance must not stop the category
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             row.update(result="error", error=f"{type(exc).__name__}: {msg}",
-                       prepare_time=0.0, run_time=time.perf_counter() - t0)
+                       prepare_time=prepare, run_time=time.perf_counter() - t0 - prepare)
             return row
-        total = time.perf_counter() - t0
-        row.update(result=r.status, method=r.method, prepare_time=max(total - r.time_s, 0.0),
-                   run_time=r.time_s, clauses=r.clauses, proven=r.proven)
+        row.update(result=r.status, method=r.method, prepare_time=prepare,
+                   run_time=run_time, clauses=r.clauses, proven=r.proven)
         if r.status == "sat":
             row["counterexample"] = r.to_vnncomp()
         return row

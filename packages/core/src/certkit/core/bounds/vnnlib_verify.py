@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from certkit.core.bounds.deadline import fits
 from certkit.core.bounds.model import BoundedModel
 from certkit.core.bounds.vnnlib import Property, parse_vnnlib
 
@@ -116,15 +117,6 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         v = torch.where(valid[idx], v, torch.full_like(v, -math.inf))
         return v.amax(1), y
 
-    def witness(x: torch.Tensor, idx: torch.Tensor) -> VnnResult | None:
-        with torch.no_grad():
-            v, y = violation(x, idx)
-        hit = torch.nonzero(v <= 0).flatten()
-        if hit.numel() == 0:
-            return None
-        j = int(hit[0])
-        return done("sat", "PGD", 0, x[j].detach().numpy().astype(np.float64), y[j].numpy().astype(np.float64))
-
     # disjuncts without output rows: any point of the box is a counterexample
     empty = torch.nonzero(~valid.any(1)).flatten()
     if empty.numel():
@@ -142,30 +134,36 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     if pgd_restarts:
         u = torch.rand(x[N:].shape, generator=gen, dtype=dtype)
         x[N:] = lo_r[N:] + u * (hi_r[N:] - lo_r[N:])
-    r = witness(x, idx_all)
-    if r is not None:
-        return r
-    for step in range(pgd_steps):
-        if time.perf_counter() - t0 > timeout:
-            return done("timeout", "PGD", 0)
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            v, _ = violation(x, idx_all)
+    step_s: float | None = None  # measured seconds of one PGD step (forward, witness check, gradient)
+    for step in range(pgd_steps + 1):
+        if not fits(t0 + timeout, step_s):
+            return done("timeout", "PGD", 0)  # (a step that cannot end before the deadline is not started)
+        t1 = time.perf_counter()
+        x = x.detach().requires_grad_(step < pgd_steps)
+        with torch.enable_grad() if step < pgd_steps else torch.no_grad():
+            v, y = violation(x, idx_all)
+            hit = torch.nonzero(v.detach() <= 0).flatten()  # the iterate itself is a counterexample
+            if hit.numel():
+                j = int(hit[0])
+                return done("sat", "PGD", 0, x[j].detach().numpy().astype(np.float64),
+                            y[j].detach().numpy().astype(np.float64))
+            if step == pgd_steps:
+                break
             (g,) = torch.autograd.grad(v.sum(), x)
         size = 0.25 * (hi_r - lo_r) * (1 - step / max(pgd_steps, 1)) + 1e-3 * (hi_r - lo_r)
         x = torch.max(torch.min(x.detach() - size * g.sign(), hi_r), lo_r)
-        r = witness(x, idx_all)
-        if r is not None:
-            return r
+        step_s = time.perf_counter() - t1
 
     # ---- bounds on the open disjuncts, cheapest first
     bm = BoundedModel(model, tuple(input_shape))
     open_idx = torch.arange(N)
     margin = torch.full((N,), -math.inf, dtype=dtype)  # each disjunct's best certified row margin
     method = "none"
+    method_s: float | None = None  # the last method's seconds: the next, tighter one costs at least as much
     for method in methods:
-        if time.perf_counter() - t0 > timeout:
+        if not fits(t0 + timeout, method_s):
             return done("timeout", method, N - open_idx.numel())
+        t1 = time.perf_counter()
         sel = open_idx
         lo_i, hi_i = lo[sel].reshape(-1, *input_shape), hi[sel].reshape(-1, *input_shape)
         mid = (lo_i + hi_i) / 2
@@ -180,6 +178,7 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         open_idx = sel[~proven]
         if open_idx.numel() == 0:
             return done("unsat", method, N)
+        method_s = (time.perf_counter() - t1) * open_idx.numel() / sel.numel()  # (its cost grows with the batch)
     if time.perf_counter() - t0 > timeout:
         return done("timeout", method, N - open_idx.numel())
 
@@ -203,7 +202,7 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
             if rs.status != "unsat":
                 return done(rs.status, "input-split", N - open_idx.numel())
         return done("unsat", "input-split", N)
-    if relu_split:  # (a net without ReLUs comes back unknown at once)
+    if relu_split:  # (Sigmoid / Tanh nets: act_bab's general splits)
         # hardest disjunct first: it decides a timeout soonest and most likely holds a counterexample
         open_idx = open_idx[torch.argsort(margin[open_idx])]
         return _relu_split_open(model, tuple(input_shape), open_idx, lo, hi, C, d, valid, t0 + timeout,
@@ -218,42 +217,65 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
     the branching then serves one objective, and a domain carries one row set; as
     α,β-CROWN runs one target label at a time); a sat witness is re-checked in the model's
     arithmetic inside its disjunct's box."""
+    from certkit.core.bounds.act_bab import act_split, has_smooth_activation
     from certkit.core.bounds.relu_bab import relu_split
 
+    # a net with Sigmoid / Tanh splits those (and its ReLUs) at general points (GenBaB)
+    split, how = (act_split, "act-split") if has_smooth_activation(model, input_shape) else (relu_split, "relu-split")
     proven = N - open_idx.numel()
     todo = open_idx.tolist()
     while todo:
         i = todo.pop(0)
         group = [i]
         g = torch.tensor(group)
-        r = relu_split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, **kw)
+        r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, **kw)
         if r.status == "sat" and r.x is not None:
             xw = torch.min(torch.max(r.x, lo[i]), hi[i]).unsqueeze(0)
             with torch.no_grad():
                 v, y = violation(xw.expand(len(group), -1), g)
             hit = torch.nonzero(v <= 0).flatten()
             if hit.numel():
-                return done("sat", "relu-split", proven, xw[0].numpy().astype(np.float64),
+                return done("sat", how, proven, xw[0].numpy().astype(np.float64),
                             y[int(hit[0])].numpy().astype(np.float64))
-            return done("unknown", "relu-split", proven)
+            return done("unknown", how, proven)
         if r.status != "unsat":
-            return done(r.status, "relu-split", proven)
+            return done(r.status, how, proven)
         proven += len(group)
-    return done("unsat", "relu-split", N)
+    return done("unsat", how, N)
 
 
-def verify_onnx_vnnlib(onnx_path: str | Path, vnnlib_path: str | Path, *, dtype: torch.dtype = torch.float64,
-                       **kw: Any) -> VnnResult:
-    """Read an ONNX model (:func:`~certkit.core.bounds.onnx_import.load_onnx`) and a VNN-LIB
-    property, and run :func:`verify_property` (keyword arguments passed on)."""
+def load_instance(onnx_path: str | Path, vnnlib_path: str | Path, *,
+                  dtype: torch.dtype = torch.float64) -> tuple[Any, Property]:
+    """VNN-COMP's "prepare" step: the ONNX model (:func:`~certkit.core.bounds.onnx_import.load_onnx`,
+    an ``OnnxModel`` with ``module``, ``input_shape``, ``num_outputs``) and the VNN-LIB
+    property read against its input and output counts."""
     from certkit.core.bounds.onnx_import import load_onnx
 
     om = load_onnx(onnx_path, dtype=dtype)
     prop = parse_vnnlib(Path(vnnlib_path), n_inputs=math.prod(om.input_shape), n_outputs=om.num_outputs)
+    return om, prop
+
+
+def run_instance(onnx_path: str | Path, om: Any, prop: Property, **kw: Any) -> VnnResult:
+    """VNN-COMP's "run" step on a loaded instance (:func:`load_instance`):
+    :func:`verify_property` (keyword arguments passed on), then a ``sat`` re-checked with
+    onnxruntime (:func:`recheck_with_onnxruntime`); ``time_s`` covers both."""
+    t0 = time.perf_counter()
     r = verify_property(om.module, om.input_shape, prop, **kw)
     if r.status == "sat":
         r = recheck_with_onnxruntime(onnx_path, prop, r)
+    r.time_s = time.perf_counter() - t0
     return r
+
+
+def verify_onnx_vnnlib(onnx_path: str | Path, vnnlib_path: str | Path, *, dtype: torch.dtype = torch.float64,
+                       **kw: Any) -> VnnResult:
+    """Read an ONNX model and a VNN-LIB property (:func:`load_instance`) and decide it
+    (:func:`run_instance`; keyword arguments go to :func:`verify_property`). The
+    ``timeout`` and ``time_s`` cover the decision, not the loading (as VNN-COMP, whose
+    ``prepare_instance`` step may convert the model and read the property untimed)."""
+    om, prop = load_instance(onnx_path, vnnlib_path, dtype=dtype)
+    return run_instance(onnx_path, om, prop, **kw)
 
 
 def recheck_with_onnxruntime(onnx_path: str | Path, prop: Property, r: VnnResult,
