@@ -195,7 +195,7 @@ def test_planted_wrong_sign_beta_is_caught(monkeypatch: pytest.MonkeyPatch) -> N
     assert any("unsat, exact sat" in b for b in bad), bad
 
 
-def test_planted_loosened_child_bound_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+def _plant_raised_child_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     real = relu_bab._bound_domains
 
     def planted(P, splits, **kw):  # type: ignore[no-untyped-def]
@@ -207,8 +207,43 @@ def test_planted_loosened_child_bound_is_caught(monkeypatch: pytest.MonkeyPatch)
         return res
 
     monkeypatch.setattr(relu_bab, "_bound_domains", planted)
+
+
+def test_planted_loosened_child_bound_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # bounding in the model's own arithmetic: the search's bound closes domains directly
+    _plant_raised_child_bound(monkeypatch)
+    bad = _wrong(bound_dtype=None)
+    assert any("unsat, exact sat" in b for b in bad), bad
+
+
+def test_float32_search_closes_domains_only_by_the_model_arithmetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a float32 search on float64 nets (the default) a raised float32 bound (what a
+    rounding error in the search could do) closes nothing: the float64 re-bound refuses it,
+    and the verdicts still equal the exact reference."""
+    r = _run(_cases()[0])
+    assert r.stats["confirmed"] + r.stats["not_confirmed"] >= 1  # the confirmation ran
+    assert _run(_cases()[0], bound_dtype=None).stats["confirmed"] == 0  # one arithmetic: no re-bound
+    _plant_raised_child_bound(monkeypatch)
+    assert _wrong() == []
+
+
+def test_planted_confirmation_that_trusts_the_search_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the float64 re-bound is what keeps a float32 search sound: one that accepts every
+    # domain the search would close lets a raised child bound through
+    _plant_raised_child_bound(monkeypatch)
+
+    def trusting(P, splits, alphas, betas, interm):  # type: ignore[no-untyped-def]
+        return torch.ones(splits.shape[0], dtype=torch.bool), torch.zeros(splits.shape[0], P.C.shape[0],
+                                                                          dtype=P.C.dtype)
+
+    monkeypatch.setattr(relu_bab, "_confirm", trusting)
     bad = _wrong()
     assert any("unsat, exact sat" in b for b in bad), bad
+
+
+def test_bound_dtype_is_checked() -> None:
+    with pytest.raises(ValueError, match="bound_dtype"):
+        _run(_cases()[0], bound_dtype=torch.float16)
 
 
 @pytest.mark.parametrize("plant", [False, True], ids=["sound", "planted-sign"])

@@ -343,7 +343,7 @@ def _attack(P: _Problem, x0: Tensor, steps: int) -> tuple[Tensor, Tensor] | None
     """Signed-gradient descent on the violation from x0 (M, n) inside the box; the first
     point with violation <= 0 and its output, else None."""
     lo, hi = P.lo, P.hi
-    x = x0.detach().clone()
+    x = torch.min(torch.max(x0.detach().to(lo.dtype), lo), hi)  # (a vertex rounded in another dtype)
     width = hi - lo
     for step in range(steps + 1):
         with torch.no_grad():
