@@ -227,3 +227,27 @@ def test_cli_and_category_run_end_within_the_timeout(slow_crown: float, mlp_file
     assert code == 0
     (rec,) = list(csv.reader(res.read_text().splitlines()))
     assert rec[4] == "timeout" and float(rec[5]) < T + 1.0, rec
+
+
+C10 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vnncomp2021" / "cifar10_resnet"
+
+
+@pytest.mark.shared_data
+def test_resnet_4b_returns_within_the_timeout() -> None:
+    """VNN-COMP's resnet_4b (patches CROWN chunks of 2-3 s on one thread) with an 8 s
+    timeout: ``timeout`` within T + 1 s (the run overshot by up to 6 s at T = 60 before)."""
+    net = C10 / "onnx" / "resnet_4b.onnx"
+    prop = C10 / "vnnlib_properties_pgd_filtered" / "resnet4b_pgd_filtered" / "prop_5_eps_0.004.vnnlib"
+    if not (net.is_file() and prop.is_file()):
+        pytest.skip("../shared/data/vnncomp2021/cifar10_resnet absent")
+    from certkit.core.bounds.vnnlib_verify import load_instance, run_instance
+
+    om, p = load_instance(net, prop)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        T = 8.0
+        r = run_instance(net, om, p, timeout=T, pgd_steps=2)  # (2 PGD steps: the bounds get the time)
+    finally:
+        torch.set_num_threads(threads)
+    assert r.status == "timeout" and r.time_s < T + 1.0, (r.status, r.method, r.time_s)
