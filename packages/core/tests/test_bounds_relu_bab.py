@@ -413,3 +413,28 @@ def test_leaf_lp_runs_only_where_the_relaxation_is_exact() -> None:
     flagged = relu_bab._relu_exact(l, u)
     assert bool((exact | ~flagged).all()), "a neuron called exact has an inexact relaxation"
     assert not bool(flagged[-5]) and bool(flagged[-4]) and bool(flagged[-3])
+
+
+def test_domain_pool_keeps_every_open_domain_once() -> None:
+    """_Pool's O(k) take (tail rows fill the holes) against a plain set of ids, over random
+    adds and takes: the taken rows are the requested ones, the rest stay, each exactly once,
+    with their other columns."""
+    g = torch.Generator().manual_seed(0)
+    pool, ref, nxt = relu_bab._Pool(), [], 0
+    for step in range(200):
+        m = int(torch.randint(0, 40, (1,), generator=g))
+        if m:
+            ids = torch.arange(nxt, nxt + m)
+            nxt += m
+            pool.add(id=ids, sq=(ids ** 2).reshape(m, 1).expand(m, 3).to(torch.float16))
+            ref += ids.tolist()
+        if pool.n and step % 3:
+            k = int(torch.randint(1, pool.n + 1, (1,), generator=g))
+            idx = torch.randperm(pool.n, generator=g)[:k]
+            want = pool.view("id")[idx].tolist()  # the rows at those positions
+            got = pool.take(idx)
+            assert got["id"].tolist() == want
+            assert torch.equal(got["sq"][:, 2], (got["id"] ** 2).to(torch.float16))
+            ref = [r for r in ref if r not in set(want)]
+        assert sorted(pool.view("id").tolist()) == sorted(ref)
+        assert torch.equal(pool.view("sq")[:, 0], (pool.view("id") ** 2).to(torch.float16))
