@@ -92,10 +92,15 @@ class Elementwise(ops.Op):
         return lo - pad, hi + pad
 
     def relax(self, l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: E741
-        """(lower slope, lower intercept, upper slope, upper intercept), each like ``l``."""
-        cache = self.__dict__.get("_relax_cache")
-        if cache is not None and cache[0] is l and cache[1] is u:
-            return cache[2]  # type: ignore[no-any-return]
+        """(lower slope, lower intercept, upper slope, upper intercept), each like ``l``.
+
+        The last few results are cached by the identity *and version* of ``l`` and ``u``
+        (a bound tensor changed in place is recomputed): branch and bound alternates between
+        a domain's bounds and its children's (:mod:`certkit.core.bounds.act_bab`'s FSB)."""
+        cache: list[tuple[Tensor, Tensor, int, int, Any]] = self.__dict__.setdefault("_relax_cache", [])
+        for cl, cu, vl, vu, hit in cache:
+            if cl is l and cu is u and vl == l._version and vu == u._version:
+                return hit  # type: ignore[no-any-return]
         dt = l.dtype
         l64, u64 = l.double(), torch.max(u.double(), l.double())
         w = u64 - l64
@@ -110,7 +115,8 @@ class Elementwise(ops.Op):
         b_lo = self._extremes(l64, u64, k_lo)[0]
         b_up = self._extremes(l64, u64, k_up)[1]
         out = (k_lo.to(dt), b_lo.to(dt), k_up.to(dt), b_up.to(dt))
-        self.__dict__["_relax_cache"] = (l, u, out)
+        cache.insert(0, (l, u, l._version, u._version, out))
+        del cache[4:]
         return out
 
     def ibp(self, b: Bounds) -> Bounds:

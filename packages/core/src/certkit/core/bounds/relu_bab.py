@@ -496,6 +496,23 @@ def _check_args(batch: int, max_domains: int, alpha_iterations: int, bab_iterati
         raise ValueError(f"interm: expected one of {', '.join(_INTERM)}, got {interm!r}")
 
 
+def _spec_args(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor, d: Tensor,
+               valid: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The problem in the model's dtype: lo, hi (n,), C (N, S, K), d (N, S), valid (N, S) bool
+    (shared with act_bab); one-line ValueErrors on bad shapes or an empty box."""
+    lo, hi, C, d = as_problem(model, input_shape, lo, hi, C, d)
+    if C.dim() == 2:
+        C, d = C.unsqueeze(0), d.reshape(1, -1)
+    if C.dim() != 3 or d.shape != C.shape[:2]:
+        raise ValueError(f"C, d: expected (N, S, K) and (N, S), got {tuple(C.shape)} and {tuple(d.shape)}")
+    valid = torch.ones(d.shape, dtype=torch.bool) if valid is None else torch.as_tensor(valid, dtype=torch.bool)
+    if valid.shape != d.shape:
+        raise ValueError(f"valid: expected shape {tuple(d.shape)}, got {tuple(valid.shape)}")
+    if not bool((lo <= hi).all()):
+        raise ValueError("lo, hi: the input box is empty (lo > hi somewhere)")
+    return lo, hi, C, d, valid
+
+
 def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor, d: Tensor,
                valid: Tensor | None = None, *, deadline: float | None = None, batch: int = 64,
                max_domains: int = 1_000_000, alpha_iterations: int = 20, bab_iterations: int = 5,
@@ -541,16 +558,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
     _check_args(batch, max_domains, alpha_iterations, bab_iterations, pgd_steps, fsb_candidates, branching, interm,
                 attack_domains)
     t0 = time.perf_counter()
-    lo, hi, C, d = as_problem(model, input_shape, lo, hi, C, d)
-    if C.dim() == 2:
-        C, d = C.unsqueeze(0), d.reshape(1, -1)
-    if C.dim() != 3 or d.shape != C.shape[:2]:
-        raise ValueError(f"C, d: expected (N, S, K) and (N, S), got {tuple(C.shape)} and {tuple(d.shape)}")
-    valid = torch.ones(d.shape, dtype=torch.bool) if valid is None else torch.as_tensor(valid, dtype=torch.bool)
-    if valid.shape != d.shape:
-        raise ValueError(f"valid: expected shape {tuple(d.shape)}, got {tuple(valid.shape)}")
-    if not bool((lo <= hi).all()):
-        raise ValueError("lo, hi: the input box is empty (lo > hi somewhere)")
+    lo, hi, C, d, valid = _spec_args(model, input_shape, lo, hi, C, d, valid)
     if bound_dtype is not None and bound_dtype not in (torch.float32, torch.float64):
         raise ValueError(f"bound_dtype: expected torch.float32, torch.float64 or None, got {bound_dtype!r}")
     model = model.eval()
