@@ -227,6 +227,8 @@ def test_cli_and_category_run_end_within_the_timeout(slow_crown: float, mlp_file
     assert code == 0
     (rec,) = list(csv.reader(res.read_text().splitlines()))
     assert rec[4] == "timeout" and float(rec[5]) < T + 1.0, rec
+    logged = [json.loads(s) for s in Path(str(res) + ".jsonl").read_text().splitlines()]
+    assert logged[-1]["method"] != "hard limit"  # stopped by the verifier's own checks, not the runner's alarm
 
 
 C10 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vnncomp2021" / "cifar10_resnet"
@@ -251,3 +253,32 @@ def test_resnet_4b_returns_within_the_timeout() -> None:
     finally:
         torch.set_num_threads(threads)
     assert r.status == "timeout" and r.time_s < T + 1.0, (r.status, r.method, r.time_s)
+
+
+def test_category_run_hard_limit_stops_an_unmeasured_step(mlp_files: tuple[Path, Path], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's last resort: a verifier step that never checks the deadline (here one that
+    runs forever) is stopped T + 0.75 s after the start and reported as ``timeout`` (method
+    'hard limit'); the run goes on with the next row."""
+    from certkit.core.bounds import vnnlib_verify
+    from certkit.core.bounds.vnncomp import run_category
+
+    real = vnnlib_verify.verify_property
+
+    def stuck(*a: Any, **k: Any) -> Any:
+        if k.get("seed") == 0:
+            while True:
+                time.sleep(0.01)
+        return real(*a, **k)
+
+    monkeypatch.setattr(vnnlib_verify, "verify_property", stuck)
+    net, prop = mlp_files
+    cat = tmp_path / "stuck"
+    cat.mkdir()
+    (cat / "stuck_instances.csv").write_text(f"{net},{prop},1.0\n")
+    t0 = time.perf_counter()
+    (row,) = run_category(cat, out=tmp_path / "r.csv", seed=0)
+    assert time.perf_counter() - t0 < 1.0 + 1.0 + 1.0  # (+ loading)
+    assert row["result"] == "timeout" and row["method"] == "hard limit" and row["run_time"] < 1.0 + 1.0, row
+    (row,) = run_category(cat, out=tmp_path / "r2.csv", seed=1)  # the alarm is off again: a normal run
+    assert row["result"] in ("timeout", "unknown", "unsat") and row["method"] != "hard limit", row
