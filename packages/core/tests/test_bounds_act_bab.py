@@ -128,7 +128,7 @@ def _violations(P: _ActProblem, box: torch.Tensor, cons: list[list[tuple[int, fl
                 n: int, iters: int) -> int:
     """Sampled points (100k) of each child's intended region below the child's certified
     bound, or outside its intermediate bounds."""
-    res = act_bab._bound_domains(P, box, iters=iters, lr=0.5, interm="ibp", deadline=None)
+    res = act_bab._bound_domains(P, box, iters=iters, lr=0.5, beta_lr=0.5, interm="ibp", deadline=None)
     x = -1 + 2 * torch.rand(100_000, n, generator=torch.Generator().manual_seed(7), dtype=F64)
     with torch.no_grad():
         z = _pre_values(P, x)
@@ -238,3 +238,22 @@ def test_relax_cache_follows_in_place_changes() -> None:
     ref = activations.Sigmoid("t").relax(l.clone(), u.clone())
     for a, b in zip(fresh, ref):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("cls", [activations.Sigmoid, activations.Tanh])
+def test_closed_form_extremes_equal_bisection_and_hold(cls: type[activations.Sigmoid],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The closed-form stationary points (Sigmoid / Tanh) give the bisection's intercepts, and
+    lines with any slope and those intercepts bound f on 200 points of every interval."""
+    g = torch.Generator().manual_seed(0)
+    l = torch.randn(4000, generator=g, dtype=F64) * 5  # noqa: E741
+    u = l + torch.rand(4000, generator=g, dtype=F64) * 10
+    k = torch.rand(4000, generator=g, dtype=F64) * 1.2 - 0.02  # includes k <= 0 and k > max f'
+    op = cls("a")
+    mn, mx = op._extremes(l, u, k)
+    monkeypatch.setattr(op, "stationary", lambda k: None)
+    bmn, bmx = op._extremes(l, u, k)
+    assert float((mn - bmn).abs().max()) < 1e-12 and float((mx - bmx).abs().max()) < 1e-12
+    x = l.unsqueeze(1) + (u - l).unsqueeze(1) * torch.rand(4000, 200, generator=g, dtype=F64)
+    gx = op.f(x) - k.unsqueeze(1) * x
+    assert bool((gx >= mn.unsqueeze(1)).all()) and bool((gx <= mx.unsqueeze(1)).all())

@@ -157,50 +157,80 @@ def _beta_terms(P: _ActProblem, box: Tensor, cols: Tensor, b_lo: Tensor, b_up: T
     return terms, const
 
 
-def _bound_domains(P: _ActProblem, box: Tensor, *, iters: int, lr: float, interm: str, deadline: float | None,
-                   warm: Tensor | None = None) -> dict[str, Any]:
+def _bound_domains(P: _ActProblem, box: Tensor, *, iters: int, lr: float, beta_lr: float, interm: str,
+                   deadline: float | None, warm: Tensor | None = None) -> dict[str, Any]:
     """Bound D domains (box (D, 2, total)). Returns ``lb`` (D, R) certified lower bounds,
     ``empty`` (D,), ``ctx`` (its bounds: the domains' intermediate bounds), ``lam``
     {pre node: (D, *shape)} the worst row's coefficients on each activation's output,
     ``xstar`` (D, n) the input minimising the worst row's linear bound, ``terms`` / ``const``
-    (the β split terms used) and ``warm`` (D, 2, R, total) float16, the β to start children from."""
+    (the β split terms used) and ``warm`` (D, 4, R, total) float16: β (lower, upper side)
+    and the smooth activations' slopes θ (lower, upper line, as a fraction of f'(0)) to
+    start children from (``warm`` in: the same). β (≥ 0, at ``beta_lr``) and θ (in [0, 1],
+    at ``lr``) are optimised by projected Adam for ``iters`` steps; every iterate is a
+    sound bound (any slope is: its intercept is the exact extreme on the interval), the best
+    per row is kept."""
     D = box.shape[0]
     ctx = P.ctx(D)
     ctx.deadline = deadline
     with torch.no_grad():
         empty = _bounds_with_splits(P, ctx, box, interm)
     R = P.C.shape[0]
+    dt = P.C.dtype
     Cb = P.C.unsqueeze(0).expand(D, R, -1).reshape(D, R, *P.g.shapes[P.g.output])
     cols = torch.nonzero(torch.isfinite(box).any(1).any(0)).flatten()
     if warm is not None:
-        b_lo, b_up = warm[:, 0][:, :, cols].to(P.C.dtype), warm[:, 1][:, :, cols].to(P.C.dtype)
+        b_lo, b_up = warm[:, 0][:, :, cols].to(dt), warm[:, 1][:, :, cols].to(dt)
     else:
-        b_lo = torch.zeros(D, R, cols.numel(), dtype=P.C.dtype)
+        b_lo = torch.zeros(D, R, cols.numel(), dtype=dt)
         b_up = torch.zeros_like(b_lo)
     params = [b_lo.clamp(min=0).requires_grad_(True), b_up.clamp(min=0).requires_grad_(True)]
+    theta: dict[int, Tensor] = {}  # activation node → (D, R, 2, *shape) slopes / f'(0)
+    smax: dict[int, float] = {}
+    for k, p in enumerate(P.pre):
+        if not P.smooth(k) or iters <= 0:
+            continue
+        r = P.act_of[p]
+        op = P.g.nodes[r]
+        smax[r] = float(op.df(torch.zeros(1, dtype=torch.float64)))  # type: ignore[attr-defined]
+        shp = P.g.shapes[p]
+        if warm is not None:
+            th = warm[:, 2:4, :, P.offsets[k]:P.offsets[k] + P.sizes[k]].transpose(1, 2).to(dt)
+        else:
+            k_lo, _, k_up, _ = P.lines(p, *ctx.bounds[p])
+            th = (torch.stack([k_lo, k_up], 1).reshape(D, 1, 2, -1) / smax[r]).expand(D, R, 2, P.sizes[k])
+        theta[r] = th.reshape(D, R, 2, *shp).clamp(0.0, 1.0).clone().requires_grad_(True)
+    n_beta = len(params)
+    params += list(theta.values())
+
+    def slopes() -> dict[int, Tensor] | None:
+        return {r: t * smax[r] for r, t in theta.items()} or None
+
     best = None
-    if cols.numel() and iters > 0:
+    if (cols.numel() or theta) and iters > 0:
         m1 = [torch.zeros_like(a) for a in params]
         m2 = [torch.zeros_like(a) for a in params]
         with torch.enable_grad():
             for it in range(iters):
                 if deadline is not None and time.perf_counter() > deadline:
                     break
-                terms, const = _beta_terms(P, box, cols, *params)
-                lb = ctx.backward(P.g.output, Cb, None, terms) + const
+                terms, const = _beta_terms(P, box, cols, params[0], params[1])
+                lb = ctx.backward(P.g.output, Cb, slopes(), terms) + const
                 best = lb.detach() if best is None else torch.max(best, lb.detach())
-                grads = torch.autograd.grad(-lb.sum(), params)
-                with torch.no_grad():  # Adam (0.9, 0.999), projected onto β >= 0
-                    for a, gr, ma, va in zip(params, grads, m1, m2):
+                grads = torch.autograd.grad(-lb.sum(), params, allow_unused=True)
+                with torch.no_grad():  # Adam (0.9, 0.999), projected onto β >= 0 and θ in [0, 1]
+                    for q, (a, gr, ma, va) in enumerate(zip(params, grads, m1, m2)):
+                        if gr is None:
+                            continue
                         ma.mul_(0.9).add_(gr, alpha=0.1)
                         va.mul_(0.999).addcmul_(gr, gr, value=0.001)
                         denom = (va / (1 - 0.999 ** (it + 1))).sqrt_().add_(1e-8)
-                        a.addcdiv_(ma, denom, value=-lr * 0.98 ** it / (1 - 0.9 ** (it + 1)))
-                        a.clamp_(min=0.0)
+                        step = (beta_lr if q < n_beta else lr) * 0.98 ** it / (1 - 0.9 ** (it + 1))
+                        a.addcdiv_(ma, denom, value=-step)
+                        a.clamp_(min=0.0) if q < n_beta else a.clamp_(0.0, 1.0)
     keep: dict[int, Tensor] = {}
     with torch.no_grad():
         terms, const = _beta_terms(P, box, cols, params[0].detach(), params[1].detach())
-        lb = ctx.backward(P.g.output, Cb, None, terms, keep) + const
+        lb = ctx.backward(P.g.output, Cb, slopes(), terms, keep) + const
         lb = lb if best is None else torch.max(best, lb)
         m = P.margins(lb)  # (D, N, S)
         best_row = m.argmax(2)
@@ -211,9 +241,14 @@ def _bound_domains(P: _ActProblem, box: Tensor, *, iters: int, lr: float, interm
         lam = {p: keep[r][ar, row] for p, r in P.act_of.items() if r in keep}
         a_in = keep[0][ar, row].reshape(D, -1) if 0 in keep else torch.zeros(D, P.lo.numel())
         xstar = torch.where(a_in > 0, P.lo, P.hi)
-        w = torch.zeros(D, 2, R, P.total, dtype=torch.float16)
+        w = torch.zeros(D, 4, R, P.total, dtype=torch.float16)
         w[:, 0][:, :, cols] = params[0].detach().half()
         w[:, 1][:, :, cols] = params[1].detach().half()
+        for k, p in enumerate(P.pre):
+            r = P.act_of[p]
+            if r in theta:
+                w[:, 2:4, :, P.offsets[k]:P.offsets[k] + P.sizes[k]] = \
+                    theta[r].detach().reshape(D, R, 2, -1).transpose(1, 2).half()
     return {"lb": lb, "empty": empty, "ctx": ctx, "lam": lam, "xstar": xstar, "terms": terms, "const": const,
             "warm": w}
 
@@ -292,17 +327,20 @@ def _fsb_choose(P: _ActProblem, res: dict[str, Any], scores: Tensor, points: Ten
 def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor, d: Tensor,
               valid: Tensor | None = None, *, deadline: float | None = None, batch: int = 64,
               max_domains: int = 1_000_000, alpha_iterations: int = 20, bab_iterations: int = 5,
-              lr: float = 0.5, beta_lr: float = 0.05, branching: str = "babsr", fsb_candidates: int = 4,
+              lr: float = 0.5, bab_lr: float = 0.1, beta_lr: float = 0.05, branching: str = "babsr",
+              fsb_candidates: int = 4,
               interm: str = "ibp", pgd_steps: int = 5, attack_domains: int = 8, min_width: float = 1e-4,
               warm_bytes: int = 256 << 20, **_relu_only: Any) -> SplitResult:
     """Decide ``∃ x ∈ [lo, hi], ∃ k: C_k @ model(x) <= d_k`` by splitting Sigmoid / Tanh / ReLU
     pre-activations (GenBaB, arXiv:2405.21063, with β-CROWN split terms).
 
     Args as :func:`~certkit.core.bounds.relu_bab.relu_split` (its other keyword arguments,
-    e.g. ``bab_lr``, are accepted and ignored): ``alpha_iterations``/``lr`` α-CROWN on the
-    root's ReLUs (if any); ``bab_iterations`` β steps per batch at ``beta_lr`` (0: CROWN on
-    the child intervals); ``min_width``: smooth neurons narrower than this (relative) are not
-    split; ``warm_bytes``: memory for the open domains' β (float16), past it fresh β.
+    e.g. ``bound_dtype``, are accepted and ignored): ``alpha_iterations`` Adam steps on the
+    root (α-CROWN on its ReLUs, if any, then the smooth activations' slopes at ``lr``);
+    ``bab_iterations`` steps per batch of children (slopes at ``bab_lr``, β at ``beta_lr``;
+    0: CROWN on the child intervals); ``min_width``: smooth neurons narrower than this
+    (relative) are not split; ``warm_bytes``: memory for the open domains' β and slopes
+    (float16, children start from their parent's), past it they start afresh.
     ``branching`` defaults to ``"babsr"``: FSB's trial children each rebuild a smooth
     relaxation (bisection for the exact intercepts), and on small random Tanh nets BaBSR
     closed more properties in the same time (3-15 s budgets).
@@ -349,7 +387,9 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
     def bound(box: Tensor, parent_lb: Tensor | None, warm: Tensor | None
               ) -> tuple[dict[str, Any], Tensor, Tensor, Tensor]:
         t1 = time.perf_counter()
-        res = _bound_domains(P, box, iters=bab_iterations, lr=beta_lr, interm=interm, deadline=deadline, warm=warm)
+        root = parent_lb is None
+        res = _bound_domains(P, box, iters=alpha_iterations if root else bab_iterations, lr=lr if root else bab_lr,
+                             beta_lr=beta_lr, interm=interm, deadline=deadline, warm=warm)
         if parent_lb is not None:  # a child lies inside its parent: the parent's bounds hold on it too
             res["lb"] = torch.max(res["lb"], parent_lb)
         scores, points = _scores(P, res["ctx"], res["lam"], min_width)

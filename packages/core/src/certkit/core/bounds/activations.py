@@ -62,9 +62,18 @@ class Elementwise(ops.Op):
         """Neurons whose relaxation is not exact (tightening their bounds helps)."""
         return u > l
 
+    def stationary(self, k: Tensor) -> list[Tensor] | None:
+        """Closed-form solutions of f'(x) = k (every one, ±inf where none), or None: then
+        bisection inside each monotone piece of f' finds them."""
+        return None
+
     # ---- exact extremes of g(x) = f(x) - k x on [l, u]
     def _candidates(self, l: Tensor, u: Tensor, k: Tensor) -> list[Tensor]:  # noqa: E741
         cands = [l, u] + [torch.clamp(torch.full_like(l, p), l, u) for p in self.kinks]
+        with torch.no_grad():
+            roots = self.stationary(k.detach())
+        if roots is not None:
+            return cands + [torch.clamp(r, l.detach(), u.detach()) for r in roots]
         edges = (-_INF, *self.pieces, _INF)
         with torch.no_grad():
             for a, b in itertools.pairwise(edges):
@@ -119,6 +128,18 @@ class Elementwise(ops.Op):
         del cache[4:]
         return out
 
+    def relax_slopes(self, l: Tensor, u: Tensor, k_lo: Tensor, k_up: Tensor  # noqa: E741
+                     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Lines with given slopes k_lo, k_up (B, S, *shape) on [l, u] (B, *shape): (k_lo, b_lo,
+        k_up, b_up) with the exact intercepts ``min / max f(x) - k x`` (differentiable in k:
+        the extreme points are found without gradient, the value is ``f(x*) - k x*``)."""
+        dt = l.dtype
+        L = l.double().unsqueeze(1).expand_as(k_lo)
+        U = torch.max(u.double(), l.double()).unsqueeze(1).expand_as(k_lo)
+        ks = torch.stack([k_lo.double(), k_up.double()])
+        mn, mx = self._extremes(torch.stack([L, L]), torch.stack([U, U]), ks)
+        return k_lo, mn[0].to(dt), k_up, mx[1].to(dt)
+
     def ibp(self, b: Bounds) -> Bounds:
         l, u = b  # noqa: E741
         if self.monotone:
@@ -130,8 +151,13 @@ class Elementwise(ops.Op):
 
     def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
                  ) -> tuple[list[Tensor], Tensor | None]:
+        """``alpha`` (B, S, 2, *shape): optimised (lower, upper) slopes per row (act_bab); the
+        intercepts are then the exact ones for those slopes on [l, u], so any slope is sound."""
         l, u = in_bounds[0]  # noqa: E741
-        k_lo, b_lo, k_up, b_up = (t.unsqueeze(1) for t in self.relax(l, u))
+        if alpha is None:
+            k_lo, b_lo, k_up, b_up = (t.unsqueeze(1) for t in self.relax(l, u))
+        else:
+            k_lo, b_lo, k_up, b_up = self.relax_slopes(l, u, alpha[:, :, 0], alpha[:, :, 1])
         Ap, An = A.clamp(min=0), A.clamp(max=0)
         Ain = Ap * k_lo + An * k_up
         bias = (Ap * b_lo + An * b_up).reshape(*A.shape[:2], -1).sum(-1)
@@ -150,6 +176,14 @@ class Sigmoid(Elementwise):
         s = torch.sigmoid(x)
         return s * (1 - s)
 
+    def stationary(self, k: Tensor) -> list[Tensor] | None:
+        """σ(1 - σ) = k: σ = 2k / (1 + √(1 - 4k)) (the small root, without cancellation) and
+        1 - σ, so x = ±(log σ - log1p(-σ)); 0 where k >= 1/4, ∓inf where k <= 0."""
+        kk = k.clamp(1e-300, 0.25)
+        sm = 2 * kk / (1 + torch.sqrt(1 - 4 * kk))
+        x = torch.log(sm) - torch.log1p(-sm)  # <= 0
+        return [x, -x]
+
 
 class Tanh(Sigmoid):
     def f(self, x: Tensor) -> Tensor:
@@ -157,6 +191,13 @@ class Tanh(Sigmoid):
 
     def df(self, x: Tensor) -> Tensor:
         return 1 - torch.tanh(x) ** 2
+
+    def stationary(self, k: Tensor) -> list[Tensor] | None:
+        """1 - tanh² = k: tanh x = ±t, t = √(1 - k), x = ±(log(1 + t) - log(k) / 2) (as
+        atanh t = ½ log((1 + t)² / k), without cancellation); 0 where k >= 1, ±inf where k <= 0."""
+        kk = k.clamp(1e-300, 1.0)
+        x = torch.log1p(torch.sqrt(1 - kk)) - 0.5 * torch.log(kk)
+        return [x, -x]
 
 
 class Softplus(Elementwise):
