@@ -257,3 +257,22 @@ def test_closed_form_extremes_equal_bisection_and_hold(cls: type[activations.Sig
     x = l.unsqueeze(1) + (u - l).unsqueeze(1) * torch.rand(4000, 200, generator=g, dtype=F64)
     gx = op.f(x) - k.unsqueeze(1) * x
     assert bool((gx >= mn.unsqueeze(1)).all()) and bool((gx <= mx.unsqueeze(1)).all())
+
+
+def test_verify_property_dispatches_sigmoid_nets_to_act_split() -> None:
+    """A Sigmoid net's property that one bound pass leaves open is decided by act_split
+    (before, such nets came back 'unknown' at once); a sat one is found, never unsat."""
+    import numpy as np
+
+    from certkit.core.bounds.vnnlib import Clause, Property
+    from certkit.core.bounds.vnnlib_verify import verify_property
+
+    net = _net(0, 5, 12, 1, nn.Sigmoid)
+    lo, hi = -torch.ones(5, dtype=F64), torch.ones(5, dtype=F64)
+    m, _ = _true_min(net, lo, hi, samples=20_000)
+    for off, want in ((-0.3, "unsat"), (0.01, "sat")):
+        prop = Property(5, 3, [Clause(lo.numpy(), hi.numpy(), C2.numpy(), np.full(2, m + off))])
+        r = verify_property(net, (5,), prop, timeout=20.0, input_split_max_dims=0, pgd_steps=0, pgd_restarts=0)
+        assert r.status == want, (off, r)
+        if want == "unsat":
+            assert r.method == "act-split"
