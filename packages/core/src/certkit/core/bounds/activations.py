@@ -16,8 +16,11 @@ secant rules): where f is convex on [l, u] the lower line is the tangent at the 
 and the upper line the secant; where f is concave, the reverse; otherwise both lines take
 the secant slope (the tightest parallel pair: each touches f). In the convex / concave
 cases these are exactly CROWN's lines. IBP is [f(l), f(u)] for monotone f, and the k = 0
-extremes otherwise (GELU). Only ReLU slopes are optimised by α-CROWN; these relaxations
-stay fixed. Shapes: bounds (B, *shape); backward coefficients (B, S, *shape).
+extremes otherwise (GELU). Only ReLU slopes are optimised by α-CROWN; the branch and bound
+of :mod:`certkit.core.bounds.act_bab` optimises Sigmoid / Tanh slopes per row (``backward``'s
+``alpha``: any slope is sound, its intercepts being exact). Sigmoid and Tanh solve
+f'(x) = k in closed form instead of by bisection. Shapes: bounds (B, *shape); backward
+coefficients (B, S, *shape).
 """
 
 from __future__ import annotations
