@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from certkit.core.bounds.deadline import fits
 from certkit.core.bounds.model import BoundedModel
 
 BoundFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -151,7 +152,10 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
         blo, bhi, bdep = torch.cat(los), torch.cat(his), torch.cat(depth)
         take = min(batch, blo.shape[0])
         if deadline is not None and per_box > 0:
-            # near the deadline, take only what fits in a quarter of the time left
+            # near the deadline, take only what fits in a quarter of the time left; stop when
+            # not even one box (bound + split, measured on the last batch) can end in time
+            if not fits(deadline, per_box):
+                return SplitResult("timeout", boxes, max_depth, time.perf_counter() - t0, stats={"bound_s": t_bound})
             take = max(1, min(take, int((deadline - time.perf_counter()) / (4 * per_box))))
         rest = blo.shape[0] - take
         los, his, depth = ([blo[:rest]], [bhi[:rest]], [bdep[:rest]]) if rest else ([], [], [])
