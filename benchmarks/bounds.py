@@ -36,11 +36,21 @@ use), same iterations (20), learning rate (0.5, decay 0.98) and spec for both to
 mean improvement of the lower margin bound over CROWN, for ours with only the output's
 slopes optimised, ours full (intermediate slopes too) and auto_LiRPA's CROWN-Optimized.
 
+``--methods alpha-CROWN`` on the conv nets: lower bounds only, our ``alpha_iterations=N``
+against auto_LiRPA's ``CROWN-Optimized`` with ``iteration=N + 1`` (its last iteration is the
+final pass without a gradient step; ours runs N steps and a final pass: both do N + 1 bound
+passes and N gradient steps), ``lr_alpha`` 0.5, ``lr_decay`` 0.98, early stop off
+(``early_stop_patience`` larger than N), ``--alpha-iters N`` (default 20). ``--alpha-mode
+full`` (default): intermediate slopes optimised too (ours ``alpha_intermediate=True``,
+auto_LiRPA ``fix_interm_bounds=False``); ``output``: only the output's slopes (``False`` /
+``True``). auto_LiRPA's α-CROWN has no patches rule for max pooling: there it runs with
+``conv_mode="matrix"`` and the output says so.
+
 Threads: ``--threads N`` pins torch (both tools) and our OpenMP kernels to N threads.
 
 Usage: python benchmarks/bounds.py [--quick] [--reps N] [--models mlp,cnn,cifar_cnn,resnet,resnet_2b,resnet_4b] [--methods IBP,CROWN]
        [--batches 1,32,256] [--eps 0.01,0.03,0.1] [--dtype float32|float64] [--threads N]
-       [--ibp-f64] [--alpha]
+       [--ibp-f64] [--alpha] [--alpha-iters N] [--alpha-mode full|output]
 """
 
 from __future__ import annotations
@@ -250,6 +260,18 @@ def _alpha_bench(alirpa: Any, reps: int) -> None:
                       "mean_gain_over_crown": mean}))
 
 
+def _alirpa_alpha(alirpa: Any, net: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, iters: int, full: bool,
+                  name: str) -> Any:
+    """auto_LiRPA's module for α-CROWN at our iteration count (see the module docstring)."""
+    opts: dict[str, Any] = {"optimize_bound_args": {"iteration": iters + 1, "lr_alpha": 0.5, "lr_decay": 0.98,
+                                                    "fix_interm_bounds": not full,
+                                                    "early_stop_patience": iters + 10}}
+    if any(isinstance(m, nn.MaxPool2d) for m in net.modules()):
+        opts["conv_mode"] = "matrix"  # its α-CROWN refuses max pooling with patches
+        print(f"# {name}: auto_LiRPA alpha-CROWN with conv_mode='matrix' (no patches rule for max pooling)")
+    return alirpa.BoundedModule(net, torch.zeros(1, *shape, dtype=dtype), verbose=0, bound_opts=opts)
+
+
 def _ibp_f64(alirpa: Any) -> None:
     """IBP float32 of both tools vs a float64 reference on the same (float32) weights."""
     from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
@@ -303,6 +325,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="pin torch and OpenMP threads (both tools)")
     ap.add_argument("--ibp-f64", action="store_true", help="IBP float32 rounding vs a float64 reference")
     ap.add_argument("--alpha", action="store_true", help="alpha-CROWN tightness/time on small MLPs")
+    ap.add_argument("--alpha-iters", type=int, default=20, help="alpha-CROWN gradient steps (--methods alpha-CROWN)")
+    ap.add_argument("--alpha-mode", default="full", choices=("full", "output"),
+                    help="alpha-CROWN: optimise the intermediate slopes too (full) or only the output's")
     args = ap.parse_args()
     args.reps_set = args.reps is not None
     args.reps = 5 if args.reps is None else args.reps
@@ -356,6 +381,14 @@ def main() -> None:
             am = BoundedModule(net, torch.zeros(1, *shape, dtype=dtype), verbose=0)
         else:
             ref = BoundedModel(net, shape, use_compiled=False, conv_mode="matrix")
+        ours_kw: dict[str, Any] = {}
+        anchor_kw: dict[str, Any] = {}
+        if "alpha-CROWN" in methods:
+            full = args.alpha_mode == "full"
+            ours_kw = dict(alpha_iterations=args.alpha_iters, alpha_intermediate=full, bound_upper=False)
+            anchor_kw = dict(bound_upper=False)
+            if alirpa is not None:
+                am_alpha = _alirpa_alpha(alirpa, net, shape, dtype, args.alpha_iters, full, mname)
         for method in methods:
             for B in batches:
                 x = torch.rand(B, *shape, dtype=dtype)
@@ -365,22 +398,28 @@ def main() -> None:
                 for eps in epss:
                     xl, xu = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
                     z, o = torch.zeros_like(x), torch.ones_like(x)  # built once, as the anchor's xl / xu
-                    with torch.no_grad():
+                    alpha = method == "alpha-CROWN"
+                    okw = ours_kw if alpha else {}
+                    with torch.no_grad() if not alpha else torch.enable_grad():
                         def run_ours() -> Any:
-                            return ours.compute_bounds(x, eps, method=method, C=C, x_L=z, x_U=o)
+                            return ours.compute_bounds(x, eps, method=method, C=C, x_L=z, x_U=o, **okw)
                         if alirpa is not None:
                             def run_anchor() -> Any:
                                 xb = BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), eps=eps, x_L=xl, x_U=xu))
+                                if alpha:
+                                    return am_alpha.compute_bounds(x=(xb,), C=C, method="CROWN-Optimized", **anchor_kw)
                                 return am.compute_bounds(x=(xb,), C=C, method=method)
                         else:
                             def run_anchor() -> Any:
-                                return ref.compute_bounds(x, eps, method=method, C=C, x_L=z, x_U=o)
+                                return ref.compute_bounds(x, eps, method=method, C=C, x_L=z, x_U=o, **okw)
                         reps = (args.reps if args.reps_set else 1) if conv else args.reps
                         t_o, t_a, m_o, m_a, (lo, up), (alo, aup) = _measure_pair(run_ours, run_anchor, reps,
                                                                                  warm=not conv)
-                    d = max(float((lo - alo).abs().max()), float((up - aup).abs().max()))
-                    rel = max(float(((lo - alo).abs() / alo.abs().clamp_min(1)).max()),
-                              float(((up - aup).abs() / aup.abs().clamp_min(1)).max()))
+                    pairs = [(a.detach(), b.detach()) for a, b in ((lo, alo), (up, aup)) if a is not None and b is not None]
+                    d = max(float((a - b).abs().max()) for a, b in pairs)
+                    rel = max(float(((a - b).abs() / b.abs().clamp_min(1)).max()) for a, b in pairs)
+                    if alpha:  # (the mean lower bound of each tool: α-CROWN's result depends on the path)
+                        print(f"#   mean lower bound: ours {float(lo.mean()):.5f}, anchor {float(alo.mean()):.5f}")
                     tot_ours += t_o
                     tot_anchor += t_a
                     rows.append(dict(model=mname, method=method, batch=B, eps=eps, max_diff=d, rel_diff=rel, ours_s=t_o,

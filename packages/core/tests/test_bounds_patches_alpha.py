@@ -111,13 +111,12 @@ def test_alpha_patches_equal_dense_at_crown_init(arch: str) -> None:
     assert _compare(arch, 2, False) < 1e-9
 
 
-def _wrong_window(p, kernel, a, l, u, wl):  # noqa: E741
+def _wrong_window(p, kernel, a, unst, wl):
     """α gathered one row off (each row reads its neighbour's slope map)."""
-    unst = patches.windows(((l < 0) & (u > 0)).to(l.dtype), p, kernel)
     return torch.where(unst > 0, patches.windows(a.alpha, p, kernel, rows=a.rows.roll(1), tag="wrong"), wl)
 
 
-def _unmasked(p, kernel, a, l, u, wl):  # noqa: E741
+def _unmasked(p, kernel, a, unst, wl):
     """α read everywhere in the window: at stable neurons too, and as 1 over the node's padding."""
     return patches.windows(a.alpha - 1, p, kernel, rows=a.rows, tag="unmasked") + 1
 
