@@ -60,11 +60,13 @@ from torch import Tensor, nn
 from certkit.core.bounds import ops
 from certkit.core.bounds.activations import Sigmoid
 from certkit.core.bounds.bab import SplitResult
+from certkit.core.bounds.deadline import fits
 from certkit.core.bounds.model import BoundedModel, _Ctx
 from certkit.core.bounds.relu_bab import (
     _attack,
     _bounds_with_splits,
     _check_args,
+    _Pool,
     _Problem,
     _spec_args,
 )
@@ -405,9 +407,10 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
     new_box = torch.stack([torch.full((P.total,), -math.inf), torch.full((P.total,), math.inf)]).to(P.C.dtype)[None]
     res, new_dec, new_pt, new_lb = bound(new_box, None, None)
     new_depth = torch.zeros(1, dtype=torch.long)
-    pool_box, pool_dec, pool_pt, pool_lb, pool_depth = new_box[:0], new_dec[:0], new_pt[:0], new_lb[:0], new_depth[:0]
-    pool_w: Tensor | None = res["warm"][:0]
+    pool = _Pool()
+    keep_w = True  # β and slopes of the open domains (float16) while they fit in warm_bytes
     undecided = 0
+    t_batch, last_k = time.perf_counter(), 0  # when the last batch of last_k parents started
     while True:
         if late():
             return result("timeout")
@@ -424,35 +427,27 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
         stuck = open_ & (new_dec < 0)  # nothing left to split, yet not closed by the bound
         undecided += int(stuck.sum())
         open_ &= ~stuck
-        pool_box = torch.cat([pool_box, new_box[open_]])
-        pool_dec = torch.cat([pool_dec, new_dec[open_]])
-        pool_pt = torch.cat([pool_pt, new_pt[open_]])
-        pool_lb = torch.cat([pool_lb, new_lb[open_]])
-        pool_depth = torch.cat([pool_depth, new_depth[open_]])
-        if pool_w is not None:
-            pool_w = torch.cat([pool_w, res["warm"][open_]])
-            if 2 * pool_w.numel() > warm_bytes:
-                pool_w = None  # too large to keep: the rest of the search starts β afresh
-        if pool_box.shape[0] == 0:
+        w_col = {"w": res["warm"][open_]} if keep_w else {}
+        pool.add(box=new_box[open_], dec=new_dec[open_], pt=new_pt[open_], lb=new_lb[open_],
+                 depth=new_depth[open_], **w_col)
+        if keep_w and 2 * pool.n * math.prod(pool.view("w").shape[1:]) > warm_bytes:
+            keep_w = False  # too large to keep: the rest of the search starts β and slopes afresh
+            pool.drop("w")
+        if pool.n == 0:
             return result("unknown" if undecided else "unsat")
-        pool_key = P.key(pool_lb)
+        pool_key = P.key(pool.view("lb"))
         stats["global_lb"] = float(pool_key.min())
-        stats["open"] = pool_box.shape[0]
+        stats["open"] = pool.n
         if domains >= max_domains:
             return result("unknown")
-        k = min(batch, pool_box.shape[0])
-        take = torch.topk(-pool_key, k).indices
-        rest = torch.ones(pool_box.shape[0], dtype=torch.bool)
-        rest[take] = False
-        box, dec, pt, plb, dep = pool_box[take], pool_dec[take], pool_pt[take], pool_lb[take], pool_depth[take]
-        pool_box, pool_dec, pool_pt, pool_lb, pool_depth = (pool_box[rest], pool_dec[rest], pool_pt[rest],
-                                                            pool_lb[rest], pool_depth[rest])
-        warm = None
-        if pool_w is not None:
-            warm = torch.cat([pool_w[take]] * 2)
-            pool_w = pool_w[rest]
-        new_box = _children(box, dec, pt)
-        new_depth = torch.cat([dep + 1, dep + 1])
-        res, new_dec, new_pt, new_lb = bound(new_box, torch.cat([plb, plb]), warm)
+        k = min(batch, pool.n)
+        got = pool.take(torch.topk(-pool_key, k).indices)
+        warm = torch.cat([got["w"]] * 2) if "w" in got else None
+        new_box = _children(got["box"], got["dec"], got["pt"])
+        new_depth = torch.cat([got["depth"] + 1] * 2)
+        if last_k and not fits(deadline, (time.perf_counter() - t_batch) * k / last_k):
+            return result("timeout")  # a batch (bound, branch, attack) that cannot end in time
+        t_batch, last_k = time.perf_counter(), k
+        res, new_dec, new_pt, new_lb = bound(new_box, torch.cat([got["lb"]] * 2), warm)
         domains += 2 * k
         max_depth = max(max_depth, int(new_depth.max()))
