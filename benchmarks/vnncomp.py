@@ -24,7 +24,13 @@ from typing import Any
 
 from _common import print_table
 
-from certkit.core.bounds.vnncomp import compare, read_instances, read_published, run_category
+from certkit.core.bounds.vnncomp import (
+    compare,
+    read_instances,
+    read_published,
+    result_key,
+    run_category,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 VNN = ROOT.parent / "shared" / "data" / "vnncomp2021"
@@ -63,7 +69,7 @@ def run(categories: list[str], sample: int | None, seed: int, scale: float, out_
         for tool, pub in published.items():
             c = compare(done, pub)
             rec["ours_solved"] = c["solved"]
-            rec[f"{tool}_solved"] = sum(pub.get((cat, Path(r["onnx"]).name, Path(r["vnnlib"]).name)) in ("sat", "unsat")
+            rec[f"{tool}_solved"] = sum(pub.get(result_key(cat, r["onnx"], r["vnnlib"])) in ("sat", "unsat")
                                         for r in done)
             rec[f"contradictions_{tool}"] = c["contradictions"]
         rec.update({k: sum(r["result"] == k for r in done) for k in ("sat", "unsat", "unknown", "timeout", "error")})

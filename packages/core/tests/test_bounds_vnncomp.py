@@ -75,6 +75,9 @@ def test_compare_counts_contradictions() -> None:
     cmp = compare(rows, pub)
     assert cmp["solved"] == 2 and cmp["published_solved"] == 3
     assert len(cmp["contradictions"]) == 1 and "a.onnx" in cmp["contradictions"][0]
+    # a gzipped network in the category copy (nn4sys's nets/*.onnx.gz) is the published .onnx
+    gz = [{"category": "c", "onnx": "nets/a.onnx.gz", "vnnlib": "p.vnnlib", "result": "unsat"}]
+    assert compare(gz, pub)["contradictions"] and compare(gz, pub)["published_solved"] == 1
 
 
 @needs_data

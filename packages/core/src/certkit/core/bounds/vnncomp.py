@@ -226,12 +226,15 @@ def read_published(path: str | os.PathLike[str]) -> dict[tuple[str, str, str], s
             if len(rec) < 5:
                 continue
             res = rec[4].strip().lower()
-            out[(rec[0].strip(), Path(rec[1].strip()).name, Path(rec[2].strip()).name)] = alias.get(res, res)
+            out[result_key(rec[0].strip(), rec[1].strip(), rec[2].strip())] = alias.get(res, res)
     return out
 
 
-def _key(category: str, onnx: str, prop: str) -> tuple[str, str, str]:
-    return category, Path(onnx).name, Path(prop).name
+def result_key(category: str, onnx: str, prop: str) -> tuple[str, str, str]:
+    """(category, network file name, property file name), a ``.gz`` suffix dropped: the
+    shared nn4sys copy holds ``nets/normal_1000.onnx.gz`` where the published tables name
+    ``nets/normal_1000.onnx``."""
+    return category, Path(onnx).name.removesuffix(".gz"), Path(prop).name.removesuffix(".gz")
 
 
 def compare(rows: list[dict[str, Any]], published: dict[tuple[str, str, str], str]) -> dict[str, Any]:
@@ -242,7 +245,7 @@ def compare(rows: list[dict[str, Any]], published: dict[tuple[str, str, str], st
     theirs = 0
     contradictions = []
     for r in rows:
-        p = published.get(_key(r["category"], r["onnx"], r["vnnlib"]))
+        p = published.get(result_key(r["category"], r["onnx"], r["vnnlib"]))
         if p in ("sat", "unsat"):
             theirs += 1
             if r["result"] in ("sat", "unsat") and r["result"] != p:
