@@ -165,7 +165,7 @@ def _bound_domains(P: _ActProblem, box: Tensor, *, iters: int, lr: float, beta_l
     ``empty`` (D,), ``ctx`` (its bounds: the domains' intermediate bounds), ``lam``
     {pre node: (D, *shape)} the worst row's coefficients on each activation's output,
     ``xstar`` (D, n) the input minimising the worst row's linear bound, ``terms`` / ``const``
-    (the β split terms used) and ``warm`` (D, 4, R, total) float16: β (lower, upper side)
+    (the β split terms used) and ``warm`` (D, 4, R, total) float32: β (lower, upper side)
     and the smooth activations' slopes θ (lower, upper line, as a fraction of f'(0)) to
     start children from (``warm`` in: the same). β (≥ 0, at ``beta_lr``) and θ (in [0, 1],
     at ``lr``) are optimised by projected Adam for ``iters`` steps; every iterate is a
@@ -243,14 +243,14 @@ def _bound_domains(P: _ActProblem, box: Tensor, *, iters: int, lr: float, beta_l
         lam = {p: keep[r][ar, row] for p, r in P.act_of.items() if r in keep}
         a_in = keep[0][ar, row].reshape(D, -1) if 0 in keep else torch.zeros(D, P.lo.numel())
         xstar = torch.where(a_in > 0, P.lo, P.hi)
-        w = torch.zeros(D, 4, R, P.total, dtype=torch.float16)
-        w[:, 0][:, :, cols] = params[0].detach().half()
-        w[:, 1][:, :, cols] = params[1].detach().half()
+        w = torch.zeros(D, 4, R, P.total, dtype=torch.float32)
+        w[:, 0][:, :, cols] = params[0].detach().float()
+        w[:, 1][:, :, cols] = params[1].detach().float()
         for k, p in enumerate(P.pre):
             r = P.act_of[p]
             if r in theta:
                 w[:, 2:4, :, P.offsets[k]:P.offsets[k] + P.sizes[k]] = \
-                    theta[r].detach().reshape(D, R, 2, -1).transpose(1, 2).half()
+                    theta[r].detach().reshape(D, R, 2, -1).transpose(1, 2).float()
     return {"lb": lb, "empty": empty, "ctx": ctx, "lam": lam, "xstar": xstar, "terms": terms, "const": const,
             "warm": w}
 
@@ -342,7 +342,7 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
     ``bab_iterations`` steps per batch of children (slopes at ``bab_lr``, β at ``beta_lr``;
     0: CROWN on the child intervals); ``min_width``: smooth neurons narrower than this
     (relative) are not split; ``warm_bytes``: memory for the open domains' β and slopes
-    (float16, children start from their parent's), past it they start afresh.
+    (float32, children start from their parent's), past it they start afresh.
     ``branching`` defaults to ``"babsr"``: FSB's trial children each rebuild a smooth
     relaxation (bisection for the exact intercepts), and on small random Tanh nets BaBSR
     closed more properties in the same time (3-15 s budgets).
@@ -408,7 +408,7 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
     res, new_dec, new_pt, new_lb = bound(new_box, None, None)
     new_depth = torch.zeros(1, dtype=torch.long)
     pool = _Pool()
-    keep_w = True  # β and slopes of the open domains (float16) while they fit in warm_bytes
+    keep_w = True  # β and slopes of the open domains (float32) while they fit in warm_bytes
     undecided = 0
     t_batch, last_k = time.perf_counter(), 0  # when the last batch of last_k parents started
     while True:
@@ -430,7 +430,7 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
         w_col = {"w": res["warm"][open_]} if keep_w else {}
         pool.add(box=new_box[open_], dec=new_dec[open_], pt=new_pt[open_], lb=new_lb[open_],
                  depth=new_depth[open_], **w_col)
-        if keep_w and 2 * pool.n * math.prod(pool.view("w").shape[1:]) > warm_bytes:
+        if keep_w and 4 * pool.n * math.prod(pool.view("w").shape[1:]) > warm_bytes:
             keep_w = False  # too large to keep: the rest of the search starts β and slopes afresh
             pool.drop("w")
         if pool.n == 0:
