@@ -193,7 +193,8 @@ def test_slow_pgd_steps_end_within_the_timeout(mlp_files: tuple[Path, Path]) -> 
 
     T = 2.5
     t0 = time.perf_counter()
-    r = verify_property(Slow(om.module), om.input_shape, prop, timeout=T, pgd_steps=50, relu_split=False)
+    r = verify_property(Slow(om.module), om.input_shape, prop, timeout=T, pgd_steps=50, relu_split=False,
+                        pgd_share=1.0)
     dt = time.perf_counter() - t0
     assert r.status == "timeout" and r.method == "PGD", r
     assert dt < T + 1.0, dt  # the old code: 4.8 s (a second 2.4 s step started at 2.4 s)
@@ -282,3 +283,27 @@ def test_category_run_hard_limit_stops_an_unmeasured_step(mlp_files: tuple[Path,
     assert row["result"] == "timeout" and row["method"] == "hard limit" and row["run_time"] < 1.0 + 1.0, row
     (row,) = run_category(cat, out=tmp_path / "r2.csv", seed=1)  # the alarm is off again: a normal run
     assert row["result"] in ("timeout", "unknown", "unsat") and row["method"] != "hard limit", row
+
+
+def test_pgd_leaves_the_bounds_their_share_of_the_time(mlp_files: tuple[Path, Path]) -> None:
+    """PGD spends at most ``pgd_share`` of the timeout: with a million steps asked for, a
+    property that IBP proves is still proven (``unsat``) in a quarter of the time, not lost
+    to PGD as a ``timeout`` (nn4sys: PGD used all 60 s on its 42 M-parameter nets)."""
+    from certkit.core.bounds.vnnlib import parse_vnnlib
+    from certkit.core.bounds.vnnlib_verify import verify_property
+
+    om, _ = _load(*mlp_files)
+    bm = BoundedModel(om.module, (8,))
+    with torch.no_grad():
+        _, up = bm.compute_bounds(torch.zeros(1, 8, dtype=torch.float64), 1.0, method="IBP")
+    lines = [f"(declare-const X_{i} Real)" for i in range(8)] + [f"(declare-const Y_{j} Real)" for j in range(4)]
+    lines += [f"(assert (>= X_{i} -1.0))\n(assert (<= X_{i} 1.0))" for i in range(8)]
+    lines.append(f"(assert (>= Y_0 {float(up[0, 0]) + 1.0!r}))")
+    prop = parse_vnnlib("\n".join(lines) + "\n", n_inputs=8, n_outputs=4)
+    T = 4.0
+    r = verify_property(om.module, (8,), prop, timeout=T, pgd_steps=1_000_000)
+    assert r.status == "unsat" and r.method == "IBP" and r.time_s < 0.25 * T + 1.0, r
+    r = verify_property(om.module, (8,), prop, timeout=1.0, pgd_steps=1_000_000, pgd_share=1.0)
+    assert r.status == "timeout" and r.method == "PGD", r  # all the time to PGD: the old behaviour
+    with pytest.raises(ValueError, match="pgd_share"):
+        verify_property(om.module, (8,), prop, timeout=1.0, pgd_share=0.0)
