@@ -343,6 +343,8 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
     0: CROWN on the child intervals); ``min_width``: smooth neurons narrower than this
     (relative) are not split; ``warm_bytes``: memory for the open domains' β and slopes
     (float32, children start from their parent's), past it they start afresh.
+    ``batch`` is capped so that the children's slopes and β (2·batch × rows × 2 × neurons,
+    float64, twice for Adam) stay near 1 GiB on nets with many smooth neurons (conv).
     ``branching`` defaults to ``"babsr"``: FSB's trial children each rebuild a smooth
     relaxation (bisection for the exact intercepts), and on small random Tanh nets BaBSR
     closed more properties in the same time (3-15 s budgets).
@@ -440,7 +442,7 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
         stats["open"] = pool.n
         if domains >= max_domains:
             return result("unknown")
-        k = min(batch, pool.n)
+        k = min(batch, pool.n, max(1, (1 << 30) // (32 * P.C.shape[0] * P.total)))  # slopes + β: ≤ ~1 GiB
         got = pool.take(torch.topk(-pool_key, k).indices)
         warm = torch.cat([got["w"]] * 2) if "w" in got else None
         new_box = _children(got["box"], got["dec"], got["pt"])
