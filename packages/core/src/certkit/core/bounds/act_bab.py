@@ -109,7 +109,7 @@ class _ActProblem(_Problem):
             if isinstance(op, _SPLITTABLE) and p != 0 and p not in self.act_of:
                 pre.append(p)
                 self.act_of[p] = r
-        self.pre = pre
+        self.pre = sorted(pre)  # topological (node) order: _bounds_with_splits starts at the first split one
         self.sizes = [math.prod(g.shapes[p]) for p in pre]
         self.offsets = [sum(self.sizes[:k]) for k in range(len(pre))]
         self.total = sum(self.sizes)
