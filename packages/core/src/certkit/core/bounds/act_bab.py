@@ -110,7 +110,7 @@ class _ActProblem(_Problem):
                 pre.append(p)
                 self.act_of[p] = r
         self.pre = sorted(pre)  # topological (node) order: _bounds_with_splits starts at the first split one
-        self.sizes = [math.prod(g.shapes[p]) for p in pre]
+        self.sizes = [math.prod(g.shapes[p]) for p in self.pre]  # (sizes / offsets in self.pre's order)
         self.offsets = [sum(self.sizes[:k]) for k in range(len(pre))]
         self.total = sum(self.sizes)
 
