@@ -38,9 +38,12 @@ for Complete and Incomplete Neural Network Verification", NeurIPS 2021, arXiv:21
    is returned only after a re-check with a forward pass (``sat``).
 
 Guarantee: ``unsat`` means every leaf of a partition of the input box (by the signs of
-split pre-activations) was closed by a sound bound; the bounds are computed in the
-model's own float arithmetic, without directed rounding (as auto_LiRPA and α,β-CROWN; run
-in float64 for VNN-COMP). ``sat`` carries a witness inside the box that satisfies every row
+split pre-activations) was closed by a sound bound; the bounds that close a domain are
+computed in the model's own float arithmetic, without directed rounding (as auto_LiRPA and
+α,β-CROWN; run in float64 for VNN-COMP). The search itself may bound in float32
+(``bound_dtype``, the default for float64 models): its bounds only order and branch, and a
+domain it would close is closed only if a re-bound in the model's arithmetic, from the
+root's intermediate bounds with the α / β found, closes it too (:func:`_confirm`). ``sat`` carries a witness inside the box that satisfies every row
 of some disjunct in the model's arithmetic. Otherwise ``timeout`` (the deadline passed,
 checked in every loop) or ``unknown`` (``max_domains`` reached, or a domain with no
 unstable neuron left that neither its bound nor an exact LP decided). Such a leaf is
@@ -522,7 +525,8 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
     """Decide ``∃ x ∈ [lo, hi], ∃ k: C_k @ model(x) <= d_k`` by ReLU splitting (β-CROWN).
 
     Args:
-        model: (B, *input_shape) -> (B, K), in eval mode; its dtype is used throughout.
+        model: (B, *input_shape) -> (B, K), in eval mode; its dtype is the arithmetic of
+            the root, of every bound that closes a domain, of the attack and the witnesses.
         lo, hi: (n,) input box.
         C, d, valid: (N, S, K), (N, S), (N, S) bool (default all True): N disjuncts of S rows;
             (S, K) and (S,) are one disjunct.
