@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import torch
 from torch import Tensor, nn
 
+from certkit.core.bounds import BoundedModel, ops
 from certkit.core.bounds.act_bab import act_split
 
 
@@ -57,3 +59,30 @@ def test_act_split_activations_traced_out_of_pre_activation_order() -> None:
         r = act_split(net, (3,), lo, hi, C.reshape(1, 2), torch.tensor([d], dtype=torch.float64),
                       deadline=time.perf_counter() + 10)
         assert r.status in ok, (d, m, r.status)
+
+
+@pytest.mark.parametrize("mode", ["matrix", "patches"])
+@pytest.mark.parametrize("k", [3, 5, (3, 7)])
+def test_avgpool_crown_exact_on_a_point_in_float64(mode: str, k: int | tuple[int, int]) -> None:
+    """AvgPool's backward weights were filled with 1/k² in float32 and then cast: in a float64
+    net 1/9 was off by 5e-8 relative, and CROWN's bounds on a zero-width box excluded the
+    net's own output by ~1e-9 (a wrong certificate, in both conv modes)."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.ReLU(), nn.AvgPool2d(k, 1, 1), nn.Flatten(), nn.LazyLinear(3)).double()
+    x = torch.rand(2, 2, 9, 8, dtype=torch.float64) * 4 - 1
+    net(x)
+    net.eval()
+    bm = BoundedModel(net, (2, 9, 8), use_compiled=False, conv_mode=mode)
+    with torch.no_grad():
+        y = net(x)
+        lo, up = bm.compute_bounds(x, 0.0, method="CROWN")
+    assert float((lo - y).max()) <= 1e-12 and float((y - up).max()) <= 1e-12, (lo - y, y - up)
+
+
+def test_avgpool_impl_cache_follows_the_dtype() -> None:
+    """The lazily built depthwise conv is rebuilt (not cast) when the dtype changes."""
+    op = ops.AvgPool2d.from_module("p", nn.AvgPool2d(3))
+    assert op._get(torch.zeros(1, 2, 6, 6)).m.weight.dtype == torch.float32
+    w = op._get(torch.zeros(1, 2, 6, 6, dtype=torch.float64)).m.weight
+    assert w.dtype == torch.float64 and bool((w == 1 / 9).all())
+    assert op._get(torch.zeros(1, 3, 6, 6, dtype=torch.float64)).m.weight.shape[0] == 3

@@ -305,8 +305,10 @@ class AvgPool2d(Conv):
     """Average pooling as a depthwise convolution with constant weights."""
 
     def __init__(self, name: str, channels: int, k: tuple[int, int], stride: tuple[int, int],
-                 padding: tuple[int, int]) -> None:
-        conv = nn.Conv2d(channels, channels, k, stride=stride, padding=padding, groups=channels, bias=False)
+                 padding: tuple[int, int], dtype: torch.dtype = torch.float32) -> None:
+        # (built in the bounds' dtype: a float32 1/9 cast to float64 is off by 5e-8, unsound there)
+        conv = nn.Conv2d(channels, channels, k, stride=stride, padding=padding, groups=channels, bias=False,
+                         dtype=dtype)
         with torch.no_grad():
             conv.weight.fill_(1.0 / (k[0] * k[1]))
         conv.requires_grad_(False)
@@ -342,9 +344,10 @@ class _LazyAvgPool(Op):
         self.impl: AvgPool2d | None = None
 
     def _get(self, x: Tensor) -> AvgPool2d:
-        if self.impl is None or self.impl.m.weight.shape[0] != x.shape[1]:
-            self.impl = AvgPool2d(self.name, int(x.shape[1]), self.k, self.st, self.pad)
-            self.impl.m.to(dtype=x.dtype, device=x.device)
+        w = None if self.impl is None else self.impl.m.weight
+        if w is None or w.shape[0] != x.shape[1] or w.dtype != x.dtype:
+            self.impl = AvgPool2d(self.name, int(x.shape[1]), self.k, self.st, self.pad, x.dtype)
+            self.impl.m.to(device=x.device)
         return self.impl
 
     def forward(self, x: Tensor) -> Tensor:
@@ -357,7 +360,10 @@ class _LazyAvgPool(Op):
                  ) -> tuple[list[Tensor], Tensor | None]:
         impl = self._get(in_bounds[0][0])
         impl.in_shapes, impl.out_shape = self.in_shapes, self.out_shape
-        impl.m.to(dtype=A.dtype, device=A.device)
+        if impl.m.weight.dtype != A.dtype:
+            impl = AvgPool2d(self.name, impl.m.weight.shape[0], self.k, self.st, self.pad, A.dtype)
+            impl.in_shapes, impl.out_shape = self.in_shapes, self.out_shape
+        impl.m.to(device=A.device)
         return impl.backward(A, in_bounds)
 
 
