@@ -217,8 +217,11 @@ def test_cli_and_category_run_end_within_the_timeout(slow_crown: float, mlp_file
                  "--pgd-steps", "0", "--no-relu-split"])
     dt = time.perf_counter() - t0
     out = capsys.readouterr().out
-    assert code == 0 and json.loads(out[out.index("{"):])["status"] == "timeout"
-    assert dt < T + 1.0, dt
+    res_cli = json.loads(out[out.index("{"):])
+    assert code == 0 and res_cli["status"] == "timeout", res_cli
+    # the decision within T + 1 s (loading the model is not counted, as in VNN-COMP); the whole
+    # command, with its start-up and loading, within T + 2 s
+    assert res_cli["time_s"] < T + 1.0 and dt < T + 2.0, (res_cli, dt)
     cat = tmp_path / "slow"
     cat.mkdir()
     (cat / "slow_instances.csv").write_text(f"{net},{prop},{2 * T}\n")
