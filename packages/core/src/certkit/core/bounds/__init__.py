@@ -8,8 +8,11 @@ See :mod:`certkit.core.bounds.model` for the guarantee and the intermediate-boun
 
 VNN-COMP inputs (``onnx`` extra, ``certkit-core[onnx]``): :mod:`~certkit.core.bounds.onnx_import`
 (``load_onnx``), :mod:`~certkit.core.bounds.vnnlib` (``parse_vnnlib``, no dependency) and
-:mod:`~certkit.core.bounds.vnnlib_verify` (``verify_property``, ``verify_onnx_vnnlib``:
-sat / unsat / unknown / timeout, PGD first).
+:mod:`~certkit.core.bounds.vnnlib_verify` (``verify_property``, ``verify_onnx_vnnlib``;
+``load_instance`` / ``run_instance``, VNN-COMP's untimed prepare and timed run steps:
+sat / unsat / unknown / timeout, PGD first). Deadlines (``compute_bounds(deadline=)``,
+``timeout=``): every long loop starts a step only when its measured cost fits in the time
+left (:mod:`~certkit.core.bounds.deadline`).
 
 The names below are imported lazily (PEP 562), so ``certkit.core.bounds.cli`` can be
 imported, and the ``certkit bounds`` command skipped, where torch is absent.
