@@ -171,3 +171,30 @@ def test_alpha_patches_sound_and_tighter(arch: str) -> None:
             (gr,) = torch.autograd.grad(m, d)
         d = (d.detach() - eps / 4 * gr.sign()).clamp(-eps, eps).requires_grad_(True)
         check((x + d).detach())
+
+
+def test_windows_per_row_index_is_cached_apart() -> None:
+    """``windows(..., rows=)`` (each row's own slope map) after a per-example gather of the
+    same geometry: the cached index of one must not serve the other (mutation test of the
+    cache key), and both equal an explicit crop of the zero-padded maps."""
+    from dataclasses import replace
+
+    gen = torch.Generator().manual_seed(0)
+    B, C, H, W, K = 2, 3, 9, 9, (3, 3)
+    hr, wr = torch.tensor([0, 1, 2, 8]), torch.tensor([3, 2, 8, 0])
+    br, rows = torch.tensor([0, 1, 1, 0]), torch.tensor([5, 2, 7, 0])
+    p = patches.Patches(torch.zeros(1, 4, *K, C), (1, 1), (1, 1), hr, wr, br=br)
+    t = torch.randn(B, C, H, W, generator=gen)
+    a = torch.randn(8, C, H, W, generator=gen)
+
+    def crop(m: Tensor, i: int, r: int) -> Tensor:  # the window of row r read from map m[i]
+        mp = torch.nn.functional.pad(m[i], (1, 3, 1, 3))
+        return mp[:, hr[r]:hr[r] + K[0], wr[r]:wr[r] + K[1]].permute(1, 2, 0)
+
+    w_t = patches.windows(t, p, K)  # (the index branch: more positions than rows; cached)
+    w_a = patches.windows(a, p, K, rows=rows, tag="alpha")
+    for r in range(4):
+        assert torch.equal(w_t[0, r], crop(t, int(br[r]), r))
+        assert torch.equal(w_a[0, r], crop(a, int(rows[r]), r))
+    assert len(p.cache) == 2
+    assert torch.equal(w_a, patches.windows(a, replace(p, cache={}), K, rows=rows, tag="alpha"))
