@@ -5,33 +5,41 @@ cases that broke a verifier (each test fails on the code before its fix)."""
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
 import torch
 from torch import Tensor, nn
 
-from certkit.core.bounds import BoundedModel, ops
+from certkit.core.bounds import BoundedModel, act_bab, ops
 from certkit.core.bounds.act_bab import act_split
 
 
-def _sampled_min(net: nn.Module, lo: Tensor, hi: Tensor, C: Tensor, n: int = 20_000, steps: int = 30,
+def _sampled_min(net: nn.Module, lo: Tensor, hi: Tensor, C: Tensor, n: int = 20_000, steps: int = 40,
                  seed: int = 0) -> float:
-    """An upper estimate of min over [lo, hi] of C @ net(x) (one row C (K,)): the best of
-    ``n`` uniform points and box vertices, then signed-gradient descent from the best 64."""
+    """An upper estimate of min over [lo, hi] of max_s C_s @ net(x) (C (S, K)): the best of
+    ``n`` uniform points (a quarter of them box vertices), then signed-gradient descent from
+    the best 64."""
     gen = torch.Generator().manual_seed(seed)
     x = lo + (hi - lo) * torch.rand(n, lo.numel(), generator=gen, dtype=lo.dtype)
     x[: n // 4] = torch.where(torch.rand(n // 4, lo.numel(), generator=gen) < 0.5, lo, hi)
+
+    def f(x: Tensor) -> Tensor:
+        return (net(x) @ C.T).amax(1)
+
     with torch.no_grad():
-        v = net(x) @ C
+        v = f(x)
+    best = v.min()
     x = x[v.argsort()[:64]].clone()
     for s in range(steps):
         x.requires_grad_(True)
-        (gr,) = torch.autograd.grad((net(x) @ C).sum(), x)
+        with torch.enable_grad():
+            (gr,) = torch.autograd.grad(f(x).sum(), x)
         with torch.no_grad():
             x = torch.min(torch.max(x - 0.1 * 0.85 ** s * (hi - lo) * gr.sign(), lo), hi)
-            v = torch.minimum(v.min(), (net(x) @ C).min()).reshape(1)
-    return float(v.min())
+            best = torch.minimum(best, f(x).min())
+    return float(best)
 
 
 class _CrossOrder(nn.Module):
@@ -53,10 +61,10 @@ def test_act_split_activations_traced_out_of_pre_activation_order() -> None:
     torch.manual_seed(0)
     net = _CrossOrder().double().eval()
     lo, hi = -torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
-    C = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    C = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
     m = _sampled_min(net, lo, hi, C)
     for d, ok in ((m - 0.05, ("unsat", "unknown", "timeout")), (m + 0.01, ("sat",))):
-        r = act_split(net, (3,), lo, hi, C.reshape(1, 2), torch.tensor([d], dtype=torch.float64),
+        r = act_split(net, (3,), lo, hi, C, torch.tensor([d], dtype=torch.float64),
                       deadline=time.perf_counter() + 10)
         assert r.status in ok, (d, m, r.status)
 
@@ -86,3 +94,85 @@ def test_avgpool_impl_cache_follows_the_dtype() -> None:
     w = op._get(torch.zeros(1, 2, 6, 6, dtype=torch.float64)).m.weight
     assert w.dtype == torch.float64 and bool((w == 1 / 9).all())
     assert op._get(torch.zeros(1, 3, 6, 6, dtype=torch.float64)).m.weight.shape[0] == 3
+
+
+def _smooth_net(rng: random.Random, n: int, dt: torch.dtype) -> nn.Sequential:
+    """1-3 layers of 2-8 neurons, Sigmoid / Tanh / ReLU at random, weights scaled 0.5-10x,
+    sometimes a duplicated neuron (ties)."""
+    mods: list[nn.Module] = []
+    w = n
+    for _ in range(rng.randint(1, 3)):
+        h = rng.choice([2, 3, 5, 8])
+        mods += [nn.Linear(w, h), rng.choice([nn.Sigmoid, nn.Tanh, nn.Sigmoid, nn.Tanh, nn.ReLU])()]
+        w = h
+    mods.append(nn.Linear(w, 3))
+    net = nn.Sequential(*mods).to(dt).eval()
+    sc = rng.choice([0.5, 1, 3, 10])
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(sc)
+                m.bias.mul_(sc)
+                if rng.random() < 0.3:
+                    m.weight[-1] = m.weight[0]
+                    m.bias[-1] = m.bias[0]
+    return net.requires_grad_(False)
+
+
+C2 = torch.tensor([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]])  # every row <= d: y0 - y1 <= d and y0 - y2 <= d
+
+
+def _act_case(seed: int) -> tuple[nn.Module, int, Tensor, Tensor, Tensor, float, dict]:  # type: ignore[type-arg]
+    """A random smooth net, an input box (centres N(0, s), widths from 0 to 200, one input
+    sometimes of zero width), the sampled + PGD minimum m of max(C2 @ f) and search settings."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    dt = rng.choice([torch.float64, torch.float32])
+    n = rng.randint(1, 4)
+    net = _smooth_net(rng, n, dt)
+    c = torch.randn(n, dtype=dt) * rng.choice([0.01, 1, 10])
+    w = torch.rand(n, dtype=dt) * rng.choice([1e-6, 0.1, 1, 20, 200])
+    if rng.random() < 0.3:
+        w[0] = 0
+    C = C2.to(dt)
+    m = _sampled_min(net, c - w, c + w, C, seed=seed)
+    kw = dict(branching=rng.choice(["babsr", "fsb"]), interm=rng.choice(["ibp", "crown"]),
+              bab_iterations=rng.choice([0, 5]), alpha_iterations=rng.choice([0, 20]), max_domains=400,
+              batch=rng.choice([1, 16, 64]))
+    return net, n, c - w, c + w, C, m, kw
+
+
+_ACT_SEEDS = [88, 95, 101, 114, 122, 165, 188, 310, 349, 386]  # each splits (> 1 domain) on one side
+
+
+@pytest.mark.parametrize("seed", _ACT_SEEDS)
+def test_act_split_never_contradicts_sampling(seed: int) -> None:
+    """With d just above the sampled minimum (a point satisfies the property: 1e-9 relative in
+    float64, 1e-4 in float32) the answer is never unsat; just below it, any sat carries a
+    true witness inside the box."""
+    net, n, lo, hi, C, m, kw = _act_case(seed)
+    tol = 1e-9 if lo.dtype == torch.float64 else 1e-4
+    for off in (tol * (1 + abs(m)), -0.01 * (1 + abs(m))):
+        d = torch.full((2,), m + off, dtype=lo.dtype)
+        r = act_split(net, (n,), lo, hi, C, d, deadline=time.perf_counter() + 3, **kw)
+        if off > 0:
+            assert r.status != "unsat", (seed, m, r)
+        if r.status == "sat":
+            assert r.x is not None and bool(((r.x >= lo) & (r.x <= hi)).all())
+            with torch.no_grad():
+                assert float((net(r.x.unsqueeze(0)) @ C.T).amax()) <= float(d[0])
+
+
+def test_act_split_fuzz_catches_a_planted_beta_sign(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above is not vacuous: with the β split terms' sign flipped (and PGD off, so
+    the search must decide by its bounds) some of its properties come back unsat."""
+    monkeypatch.setattr(act_bab, "_split_sign", lambda: -1.0)
+    wrong = 0
+    for seed in (95, 188, 310):
+        net, n, lo, hi, C, m, kw = _act_case(seed)
+        tol = 1e-9 if lo.dtype == torch.float64 else 1e-4
+        d = torch.full((2,), m + tol * (1 + abs(m)), dtype=lo.dtype)
+        r = act_split(net, (n,), lo, hi, C, d, deadline=time.perf_counter() + 2,
+                      **{**kw, "pgd_steps": 0, "attack_domains": 1})
+        wrong += r.status == "unsat"
+    assert wrong > 0
