@@ -5,6 +5,7 @@ cases that broke a verifier (each test fails on the code before its fix)."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
@@ -12,8 +13,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from certkit.core.bounds import BoundedModel, act_bab, ops
+from certkit.core.bounds import BoundedModel, act_bab, ops, patches
 from certkit.core.bounds.act_bab import act_split
+from certkit.core.bounds.model import _Ctx
+
+from test_bounds_patches_fuzz import _random_net  # isort: skip
 
 
 def _sampled_min(net: nn.Module, lo: Tensor, hi: Tensor, C: Tensor, n: int = 20_000, steps: int = 40,
@@ -176,3 +180,87 @@ def test_act_split_fuzz_catches_a_planted_beta_sign(monkeypatch: pytest.MonkeyPa
                       **{**kw, "pgd_steps": 0, "attack_domains": 1})
         wrong += r.status == "unsat"
     assert wrong > 0
+
+
+def _alpha_pass(net: nn.Module, shape: tuple[int, ...], x: Tensor, lo: Tensor, hi: Tensor, C: Tensor, mode: str,
+                vals: dict | None, gen: torch.Generator) -> tuple[dict, Tensor, dict]:  # type: ignore[type-arg]
+    """One full-α-CROWN iterate at fixed α (random from ``gen`` when ``vals`` is None): every
+    start node's bounds (``_alpha_intermediate``), the output's lower bounds of C (B, S, K)
+    with the output's α set, and the α values."""
+    bm = BoundedModel(net, shape, use_compiled=False, conv_mode=mode)
+    e = ((hi - lo) / 2).flatten(1).amax(1).reshape(-1, 1, 1, 1)
+    ctx = _Ctx(bm.graph, x, lo, hi, e, math.inf)
+    ctx.conv_mode = mode
+    with torch.no_grad():
+        ctx.fill_ibp()
+        ctx.fill_crown_intermediate()
+    g = ctx.g
+    relus = [i for i, op in enumerate(g.nodes) if isinstance(op, ops.ReLU)]
+    ref = dict(ctx.bounds)
+    starts = ctx._alpha_starts(ref, relus)
+    anc = ctx._ancestors()
+    B, out = x.shape[0], g.output
+    if vals is None:
+        rows_of = {s: 2 * r.numel() for s, (r, _, _) in starts.items()} | {out: C.shape[1]}
+        vals = {(s, r): torch.rand((B, p, *g.shapes[r]), generator=gen, dtype=x.dtype)
+                for s, p in rows_of.items() for r in relus if r in anc[s]}
+    alphas: dict[int, dict[int, Tensor]] = {s: {} for s in [*starts, out]}
+    for (s, r), v in vals.items():
+        alphas[s][r] = v.clone()
+    with torch.no_grad():
+        assert ctx._alpha_intermediate(ref, starts, alphas)
+        lo_out, _ = ctx.crown(out, C, True, False, alphas[out])
+    return {s: ctx.bounds[s] for s in starts}, lo_out, vals
+
+
+def _patches_alpha_case(seed: int) -> tuple[float, float]:
+    """(max |matrix - patches| over the start nodes' and output bounds at equal random α,
+    relative to the output's scale; the largest amount a sampled box vertex falls below the
+    patches output bound)."""
+    net, shape, rng = _random_net(seed)
+    gen = torch.Generator().manual_seed(seed)
+    B = rng.randint(1, 3)
+    x = torch.rand(B, *shape, generator=gen, dtype=torch.float64)
+    eps = rng.choice([0.0, 1e-4, 0.02, 0.1])
+    lo, hi = x - eps, x + eps
+    if rng.random() < 0.3:  # some coordinates of zero width
+        m = torch.rand(x.shape, generator=gen) < 0.5
+        lo, hi = torch.where(m, x, lo), torch.where(m, x, hi)
+    C = torch.randn(B, 3, 4, generator=gen, dtype=torch.float64)
+    bd, od, vals = _alpha_pass(net, shape, x, lo, hi, C, "matrix", None, gen)
+    bp, op_, _ = _alpha_pass(net, shape, x, lo, hi, C, "patches", vals, gen)
+    assert bd and bd.keys() == bp.keys()
+    diff = float((od - op_).abs().max())
+    for s in bd:
+        for a, b in zip(bd[s], bp[s]):
+            fin = torch.isfinite(a)
+            assert torch.equal(fin, torch.isfinite(b))
+            diff = max(diff, float((a[fin] - b[fin]).abs().max()) if bool(fin.any()) else 0.0)
+    viol = -math.inf
+    with torch.no_grad():
+        for _ in range(20):
+            xs = lo + (hi - lo) * torch.rand(x.shape, generator=gen, dtype=x.dtype).round()
+            viol = max(viol, float((op_ - torch.einsum("bsk,bk->bs", C, net(xs))).max()))
+    return diff / max(1.0, float(od.abs().max())), viol
+
+
+@pytest.mark.parametrize("keep_patches", [False, True])
+@pytest.mark.parametrize("seed", [24, 43, 52, 84, 107])
+def test_patches_alpha_equals_dense_alpha_on_random_conv_nets(seed: int, keep_patches: bool,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random conv nets (odd kernels, strides, padding, dilation, groups, BN, pools, residual
+    adds with conv shortcuts; boxes of zero or mixed width, B 1-3): at equal random α the
+    patches pass (also with every rule kept in patch form) gives the dense pass's start-node
+    and output bounds within 1e-9, and the output bounds hold on sampled vertices."""
+    if keep_patches:
+        monkeypatch.setattr(patches, "_cheaper_dense", lambda p, shape: len(shape) != 3)
+    rel, viol = _patches_alpha_case(seed)
+    assert rel < 1e-9 and viol < 1e-9, (rel, viol)
+
+
+def test_patches_alpha_fuzz_catches_a_wrong_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    def wrong(p, kernel, a, unst, wl):  # type: ignore[no-untyped-def]
+        return torch.where(unst > 0, patches.windows(a.alpha, p, kernel, rows=a.rows.roll(1), tag="w"), wl)
+
+    monkeypatch.setattr(patches, "alpha_slopes", wrong)
+    assert min(_patches_alpha_case(s)[0] for s in (24, 107)) > 1e-6
