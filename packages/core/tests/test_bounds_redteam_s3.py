@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from certkit.core.bounds import BoundedModel, act_bab, ops, patches
 from certkit.core.bounds.act_bab import act_split
 from certkit.core.bounds.model import _Ctx
+from certkit.core.bounds.relu_bab import relu_split
 
 from test_bounds_patches_fuzz import _random_net  # isort: skip
 
@@ -264,3 +265,31 @@ def test_patches_alpha_fuzz_catches_a_wrong_window(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(patches, "alpha_slopes", wrong)
     assert min(_patches_alpha_case(s)[0] for s in (24, 107)) > 1e-6
+
+
+class _CrossReLU(nn.Module):
+    """Two parallel ReLU layers whose ReLUs are traced out of their pre-activations' order."""
+
+    def __init__(self, n: int, h: int) -> None:
+        super().__init__()
+        self.a, self.b, self.o = nn.Linear(n, h), nn.Linear(n, h), nn.Linear(2 * h, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.a(x), self.b(x)
+        return self.o(torch.cat([torch.relu(b), torch.relu(a)], 1))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_relu_split_uses_every_split_when_relus_are_traced_out_of_order(seed: int) -> None:
+    """relu_bab kept its pre-activation nodes in ReLU order, and a batch's bounds recomputation
+    started at the first *listed* split node: the splits of an earlier node were not applied
+    once a later one was split, and the search never closed (timeout / unknown after
+    thousands of domains; in node order: unsat within 15-40 domains)."""
+    torch.manual_seed(seed)
+    net = _CrossReLU(4, 8).double().eval().requires_grad_(False)
+    lo, hi = -torch.ones(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    C = C2.double()
+    m = _sampled_min(net, lo, hi, C)
+    r = relu_split(net, (4,), lo, hi, C, torch.full((2,), m - 0.02, dtype=torch.float64),
+                   deadline=time.perf_counter() + 10, pgd_steps=0, attack_domains=1, max_domains=2000)
+    assert r.status == "unsat", r

@@ -102,6 +102,7 @@ class _Problem:
         for r, op in enumerate(g.nodes):
             if isinstance(op, ops.ReLU) and g.inputs[r][0] not in pre and g.inputs[r][0] != 0:
                 pre.append(g.inputs[r][0])
+        pre.sort()  # (ReLUs may be traced out of their inputs' order: _bounds_with_splits starts at pre[used[0]])
         self.pre = pre  # pre-activation nodes of ReLUs (not the input itself), topological order
         self.relu_of = {g.inputs[r][0]: r for r, op in enumerate(g.nodes) if isinstance(op, ops.ReLU)}
         self.sizes = [math.prod(g.shapes[p]) for p in pre]
