@@ -293,3 +293,65 @@ def test_relu_split_uses_every_split_when_relus_are_traced_out_of_order(seed: in
     r = relu_split(net, (4,), lo, hi, C, torch.full((2,), m - 0.02, dtype=torch.float64),
                    deadline=time.perf_counter() + 10, pgd_steps=0, attack_domains=1, max_domains=2000)
     assert r.status == "unsat", r
+
+
+def _relu_case(seed: int) -> tuple[nn.Module, Tensor, Tensor, Tensor, Tensor, dict]:  # type: ignore[type-arg]
+    """A random 2-input ReLU MLP (duplicate neurons, integer weights, zero biases at random,
+    sometimes an output bias of 1e4-1e6 and C scaled 100x) and a one-disjunct property that a
+    grid point satisfies with a margin of 1e-6 relative (a witness, checked in float64)."""
+    rng = random.Random(seed)
+    g = torch.Generator().manual_seed(seed)
+    h = rng.choice([3, 5, 8])
+    net = nn.Sequential(nn.Linear(2, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 3)).double()
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) * rng.choice([1, 10]))
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g, dtype=torch.float64) * rng.choice([0, 1, 10]))
+                if rng.random() < 0.3 and m.out_features > 1:
+                    m.weight[1], m.bias[1] = m.weight[0], m.bias[0]
+                if rng.random() < 0.2:
+                    m.weight.copy_(m.weight.round())
+        net[-1].bias.add_(torch.randn(3, generator=g, dtype=torch.float64) * rng.choice([0.0, 1e4, 1e6]))
+    net.eval().requires_grad_(False)
+    C = torch.randn(1, 2, 3, generator=g, dtype=torch.float64) * rng.choice([1, 100])
+    lo = torch.tensor([-1.0, rng.choice([-1.0, 0.3])], dtype=torch.float64)
+    hi = torch.tensor([1.0, rng.choice([1.0, 0.3])], dtype=torch.float64)  # the second input may be a point
+    t = torch.linspace(0, 1, 401, dtype=torch.float64)
+    x = torch.cartesian_prod(t, t) * (hi - lo) + lo
+    with torch.no_grad():
+        v = net(x) @ C[0].T
+    off = torch.randn(2, generator=g, dtype=torch.float64) * v.std(0)
+    w = (v - off).amax(1)
+    j = int(w.argmin())
+    d = (off + w[j] + 1e-6 * (1 + v[j].abs().max())).reshape(1, 2)
+    kw = dict(branching=rng.choice(["babsr", "fsb"]), interm=rng.choice(["ibp", "crown"]),
+              bab_iterations=rng.choice([0, 5]), batch=rng.choice([1, 16]), bound_dtype=rng.choice([None, torch.float32]))
+    return net, lo, hi, C, d, kw
+
+
+@pytest.mark.parametrize("seed", [5, 46, 76, 86, 97])  # (split 3-370 domains; 300 fuzzed: none wrong)
+def test_relu_split_never_unsat_with_a_known_witness(seed: int) -> None:
+    """Ties, integer weights, a point-valued input, output constants up to 1e6, float32
+    search or not: a property with a witness is never unsat (PGD off: the bounds decide)."""
+    net, lo, hi, C, d, kw = _relu_case(seed)
+    r = relu_split(net, (2,), lo, hi, C, d, deadline=time.perf_counter() + 5, pgd_steps=0, attack_domains=1,
+                   max_domains=3000, **kw)
+    assert r.status != "unsat", (seed, r)
+    if r.status == "sat":
+        assert r.x is not None and bool(((r.x >= lo) & (r.x <= hi)).all())
+        with torch.no_grad():
+            assert bool(((net(r.x.unsqueeze(0)) @ C[0].T)[0] <= d[0]).all())
+
+
+def test_relu_split_fuzz_catches_a_planted_beta_sign(monkeypatch: pytest.MonkeyPatch) -> None:
+    from certkit.core.bounds import relu_bab
+
+    monkeypatch.setattr(relu_bab, "_beta_signs", lambda sg: -sg)
+    wrong = 0
+    for seed in (46, 86, 97):
+        net, lo, hi, C, d, kw = _relu_case(seed)
+        r = relu_split(net, (2,), lo, hi, C, d, deadline=time.perf_counter() + 5, pgd_steps=0, attack_domains=1,
+                       max_domains=3000, **kw)
+        wrong += r.status == "unsat"
+    assert wrong > 0
