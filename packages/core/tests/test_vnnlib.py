@@ -320,3 +320,86 @@ def test_verify_onnx_vnnlib_files_cnn_and_timeout(tmp_path: Path) -> None:
     with pytest.raises(VnnlibError, match="declares 3 inputs X_i, the model has 25"):
         verify_onnx_vnnlib(cnn, bad)
     assert math.isfinite(r.time_s)
+
+
+# ------------------------------------------------------------------ disjuncts sharing a box
+
+
+def _label_disjuncts(lo: np.ndarray, his: list[np.ndarray], label: int, k: int) -> object:
+    """One disjunct ``Y_j >= Y_label`` per other label j, the j-th over ``los``/``his[j]``."""
+    from certkit.core.bounds.vnnlib import Clause, Property
+
+    clauses = []
+    for n, j in enumerate(j for j in range(k) if j != label):
+        C = np.zeros((1, k))
+        C[0, label], C[0, j] = 1.0, -1.0  # Y_label - Y_j <= 0
+        clauses.append(Clause(lo.copy(), his[n].copy(), C, np.zeros(1)))
+    return Property(len(lo), k, clauses)
+
+
+def _open_after_bounds(monkeypatch: pytest.MonkeyPatch, net: object, shape: tuple[int, ...], prop: object,
+                       calls: list[int]) -> list[int]:
+    """The disjuncts verify_property leaves open after IBP / CROWN / α-CROWN (the ReLU-split
+    entry is replaced by a recorder), and the batch size of each bound pass in ``calls``."""
+    import certkit.core.bounds.vnnlib_verify as vv
+    from certkit.core.bounds.model import BoundedModel
+
+    seen: list[int] = []
+
+    def record(model, input_shape, open_idx, lo, hi, C, d, valid, deadline, violation, done, N, kw):  # type: ignore[no-untyped-def]
+        seen.extend(sorted(open_idx.tolist()))
+        return done("unknown", "recorded", N - open_idx.numel())
+
+    real = BoundedModel.compute_bounds
+
+    def counted(self, x, *a, **k):  # type: ignore[no-untyped-def]
+        calls.append(int(x.shape[0]))
+        return real(self, x, *a, **k)
+
+    monkeypatch.setattr(vv, "_relu_split_open", record)
+    monkeypatch.setattr(BoundedModel, "compute_bounds", counted)
+    r = verify_property(net, shape, prop, pgd_steps=0, pgd_restarts=0, alpha_iterations=5,
+                        input_split_max_dims=0, relu_split=True)
+    assert r.status in ("unknown", "unsat")
+    return seen
+
+
+def test_disjuncts_over_one_box_are_bounded_as_one_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """VNN-COMP robustness properties are 9 disjuncts over one box: one bound pass of batch 1
+    (their intermediate bounds are the same), and the disjuncts left open are exactly those
+    each one, bounded alone, leaves open (rows mapped back to their own disjunct)."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 40), torch.nn.ReLU(), torch.nn.Linear(40, 10)).double()
+    x0 = torch.rand(20, dtype=torch.float64)
+    label = int(net(x0[None]).argmax())
+    eps = 0.2  # CROWN proves 3 of the 9 here
+    lo, hi = (x0 - eps).numpy(), (x0 + eps).numpy()
+    prop = _label_disjuncts(lo, [hi] * 9, label, 10)
+    calls: list[int] = []
+    open_all = _open_after_bounds(monkeypatch, net, (20,), prop, calls)
+    assert calls and all(b == 1 for b in calls), calls
+    alone = []
+    for i, c in enumerate(prop.clauses):
+        one = type(prop)(prop.n_inputs, prop.n_outputs, [c])
+        if _open_after_bounds(monkeypatch, net, (20,), one, []):
+            alone.append(i)
+    assert 0 < len(alone) < 9, "the case must mix proven and open disjuncts"
+    assert open_all == alone
+
+
+def test_disjuncts_over_different_boxes_are_not_merged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two disjuncts whose boxes differ: Y_1 >= Y_0 means x_0 >= 1 here; it is empty over
+    x_0 in [-0.5, 0.5] and not over [-1.5, 1.5]. Bounding the second over the first's box
+    would prove the property wrongly."""
+    from certkit.core.bounds.vnnlib import Clause, Property
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64))
+        net[0].bias.copy_(torch.tensor([1.0, 0.0], dtype=torch.float64))
+    C, d = np.array([[1.0, -1.0]]), np.zeros(1)  # Y_0 - Y_1 <= 0
+    prop = Property(2, 2, [Clause(np.array([-0.5, 0.0]), np.array([0.5, 0.0]), C, d),
+                           Clause(np.array([-1.5, 0.0]), np.array([1.5, 0.0]), C, d)])
+    r = verify_property(net, (2,), prop, pgd_steps=0, pgd_restarts=0, input_split_max_dims=0, relu_split=False)
+    assert r.status == "unknown" and r.proven == 1
+    assert _open_after_bounds(monkeypatch, net, (2,), prop, []) == [1]

@@ -174,13 +174,29 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
             return done("timeout", method, N - open_idx.numel())
         t1 = time.perf_counter()
         sel = open_idx
-        lo_i, hi_i = lo[sel].reshape(-1, *input_shape), hi[sel].reshape(-1, *input_shape)
+        # one bound pass per distinct input box: VNN-COMP's robustness properties are 9
+        # disjuncts (one per target label) over the same box, whose intermediate bounds are
+        # the same; their rows are stacked as one example's specification rows
+        groups = _box_groups(lo, hi, sel)
+        rep = sel[torch.tensor([g[0] for g in groups])]
+        rows_of = [valid[sel[g]] for g in groups]  # (len(g), S) masks
+        Cg = torch.zeros(len(groups), max(int(m.sum()) for m in rows_of), K, dtype=dtype)
+        for gi, g in enumerate(groups):
+            rg = C[sel[g]][rows_of[gi]]  # the group's rows, disjunct by disjunct
+            Cg[gi, :rg.shape[0]] = rg
+        lo_i, hi_i = lo[rep].reshape(-1, *input_shape), hi[rep].reshape(-1, *input_shape)
         mid = (lo_i + hi_i) / 2
-        eps = ((hi_i - lo_i) / 2).reshape(sel.numel(), -1).amax(1)
+        eps = ((hi_i - lo_i) / 2).reshape(rep.numel(), -1).amax(1)
         kw: dict[str, Any] = {"alpha_iterations": alpha_iterations} if method == "alpha-CROWN" else {}
         with torch.no_grad() if method != "alpha-CROWN" else torch.enable_grad():
-            lb, _ = bm.compute_bounds(mid, eps, method=method, C=C[sel], x_L=lo_i, x_U=hi_i, bound_upper=False,
-                                      deadline=t0 + timeout, **kw)  # α-CROWN / CROWN stop at the deadline
+            lbg, _ = bm.compute_bounds(mid, eps, method=method, C=Cg, x_L=lo_i, x_U=hi_i, bound_upper=False,
+                                       deadline=t0 + timeout, **kw)  # α-CROWN / CROWN stop at the deadline
+        lb = torch.full(d[sel].shape, -math.inf, dtype=dtype)
+        for gi, g in enumerate(groups):
+            m = rows_of[gi]
+            part = torch.full(m.shape, -math.inf, dtype=dtype)
+            part[m] = lbg[gi, :int(m.sum())].detach()
+            lb[g] = part
         proven = ((lb.detach() > d[sel]) & valid[sel]).any(1)
         m_sel = torch.where(valid[sel], lb.detach() - d[sel], torch.full_like(lb, -math.inf)).amax(1)
         margin[sel] = torch.max(margin[sel], m_sel)
@@ -217,6 +233,16 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         return _relu_split_open(model, tuple(input_shape), open_idx, lo, hi, C, d, valid, t0 + timeout,
                                 violation, done, N, relu_split_kw or {})
     return done("unknown", method, N - open_idx.numel())
+
+
+def _box_groups(lo: torch.Tensor, hi: torch.Tensor, idx: torch.Tensor) -> list[list[int]]:
+    """Positions in ``idx`` grouped by identical input box (``lo``, ``hi`` rows equal bit
+    for bit), in first-seen order."""
+    seen: dict[bytes, list[int]] = {}
+    for pos, i in enumerate(idx.tolist()):
+        key = lo[i].numpy().tobytes() + hi[i].numpy().tobytes()
+        seen.setdefault(key, []).append(pos)
+    return list(seen.values())
 
 
 def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: torch.Tensor, lo: torch.Tensor,
