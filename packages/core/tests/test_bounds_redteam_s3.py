@@ -147,7 +147,7 @@ def _act_case(seed: int) -> tuple[nn.Module, int, Tensor, Tensor, Tensor, float,
     return net, n, c - w, c + w, C, m, kw
 
 
-_ACT_SEEDS = [88, 95, 101, 114, 122, 165, 188, 310, 349, 386]  # each splits (> 1 domain) on one side
+_ACT_SEEDS = [88, 95, 101, 114, 122, 165, 188, 310, 349]  # each splits (> 1 domain) on one side
 
 
 @pytest.mark.parametrize("seed", _ACT_SEEDS)
@@ -330,7 +330,7 @@ def _relu_case(seed: int) -> tuple[nn.Module, Tensor, Tensor, Tensor, Tensor, di
     return net, lo, hi, C, d, kw
 
 
-@pytest.mark.parametrize("seed", [5, 46, 76, 86, 97])  # (split 3-370 domains; 300 fuzzed: none wrong)
+@pytest.mark.parametrize("seed", [46, 76, 86, 97])  # (split 3-370 domains; 300 fuzzed: none wrong)
 def test_relu_split_never_unsat_with_a_known_witness(seed: int) -> None:
     """Ties, integer weights, a point-valued input, output constants up to 1e6, float32
     search or not: a property with a witness is never unsat (PGD off: the bounds decide)."""
