@@ -259,6 +259,15 @@ def test_patches_alpha_equals_dense_alpha_on_random_conv_nets(seed: int, keep_pa
     assert rel < 1e-9 and viol < 1e-9, (rel, viol)
 
 
+
+@pytest.mark.parametrize("seed", [52, 84])
+def test_patches_alpha_equals_dense_alpha_in_chunks_of_rows(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same with the start rows bounded a few at a time (each chunk's α rows sliced)."""
+    monkeypatch.setattr(patches, "CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(patches, "CHUNK_MIN_PAIRS", 3)
+    rel, viol = _patches_alpha_case(seed)
+    assert rel < 1e-9 and viol < 1e-9, (rel, viol)
+
 def test_patches_alpha_fuzz_catches_a_wrong_window(monkeypatch: pytest.MonkeyPatch) -> None:
     def wrong(p, kernel, a, unst, wl):  # type: ignore[no-untyped-def]
         return torch.where(unst > 0, patches.windows(a.alpha, p, kernel, rows=a.rows.roll(1), tag="w"), wl)
