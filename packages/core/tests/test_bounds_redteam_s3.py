@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -364,3 +366,39 @@ def test_relu_split_fuzz_catches_a_planted_beta_sign(monkeypatch: pytest.MonkeyP
                        max_domains=3000, **kw)
         wrong += r.status == "unsat"
     assert wrong > 0
+
+
+def test_onnx_float64_initializers_are_not_rounded_to_float32(tmp_path: Path) -> None:
+    """The ONNX importer built Linear / Conv / BatchNorm modules in float32, copied float64
+    initializers into them (rounded) and only then cast to float64: the net we bounded
+    differed from the file's by ~3e-8 (a certificate about another network)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from certkit.core.bounds.onnx_import import load_onnx
+
+    rng = np.random.default_rng(0)
+    Wc, bc = rng.standard_normal((2, 1, 3, 3)) / 3, rng.standard_normal(2) / 3
+    sc, sh, mu, var = (rng.standard_normal(2) / 3 for _ in range(4))
+    var = np.abs(var) + 0.1
+    Wg, bg = rng.standard_normal((3, 2 * 4 * 4)) / 3, rng.standard_normal(3) / 3
+    inits = {"Wc": Wc, "bc": bc, "sc": sc, "sh": sh, "mu": mu, "var": var, "Wg": Wg, "bg": bg}
+    nodes = [helper.make_node("Conv", ["x", "Wc", "bc"], ["c"]),
+             helper.make_node("BatchNormalization", ["c", "sc", "sh", "mu", "var"], ["n"]),
+             helper.make_node("Flatten", ["n"], ["f"]),
+             helper.make_node("Gemm", ["f", "Wg", "bg"], ["y"], transB=1, alpha=0.3)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 1, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [1, 3])],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    om = load_onnx(path, dtype=torch.float64)
+    x = torch.as_tensor(rng.standard_normal((2, 1, 6, 6)))
+    t = {k: torch.as_tensor(v) for k, v in inits.items()}
+    c = torch.nn.functional.conv2d(x, t["Wc"], t["bc"])
+    nrm = (c - t["mu"].view(1, 2, 1, 1)) / torch.sqrt(t["var"].view(1, 2, 1, 1) + 1e-5) * t["sc"].view(1, 2, 1, 1)
+    alpha = float(np.float32(0.3))  # (an ONNX float attribute is a float32)
+    ref = alpha * (nrm + t["sh"].view(1, 2, 1, 1)).flatten(1) @ t["Wg"].T + t["bg"]
+    with torch.no_grad():
+        y = om.module(x.reshape(2, *om.input_shape)).reshape(2, 3)
+    assert float((y - ref).abs().max()) < 1e-12

@@ -315,7 +315,8 @@ def _linear(b: _Builder, node: Any, x: _Dyn, W: np.ndarray, bias: np.ndarray | N
     """y = x @ W + bias for a vector per example (W: (in, out))."""
     if len(x.shape) != 1 or W.shape[0] != x.shape[0]:
         raise b.err(node, f"input of per-example shape {x.shape} does not match weight {W.shape}")
-    lin = nn.utils.skip_init(nn.Linear, W.shape[0], W.shape[1], bias=True)  # no random init of big layers
+    # (built in the model's dtype: a float32 module would round float64 weights before the cast)
+    lin = nn.utils.skip_init(nn.Linear, W.shape[0], W.shape[1], bias=True, dtype=b.dtype)  # no random init
     with torch.no_grad():
         lin.weight.copy_(b.t(W.T))
         lin.bias.copy_(b.t(np.zeros(W.shape[1]) if bias is None else np.broadcast_to(bias, (W.shape[1],))))
@@ -604,7 +605,7 @@ def _conv(b: _Builder, node: Any, a: dict[str, Any]) -> None:
     if cig * group != x.shape[0]:
         raise b.err(node, f"weight {W.shape} does not match input channels {x.shape[0]}")
     conv = (nn.Conv1d if nd == 1 else nn.Conv2d)(x.shape[0], co, tuple(W.shape[2:]), stride=tuple(st), padding=pad,
-                                                  dilation=tuple(dil), groups=group, bias=True)
+                                                  dilation=tuple(dil), groups=group, bias=True, dtype=b.dtype)
     with torch.no_grad():
         conv.weight.copy_(b.t(W))
         has_b = len(node.input) > 2 and node.input[2]
@@ -617,8 +618,8 @@ def _batchnorm(b: _Builder, node: Any, a: dict[str, Any]) -> None:
     _, x = b.dyn(node)
     sc, bb, mean, var = (b.const(node.input[j], node).astype(np.float64) for j in (1, 2, 3, 4))
     n = x.shape[0]
-    bn: nn.Module = nn.BatchNorm1d(n, eps=float(a.get("epsilon", 1e-5))) if len(x.shape) in (1, 2) \
-        else nn.BatchNorm2d(n, eps=float(a.get("epsilon", 1e-5)))
+    bn: nn.Module = nn.BatchNorm1d(n, eps=float(a.get("epsilon", 1e-5)), dtype=b.dtype) if len(x.shape) in (1, 2) \
+        else nn.BatchNorm2d(n, eps=float(a.get("epsilon", 1e-5)), dtype=b.dtype)
     with torch.no_grad():
         bn.weight.copy_(b.t(sc))  # type: ignore[operator]
         bn.bias.copy_(b.t(bb))  # type: ignore[operator]
