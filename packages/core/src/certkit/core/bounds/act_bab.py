@@ -61,11 +61,11 @@ from certkit.core.bounds import ops
 from certkit.core.bounds.activations import Sigmoid
 from certkit.core.bounds.bab import SplitResult
 from certkit.core.bounds.deadline import fits
-from certkit.core.bounds.model import BoundedModel, _Ctx
+from certkit.core.bounds.model import BoundedModel, _Ctx, projected_adam_step
 from certkit.core.bounds.relu_bab import (
     _attack,
-    _bounds_with_splits,
     _check_args,
+    _domain_ctx,
     _Pool,
     _Problem,
     _spec_args,
@@ -172,10 +172,7 @@ def _bound_domains(P: _ActProblem, box: Tensor, *, iters: int, lr: float, beta_l
     projected Adam for ``iters`` steps; every iterate is a sound bound (any slope is: its
     intercept is the exact extreme on the interval), the best per row is kept."""
     D = box.shape[0]
-    ctx = P.ctx(D)
-    ctx.deadline = deadline
-    with torch.no_grad():
-        empty = _bounds_with_splits(P, ctx, box, interm)
+    ctx, empty = _domain_ctx(P, box, interm, deadline)
     R = P.C.shape[0]
     dt = P.C.dtype
     Cb = P.C.unsqueeze(0).expand(D, R, -1).reshape(D, R, *P.g.shapes[P.g.output])
@@ -216,16 +213,10 @@ def _bound_domains(P: _ActProblem, box: Tensor, *, iters: int, lr: float, beta_l
                 lb = ctx.backward(P.g.output, Cb, slopes(), terms) + const
                 best = lb.detach() if best is None else torch.max(best, lb.detach())
                 grads = torch.autograd.grad(-lb.sum(), params, allow_unused=True)
-                with torch.no_grad():  # Adam (0.9, 0.999), projected onto β >= 0 and θ in [0, 1]
-                    for q, (a, gr, ma, va) in enumerate(zip(params, grads, m1, m2)):
-                        if gr is None:
-                            continue
-                        ma.mul_(0.9).add_(gr, alpha=0.1)
-                        va.mul_(0.999).addcmul_(gr, gr, value=0.001)
-                        denom = (va / (1 - 0.999 ** (it + 1))).sqrt_().add_(1e-8)
-                        step = (beta_lr if q < n_beta else lr) * 0.98 ** it / (1 - 0.9 ** (it + 1))
-                        a.addcdiv_(ma, denom, value=-step)
-                        a.clamp_(min=0.0) if q < n_beta else a.clamp_(0.0, 1.0)
+                # Adam, projected onto β >= 0 and θ in [0, 1]
+                projected_adam_step(params, grads, m1, m2, it,
+                                    [(beta_lr if q < n_beta else lr) * 0.98 ** it for q in range(len(params))],
+                                    [None if q < n_beta else 1.0 for q in range(len(params))])
     keep: dict[int, Tensor] = {}
     with torch.no_grad():
         terms, const = _beta_terms(P, box, cols, params[0].detach(), params[1].detach())

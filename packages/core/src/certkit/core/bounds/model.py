@@ -392,6 +392,26 @@ def _check_eps(eps: float | Tensor, B: int, x: Tensor) -> Tensor:
     return e.reshape(B, *([1] * (x.dim() - 1)))
 
 
+def projected_adam_step(params: list[Tensor], grads: tuple[Tensor | None, ...], m1: list[Tensor],
+                        m2: list[Tensor], it: int, lrs: list[float], upper: list[float | None]) -> None:
+    """One Adam step (β₁ 0.9, β₂ 0.999, bias-corrected; Kingma & Ba 2015) on each tensor of
+    ``params`` in place, at step size ``lrs[k]``, then projected onto ``[0, upper[k]]``
+    (``None``: ``[0, ∞)``). ``m1``/``m2``: the moment buffers (same shapes); ``it``: the
+    0-based step count. A ``None`` gradient leaves its tensor alone."""
+    with torch.no_grad():
+        for a, gr, ma, va, lr_k, hi in zip(params, grads, m1, m2, lrs, upper):
+            if gr is None:
+                continue
+            ma.mul_(0.9).add_(gr, alpha=0.1)
+            va.mul_(0.999).addcmul_(gr, gr, value=0.001)
+            denom = (va / (1 - 0.999 ** (it + 1))).sqrt_().add_(1e-8)
+            a.addcdiv_(ma, denom, value=-lr_k / (1 - 0.9 ** (it + 1)))
+            if hi is None:
+                a.clamp_(min=0.0)
+            else:
+                a.clamp_(0.0, hi)
+
+
 class _Ctx:
     """One bounding call: per-node bounds and the backward pass."""
 
@@ -717,19 +737,10 @@ class _Ctx:
                 loss = (-lo.sum() if lo is not None else 0.0) + (up.sum() if up is not None else 0.0)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)  # type: ignore[arg-type]
                 step_lr = lr * lr_decay ** it
-                with torch.no_grad():
-                    for k, (a, gr, ma, va) in enumerate(zip(params, grads, m1, m2)):
-                        if gr is None:
-                            continue
-                        ma.mul_(0.9).add_(gr, alpha=0.1)
-                        va.mul_(0.999).addcmul_(gr, gr, value=0.001)
-                        denom = (va / (1 - 0.999 ** (it + 1))).sqrt_().add_(1e-8)
-                        kl = step_lr if k < n_alpha else beta_lr * lr_decay ** it
-                        a.addcdiv_(ma, denom, value=-kl / (1 - 0.9 ** (it + 1)))
-                        if k < n_alpha:
-                            a.clamp_(0.0, 1.0)
-                        else:
-                            a.clamp_(min=0.0)  # β ≥ 0 keeps every split term a valid bound
+                # α projected onto [0, 1]; β ≥ 0 keeps every split term a valid bound
+                projected_adam_step(params, grads, m1, m2, it,
+                                    [step_lr if k < n_alpha else beta_lr * lr_decay ** it for k in range(len(params))],
+                                    [1.0 if k < n_alpha else None for k in range(len(params))])
                 bwd_s = time.perf_counter() - t_it
         self.bounds = ref
         return best_lo, best_up

@@ -232,6 +232,17 @@ def _bounds_with_splits(P: _Problem, ctx: _Ctx, splits: Tensor, interm: str, chu
     return empty
 
 
+def _domain_ctx(P: _Problem, splits: Tensor, interm: str, deadline: float | None) -> tuple[_Ctx, Tensor]:
+    """A bound context for D domains (``splits`` (D, ...), the split representation of
+    ``P``) with their intermediate bounds filled (:func:`_bounds_with_splits`); returns it
+    and (D,) True where the domain is empty."""
+    ctx = P.ctx(splits.shape[0])
+    ctx.deadline = deadline
+    with torch.no_grad():
+        empty = _bounds_with_splits(P, ctx, splits, interm)
+    return ctx, empty
+
+
 def _bound_domains(P: _Problem, splits: Tensor, *, iters: int, lr: float, beta_lr: float, interm: str,
                    deadline: float | None, warm: tuple[Tensor, Tensor] | None = None) -> dict[str, Any]:
     """Bound D domains (splits (D, total) in {-1, 0, 1}). Returns ``lb`` (D, R) certified lower
@@ -241,10 +252,7 @@ def _bound_domains(P: _Problem, splits: Tensor, *, iters: int, lr: float, beta_l
     ``warm``: the last α and β, each (D, R, total) in float16, to start the children from
     (``warm`` in: the same, e.g. the parents')."""
     D = splits.shape[0]
-    ctx = P.ctx(D)
-    ctx.deadline = deadline
-    with torch.no_grad():
-        empty = _bounds_with_splits(P, ctx, splits, interm)
+    ctx, empty = _domain_ctx(P, splits, interm, deadline)
     R = P.C.shape[0]
     Cb = P.C.unsqueeze(0).expand(D, R, -1)
     betas: dict[int, Tensor] = {}
