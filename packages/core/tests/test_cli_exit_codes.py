@@ -102,3 +102,14 @@ def test_console_script_passes_the_code_to_the_shell() -> None:
     proc = subprocess.run([sys.executable, "-c", code, "probe", "fail"], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 7, proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_short_help_flag_reaches_mounted_subcommands(mounted: None, capsys: pytest.CaptureFixture[str],
+                                                     flag: str) -> None:
+    """``-h`` is help on the root and on every mounted subcommand (click passes the root's
+    help option names down), not an unknown option (exit 2)."""
+    assert cli.main([flag]) == 0
+    assert cli.main(["probe", flag]) == 0
+    assert cli.main(["probe", "exit", flag]) == 0
+    assert "Usage:" in capsys.readouterr().out

@@ -54,6 +54,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
     result_callback=_discard_result,
+    context_settings={"help_option_names": ["-h", "--help"]},  # (inherited by every subcommand)
 )
 
 
