@@ -78,6 +78,8 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     ``relu_split``, by ReLU splitting with β-CROWN bounds
     (:func:`~certkit.core.bounds.relu_bab.relu_split`, keyword arguments
     ``relu_split_kw``), once per group of open disjuncts that share an input box.
+    The bound passes treat disjuncts whose boxes are equal as one example whose
+    specification stacks their rows (VNN-COMP's robustness properties: 9 disjuncts, one box).
 
     ``pgd_share``: the fraction of ``timeout`` the first PGD may spend before the bound
     passes start (its remaining steps are dropped; ReLU splitting attacks again). On small
