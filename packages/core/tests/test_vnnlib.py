@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -403,3 +404,38 @@ def test_disjuncts_over_different_boxes_are_not_merged(monkeypatch: pytest.Monke
     r = verify_property(net, (2,), prop, pgd_steps=0, pgd_restarts=0, input_split_max_dims=0, relu_split=False)
     assert r.status == "unknown" and r.proven == 1
     assert _open_after_bounds(monkeypatch, net, (2,), prop, []) == [1]
+
+
+def test_next_pass_cost_counts_boxes_not_disjuncts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After CROWN leaves 6 of 9 disjuncts over one box open, α-CROWN still bounds one
+    example: the cost the deadline check is given for it is CROWN's whole pass, not 6/9 of
+    it (an underestimate lets a pass start that cannot end in time)."""
+    import certkit.core.bounds.vnnlib_verify as vv
+    from certkit.core.bounds.model import BoundedModel
+
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 40), torch.nn.ReLU(), torch.nn.Linear(40, 10)).double()
+    x0 = torch.rand(20, dtype=torch.float64)
+    label = int(net(x0[None]).argmax())
+    prop = _label_disjuncts((x0 - 0.2).numpy(), [(x0 + 0.2).numpy()] * 9, label, 10)
+    asked: list[float | None] = []
+    spent: dict[str, float] = {}
+    real = BoundedModel.compute_bounds
+
+    def timed(self, x, *a, **k):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        out = real(self, x, *a, **k)
+        spent[k["method"]] = time.perf_counter() - t
+        return out
+
+    def fits(deadline: float | None, seconds: float | None = None) -> bool:
+        asked.append(seconds)
+        return True
+
+    monkeypatch.setattr(BoundedModel, "compute_bounds", timed)
+    monkeypatch.setattr(vv, "fits", fits)
+    verify_property(net, (20,), prop, pgd_steps=0, pgd_restarts=0, alpha_iterations=2, input_split_max_dims=0,
+                    relu_split=False, methods=("CROWN", "alpha-CROWN"))
+    # fits() calls: the PGD witness check (None), CROWN (None), α-CROWN (CROWN's measured cost)
+    assert "alpha-CROWN" in spent and asked[-1] is not None
+    assert asked[-1] >= 0.95 * spent["CROWN"], (asked, spent)
