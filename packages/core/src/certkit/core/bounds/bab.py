@@ -156,7 +156,7 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
             # not even one box (bound + split, measured on the last batch) can end in time
             if not fits(deadline, per_box):
                 return SplitResult("timeout", boxes, max_depth, time.perf_counter() - t0, stats={"bound_s": t_bound})
-            take = max(1, min(take, int((deadline - time.perf_counter()) / (4 * per_box))))
+            take = max(1, int(min(take, (deadline - time.perf_counter()) / (4 * per_box))))  # (inf: no limit)
         rest = blo.shape[0] - take
         los, his, depth = ([blo[:rest]], [bhi[:rest]], [bdep[:rest]]) if rest else ([], [], [])
         blo, bhi, bdep = blo[rest:], bhi[rest:], bdep[rest:]

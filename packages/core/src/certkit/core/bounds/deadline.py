@@ -48,4 +48,4 @@ def how_many(deadline: float | None, per_unit: float | None, want: int) -> int:
         return want
     if SAFETY * per_unit > left:
         return 0
-    return max(1, min(want, int(SHARE * left / per_unit)))
+    return max(1, int(min(want, SHARE * left / per_unit)))  # (left may be inf: timeout=inf)
