@@ -8,9 +8,11 @@ import math
 import time
 
 import numpy as np
+import pytest
 import torch
 from torch import Tensor, nn
 
+from certkit.core.bounds import BoundedModel
 from certkit.core.bounds.bab import input_split
 from certkit.core.bounds.deadline import how_many
 from certkit.core.bounds.vnnlib import Clause, Property
@@ -25,6 +27,29 @@ def _sampled_outputs(net: nn.Module, lo: Tensor, hi: Tensor, n: int = 4000, seed
     x[: n // 4] = torch.where(v, lo, hi)
     with torch.no_grad():
         return net(x)
+
+
+# ---- Softplus on large pre-activations (activations.py)
+
+@pytest.mark.parametrize("dt", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["IBP", "CROWN", "alpha-CROWN"])
+def test_softplus_bounds_hold_on_large_pre_activations(dt: torch.dtype, method: str) -> None:
+    """Softplus's smooth function was ``log1p(exp(x))``: past x ≈ 88 (float32) or 710 (float64)
+    overflowed: IBP's bound on the Softplus node was [inf, inf] and CROWN's lines NaN, so every
+    bound after it was NaN (no wrong verdict, as NaN proves nothing, but no bound either). The
+    bounds must be finite and hold at sampled points."""
+    net = nn.Sequential(nn.Linear(2, 3), nn.Softplus(), nn.Linear(3, 2)).to(dt).eval()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.5], [-1.0, 2.0], [3.0, 1.0]]))
+        net[0].bias.copy_(torch.tensor([100.0, 900.0, -5.0]))
+    x = torch.zeros(1, 2, dtype=dt)
+    bm = BoundedModel(net, (2,))
+    with torch.enable_grad():
+        lb, ub = bm.compute_bounds(x, 20.0, method=method)
+    assert bool(torch.isfinite(lb).all() and torch.isfinite(ub).all()), (lb, ub)
+    y = _sampled_outputs(net, x - 20, x + 20)
+    tol = 1e-5 * (1 + y.abs().amax(0)) if dt == torch.float32 else 1e-9 * (1 + y.abs().amax(0))
+    assert bool((y >= lb - tol).all() and (y <= ub + tol).all()), (lb, ub, y.amin(0), y.amax(0))
 
 
 # ---- deadlines (deadline.py)

@@ -221,7 +221,9 @@ class Softplus(Elementwise):
         return F.softplus(x, self.beta, self.threshold)
 
     def f(self, x: Tensor) -> Tensor:  # the smooth function (the bounds allow for the switch)
-        return F.softplus(x, self.beta, threshold=1e9)
+        # max(βx, 0) + log1p(e^{-|βx|}), / β: log1p(e^{βx}) overflowed past βx ≈ 88 (float32) / 710
+        bx = self.beta * x
+        return (bx.clamp(min=0) + torch.log1p(torch.exp(-bx.abs()))) / self.beta
 
     def df(self, x: Tensor) -> Tensor:
         return torch.sigmoid(self.beta * x)
