@@ -4,7 +4,9 @@ and the cases that broke a verifier (each such test fails on the code before its
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 import time
 
 import numpy as np
@@ -15,6 +17,7 @@ from torch import Tensor, nn
 from certkit.core.bounds import BoundedModel
 from certkit.core.bounds.bab import input_split
 from certkit.core.bounds.deadline import how_many
+from certkit.core.bounds.relu_bab import relu_split
 from certkit.core.bounds.vnnlib import Clause, Property
 from certkit.core.bounds.vnnlib_verify import verify_property
 
@@ -78,3 +81,119 @@ def test_input_split_runs_with_an_infinite_deadline() -> None:
     C = torch.ones(1, 1, dtype=torch.float64)
     r = input_split(net, (2,), lo, hi, C, (y.min() - 0.02).reshape(1), deadline=math.inf, batch=2)
     assert r.status == "unsat" and r.boxes > 4, r
+
+
+# ---- ReLU splitting: the leaf LP and empty domains (relu_bab.py)
+
+def _leaf_case(seed: int) -> tuple[nn.Module, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """A random float64 ReLU MLP (weights up to 1000x, output constants up to 1e6, C up to
+    100x), a box (some inputs points) and a witness x: d = C f(x) + rel·(|C| |f(x)|) with rel
+    in {0, 1e-12, 1e-9}, so x satisfies the property in the model's arithmetic. Returns the net,
+    lo, hi, C (1, S, 3), d (1, S) and x's activation pattern (1, neurons) (root-stable
+    neurons take their stable sign)."""
+    from certkit.core.bounds.relu_bab import _Problem
+
+    rng = random.Random(seed)
+    g = torch.Generator().manual_seed(seed)
+    n = rng.randint(1, 6)
+    sizes = [n, *(rng.choice([2, 4, 8, 16]) for _ in range(rng.choice([1, 2, 3]))), 3]
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    net = nn.Sequential(*layers[:-1]).double()
+    wsc = rng.choice([1.0, 10.0, 1000.0])
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * wsc / m.in_features ** 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * rng.choice([0.0, 0.5, 1.0]) * wsc)
+                if rng.random() < 0.2:
+                    m.weight.copy_(m.weight.round())
+                    m.bias.copy_(m.bias.round())
+        net[-1].bias.add_(torch.randn(3, generator=g).double() * rng.choice([0.0, 1e3, 1e6]))
+    net.eval().requires_grad_(False)
+    c0 = torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1
+    r = torch.tensor([rng.choice([0.0, 0.01, 0.3, 1.0, 100.0]) for _ in range(n)], dtype=torch.float64)
+    lo, hi = c0 - r, c0 + r
+    S = rng.randint(1, 4)
+    C = torch.randn(1, S, 3, generator=g, dtype=torch.float64) * rng.choice([1, 100])
+    x = lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
+    if rng.random() < 0.3:
+        x = torch.where(torch.rand(n, generator=g) < 0.5, lo, hi)
+    pre, h = [], x.unsqueeze(0)
+    with torch.no_grad():
+        for m in net:
+            h = m(h)
+            if isinstance(m, nn.Linear):
+                pre.append(h[0])
+    y = h[0]
+    d = (C[0] @ y + rng.choice([0.0, 1e-12, 1e-9]) * (C[0].abs() @ y.abs())).reshape(1, S)
+    P = _Problem(net, (n,), lo, hi, C, d, torch.ones(1, S, dtype=torch.bool))
+    ctx = P.ctx(1)
+    with torch.no_grad():
+        ctx.fill_ibp()
+        ctx.fill_crown_intermediate()
+    P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
+    rl = torch.cat([P.root[p][0].reshape(-1) for p in P.pre])
+    ru = torch.cat([P.root[p][1].reshape(-1) for p in P.pre])
+    s = torch.where(torch.cat(pre[:-1]) >= 0, 1, -1)
+    s = torch.where(rl >= 0, 1, torch.where(ru <= 0, -1, s)).to(torch.int8).unsqueeze(0)
+    return P, s  # type: ignore[return-value]
+
+
+def test_leaf_lp_never_closes_the_leaf_of_a_witness() -> None:
+    """The leaf LP closed a leaf when its best t was below -1e-6, an absolute tolerance: with
+    thresholds d ~ 3e10 (float64) the LP's constants carry more rounding than that, and the
+    leaf of a point that meets every row came back closed (seed 57: best t -4.7e-6). Now
+    every row is relaxed by its own rounding scale."""
+    from certkit.core.bounds.relu_bab import _solve_leaf
+
+    pytest.importorskip("scipy.optimize")
+    verdicts = {}
+    for seed in range(120):
+        P, s = _leaf_case(seed)
+        verdicts[seed] = _solve_leaf(P, s)[0]  # type: ignore[arg-type]
+    assert "closed" not in verdicts.values(), [k for k, v in verdicts.items() if v == "closed"]
+    assert list(verdicts.values()).count("sat") > 60  # (most leaves decided by the LP's own witness)
+
+
+def _float32_constant_neurons(seed: int) -> tuple[nn.Module, Tensor, Tensor, Tensor, Tensor]:
+    """A float32 3-hidden-layer ReLU MLP whose first half of neurons in each layer is constant
+    on the box (x0 the only wide input, x1, x2 points; weights scaled up to 100x), and a
+    property y0 - y1 <= d that a grid point meets with a margin of 1e-4 relative."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    h = rng.choice([4, 8])
+    net = nn.Sequential(nn.Linear(3, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
+                        nn.Linear(h, 2)).eval().requires_grad_(False)
+    with torch.no_grad():
+        net[0].weight[: h // 2, 0] = 0
+        net[2].weight[: h // 2, h // 2:] = 0
+        net[4].weight[: h // 2, h // 2:] = 0
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(rng.choice([1, 10, 100]))
+                m.bias.mul_(rng.choice([1, 10, 100]))
+    lo = torch.tensor([-1.0, rng.uniform(-1, 1), rng.uniform(-1, 1)])
+    hi = lo.clone()
+    hi[0] = 1.0
+    C = torch.tensor([[[1.0, -1.0]]])
+    x = lo.repeat(20001, 1)
+    x[:, 0] = torch.linspace(-1, 1, 20001)
+    with torch.no_grad():
+        v = net(x) @ C[0, 0]
+    d = torch.tensor([[float(v.min()) + 1e-4 * (1 + float(v.abs().max()))]])
+    return net, lo, hi, C, d
+
+
+@pytest.mark.parametrize("seed", [11, 24, 25])
+def test_relu_split_float32_net_with_constant_neurons_is_never_unsat(seed: int) -> None:
+    """A domain is empty when some bounds cross "beyond rounding", which was 1e-9 relative:
+    below float32's ulp. A constant neuron's IBP-from-the-split and root CROWN bounds cross by
+    a few ulps, so both children of a split came back empty: unsat on a float32 net whose
+    property a grid point meets by 1e-4 relative (PGD off: the bounds decide)."""
+    net, lo, hi, C, d = _float32_constant_neurons(seed)
+    for interm in ("ibp", "crown"):
+        r = relu_split(net, (3,), lo, hi, C, d, deadline=time.perf_counter() + 5, pgd_steps=0, attack_domains=1,
+                       max_domains=2000, interm=interm, batch=4, bound_dtype=None)
+        assert r.status != "unsat", (seed, interm, r.status, r.boxes)

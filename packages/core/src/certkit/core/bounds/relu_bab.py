@@ -227,7 +227,10 @@ def _bounds_with_splits(P: _Problem, ctx: _Ctx, splits: Tensor, interm: str, chu
                     uf[:, r] = torch.where(ur, torch.min(uf[:, r], cu), uf[:, r])
                 l, u = lf.reshape(l.shape), uf.reshape(u.shape)  # noqa: E741
         # crossing beyond rounding: empty (a constant neuron's CROWN and IBP bounds may cross by an ulp)
-        empty |= (l - u > 1e-9 * (1 + l.abs() + u.abs())).reshape(D, -1).any(1)
+        # (1e-9 is below float32's ulp: a float32 net's constant neuron crossing by a few ulps
+        # closed domains that hold counterexamples; 1024 ulps there)
+        tol = max(1e-9, 1024 * torch.finfo(l.dtype).eps)
+        empty |= (l - u > tol * (1 + l.abs() + u.abs())).reshape(D, -1).any(1)
         ctx.bounds[i] = (l, u)
     return empty
 
@@ -431,7 +434,8 @@ def _solve_leaf(P: _Problem, splits: Tensor) -> tuple[str, Tensor | None]:
     "some x of the domain satisfies a disjunct" is one LP per disjunct (scipy's HiGHS, when
     installed): maximise t with ``c_s·f(x) + t <= d_s`` and the split signs as constraints.
     Returns ("sat", x) for a solution that passes the forward check, ("closed", None) when
-    every LP's best t is below -1e-6 (clearly infeasible), else ("unknown", None)."""
+    every LP's best t is below -1e-6 with every row relaxed by its rounding scale (1024 ulps
+    of its magnitude: clearly infeasible), else ("unknown", None)."""
     try:
         from scipy.optimize import linprog
     except ImportError:
@@ -477,6 +481,11 @@ def _solve_leaf(P: _Problem, splits: Tensor) -> tuple[str, Tensor | None]:
         rows = [r for r in range(k * P.S, (k + 1) * P.S) if bool(P.valid[r])]
         au = torch.cat([*a_ub, torch.cat([A[rows], torch.ones(len(rows), 1, dtype=A.dtype)], 1)]).double()
         bu = torch.cat([*b_ub, P.d[rows] - c[rows]]).double()
+        # every row relaxed by its rounding scale (a, c are in the model's arithmetic; 1e-6 alone
+        # closed the leaf of a witness at thresholds d ~ 3e10: LP optimum -4.7e-6)
+        mag = torch.cat([*(b.abs() for b in b_ub), P.d[rows].abs() + c[rows].abs()]).double()
+        mag = mag + au[:, :-1].abs() @ torch.max(P.lo.abs(), P.hi.abs()).double()
+        bu = bu + 1e-6 + 1024 * torch.finfo(P.C.dtype).eps * mag
         res = linprog(obj.numpy(), A_ub=au.numpy(), b_ub=bu.numpy(), bounds=bounds, method="highs")
         if res.status == 2:
             continue  # infeasible: the split constraints alone are contradictory
