@@ -197,3 +197,33 @@ def test_relu_split_float32_net_with_constant_neurons_is_never_unsat(seed: int) 
         r = relu_split(net, (3,), lo, hi, C, d, deadline=time.perf_counter() + 5, pgd_steps=0, attack_domains=1,
                        max_domains=2000, interm=interm, batch=4, bound_dtype=None)
         assert r.status != "unsat", (seed, interm, r.status, r.boxes)
+
+
+# ---- verify_property: disjuncts over one box bounded as one example (vnnlib_verify.py)
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merged_disjuncts_prove_what_each_disjunct_proves_alone(seed: int) -> None:
+    """Disjuncts over one box are bounded as one example with their rows stacked (different
+    row counts, padded): each must be proven exactly when its own CROWN bound proves it (rows
+    mapped back to the wrong disjunct or row change the count), and boxes that differ are
+    not merged. d puts every row's threshold at its own CROWN bound ± 1e-6 at random."""
+    g = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(nn.Linear(4, 12), nn.ReLU(), nn.Linear(12, 12), nn.Tanh(), nn.Linear(12, 5)).double().eval()
+    boxes = [(torch.rand(4, generator=g, dtype=torch.float64) - 0.5) for _ in range(3)]
+    bm = BoundedModel(net, (4,))
+    clauses, want = [], 0
+    for _ in range(7):
+        c0 = boxes[int(torch.randint(0, 3, (1,), generator=g))]
+        lo, hi = c0 - 0.2, c0 + 0.2
+        S = int(torch.randint(1, 4, (1,), generator=g))
+        C = torch.randn(S, 5, generator=g, dtype=torch.float64)
+        lb, _ = bm.compute_bounds(((lo + hi) / 2).unsqueeze(0), 0.2, method="CROWN", C=C.unsqueeze(0),
+                                  x_L=lo.unsqueeze(0), x_U=hi.unsqueeze(0), bound_upper=False)
+        below = torch.rand(S, generator=g) < 0.7  # d above the bound: that row proves nothing
+        d = lb[0].detach() + torch.where(below, 1e-6, -1e-6).double()
+        want += bool((~below).any())
+        clauses.append(Clause(lo.numpy(), hi.numpy(), C.numpy(), d.numpy()))
+    prop = Property(n_inputs=4, n_outputs=5, clauses=clauses)
+    r = verify_property(net, (4,), prop, timeout=30, methods=("CROWN",), pgd_steps=0, pgd_restarts=0,
+                        relu_split=False, input_split_max_dims=0)
+    assert r.proven == want, (r, want)
