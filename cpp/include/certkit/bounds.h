@@ -37,5 +37,19 @@ template <class T>
 void compute(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, const T* C, int64_t B,
              int64_t S, int method, T* out_lo, T* out_hi);
 
+// CROWN's ReLU backward rule in one pass (cpp/src/bounds/relu_rule.cpp): a coefficient a
+// becomes a·ld where a > 0 and a·ud where a < 0, and its row's bias gains min(a, 0)·ub.
+// Patches: P (R, Kh, Kw, C) channels last, row r of example ex[r] at window position r % k
+// (hr, wr: (k,)) covering node rows hr·Sh - Ph + [0, Kh) and columns wr·Sw - Pw + [0, Kw);
+// rel (E, 3, H, W, C): the lower slopes, upper slopes, upper intercepts, channels last;
+// entries outside the node give 0. Out: A (R, Kh, Kw, C), bias (R,). nthreads: OpenMP team.
+template <class T>
+void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* rel, int64_t H,
+                  int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh,
+                  int64_t Sw, int64_t Ph, int64_t Pw, T* A, T* bias, int nthreads);
+// Dense rows: A0 (E, S, n), rel (E, 3, n) in the same element order. Out: A (E, S, n), bias (E, S).
+template <class T>
+void relu_dense(const T* A0, int64_t E, int64_t S, int64_t n, const T* rel, T* A, T* bias, int nthreads);
+
 }  // namespace bounds
 }  // namespace certkit

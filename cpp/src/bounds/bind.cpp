@@ -89,6 +89,64 @@ py::tuple run(const py::list& spec, const py::array& lo_a, const py::array& hi_a
   return py::make_tuple(out_lo, out_hi);
 }
 
+// The fused ReLU rule (relu_rule.cpp) on arrays the caller allocated (torch tensors' numpy
+// views): every array must already have the dtype and C order (no silent copy of an output).
+template <class T>
+const T* ro(const py::array& a, int64_t size, const char* name) {
+  if (!a.dtype().is(py::dtype::of<T>()) || !(a.flags() & py::array::c_style) || a.size() != size)
+    throw py::value_error(std::string(name) + ": expected a C-contiguous array of " + std::to_string(size) +
+                          " elements of the rows' dtype");
+  return static_cast<const T*>(a.data());
+}
+
+template <class T>
+T* rw(py::array& a, int64_t size, const char* name) {
+  ro<T>(a, size, name);
+  if (!a.writeable()) throw py::value_error(std::string(name) + ": not writeable");
+  return static_cast<T*>(a.mutable_data());
+}
+
+const int64_t* idx(const py::array& a, int64_t size, const char* name) {
+  if (!a.dtype().is(py::dtype::of<int64_t>()) || !(a.flags() & py::array::c_style) || a.size() != size)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(size) + " contiguous int64");
+  return static_cast<const int64_t*>(a.data());
+}
+
+template <class T>
+void relu_patches_t(const py::array& P, const py::array& rel, const py::array& ex, const py::array& hr,
+                    const py::array& wr, py::array& A, py::array& bias, int64_t H, int64_t W, int64_t Sh,
+                    int64_t Sw, int64_t Ph, int64_t Pw, int nthreads) {
+  if (P.ndim() != 4 || rel.ndim() != 5) throw py::value_error("P, rel: expected (R, Kh, Kw, C) and (E, 3, H, W, C)");
+  const int64_t R = P.shape(0), Kh = P.shape(1), Kw = P.shape(2), C = P.shape(3), E = rel.shape(0);
+  const int64_t k = hr.size();
+  if (rel.shape(1) != 3 || rel.shape(2) != H || rel.shape(3) != W || rel.shape(4) != C || k <= 0 || R % k)
+    throw py::value_error("rel, hr: shapes do not match the rows");
+  const int64_t* e = idx(ex, R, "ex");
+  for (int64_t r = 0; r < R; ++r)
+    if (e[r] < 0 || e[r] >= E) throw py::value_error("ex: example index out of range");
+  const T* pp = ro<T>(P, R * Kh * Kw * C, "P");
+  const T* pr = ro<T>(rel, E * H * W * 3 * C, "rel");
+  const int64_t* ph = idx(hr, k, "hr");
+  const int64_t* pw = idx(wr, k, "wr");
+  T* pa = rw<T>(A, R * Kh * Kw * C, "A");
+  T* pb = rw<T>(bias, R, "bias");
+  py::gil_scoped_release nogil;
+  certkit::bounds::relu_patches<T>(pp, R, Kh, Kw, C, pr, H, W, e, ph, pw, k, Sh, Sw, Ph, Pw, pa, pb, nthreads);
+}
+
+template <class T>
+void relu_dense_t(const py::array& A0, const py::array& rel, py::array& A, py::array& bias, int nthreads) {
+  if (A0.ndim() != 3 || rel.ndim() != 3) throw py::value_error("A0, rel: expected (E, S, n) and (E, 3, n)");
+  const int64_t E = A0.shape(0), S = A0.shape(1), n = A0.shape(2);
+  if (rel.shape(0) != E || rel.shape(1) != 3 || rel.shape(2) != n) throw py::value_error("rel: expected (E, 3, n)");
+  const T* pa0 = ro<T>(A0, E * S * n, "A0");
+  const T* pr = ro<T>(rel, E * 3 * n, "rel");
+  T* pa = rw<T>(A, E * S * n, "A");
+  T* pb = rw<T>(bias, E * S, "bias");
+  py::gil_scoped_release nogil;
+  certkit::bounds::relu_dense<T>(pa0, E, S, n, pr, pa, pb, nthreads);
+}
+
 }  // namespace
 
 void certkit_bind_bounds(py::module_& m) {
@@ -106,4 +164,26 @@ void certkit_bind_bounds(py::module_& m) {
       "ibp (ceil(N/16), K+1, 16), same dtype: column panels of W^T plus a bias row "
       "(K = n_in or Ci*kh*kw, N = n_out or Co, zero padding; see bounds.h); lo, hi: (B, n0); C: (B, S, K); "
       "method 0=IBP 1=CROWN 2=CROWN-IBP. Returns (lower, upper), each (B, S).");
+  sm.def(
+      "relu_patches",
+      [](const py::array& P, const py::array& rel, const py::array& ex, const py::array& hr, const py::array& wr,
+         py::array& A, py::array& bias, int64_t H, int64_t W, int64_t Sh, int64_t Sw, int64_t Ph, int64_t Pw,
+         int nthreads) {
+        if (P.dtype().is(py::dtype::of<float>()))
+          return relu_patches_t<float>(P, rel, ex, hr, wr, A, bias, H, W, Sh, Sw, Ph, Pw, nthreads);
+        if (P.dtype().is(py::dtype::of<double>()))
+          return relu_patches_t<double>(P, rel, ex, hr, wr, A, bias, H, W, Sh, Sw, Ph, Pw, nthreads);
+        throw py::type_error("P: expected float32 or float64");
+      },
+      "CROWN ReLU rule on patches P (R, Kh, Kw, C) with the node relaxation rel (E, 3, H, W, C) "
+      "(lower slope, upper slope, upper intercept), row examples ex (R,), window positions hr, wr (k,) "
+      "(row r at r % k), stride (Sh, Sw), offset (Ph, Pw); writes A (R, Kh, Kw, C) and bias (R,).");
+  sm.def(
+      "relu_dense",
+      [](const py::array& A0, const py::array& rel, py::array& A, py::array& bias, int nthreads) {
+        if (A0.dtype().is(py::dtype::of<float>())) return relu_dense_t<float>(A0, rel, A, bias, nthreads);
+        if (A0.dtype().is(py::dtype::of<double>())) return relu_dense_t<double>(A0, rel, A, bias, nthreads);
+        throw py::type_error("A0: expected float32 or float64");
+      },
+      "CROWN ReLU rule on dense rows A0 (E, S, n) with rel (E, 3, n); writes A (E, S, n) and bias (E, S).");
 }

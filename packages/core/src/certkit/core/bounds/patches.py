@@ -48,7 +48,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from certkit.core.bounds import ops
+from certkit.core.bounds import fused, ops
 
 Tensor = torch.Tensor
 
@@ -307,6 +307,10 @@ def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int, alpha: RowAlpha | N
           ) -> tuple[Patches, Tensor]:
     """(windows zero outside the node: the result is clean)"""
     l, u = bounds  # noqa: E741
+    if alpha is None and fused.usable(l):
+        r = _relu_fused(p, l, u, C)
+        if r is not None:
+            return r
     ud, ub, ld = ops.relu_relaxation(l, u)
     parts = [ud, ld]
     if alpha is not None:
@@ -326,6 +330,23 @@ def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int, alpha: RowAlpha | N
     else:
         Ain = torch.addcmul(P.clamp(min=0) * wl, An, wud)
     return p.like(Ain), bias
+
+
+def _relu_fused(p: Patches, l: Tensor, u: Tensor, C: int) -> tuple[Patches, Tensor] | None:  # noqa: E741
+    """:func:`_relu` in one compiled pass (:mod:`certkit.core.bounds.fused`): each row's
+    example is ``p.br`` (per-row examples) or its batch index; None when neither fits."""
+    P = p.dense_patch(C)
+    Bp, k = P.shape[:2]
+    E = l.shape[0]
+    if p.br is not None and Bp == 1:
+        ex = p.br
+    elif Bp == E:
+        ex = torch.arange(E, device=P.device).repeat_interleave(k)
+    else:
+        return None  # (a batch-independent patch over a batch: the torch rule broadcasts)
+    A, bias = fused.relu_patches(P.reshape(Bp * k, *P.shape[2:]), fused.relaxation(l, u), ex, p.hr, p.wr,
+                                 p.stride, p.pad)
+    return p.like(A.view(P.shape)), bias.view(Bp, k)
 
 
 def _maxpool(op: ops.MaxPool2d, p: Patches, bounds: tuple[Tensor, Tensor], in_shape: tuple[int, ...]

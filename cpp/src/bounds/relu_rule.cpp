@@ -1,0 +1,129 @@
+// CROWN's ReLU backward rule fused into one pass over the coefficients (the inference path
+// of certkit.core.bounds.patches._relu and ops.ReLU.backward; see certkit/bounds.h). One
+// copy per SIMD variant (common/dispatch.h); compiled with -fno-trapping-math (CMakeLists)
+// so that GCC turns the selects into blends.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "certkit/bounds.h"
+#include "common/dispatch.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace certkit {
+namespace bounds {
+namespace CERTKIT_ISA {  // one copy per SIMD variant
+namespace {
+
+// One run of n coefficients p with their neurons' slopes: a = p·(p > 0 ? ld : ud) (both
+// products formed, then selected: branch-free, so it vectorises), acc += min(p, 0)·ub.
+template <class T>
+inline void rule_row(const T* __restrict p, const T* __restrict ld, const T* __restrict ud,
+                     const T* __restrict ub, T* __restrict a, T* __restrict acc, int64_t n) {
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) {
+    const T v = p[c];
+    const T x = v * ld[c];
+    const T y = v * ud[c];
+    a[c] = v > T(0) ? x : y;
+    acc[c] += (v < T(0) ? v : T(0)) * ub[c];
+  }
+}
+
+}  // namespace
+
+// Patches: P (R, Kh, Kw, C) channels last; row r of example ex[r] at window position
+// pos = r % k (hr[pos], wr[pos]) covers node rows hr·Sh - Ph + [0, Kh) and columns
+// wr·Sw - Pw + [0, Kw). rel (E, 3, H, W, C): the lower slopes, upper slopes and upper
+// intercepts, each channels last, so that one window row's slopes are one contiguous run
+// of (columns inside the node)·C values. Entries outside [0, H) x [0, W) give 0 (the
+// window stands for nothing there). Out: A (R, Kh, Kw, C), bias (R,).
+template <class T>
+void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* rel, int64_t H,
+                  int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh,
+                  int64_t Sw, int64_t Ph, int64_t Pw, T* A, T* bias, int nthreads) {
+  const int64_t row = Kh * Kw * C, plane = H * W * C;
+  (void)nthreads;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads > 0 ? nthreads : 1) if (nthreads > 1 && R * row > (1 << 16))
+#endif
+  {
+    std::vector<T> acc(static_cast<size_t>(Kw * C));
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t pos = r % k;
+      const int64_t h0 = hr[pos] * Sh - Ph, w0 = wr[pos] * Sw - Pw;
+      const int64_t x0 = w0 < 0 ? -w0 : 0;                      // first column inside the node
+      const int64_t x1 = W - w0 < Kw ? (W - w0 > x0 ? W - w0 : x0) : Kw;  // one past the last
+      const T* node = rel + ex[r] * 3 * plane;
+      const T* p = P + r * row;
+      T* a = A + r * row;
+      T* ac = acc.data();
+      for (int64_t c = 0; c < Kw * C; ++c) ac[c] = T(0);
+      for (int64_t dy = 0; dy < Kh; ++dy) {
+        const int64_t h = h0 + dy;
+        const T* pp = p + dy * Kw * C;
+        T* aa = a + dy * Kw * C;
+        if (h < 0 || h >= H || x1 <= x0) {
+          for (int64_t c = 0; c < Kw * C; ++c) aa[c] = T(0);
+          continue;
+        }
+        for (int64_t c = 0; c < x0 * C; ++c) aa[c] = T(0);
+        for (int64_t c = x1 * C; c < Kw * C; ++c) aa[c] = T(0);
+        const T* s = node + (h * W + w0 + x0) * C;
+        rule_row(pp + x0 * C, s, s + plane, s + 2 * plane, aa + x0 * C, ac, (x1 - x0) * C);
+      }
+      T b = T(0);
+      for (int64_t c = 0; c < Kw * C; ++c) b += ac[c];
+      bias[r] = b;
+    }
+  }
+}
+
+// Dense rows: A0 (E, S, n) with the relaxation rel (E, 3, n) in the same element order
+// (lower slopes, upper slopes, upper intercepts). Out: A (E, S, n), bias (E, S).
+template <class T>
+void relu_dense(const T* A0, int64_t E, int64_t S, int64_t n, const T* rel, T* A, T* bias, int nthreads) {
+  (void)nthreads;
+  const int64_t R = E * S;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads > 0 ? nthreads : 1) \
+    if (nthreads > 1 && R * n > (1 << 16))
+#endif
+  for (int64_t r = 0; r < R; ++r) {
+    const T* s = rel + (r / S) * 3 * n;
+    const T* ld = s;
+    const T* ud = s + n;
+    const T* ub = s + 2 * n;
+    const T* p = A0 + r * n;
+    T* a = A + r * n;
+    constexpr int64_t kChunk = 256;
+    T acc[kChunk];
+    for (int64_t t = 0; t < kChunk; ++t) acc[t] = T(0);
+    for (int64_t j = 0; j < n; j += kChunk) {
+      const int64_t m = n - j < kChunk ? n - j : kChunk;
+      rule_row(p + j, ld + j, ud + j, ub + j, a + j, acc, m);
+    }
+    T b = T(0);
+    for (int64_t t = 0; t < kChunk; ++t) b += acc[t];
+    bias[r] = b;
+  }
+}
+
+template void relu_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                                  const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
+                                  int64_t, int64_t, float*, float*, int);
+template void relu_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
+                                   int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
+                                   int64_t, int64_t, int64_t, double*, double*, int);
+template void relu_dense<float>(const float*, int64_t, int64_t, int64_t, const float*, float*, float*, int);
+template void relu_dense<double>(const double*, int64_t, int64_t, int64_t, const double*, double*, double*, int);
+
+}  // namespace CERTKIT_ISA
+}  // namespace bounds
+}  // namespace certkit
