@@ -50,6 +50,12 @@ void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, cons
 // Dense rows: A0 (E, S, n), rel (E, 3, n) in the same element order. Out: A (E, S, n), bias (E, S).
 template <class T>
 void relu_dense(const T* A0, int64_t E, int64_t S, int64_t n, const T* rel, T* A, T* bias, int nthreads);
+// The ℓ∞ concretisation of patches (geometry as relu_patches): bias[r] = Σ P·mid − |P|·rad
+// over row r's window entries inside the node; box (E, 2, H, W, C): centre and radius.
+template <class T>
+void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* box, int64_t H,
+                 int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh,
+                 int64_t Sw, int64_t Ph, int64_t Pw, T* bias, int nthreads);
 
 }  // namespace bounds
 }  // namespace certkit

@@ -135,6 +135,27 @@ void relu_patches_t(const py::array& P, const py::array& rel, const py::array& e
 }
 
 template <class T>
+void box_patches_t(const py::array& P, const py::array& box, const py::array& ex, const py::array& hr,
+                   const py::array& wr, py::array& bias, int64_t Sh, int64_t Sw, int64_t Ph, int64_t Pw,
+                   int nthreads) {
+  if (P.ndim() != 4 || box.ndim() != 5) throw py::value_error("P, box: expected (R, Kh, Kw, C) and (E, 2, H, W, C)");
+  const int64_t R = P.shape(0), Kh = P.shape(1), Kw = P.shape(2), C = P.shape(3), E = box.shape(0);
+  const int64_t H = box.shape(2), W = box.shape(3), k = hr.size();
+  if (box.shape(1) != 2 || box.shape(4) != C || k <= 0 || R % k)
+    throw py::value_error("box, hr: shapes do not match the rows");
+  const int64_t* e = idx(ex, R, "ex");
+  for (int64_t r = 0; r < R; ++r)
+    if (e[r] < 0 || e[r] >= E) throw py::value_error("ex: example index out of range");
+  const T* pp = ro<T>(P, R * Kh * Kw * C, "P");
+  const T* pbx = ro<T>(box, E * 2 * H * W * C, "box");
+  const int64_t* ph = idx(hr, k, "hr");
+  const int64_t* pw = idx(wr, k, "wr");
+  T* pb = rw<T>(bias, R, "bias");
+  py::gil_scoped_release nogil;
+  certkit::bounds::box_patches<T>(pp, R, Kh, Kw, C, pbx, H, W, e, ph, pw, k, Sh, Sw, Ph, Pw, pb, nthreads);
+}
+
+template <class T>
 void relu_dense_t(const py::array& A0, const py::array& rel, py::array& A, py::array& bias, int nthreads) {
   if (A0.ndim() != 3 || rel.ndim() != 3) throw py::value_error("A0, rel: expected (E, S, n) and (E, 3, n)");
   const int64_t E = A0.shape(0), S = A0.shape(1), n = A0.shape(2);
@@ -178,6 +199,18 @@ void certkit_bind_bounds(py::module_& m) {
       "CROWN ReLU rule on patches P (R, Kh, Kw, C) with the node relaxation rel (E, 3, H, W, C) "
       "(lower slope, upper slope, upper intercept), row examples ex (R,), window positions hr, wr (k,) "
       "(row r at r % k), stride (Sh, Sw), offset (Ph, Pw); writes A (R, Kh, Kw, C) and bias (R,).");
+  sm.def(
+      "box_patches",
+      [](const py::array& P, const py::array& box, const py::array& ex, const py::array& hr, const py::array& wr,
+         py::array& bias, int64_t Sh, int64_t Sw, int64_t Ph, int64_t Pw, int nthreads) {
+        if (P.dtype().is(py::dtype::of<float>()))
+          return box_patches_t<float>(P, box, ex, hr, wr, bias, Sh, Sw, Ph, Pw, nthreads);
+        if (P.dtype().is(py::dtype::of<double>()))
+          return box_patches_t<double>(P, box, ex, hr, wr, bias, Sh, Sw, Ph, Pw, nthreads);
+        throw py::type_error("P: expected float32 or float64");
+      },
+      "l-inf concretisation of patches P (R, Kh, Kw, C) over the box (E, 2, H, W, C) (centre, radius), "
+      "geometry as relu_patches; writes bias (R,) = sum P*mid - |P|*rad over the window inside the node.");
   sm.def(
       "relu_dense",
       [](const py::array& A0, const py::array& rel, py::array& A, py::array& bias, int nthreads) {

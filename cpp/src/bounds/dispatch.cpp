@@ -30,7 +30,11 @@ CERTKIT_DECLARE_VARIANTS(
                       int64_t Sh, int64_t Sw, int64_t Ph, int64_t Pw, T* A, T* bias, int nthreads);
     template <class T>
     void relu_dense(const T* A0, int64_t E, int64_t S, int64_t n, const T* rel, T* A, T* bias,
-                    int nthreads);)
+                    int nthreads);
+    template <class T>
+    void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* box, int64_t H,
+                     int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k,
+                     int64_t Sh, int64_t Sw, int64_t Ph, int64_t Pw, T* bias, int nthreads);)
 
 template <class T>
 void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* rel, int64_t H, int64_t W,
@@ -50,6 +54,19 @@ template void relu_patches<float>(const float*, int64_t, int64_t, int64_t, int64
 template void relu_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
                                    int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
                                    int64_t, int64_t, int64_t, double*, double*, int);
+template <class T>
+void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* box, int64_t H, int64_t W,
+                 const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh, int64_t Sw,
+                 int64_t Ph, int64_t Pw, T* bias, int nthreads) {
+  CERTKIT_DISPATCH(box_patches<T>, P, R, Kh, Kw, C, box, H, W, ex, hr, wr, k, Sh, Sw, Ph, Pw, bias, nthreads)
+}
+
+template void box_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                                 const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
+                                 int64_t, int64_t, float*, int);
+template void box_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
+                                  int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
+                                  int64_t, int64_t, int64_t, double*, int);
 template void relu_dense<float>(const float*, int64_t, int64_t, int64_t, const float*, float*, float*, int);
 template void relu_dense<double>(const double*, int64_t, int64_t, int64_t, const double*, double*, double*, int);
 

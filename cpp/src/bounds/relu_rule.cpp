@@ -85,6 +85,52 @@ void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, cons
   }
 }
 
+// The ℓ∞ concretisation of patches: bias[r] = Σ P·mid − |P|·rad over row r's window
+// entries inside the node (the window is zero outside), with box (E, 2, H, W, C): the
+// centre and the radius of the input box, each channels last. Geometry as relu_patches.
+template <class T>
+void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* box, int64_t H,
+                 int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh,
+                 int64_t Sw, int64_t Ph, int64_t Pw, T* bias, int nthreads) {
+  const int64_t row = Kh * Kw * C, plane = H * W * C;
+  (void)nthreads;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads > 0 ? nthreads : 1) if (nthreads > 1 && R * row > (1 << 16))
+#endif
+  {
+    std::vector<T> acc(static_cast<size_t>(Kw * C));
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t pos = r % k;
+      const int64_t h0 = hr[pos] * Sh - Ph, w0 = wr[pos] * Sw - Pw;
+      const int64_t x0 = w0 < 0 ? -w0 : 0;
+      const int64_t x1 = W - w0 < Kw ? (W - w0 > x0 ? W - w0 : x0) : Kw;
+      const T* node = box + ex[r] * 2 * plane;
+      const T* p = P + r * row;
+      T* ac = acc.data();
+      for (int64_t c = 0; c < Kw * C; ++c) ac[c] = T(0);
+      for (int64_t dy = 0; dy < Kh && x1 > x0; ++dy) {
+        const int64_t h = h0 + dy;
+        if (h < 0 || h >= H) continue;
+        const T* __restrict pp = p + dy * Kw * C + x0 * C;
+        const T* __restrict mid = node + (h * W + w0 + x0) * C;
+        const T* __restrict rad = mid + plane;
+        const int64_t n = (x1 - x0) * C;
+#pragma omp simd
+        for (int64_t c = 0; c < n; ++c) {
+          const T v = pp[c];
+          ac[c] += v * mid[c] - (v < T(0) ? -v : v) * rad[c];
+        }
+      }
+      T b = T(0);
+      for (int64_t c = 0; c < Kw * C; ++c) b += ac[c];
+      bias[r] = b;
+    }
+  }
+}
+
 // Dense rows: A0 (E, S, n) with the relaxation rel (E, 3, n) in the same element order
 // (lower slopes, upper slopes, upper intercepts). Out: A (E, S, n), bias (E, S).
 template <class T>
@@ -121,6 +167,12 @@ template void relu_patches<float>(const float*, int64_t, int64_t, int64_t, int64
 template void relu_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
                                    int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
                                    int64_t, int64_t, int64_t, double*, double*, int);
+template void box_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                                 const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
+                                 int64_t, int64_t, float*, int);
+template void box_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
+                                  int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
+                                  int64_t, int64_t, int64_t, double*, int);
 template void relu_dense<float>(const float*, int64_t, int64_t, int64_t, const float*, float*, float*, int);
 template void relu_dense<double>(const double*, int64_t, int64_t, int64_t, const double*, double*, double*, int);
 

@@ -120,3 +120,25 @@ def test_kernel_rejects_bad_arrays() -> None:
         fused.relu_patches(P, rel, ex + 1, hr, hr, (1, 1), (0, 0))
     with pytest.raises(ValueError, match="rel"):
         fused.relu_patches(P, rel.double(), ex, hr, hr, (1, 1), (0, 0))
+
+
+@pytest.mark.parametrize("per_row", [True, False])
+def test_box_concretisation_equals_torch(per_row: bool, torch_rules) -> None:
+    g = torch.Generator().manual_seed(5)
+    B, C, H, k, K, s, pad = 3, 3, 9, 13, 6, 2, 2
+    lo = torch.rand(B, C, H, H, generator=g, dtype=torch.float64)
+    hi = lo + torch.rand(B, C, H, H, generator=g, dtype=torch.float64) * 0.1
+    n = (H + 2 * pad - K) // s + 1
+    hr, wr = torch.randint(0, n, (k,), generator=g), torch.randint(0, n, (k,), generator=g)
+    P = torch.randn(1 if per_row else B, k, K, K, C, generator=g, dtype=torch.float64)
+    p = Patches(P, (s, s), (pad, pad), hr, wr, br=torch.randint(0, B, (k,), generator=g) if per_row else None)
+
+    class Ctx:
+        norm = float("inf")
+    ctx = Ctx()
+    ctx.lo, ctx.hi = lo, hi  # type: ignore[attr-defined]
+    with torch.no_grad():
+        b = patches._concretize(ctx, p)
+        with torch_rules:
+            b_t = patches._concretize(ctx, p)
+    torch.testing.assert_close(b, b_t, rtol=1e-12, atol=1e-12)

@@ -9,7 +9,8 @@ window gather and five element-wise passes over the coefficients; the kernel rea
 coefficients once and the node's relaxation (small, cache-resident) at each row's window.
 
 Guarantee: every output coefficient is the same single product as the torch rule's (equal
-bits); the bias is the same sum in another order (float rounding). Used only when no
+bits); the bias (and the concretised bound) is the same sum in another order (float
+rounding). Used only when no
 gradient is needed (α-CROWN and autograd keep the torch rules) and the tensors are float32
 or float64 on the CPU; :data:`ENABLED` = False forces the torch rules (tests compare both).
 """
@@ -80,3 +81,21 @@ def relu_dense(A: Tensor, l: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:  # noq
     _kernels().relu_dense(A0.reshape(E, S, -1).numpy(), rel.contiguous().reshape(E, 3, -1).numpy(),
                           out.view(E, S, -1).numpy(), bias.numpy(), torch.get_num_threads())
     return (out.permute(0, 1, 4, 2, 3) if cl else out), bias
+
+
+def box(lo: Tensor, hi: Tensor) -> Tensor:
+    """The centre and radius of the box [lo, hi] (E, C, H, W) as (E, 2, H, W, C)."""
+    return torch.stack([(hi + lo) / 2, (hi - lo) / 2], 1).permute(0, 1, 3, 4, 2).contiguous()
+
+
+def box_patches(P: Tensor, bx: Tensor, ex: Tensor, hr: Tensor, wr: Tensor, stride: tuple[int, int],
+                pad: tuple[int, int]) -> Tensor:
+    """min over the box of each patch row's linear function, ``Σ P·mid − |P|·rad`` over the
+    window entries inside the input (R,), for patches P (R, Kh, Kw, C) laid out as in
+    :func:`relu_patches` and the box ``bx`` (E, 2, H, W, C) of :func:`box`."""
+    P = P.contiguous()
+    bias = torch.empty(P.shape[0], dtype=P.dtype)
+    _kernels().box_patches(P.numpy(), bx.numpy(), ex.contiguous().numpy(), hr.contiguous().numpy(),
+                           wr.contiguous().numpy(), bias.numpy(), int(stride[0]), int(stride[1]), int(pad[0]),
+                           int(pad[1]), torch.get_num_threads())
+    return bias

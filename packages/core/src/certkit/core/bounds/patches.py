@@ -337,16 +337,23 @@ def _relu_fused(p: Patches, l: Tensor, u: Tensor, C: int) -> tuple[Patches, Tens
     example is ``p.br`` (per-row examples) or its batch index; None when neither fits."""
     P = p.dense_patch(C)
     Bp, k = P.shape[:2]
-    E = l.shape[0]
-    if p.br is not None and Bp == 1:
-        ex = p.br
-    elif Bp == E:
-        ex = torch.arange(E, device=P.device).repeat_interleave(k)
-    else:
-        return None  # (a batch-independent patch over a batch: the torch rule broadcasts)
+    ex = _row_examples(p, P, l.shape[0])
+    if ex is None:
+        return None
     A, bias = fused.relu_patches(P.reshape(Bp * k, *P.shape[2:]), fused.relaxation(l, u), ex, p.hr, p.wr,
                                  p.stride, p.pad)
     return p.like(A.view(P.shape)), bias.view(Bp, k)
+
+
+def _row_examples(p: Patches, P: Tensor, E: int) -> Tensor | None:
+    """The example (of E) of each of the Bp·k rows of P (Bp, k, ...): ``p.br`` (per-row
+    examples), or the batch index; None for a batch-independent patch over a batch."""
+    Bp, k = P.shape[:2]
+    if p.br is not None and Bp == 1:
+        return p.br
+    if Bp == E:
+        return torch.arange(E, device=P.device).repeat_interleave(k)
+    return None
 
 
 def _maxpool(op: ops.MaxPool2d, p: Patches, bounds: tuple[Tensor, Tensor], in_shape: tuple[int, ...]
@@ -441,6 +448,12 @@ def _concretize(ctx: Any, p: Patches) -> Tensor:
     """min over the input set of the rows' linear functions of the input: (B, k)."""
     P = p.dense_patch(ctx.lo.shape[1])
     K = p.kernel
+    if ctx.norm == math.inf and fused.usable(P):
+        ex = _row_examples(p, P, ctx.lo.shape[0])
+        if ex is not None:
+            bias = fused.box_patches(P.reshape(-1, *P.shape[2:]), fused.box(ctx.lo, ctx.hi), ex, p.hr, p.wr,
+                                     p.stride, p.pad)
+            return bias.view(P.shape[:2])
     if ctx.norm == math.inf:
         mid = _dot(P, windows((ctx.hi + ctx.lo) / 2, p, K))
         return mid - _dot(P.abs(), windows((ctx.hi - ctx.lo) / 2, p, K))
