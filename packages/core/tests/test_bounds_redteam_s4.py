@@ -227,3 +227,47 @@ def test_merged_disjuncts_prove_what_each_disjunct_proves_alone(seed: int) -> No
     r = verify_property(net, (4,), prop, timeout=30, methods=("CROWN",), pgd_steps=0, pgd_restarts=0,
                         relu_split=False, input_split_max_dims=0)
     assert r.proven == want, (r, want)
+
+
+# ---- the compiled ReLU rule (fused.py) against the torch rule
+
+@pytest.mark.parametrize("seed", [24, 25, 43, 52])
+def test_fused_relu_rule_equals_the_torch_rule_on_random_conv_nets(seed: int) -> None:
+    """CROWN bounds (every intermediate and the output) with the compiled ReLU
+    rule equal the torch rule's (float64 1e-9, float32 1e-5 relative) on random conv nets
+    (conv / BN / residual / pooling / padding), batches of 1-3 with per-example boxes, dense
+    and patches passes, 1 and 2 threads."""
+    from certkit.core.bounds import fused
+
+    from test_bounds_patches_fuzz import _random_net, _settings  # isort: skip
+
+    net, shape, rng = _random_net(seed)
+    dt = torch.float32 if seed % 2 else torch.float64
+    net = net.to(dt)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(rng.choice([1, 3]), *shape, generator=gen, dtype=dt)
+    kw = {k: (v.to(dt) if torch.is_tensor(v) else v) for k, v in _settings(rng, x, gen).items()}
+    rest = {k: v for k, v in kw.items() if k != "eps"}
+    threads = torch.get_num_threads()
+    out = {}
+    try:
+        for on, nt in ((True, 1), (True, 2), (False, 1)):
+            fused.ENABLED = on
+            torch.set_num_threads(nt)
+            for mode in ("matrix", "patches"):
+                bm = BoundedModel(net, shape, use_compiled=False, conv_mode=mode)
+                with torch.no_grad():
+                    inter = bm.intermediate_bounds(x, kw["eps"], method="CROWN", **rest)
+                    lo, up = bm.compute_bounds(x, method="CROWN", **kw)
+                out[on, nt, mode] = [lo, up, *(t for b in inter.values() for t in b)]
+    finally:
+        fused.ENABLED = True
+        torch.set_num_threads(threads)
+    tol = 1e-9 if dt == torch.float64 else 1e-5
+    for (on, nt, mode), ts in out.items():
+        ref = out[False, 1, mode]
+        scale = max(1.0, *(float(torch.where(torch.isfinite(t), t, 0).abs().max()) for t in ref))
+        for a, b in zip(ts, ref):
+            fin = torch.isfinite(a)
+            assert torch.equal(fin, torch.isfinite(b))
+            assert float(torch.where(fin, a - b, 0).abs().max()) <= tol * scale, (on, nt, mode)
