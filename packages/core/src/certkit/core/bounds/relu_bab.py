@@ -539,7 +539,9 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
                max_domains: int = 1_000_000, alpha_iterations: int = 20, bab_iterations: int = 5,
                lr: float = 0.5, bab_lr: float = 0.1, beta_lr: float = 0.05, branching: str = "fsb", fsb_candidates: int = 4,
                interm: str = "ibp", pgd_steps: int = 5, attack_domains: int = 8,
-               warm_bytes: int = 256 << 20, bound_dtype: torch.dtype | None = torch.float32) -> SplitResult:
+               warm_bytes: int = 256 << 20, bound_dtype: torch.dtype | None = torch.float32,
+               refine: str | None = None, refine_share: float = 0.4,
+               root_bounds: dict[int, tuple[Tensor, Tensor]] | None = None) -> SplitResult:
     """Decide ``∃ x ∈ [lo, hi], ∃ k: C_k @ model(x) <= d_k`` by ReLU splitting (β-CROWN).
 
     Args:
@@ -575,8 +577,23 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             and stays open unless that bound closes it too. The root, the attack, the leaf LP
             and every witness use the model's arithmetic.
 
-    Returns a :class:`~certkit.core.bounds.bab.SplitResult` (``boxes``: domains bounded).
+        refine: ``"milp"`` or ``"lp"``: before the search, refine the root's intermediate
+            bounds of a chain of affine layers and ReLUs by MILP / LP
+            (:func:`~certkit.core.bounds.lp_refine.refine_bounds`) for at most
+            ``refine_share`` of the time left, then recompute the root's CROWN / α-CROWN
+            bounds from them (as α,β-CROWN's ``bab-refine``); ``None``: off.
+        root_bounds: valid intermediate bounds {node: (lower, upper) (1, *shape)} for this
+            input box (e.g. ``stats["root_bounds"]`` of an earlier call on the same box,
+            refined): the root intersects its own with them and does not refine again.
+
+    Returns a :class:`~certkit.core.bounds.bab.SplitResult` (``boxes``: domains bounded;
+    ``stats["root_bounds"]``: the root's intermediate bounds, ``stats["refine"]`` the
+    refinement's :class:`~certkit.core.bounds.lp_refine.RefineStats`).
     """
+    if refine not in (None, "lp", "milp"):
+        raise ValueError(f"refine: expected None, 'lp' or 'milp', got {refine!r}")
+    if not (isinstance(refine_share, (int, float)) and 0 < refine_share <= 1):
+        raise ValueError(f"refine_share: expected a fraction in (0, 1], got {refine_share!r}")
     _check_args(batch, max_domains, alpha_iterations, bab_iterations, pgd_steps, fsb_candidates, branching, interm,
                 attack_domains)
     t0 = time.perf_counter()
@@ -599,18 +616,27 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
         with torch.no_grad():
             _, y = P.violation(x)
         return result("sat", x[0], y[0])
-    # root: CROWN ∩ IBP intermediate bounds, then α-CROWN on the output
+    # root: CROWN ∩ IBP intermediate bounds (∩ the given ones), then full α-CROWN
     ctx = P.ctx(1)
     ctx.deadline = deadline
-    with torch.no_grad():
-        ctx.fill_ibp()
-        ctx.fill_crown_intermediate()
-    if alpha_iterations > 0:  # full α-CROWN: the tightest intermediate bounds of its iterates
-        ctx.best_interm = {}
-        with torch.enable_grad():
-            ctx.alpha_crown(P.C.unsqueeze(0), True, False, alpha_iterations, lr, intermediate=True)
-        ctx.bounds = {**ctx.bounds, **ctx.best_interm}
-    P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
+
+    def root_pass(given: dict[int, tuple[Tensor, Tensor]] | None) -> None:
+        with torch.no_grad():
+            ctx.fill_ibp()
+            if given:  # valid bounds from elsewhere (LP/MILP refinement): taken as given, only tightened
+                ctx.bounds = {i: ctx._intersect(b, given[i]) if i in given else b for i, b in ctx.bounds.items()}
+            ctx.fill_crown_intermediate()
+        if alpha_iterations > 0:  # full α-CROWN: the tightest intermediate bounds of its iterates
+            ctx.best_interm = {}
+            with torch.enable_grad():
+                lb0, _ = ctx.alpha_crown(P.C.unsqueeze(0), True, False, alpha_iterations, lr, intermediate=True)
+            ctx.bounds = {**ctx.bounds, **ctx.best_interm}
+            if lb0 is not None:  # the property's margin bound after each root pass
+                stats.setdefault("root_margins", []).append(float(P.key(lb0.detach())[0]))
+        P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
+
+    root_pass(root_bounds)
+    stats["root_bounds"] = P.root
     PB = P  # the problem the search bounds in (its own arithmetic); P closes domains
     if bound_dtype is not None and bound_dtype != lo.dtype:
         bt = bound_dtype
@@ -653,6 +679,22 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
 
     new_s = torch.zeros(1, P.total, dtype=torch.int8)
     res, new_dec, new_lb = bound(new_s, alpha_iterations, None)
+    if refine is not None and root_bounds is None and not bool(res["closed"][0]) and not late():
+        # refine the root's intermediate bounds (LP / MILP, as alpha,beta-CROWN's bab-refine),
+        # the neurons that matter most to the output first (BaBSR's score), then bound again
+        from certkit.core.bounds.lp_refine import refine_bounds
+
+        sc = _babsr_scores(PB, res["ctx"], res["lam"])[0].double()
+        scores = {p: sc[P.offsets[k]:P.offsets[k] + P.sizes[k]].numpy() for k, p in enumerate(P.pre)}
+        left = None if deadline is None else refine_share * (deadline - time.perf_counter())
+        refined, rs = refine_bounds(P.g, lo, hi, P.root, method=refine, deadline=deadline, budget=left, scores=scores)
+        stats["refine"] = rs
+        if rs.improved and not late():
+            root_pass(refined)  # later layers' CROWN / α-CROWN bounds from the refined ones
+            stats["root_bounds"] = P.root
+            if PB is not P:
+                PB.root = {i: (b[0].to(PB.C.dtype), b[1].to(PB.C.dtype)) for i, b in P.root.items()}
+            res, new_dec, new_lb = bound(new_s, alpha_iterations, None)
     new_depth = torch.zeros(1, dtype=torch.long)
     pool = _Pool()
     # α / β of every open domain (float16, children start from their parent's) while they fit

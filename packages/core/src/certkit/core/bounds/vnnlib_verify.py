@@ -263,11 +263,17 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
     split, how = (act_split, "act-split") if has_smooth_activation(model, input_shape) else (relu_split, "relu-split")
     proven = N - open_idx.numel()
     todo = open_idx.tolist()
+    # a root's intermediate bounds (refined with relu_split_kw={"refine": "milp"}) are reused on its box
+    root: tuple[Any, torch.Tensor, torch.Tensor] | None = None
     while todo:
         i = todo.pop(0)
         group = [i]
         g = torch.tensor(group)
-        r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, **kw)
+        same = root is not None and torch.equal(root[1], lo[i]) and torch.equal(root[2], hi[i])
+        extra = {"root_bounds": root[0]} if same and root is not None else {}
+        r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, **kw, **extra)
+        if split is relu_split and r.stats and "root_bounds" in r.stats:
+            root = (r.stats["root_bounds"], lo[i], hi[i])
         if r.status == "sat" and r.x is not None:
             xw = torch.min(torch.max(r.x, lo[i]), hi[i]).unsqueeze(0)
             with torch.no_grad():

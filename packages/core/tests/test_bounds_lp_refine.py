@@ -1,0 +1,268 @@
+"""LP / MILP refinement of intermediate bounds (certkit.core.bounds.lp_refine) against an
+exact reference.
+
+The reference for a pre-activation's extremes enumerates the activation patterns of the
+layers before it (neurons stable under interval bounds fixed): on each pattern the net is
+affine and its region a polytope, so one LP per pattern gives the exact minimum; the
+overall minimum is the least of them. Refined bounds must contain it (float64 and float32
+nets), never be looser than the given ones, and keep their time budget; a planted sign
+error in the weak-duality residual must produce a bound that excludes the exact extreme.
+ReLU splitting with refinement on must still return the exact verdicts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from certkit.core.bounds import lp_refine
+from certkit.core.bounds.graph import Graph
+from certkit.core.bounds.lp_refine import refine_bounds, relu_chain, safe_lower
+from certkit.core.bounds.relu_bab import relu_split
+
+optimize = pytest.importorskip("scipy.optimize")
+sparse = pytest.importorskip("scipy.sparse")
+if lp_refine._highs() is None:
+    pytest.skip("scipy without its bundled HiGHS", allow_module_level=True)
+
+
+def _net(seed: int, sizes: tuple[int, ...], dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    net = nn.Sequential(*layers[:-1]).to(dtype)
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) / m.in_features ** 0.5)
+                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=g, dtype=torch.float64))
+    return net.eval()
+
+
+def _crown_bounds(net: nn.Module, lo: torch.Tensor, hi: torch.Tensor) -> tuple[Graph, dict]:  # type: ignore[type-arg]
+    """IBP then CROWN intermediate bounds (1, n) of every node, as relu_split's root."""
+    from certkit.core.bounds.relu_bab import _Problem
+
+    K = net(lo.unsqueeze(0)).shape[1]
+    P = _Problem(net, (lo.numel(),), lo, hi, torch.zeros(1, 1, K, dtype=lo.dtype), torch.zeros(1, 1, dtype=lo.dtype),
+                 torch.ones(1, 1, dtype=torch.bool))
+    ctx = P.ctx(1)
+    with torch.no_grad():
+        ctx.fill_ibp()
+        ctx.fill_crown_intermediate()
+    return P.g, {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
+
+
+def _exact_extremes(net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact min / max of every neuron of the ``layer``-th pre-activation (0-based) over the
+    box: enumerate the activation patterns of the layers before it, one LP per pattern."""
+    lin = [m for m in net if isinstance(m, nn.Linear)]
+    Ws = [m.weight.detach().double().numpy() for m in lin]
+    bs = [m.bias.detach().double().numpy() for m in lin]
+    # stable neurons under IBP keep their state; the others are enumerated
+    al, au = lo, hi
+    fixed: list[np.ndarray] = []
+    for W, b in zip(Ws[:layer], bs[:layer]):
+        zl = np.clip(W, 0, None) @ al + np.clip(W, None, 0) @ au + b
+        zu = np.clip(W, 0, None) @ au + np.clip(W, None, 0) @ al + b
+        fixed.append(np.where(zl >= 0, 1, np.where(zu <= 0, 0, -1)))
+        al, au = np.clip(zl, 0, None), np.clip(zu, 0, None)
+    free = [np.nonzero(f < 0)[0] for f in fixed]
+    nfree = sum(f.size for f in free)
+    assert nfree <= 12, nfree
+    n_out = bs[layer].size
+    mn, mx = np.full(n_out, np.inf), np.full(n_out, -np.inf)
+    for bits in itertools.product((0, 1), repeat=nfree):
+        pos = 0
+        # affine map x -> z_i (M, c) and the pattern's sign constraints G x <= h
+        M, c = np.eye(lo.size), np.zeros(lo.size)
+        G, h = [], []
+        for i, (W, b) in enumerate(zip(Ws[:layer], bs[:layer])):
+            Mz, cz = W @ M, W @ c + b
+            s = fixed[i].astype(float).copy()
+            for j in free[i]:
+                s[j] = bits[pos]
+                pos += 1
+            for j in range(b.size):  # active: z >= 0; inactive: z <= 0
+                sg = -1.0 if s[j] == 1 else 1.0
+                G.append(sg * Mz[j])
+                h.append(-sg * cz[j])
+            M, c = Mz * s[:, None], cz * s
+        Mk, ck = Ws[layer] @ M, Ws[layer] @ c + bs[layer]
+        for j in range(n_out):
+            for sgn in (1.0, -1.0):
+                res = optimize.linprog(sgn * Mk[j], A_ub=np.array(G) if G else None, b_ub=np.array(h) if h else None,
+                                       bounds=list(zip(lo, hi)), method="highs")
+                if res.status == 2:
+                    break  # the pattern's region is empty
+                assert res.status == 0, res.message
+                v = sgn * res.fun + ck[j]
+                if sgn > 0:
+                    mn[j] = min(mn[j], v)
+                else:
+                    mx[j] = max(mx[j], v)
+            else:
+                continue
+            break
+    return mn, mx
+
+
+_SIZES = (3, 5, 5, 4, 2)
+_REF: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # type: ignore[type-arg]
+
+
+def _exact(key: tuple, net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, layer: int  # type: ignore[type-arg]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_exact_extremes`, computed once per key."""
+    if key not in _REF:
+        _REF[key] = _exact_extremes(net, lo, hi, layer)
+    return _REF[key]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("method", ["lp", "milp"])
+def test_refined_bounds_contain_the_exact_extremes(method: str, dtype: torch.dtype) -> None:
+    tighter = 0
+    for seed in range(3):
+        net = _net(seed, _SIZES, dtype)
+        rng = np.random.default_rng(seed)
+        c0 = rng.uniform(-1, 1, _SIZES[0])
+        lo_np, hi_np = c0 - 0.6, c0 + 0.6
+        lo, hi = torch.tensor(lo_np, dtype=dtype), torch.tensor(hi_np, dtype=dtype)
+        g, given = _crown_bounds(net, lo, hi)
+        out, st = refine_bounds(g, lo, hi, given, method=method)
+        layers = relu_chain(g)
+        assert layers is not None and st.lps > 0
+        for k, ly in enumerate(layers):
+            mn, mx = _exact((seed, str(dtype), k), net, lo_np, hi_np, k)
+            l, u = (t.reshape(-1).double().numpy() for t in out[ly.node])  # noqa: E741
+            gl, gu = (t.reshape(-1).double().numpy() for t in given[ly.node])
+            assert out[ly.node][0].dtype == dtype
+            assert np.all(l >= gl) and np.all(u <= gu)  # never looser than the given bounds
+            # sound: the exact extremes lie inside (float32 nets: their own rounding, ~1e-6)
+            tol = 1e-9 if dtype == torch.float64 else 1e-5
+            assert np.all(l <= mn + tol * (1 + np.abs(mn))), (k, l - mn)
+            assert np.all(u >= mx - tol * (1 + np.abs(mx))), (k, mx - u)
+            tighter += int(np.sum(l > gl + 1e-9) + np.sum(u < gu - 1e-9))
+    assert tighter >= 5  # the refinement did something (CROWN is looser than the LP here)
+
+
+def test_safe_lower_holds_for_any_multipliers() -> None:
+    # weak duality: any λ gives a lower bound of the LP's minimum, the optimal λ a tight one
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        m, n = 6, 5
+        A = rng.normal(size=(m, n))
+        x0 = rng.uniform(-1, 1, n)
+        L = np.where(rng.random(m) < 0.5, -np.inf, A @ x0 - rng.uniform(0, 1, m))
+        U = A @ x0 + rng.uniform(0, 1, m)
+        vl, vu = x0 - 1, x0 + 1
+        c = rng.normal(size=n)
+        ref = optimize.linprog(c, A_ub=np.vstack([A, -A[np.isfinite(L)]]), b_ub=np.concatenate([U, -L[np.isfinite(L)]]),
+                               bounds=list(zip(vl, vu)), method="highs")
+        assert ref.status == 0
+        As = sparse.csr_matrix(A)
+        for lam in [rng.normal(size=m) for _ in range(10)] + [np.zeros(m)]:
+            assert safe_lower(c, As, L, U, vl, vu, lam) <= ref.fun + 1e-12
+
+
+def _violations(method: str = "lp") -> tuple[int, int]:
+    """(neurons whose refined interval excludes an exact extreme, bounds tightened) over 3 nets."""
+    bad = tight = 0
+    for seed in range(3):
+        net = _net(seed, _SIZES)
+        rng = np.random.default_rng(seed)
+        c0 = rng.uniform(-1, 1, _SIZES[0])
+        lo, hi = torch.tensor(c0 - 0.6), torch.tensor(c0 + 0.6)
+        g, given = _crown_bounds(net, lo, hi)
+        out, _ = refine_bounds(g, lo, hi, given, method=method)
+        for k, ly in enumerate(relu_chain(g) or []):
+            mn, mx = _exact((seed, str(torch.float64), k), net, lo.numpy(), hi.numpy(), k)
+            l, u = (t.reshape(-1).numpy() for t in out[ly.node])  # noqa: E741
+            gl, gu = (t.reshape(-1).numpy() for t in given[ly.node])
+            bad += int(np.sum(l > mn + 1e-9) + np.sum(u < mx - 1e-9))
+            tight += int(np.sum(l > gl) + np.sum(u < gu))
+    return bad, tight
+
+
+def test_a_stopped_solve_still_gives_valid_bounds_and_its_primal_objective_does_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # HiGHS stopped after 3 simplex iterations: its row duals are not optimal, yet the
+    # weak-duality bound computed from them is valid; the solver's objective at that point
+    # (a primal value: the planted bug "bound = primal objective") is not a lower bound
+    monkeypatch.setattr(lp_refine, "SOLVER_OPTIONS", {"simplex_iteration_limit": 3})
+    bad, _ = _violations()
+    assert bad == 0
+
+    def primal(self: lp_refine._LP, w: np.ndarray, time_limit: float) -> float:
+        keep = self.a_cols >= 0
+        c = np.zeros(self.ncol)
+        np.add.at(c, self.a_cols[keep], w[keep])
+        self.h.changeColsCost(self.ncol, self.idx, c)
+        self.h.run()
+        return float(self.h.getInfo().objective_function_value)
+
+    monkeypatch.setattr(lp_refine._LP, "lower", primal)
+    bad, _ = _violations()
+    assert bad > 0
+
+
+def test_budget_is_kept_and_unsupported_graphs_are_left_alone() -> None:
+    net = _net(7, (40, 60, 60, 60, 60, 3))
+    lo, hi = -torch.ones(40, dtype=torch.float64), torch.ones(40, dtype=torch.float64)
+    g, given = _crown_bounds(net, lo, hi)
+    t0 = time.perf_counter()
+    _, st = refine_bounds(g, lo, hi, given, method="milp", budget=0.6)
+    assert time.perf_counter() - t0 < 0.6 + 0.5
+    assert st.stopped == "budget" and st.lps > 0
+    t0 = time.perf_counter()
+    _, st = refine_bounds(g, lo, hi, given, method="lp", deadline=time.perf_counter() + 0.4)
+    assert time.perf_counter() - t0 < 0.4 + 0.5 and st.stopped == "budget"
+    # a Sigmoid net is not a chain of ReLU layers: returned unchanged
+    sig = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    lo3, hi3 = -torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    g3, given3 = _crown_bounds(sig, lo3, hi3)
+    out3, st3 = refine_bounds(g3, lo3, hi3, given3)
+    assert st3.stopped.startswith("not a chain") and all(out3[i] is given3[i] for i in given3)
+    with pytest.raises(ValueError, match="method"):
+        refine_bounds(g3, lo3, hi3, given3, method="mip")
+
+
+def _fold(net: nn.Sequential, c: np.ndarray) -> nn.Sequential:
+    """The net with its last linear layer replaced by c·(W a + b) (one output)."""
+    last = net[-1]
+    fold = nn.Linear(last.in_features, 1).double()
+    with torch.no_grad():
+        fold.weight.copy_(torch.tensor(c).reshape(1, -1) @ last.weight)
+        fold.bias.copy_(torch.tensor(c) @ last.bias)
+    return nn.Sequential(*list(net)[:-1], fold).eval()
+
+
+@pytest.mark.parametrize("refine", ["lp", "milp"])
+def test_relu_split_with_refinement_returns_the_exact_verdicts(refine: str) -> None:
+    rng = np.random.default_rng(5)
+    wrong = []
+    solved = 0
+    for s in range(6):
+        net = _net(50 + s, (4, 5, 5, 3))
+        c0 = rng.uniform(-1, 1, 4)
+        lo, hi = c0 - 0.5, c0 + 0.5
+        c = rng.normal(size=3)
+        mn, _ = _exact(("fold", s), _fold(net, c), lo, hi, 2)
+        d = float(mn[0]) + (0.03 if s % 2 else -0.03)  # sat iff d >= the exact min
+        r = relu_split(net, (4,), torch.tensor(lo), torch.tensor(hi), torch.tensor(c).reshape(1, 1, 3),
+                       torch.tensor([[d]]), deadline=time.perf_counter() + 20, refine=refine, pgd_steps=0,
+                       attack_domains=1, batch=8)
+        want = "sat" if s % 2 else "unsat"
+        if r.status != want:
+            wrong.append((s, r.status, want))
+        assert "root_bounds" in r.stats
+        solved += r.stats["refine"].lps if "refine" in r.stats else 0
+    assert wrong == []
+    assert solved > 0  # the refinement ran (on the cases the root bound did not close)
