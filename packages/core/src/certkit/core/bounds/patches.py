@@ -175,16 +175,17 @@ def to_dense(p: Patches, shape: tuple[int, ...]) -> Tensor:
     Bp, k = P.shape[:2]
     Kh, Kw = p.kernel
     (Sh, Sw), (Ph, Pw) = p.stride, p.pad
-    Hc = max(int(p.hr.max()) * Sh + Kh, Ph + H)
-    Wc = max(int(p.wr.max()) * Sw + Kw, Pw + W)
-    dy = torch.arange(Kh, device=P.device)
-    dx = torch.arange(Kw, device=P.device)
-    idx = ((p.hr * Sh).view(k, 1, 1) + dy.view(1, Kh, 1)) * Wc + (p.wr * Sw).view(k, 1, 1) + dx.view(1, 1, Kw)
-    canvas = torch.zeros(Bp, k, Hc * Wc, C, dtype=P.dtype, device=P.device)
-    canvas.scatter_(2, idx.reshape(1, k, Kh * Kw, 1).expand(Bp, k, Kh * Kw, C), P.reshape(Bp, k, Kh * Kw, C))
-    out = canvas.view(Bp, k, Hc, Wc, C)[:, :, Ph:Ph + H, Pw:Pw + W]
-    if (Hc, Wc, Ph, Pw) != (H, W, 0, 0):
-        out = out.contiguous()
+    # each dense entry (r, h, w) is its row's window entry (h - hr·Sh + Ph, w - wr·Sw + Pw),
+    # zero where that lies outside the window: one gather of C-long rows (no canvas over
+    # the windows' whole extent), then the outside entries zeroed
+    dev = P.device
+    y = torch.arange(H, device=dev).view(1, H) - (p.hr * Sh - Ph).view(k, 1)  # (k, H) window row
+    x = torch.arange(W, device=dev).view(1, W) - (p.wr * Sw - Pw).view(k, 1)
+    inside = ((y >= 0) & (y < Kh)).view(k, H, 1) & ((x >= 0) & (x < Kw)).view(k, 1, W)
+    src = (torch.arange(k, device=dev).view(k, 1, 1) * Kh + y.view(k, H, 1)) * Kw + x.view(k, 1, W)
+    src = torch.where(inside, src, 0).view(1, -1) + (torch.arange(Bp, device=dev) * (k * Kh * Kw)).view(Bp, 1)
+    out = P.reshape(-1, C).index_select(0, src.view(-1)).view(Bp, k, H, W, C)
+    out.masked_fill_(~inside.view(1, k, H, W, 1), 0.0)
     # a channels-last view: the dense conv rule's fast layout (no channels-first copy)
     return out.permute(0, 1, 4, 2, 3)
 
@@ -204,6 +205,19 @@ def _add(a: Patches, b: Patches) -> Patches | None:
     pw = max(a.pad[1], b.pad[1])
     eh = max(Ka - a.pad[0], Kb - b.pad[0])
     ew = max(La - a.pad[1], Lb - b.pad[1])
+    Pa, Pb = a.dense_patch(C), b.dense_patch(C)
+    if Pa.shape[0] == Pb.shape[0]:
+        # one window padded to the union (a copy), the other added in place at its offset
+        if b.kernel == (eh + ph, ew + pw):
+            a, b, Pa, Pb = b, a, Pb, Pa
+        Kh, Kw = a.kernel
+        top, left = ph - a.pad[0], pw - a.pad[1]
+        out = F.pad(Pa, (0, 0, left, ew + pw - Kw - left, top, eh + ph - Kh - top)) if (Kh, Kw) != (eh + ph, ew + pw) \
+            else Pa.clone()
+        Kh, Kw = b.kernel
+        top, left = ph - b.pad[0], pw - b.pad[1]
+        out[:, :, top:top + Kh, left:left + Kw] += Pb
+        return a.like(out, a.stride, (ph, pw))
     out = None
     for t in (a, b):
         P = t.dense_patch(C)
