@@ -43,13 +43,11 @@ void compute(const std::vector<Layer<T>>& layers, const T* lo, const T* hi, cons
 // (hr, wr: (k,)) covering node rows hr·Sh - Ph + [0, Kh) and columns wr·Sw - Pw + [0, Kw);
 // rel (E, 3, H, W, C): the lower slopes, upper slopes, upper intercepts, channels last;
 // entries outside the node give 0. Out: A (R, Kh, Kw, C), bias (R,). nthreads: OpenMP team.
+// (Dense rows are one window covering the node: Kh = Kw = H = W = 1, C = the row length.)
 template <class T>
 void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* rel, int64_t H,
                   int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh,
                   int64_t Sw, int64_t Ph, int64_t Pw, T* A, T* bias, int nthreads);
-// Dense rows: A0 (E, S, n), rel (E, 3, n) in the same element order. Out: A (E, S, n), bias (E, S).
-template <class T>
-void relu_dense(const T* A0, int64_t E, int64_t S, int64_t n, const T* rel, T* A, T* bias, int nthreads);
 // The ℓ∞ concretisation of patches (geometry as relu_patches): bias[r] = Σ P·mid − |P|·rad
 // over row r's window entries inside the node; box (E, 2, H, W, C): centre and radius.
 template <class T>

@@ -155,19 +155,6 @@ void box_patches_t(const py::array& P, const py::array& box, const py::array& ex
   certkit::bounds::box_patches<T>(pp, R, Kh, Kw, C, pbx, H, W, e, ph, pw, k, Sh, Sw, Ph, Pw, pb, nthreads);
 }
 
-template <class T>
-void relu_dense_t(const py::array& A0, const py::array& rel, py::array& A, py::array& bias, int nthreads) {
-  if (A0.ndim() != 3 || rel.ndim() != 3) throw py::value_error("A0, rel: expected (E, S, n) and (E, 3, n)");
-  const int64_t E = A0.shape(0), S = A0.shape(1), n = A0.shape(2);
-  if (rel.shape(0) != E || rel.shape(1) != 3 || rel.shape(2) != n) throw py::value_error("rel: expected (E, 3, n)");
-  const T* pa0 = ro<T>(A0, E * S * n, "A0");
-  const T* pr = ro<T>(rel, E * 3 * n, "rel");
-  T* pa = rw<T>(A, E * S * n, "A");
-  T* pb = rw<T>(bias, E * S, "bias");
-  py::gil_scoped_release nogil;
-  certkit::bounds::relu_dense<T>(pa0, E, S, n, pr, pa, pb, nthreads);
-}
-
 }  // namespace
 
 void certkit_bind_bounds(py::module_& m) {
@@ -211,12 +198,4 @@ void certkit_bind_bounds(py::module_& m) {
       },
       "l-inf concretisation of patches P (R, Kh, Kw, C) over the box (E, 2, H, W, C) (centre, radius), "
       "geometry as relu_patches; writes bias (R,) = sum P*mid - |P|*rad over the window inside the node.");
-  sm.def(
-      "relu_dense",
-      [](const py::array& A0, const py::array& rel, py::array& A, py::array& bias, int nthreads) {
-        if (A0.dtype().is(py::dtype::of<float>())) return relu_dense_t<float>(A0, rel, A, bias, nthreads);
-        if (A0.dtype().is(py::dtype::of<double>())) return relu_dense_t<double>(A0, rel, A, bias, nthreads);
-        throw py::type_error("A0: expected float32 or float64");
-      },
-      "CROWN ReLU rule on dense rows A0 (E, S, n) with rel (E, 3, n); writes A (E, S, n) and bias (E, S).");
 }

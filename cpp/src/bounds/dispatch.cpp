@@ -29,9 +29,6 @@ CERTKIT_DECLARE_VARIANTS(
                       int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k,
                       int64_t Sh, int64_t Sw, int64_t Ph, int64_t Pw, T* A, T* bias, int nthreads);
     template <class T>
-    void relu_dense(const T* A0, int64_t E, int64_t S, int64_t n, const T* rel, T* A, T* bias,
-                    int nthreads);
-    template <class T>
     void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* box, int64_t H,
                      int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k,
                      int64_t Sh, int64_t Sw, int64_t Ph, int64_t Pw, T* bias, int nthreads);)
@@ -41,11 +38,6 @@ void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, cons
                   const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh, int64_t Sw,
                   int64_t Ph, int64_t Pw, T* A, T* bias, int nthreads) {
   CERTKIT_DISPATCH(relu_patches<T>, P, R, Kh, Kw, C, rel, H, W, ex, hr, wr, k, Sh, Sw, Ph, Pw, A, bias, nthreads)
-}
-
-template <class T>
-void relu_dense(const T* A0, int64_t E, int64_t S, int64_t n, const T* rel, T* A, T* bias, int nthreads) {
-  CERTKIT_DISPATCH(relu_dense<T>, A0, E, S, n, rel, A, bias, nthreads)
 }
 
 template void relu_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
@@ -67,8 +59,6 @@ template void box_patches<float>(const float*, int64_t, int64_t, int64_t, int64_
 template void box_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
                                   int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
                                   int64_t, int64_t, int64_t, double*, int);
-template void relu_dense<float>(const float*, int64_t, int64_t, int64_t, const float*, float*, float*, int);
-template void relu_dense<double>(const double*, int64_t, int64_t, int64_t, const double*, double*, double*, int);
 
 }  // namespace bounds
 }  // namespace certkit

@@ -131,36 +131,6 @@ void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const
   }
 }
 
-// Dense rows: A0 (E, S, n) with the relaxation rel (E, 3, n) in the same element order
-// (lower slopes, upper slopes, upper intercepts). Out: A (E, S, n), bias (E, S).
-template <class T>
-void relu_dense(const T* A0, int64_t E, int64_t S, int64_t n, const T* rel, T* A, T* bias, int nthreads) {
-  (void)nthreads;
-  const int64_t R = E * S;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nthreads > 0 ? nthreads : 1) \
-    if (nthreads > 1 && R * n > (1 << 16))
-#endif
-  for (int64_t r = 0; r < R; ++r) {
-    const T* s = rel + (r / S) * 3 * n;
-    const T* ld = s;
-    const T* ud = s + n;
-    const T* ub = s + 2 * n;
-    const T* p = A0 + r * n;
-    T* a = A + r * n;
-    constexpr int64_t kChunk = 256;
-    T acc[kChunk];
-    for (int64_t t = 0; t < kChunk; ++t) acc[t] = T(0);
-    for (int64_t j = 0; j < n; j += kChunk) {
-      const int64_t m = n - j < kChunk ? n - j : kChunk;
-      rule_row(p + j, ld + j, ud + j, ub + j, a + j, acc, m);
-    }
-    T b = T(0);
-    for (int64_t t = 0; t < kChunk; ++t) b += acc[t];
-    bias[r] = b;
-  }
-}
-
 template void relu_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                                   const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
                                   int64_t, int64_t, float*, float*, int);
@@ -173,8 +143,6 @@ template void box_patches<float>(const float*, int64_t, int64_t, int64_t, int64_
 template void box_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
                                   int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
                                   int64_t, int64_t, int64_t, double*, int);
-template void relu_dense<float>(const float*, int64_t, int64_t, int64_t, const float*, float*, float*, int);
-template void relu_dense<double>(const double*, int64_t, int64_t, int64_t, const double*, double*, double*, int);
 
 }  // namespace CERTKIT_ISA
 }  // namespace bounds

@@ -1,18 +1,23 @@
-"""CROWN's ReLU backward rule as one compiled pass (``certkit.core._core.bounds.relu_patches``
-/ ``relu_dense``, cpp/src/bounds/relu_rule.h), for inference-only CPU calls.
+"""CROWN's ReLU backward rule and the ℓ∞ concretisation at the input, each as one compiled
+pass (``certkit.core._core.bounds.relu_patches`` / ``box_patches``,
+cpp/src/bounds/relu_rule.cpp), for inference-only CPU calls, on patches (each row's window)
+and on dense rows (one window covering the node).
 
 The rule (Zhang et al. 2018, arXiv:1811.00866, Eq. 5 with the adaptive lower slope): a
 coefficient a on a ReLU's output becomes ``a·ld`` on its input where a > 0 and ``a·ud``
 where a < 0, and the row's bias gains ``min(a, 0)·ub``, with (ud, ub, ld) from
 :func:`certkit.core.bounds.ops.relu_relaxation`. The torch rules compute the same with a
 window gather and five element-wise passes over the coefficients; the kernel reads the
-coefficients once and the node's relaxation (small, cache-resident) at each row's window.
+coefficients once and the node's relaxation (small, cache-resident) at each row's window,
+and rows of several examples read their own example's relaxation (no per-row copy of the
+bounds). The concretisation is ``Σ a·mid − |a|·rad`` over each row's window of the box's
+centre and radius.
 
 Guarantee: every output coefficient is the same single product as the torch rule's (equal
-bits); the bias (and the concretised bound) is the same sum in another order (float
-rounding). Used only when no
-gradient is needed (α-CROWN and autograd keep the torch rules) and the tensors are float32
-or float64 on the CPU; :data:`ENABLED` = False forces the torch rules (tests compare both).
+bits); the bias and the concretised bound are the same sums in another order (float
+rounding). Used only when no gradient is needed (α-CROWN and autograd keep the torch rules)
+and the tensors are float32 or float64 on the CPU; :data:`ENABLED` = False forces the torch
+rules (tests compare both).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ def usable(t: Tensor) -> bool:
     """Whether the compiled rule applies to coefficients t (no autograd, CPU, f32 / f64, and
     an extension built with the kernels)."""
     return (ENABLED and not torch.is_grad_enabled() and t.device.type == "cpu"
-            and t.dtype in (torch.float32, torch.float64) and hasattr(_kernels(), "relu_patches"))
+            and t.dtype in (torch.float32, torch.float64) and hasattr(_kernels(), "box_patches"))
 
 
 def relaxation(l: Tensor, u: Tensor) -> Tensor:  # noqa: E741
@@ -62,25 +67,49 @@ def relu_patches(P: Tensor, rel: Tensor, ex: Tensor, hr: Tensor, wr: Tensor, str
     return A, bias
 
 
-def relu_dense(A: Tensor, l: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:  # noqa: E741
-    """The rule on dense rows A (E, S, *shape) with bounds l, u (E, *shape): (A_in like A,
-    in A's memory layout when A is channels last, bias (E, S))."""
+def _flat(A: Tensor) -> tuple[Tensor, bool]:
+    """Dense rows A (E, S, *shape) as (E·S, n) without a copy when A is channels last
+    (then flattened in H, W, C order: True) or contiguous."""
+    cl = A.dim() == 5 and not A.is_contiguous() and A.permute(0, 1, 3, 4, 2).is_contiguous()
+    A0 = A.permute(0, 1, 3, 4, 2) if cl else A.contiguous()
+    return A0.reshape(A.shape[0] * A.shape[1], -1), cl
+
+
+def _rows_of(t: Tensor, cl: bool) -> Tensor:
+    """A node tensor (E, K, *shape) flattened per (e, K) like :func:`_flat`: (E, K, 1, 1, n)."""
+    if cl:
+        t = t.permute(0, 1, 3, 4, 2)
+    return t.contiguous().reshape(t.shape[0], t.shape[1], 1, 1, -1)
+
+
+_ZERO = torch.zeros(1, dtype=torch.long)
+
+
+def relu_dense(A: Tensor, l: Tensor, u: Tensor, ex: Tensor | None = None) -> tuple[Tensor, Tensor]:  # noqa: E741
+    """The rule on dense rows A (E_A, S, *shape) with bounds l, u (E, *shape): (A_in like A,
+    in A's memory layout when A is channels last, bias (E_A, S)). Row (e, s) reads example
+    e, or ``ex[e·S + s]`` when given (rows of several examples without a copy of their
+    bounds per row). (Each row is one window covering the whole node.)"""
     from certkit.core.bounds.ops import relu_relaxation
 
-    E, S = A.shape[:2]
+    E_A, S = A.shape[:2]
+    A0, cl = _flat(A)
     ud, ub, ld = relu_relaxation(l, u)
-    rel = torch.stack([ld, ud, ub], 1)  # (E, 3, *shape)
-    cl = A.dim() == 5 and not A.is_contiguous() and A.permute(0, 1, 3, 4, 2).is_contiguous()
-    if cl:  # channels last (the conv rule's layout): both flattened in H, W, C order, no copy of A
-        A0 = A.permute(0, 1, 3, 4, 2)
-        rel = rel.permute(0, 1, 3, 4, 2)
-    else:
-        A0 = A.contiguous()
-    out = torch.empty(A0.shape, dtype=A.dtype)
-    bias = torch.empty(E, S, dtype=A.dtype)
-    _kernels().relu_dense(A0.reshape(E, S, -1).numpy(), rel.contiguous().reshape(E, 3, -1).numpy(),
-                          out.view(E, S, -1).numpy(), bias.numpy(), torch.get_num_threads())
-    return (out.permute(0, 1, 4, 2, 3) if cl else out), bias
+    rel = _rows_of(torch.stack([ld, ud, ub], 1), cl)  # (E, 3, 1, 1, n)
+    if ex is None:
+        ex = torch.arange(E_A).repeat_interleave(S)
+    Ain, bias = relu_patches(A0.view(E_A * S, 1, 1, -1), rel, ex, _ZERO, _ZERO, (1, 1), (0, 0))
+    if cl:
+        return Ain.view(E_A, S, *A.shape[3:], A.shape[2]).permute(0, 1, 4, 2, 3), bias.view(E_A, S)
+    return Ain.view(A.shape), bias.view(E_A, S)
+
+
+def box_rows(A: Tensor, lo: Tensor, hi: Tensor, ex: Tensor) -> Tensor:
+    """min over the box [lo, hi] (E, *in) of each dense row of A (E_A, S, *in), row r of
+    example ex[r]: ``Σ a·mid − |a|·rad`` (E_A, S)."""
+    A0, cl = _flat(A)
+    bx = _rows_of(torch.stack([(hi + lo) / 2, (hi - lo) / 2], 1), cl)
+    return box_patches(A0.view(A0.shape[0], 1, 1, -1), bx, ex, _ZERO, _ZERO, (1, 1), (0, 0)).view(A.shape[:2])
 
 
 def box(lo: Tensor, hi: Tensor) -> Tensor:

@@ -484,6 +484,8 @@ def _concretize_rows(ctx: Any, A: Tensor, br: Tensor) -> Tensor:
     is picked (no per-row copy of the input)."""
     k = br.numel()
     B = ctx.lo.shape[0]
+    if ctx.norm == math.inf and fused.usable(A):  # each row against its own example's box, one pass
+        return fused.box_rows(A, ctx.lo, ctx.hi, br)
     a = A.reshape(k, -1)
     col = br.view(k, 1)
     if ctx.norm == math.inf:
@@ -548,6 +550,9 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None,
             a_d = None if ra is None else ra.alpha.index_select(0, ra.rows)  # (2n, *shape): each row's slopes
             if B == 1:  # one example: its 2n rows as the spec dimension, as the dense pass
                 Ain, b = op.backward(Ad, in_bounds, None if a_d is None else a_d.unsqueeze(0))
+            elif a_d is None and type(op) is ops.ReLU and fused.usable(Ad):  # each row reads its example's bounds
+                a0, b = fused.relu_dense(Ad.reshape(2 * n, 1, *g.shapes[i]), *in_bounds[0], ex=br)
+                Ain, b = [a0.reshape(1, 2 * n, *a0.shape[2:])], b.reshape(1, 2 * n)
             else:  # the 2n rows as 2n single-row examples with their examples' bounds
                 rb = ([(lo.index_select(0, br), up.index_select(0, br)) for lo, up in in_bounds] if op.nonlinear
                       else in_bounds)  # (the affine ops read no bounds)
