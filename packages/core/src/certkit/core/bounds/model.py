@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from certkit.core.bounds import ops, patches
+from certkit.core.bounds import alpha_sets, ops, patches
 from certkit.core.bounds.deadline import fits as deadline_fits
 from certkit.core.bounds.deadline import how_many
 from certkit.core.bounds.graph import Graph, UnsupportedLayerError, capture
@@ -416,6 +416,9 @@ class _Ctx:
     """One bounding call: per-node bounds and the backward pass."""
 
     conv_mode = "patches"  # intermediate bounds of (C, H, W) nodes: "patches" or "matrix"
+    # α-CROWN's intermediate α sets only for the neurons unstable at the start (alpha_sets);
+    # False: dense (B, P, *shape) maps (the same bounds, for tests and comparisons)
+    sparse_alpha = True
 
     def __init__(self, g: Graph, x: Tensor, lo: Tensor, hi: Tensor, eps: Tensor, norm: float) -> None:
         self.g, self.x, self.lo, self.hi, self.eps, self.norm = g, x, lo, hi, eps, norm
@@ -681,20 +684,31 @@ class _Ctx:
             return ld.detach().unsqueeze(1).expand(B, p, *l.shape[1:]).clone().requires_grad_(True)
 
         params: list[Tensor] = []
-        alphas: dict[int, dict[int, Tensor]] = {}
+        alphas: dict[int, dict[int, Any]] = {}
         if shared:
             sh = {r: init(r, 1) for r in relus}
             params = list(sh.values())
             for s in [*starts, out]:
                 alphas[s] = {r: sh[r] for r in relus if r in anc[s]}
         else:
-            for s in [*starts, out]:
-                p = 2 * starts[s][0].numel() if s in starts else nparts * S
-                alphas[s] = {r: init(r, p) for r in relus if r in anc[s]}
-                for r, a in (warm or {}).get("alphas", {}).items() if s == out else ():
-                    if r in alphas[s] and a.shape == alphas[s][r].shape:  # warm start (a parent domain's α)
-                        alphas[s][r] = a.to(C.dtype).clamp(0.0, 1.0).requires_grad_(True)
-                params += list(alphas[s].values())
+            # intermediate starts: α only for the neurons unstable at the start (alpha_sets);
+            # a ReLU with none needs no α. The output's α stays dense (warm starts, opt_out).
+            sparse = {r: self._sparse_init(ref[g.inputs[r][0]]) for r in relus} if self.sparse_alpha else {}
+            for s in starts:
+                p = 2 * starts[s][0].numel()
+                if sparse:
+                    alphas[s] = {r: sparse[r].with_values(
+                        sparse[r].values.expand(B, p, -1).clone().requires_grad_(True))
+                        for r in relus if r in anc[s] and sparse[r].index.numel()}
+                    params += [a.values for a in alphas[s].values()]
+                else:
+                    alphas[s] = {r: init(r, p) for r in relus if r in anc[s]}
+                    params += list(alphas[s].values())
+            alphas[out] = {r: init(r, nparts * S) for r in relus if r in anc[out]}
+            for r, a in (warm or {}).get("alphas", {}).items():
+                if r in alphas[out] and a.shape == alphas[out][r].shape:  # warm start (a parent domain's α)
+                    alphas[out][r] = a.to(C.dtype).clamp(0.0, 1.0).requires_grad_(True)
+            params += list(alphas[out].values())
         n_alpha = len(params)
         wb = (warm or {}).get("betas", {})
         betas = {i: (wb[i].to(C.dtype).clamp(min=0.0) if i in wb and wb[i].shape == (B, nparts * S, *sg.shape[1:])
@@ -722,7 +736,7 @@ class _Ctx:
                         break  # the deadline passed within this iterate
                     if self.best_interm is not None:  # every iterate's bounds are valid: keep the tightest
                         for i, (bl, bu) in self.bounds.items():
-                            ol, ou = self.best_interm.get(i, (bl, bu))
+                            ol, ou = self.best_interm.get(i, (bl.detach(), bu.detach()))  # (no autograd graph kept)
                             self.best_interm[i] = (torch.max(ol, bl.detach()), torch.min(ou, bu.detach()))
                     terms = beta_terms()
                     lo, up = self.crown(out, C, lower, upper, alphas[out], terms)
@@ -744,6 +758,16 @@ class _Ctx:
                 bwd_s = time.perf_counter() - t_it
         self.bounds = ref
         return best_lo, best_up
+
+    @staticmethod
+    def _sparse_init(b: tuple[Tensor, Tensor]) -> alpha_sets.SparseAlpha:
+        """A ReLU's sparse α with CROWN's initial slopes (B, 1, m) on the neurons unstable
+        for some example under its pre-activation bounds b (the reference bounds: every
+        iterate's bounds lie inside them, so no other neuron is ever unstable)."""
+        l, u = b  # noqa: E741
+        idx = alpha_sets.unstable_index(l, u)
+        ld = ops.relu_relaxation(l, u)[2].reshape(l.shape[0], 1, -1)
+        return alpha_sets.SparseAlpha(ld.index_select(2, idx).detach(), idx, tuple(l.shape[1:]))
 
     def _ancestors(self) -> list[set[int]]:
         anc: list[set[int]] = []
@@ -785,12 +809,13 @@ class _Ctx:
         return self.conv_mode == "patches" and patches.supported_start(self.g.shapes[i])
 
     def _alpha_rows(self, i: int, rows: Tensor, u_r: Tensor, Ci: Tensor | None,
-                    alphas: dict[int, Tensor], chunk: int = 4096) -> tuple[Tensor, Tensor]:
+                    alphas: dict[int, Any], chunk: int = 4096) -> tuple[Tensor, Tensor]:
         """CROWN bounds (B, k) of start node i's rows with its α set (B, 2k or 1, *shape)
-        per ReLU: on (C, H, W) nodes by the patches pass in chunks of rows (only the
-        (example, row) pairs of ``u_r``; the others get ∓inf), else by the dense pass."""
+        per ReLU, dense or :class:`~certkit.core.bounds.alpha_sets.SparseAlpha`: on
+        (C, H, W) nodes by the patches pass in chunks of rows (only the (example, row) pairs
+        of ``u_r``; the others get ∓inf), else by the dense pass."""
         if Ci is not None:
-            cl, cu = self.crown(i, Ci, alphas=alphas)
+            cl, cu = self.crown(i, Ci, alphas={r: alpha_sets.dense_alpha(a) for r, a in alphas.items()})
             assert cl is not None and cu is not None
             return cl, cu
         k = rows.numel()
@@ -800,8 +825,7 @@ class _Ctx:
         los, ups = [], []
         for s in range(0, k, step):
             e = min(k, s + step)
-            a_s = {r: a if a.shape[1] == 1 else torch.cat([a[:, s:e], a[:, k + s:k + e]], 1)
-                   for r, a in alphas.items()}
+            a_s = {r: alpha_sets.rows_of(a, s, e, k) for r, a in alphas.items()}
             cl, cu = patches.crown_rows(self, i, rows[s:e], u_r[:, s:e], a_s)
             los.append(cl)
             ups.append(cu)
@@ -809,7 +833,7 @@ class _Ctx:
 
     def _alpha_intermediate(self, ref: dict[int, tuple[Tensor, Tensor]],
                             starts: dict[int, tuple[Tensor, Tensor, Tensor | None]],
-                            alphas: dict[int, dict[int, Tensor]]) -> bool:
+                            alphas: dict[int, dict[int, Any]]) -> bool:
         """Recompute every node's bounds in topological order: IBP from the current bounds
         ∩ the reference, and, on the pre-activation nodes in ``starts``, CROWN with that
         node's α set on its rows (per example only where the neuron is unstable; with

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from certkit.core.bounds import fused, ops
+from certkit.core.bounds.alpha_sets import SparseAlpha, dense_alpha
 
 Tensor = torch.Tensor
 
@@ -300,11 +301,15 @@ class RowAlpha:
     """α-CROWN's lower ReLU slopes for the rows of one :func:`crown_rows` call: ``alpha``
     (R, C, H, W), one slope map per α row (R = B·P_a for a (B, P_a, C, H, W) α set), and
     ``rows`` (k,), the α row of each start row; ``tag`` identifies ``rows`` in the window
-    index cache."""
+    index cache. Sparse (:class:`~certkit.core.bounds.alpha_sets.SparseAlpha`): ``alpha``
+    (R, m + 1), the slopes of the m stored neurons and a last column that is never read,
+    and ``lut`` (1, C, H, W) one more than each neuron's column (m + 1: not stored)."""
 
     alpha: Tensor
     rows: Tensor
     tag: Any
+    lut: Tensor | None = None
+    sparse: SparseAlpha | None = None  # (the set itself: its index and shape)
 
 
 def alpha_slopes(p: Patches, kernel: tuple[int, int], a: RowAlpha, unst: Tensor, wl: Tensor) -> Tensor:
@@ -313,8 +318,20 @@ def alpha_slopes(p: Patches, kernel: tuple[int, int], a: RowAlpha, unst: Tensor,
     0/1 unstable mask), else the CROWN slope ``wl`` (windowed). Window entries outside the
     node are zero in ``unst`` (windows pad with zeros), so they take ``wl`` there, which is
     zero: the result stays clean. A module-level function so a test can plant a wrong
-    gather or a missing mask."""
-    return torch.where(unst > 0, windows(a.alpha, p, kernel, rows=a.rows, tag=a.tag), wl)
+    gather or a missing mask.
+
+    Sparse α (``a.lut``): each window entry's neuron is looked up in ``lut`` (one window
+    gather of the node's (C, H, W) lookup table, which is batch-independent) and its slope
+    read from row r's stored values; no (C, H, W) map per row is built. Every neuron
+    unstable now was unstable at the start (bounds only tighten), so it is stored."""
+    if a.sparse is None:
+        return torch.where(unst > 0, windows(a.alpha, p, kernel, rows=a.rows, tag=a.tag), wl)
+    assert a.lut is not None
+    m1 = a.alpha.shape[1]  # m + 1
+    # column m for neurons not stored and for window entries outside the node (read as 0 - 1)
+    col = windows(a.lut, p, kernel).sub_(1).remainder_(m1)  # (1, k, Kh, Kw, C)
+    flat = col.add_((a.rows * m1).view(1, -1, 1, 1, 1))
+    return torch.where(unst > 0, a.alpha.reshape(-1).index_select(0, flat.reshape(-1)).view(flat.shape), wl)
 
 
 def _relu(p: Patches, bounds: tuple[Tensor, Tensor], C: int, alpha: RowAlpha | None = None
@@ -499,7 +516,7 @@ def _concretize_rows(ctx: Any, A: Tensor, br: Tensor) -> Tensor:
 
 
 def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None,
-               alphas: dict[int, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+               alphas: dict[int, Tensor | SparseAlpha] | None = None) -> tuple[Tensor, Tensor]:
     """CROWN lower and upper bounds (B, k) of the neurons ``rows`` (k,) (flat indices into
     the (C, H, W) start node) with patches, falling back to the dense pass per node (see the
     module docstring). ``ctx``: the call's :class:`certkit.core.bounds.model._Ctx` with
@@ -517,7 +534,9 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None,
     [0, k) for the lower bounds of ``rows``, [k, 2k) for the upper ones (as
     ``_Ctx.alpha_crown``'s dense α sets), or (B, 1, *shape) shared by all rows. Each
     (example, neuron) row reads its own slope map at its window; only unstable neurons
-    take α. Differentiable in α (and in the bounds) by autograd."""
+    take α. A :class:`~certkit.core.bounds.alpha_sets.SparseAlpha` set (B, 2k or 1, m)
+    holds the same slopes for its stored neurons only (see :func:`alpha_slopes`).
+    Differentiable in α (and in the bounds) by autograd."""
     g = ctx.g
     _, H, W = g.shapes[start]
     like = ctx.lo
@@ -547,7 +566,7 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None,
         res = _step(op, A, in_shapes, in_bounds, ra) if isinstance(A, Patches) else None
         if res is None:
             Ad = to_dense(A, g.shapes[i]) if isinstance(A, Patches) else A
-            a_d = None if ra is None else ra.alpha.index_select(0, ra.rows)  # (2n, *shape): each row's slopes
+            a_d = None if ra is None else _row_slopes(ra)  # (2n, *shape): each row's slopes
             if B == 1:  # one example: its 2n rows as the spec dimension, as the dense pass
                 Ain, b = op.backward(Ad, in_bounds, None if a_d is None else a_d.unsqueeze(0))
             elif a_d is None and type(op) is ops.ReLU and fused.usable(Ad):  # each row reads its example's bounds
@@ -591,19 +610,33 @@ def crown_rows(ctx: Any, start: int, rows: Tensor, mask: Tensor | None = None,
     return lo, up
 
 
-def _row_alpha(a: Tensor | None, b_idx: Tensor, j_idx: Tensor, k: int) -> RowAlpha | None:
+def _row_alpha(a: Tensor | SparseAlpha | None, b_idx: Tensor, j_idx: Tensor, k: int) -> RowAlpha | None:
     """The α rows of the 2n (example, neuron) rows of :func:`crown_rows` (lower rows, then
-    upper rows) in an α set a (B, 2k or 1, *shape)."""
+    upper rows) in an α set a (B, 2k or 1, *shape), dense or sparse."""
     if a is None:
         return None
-    Pa = a.shape[1]
+    v = a.values if isinstance(a, SparseAlpha) else a
+    Pa = v.shape[1]
     if Pa == 1:
         r = b_idx.repeat(2)
     else:
         if Pa != 2 * k:
-            raise ValueError(f"alphas: expected (B, {2 * k} or 1, ...) slopes for {k} rows, got {tuple(a.shape)}")
+            raise ValueError(f"alphas: expected (B, {2 * k} or 1, ...) slopes for {k} rows, got {tuple(v.shape)}")
         r = torch.cat([b_idx * Pa + j_idx, b_idx * Pa + k + j_idx])
-    return RowAlpha(a.reshape(-1, *a.shape[2:]), r, Pa)
+    if isinstance(a, SparseAlpha):
+        flat = v.reshape(-1, v.shape[2])
+        lut = a.lookup().add(1).view(1, *a.shape) if len(a.shape) == 3 else None
+        return RowAlpha(F.pad(flat, (0, 1)), r, Pa, lut, a)
+    return RowAlpha(v.reshape(-1, *v.shape[2:]), r, Pa)
+
+
+def _row_slopes(ra: RowAlpha) -> Tensor:
+    """(2n, *shape) each row's dense slope map (a sparse set scattered; the neurons not
+    stored get 0, never read)."""
+    a = ra.alpha.index_select(0, ra.rows)
+    if ra.sparse is None:
+        return a
+    return dense_alpha(ra.sparse.with_values(a[:, :-1].unsqueeze(0)))[0]
 
 
 # elements of one coefficient tensor per chunk of start rows (the patches of one row are at
