@@ -24,6 +24,8 @@ from certkit.core.bounds import lp_refine
 from certkit.core.bounds.graph import Graph
 from certkit.core.bounds.lp_refine import refine_bounds, relu_chain, safe_lower
 from certkit.core.bounds.relu_bab import relu_split
+from certkit.core.bounds.vnnlib import Clause, Property
+from certkit.core.bounds.vnnlib_verify import verify_property
 
 optimize = pytest.importorskip("scipy.optimize")
 sparse = pytest.importorskip("scipy.sparse")
@@ -266,3 +268,32 @@ def test_relu_split_with_refinement_returns_the_exact_verdicts(refine: str) -> N
         solved += r.stats["refine"].lps if "refine" in r.stats else 0
     assert wrong == []
     assert solved > 0  # the refinement ran (on the cases the root bound did not close)
+
+
+def test_verify_property_refines_open_disjuncts_and_keeps_the_exact_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a disjunct left open after the quick search is searched again from MILP-refined
+    # bounds; the later disjuncts over the same box reuse them (refinement runs once)
+    calls = []
+    real = lp_refine.refine_bounds
+
+    def counting(*a, **k):  # type: ignore[no-untyped-def]
+        calls.append(k.get("method"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(lp_refine, "refine_bounds", counting)
+    rng = np.random.default_rng(5)
+    for s in range(4):
+        net = _net(50 + s, (4, 5, 5, 3))
+        c0 = rng.uniform(-1, 1, 4)
+        lo, hi = c0 - 0.5, c0 + 0.5
+        c = rng.normal(size=3)
+        mn, _ = _exact(("fold", s), _fold(net, c), lo, hi, 2)
+        d = float(mn[0]) + (0.03 if s % 2 else -0.03)
+        # two disjuncts over one box: the property's row and one that never holds
+        prop = Property(n_inputs=4, n_outputs=3, clauses=[
+            Clause(lo=lo, hi=hi, C=c.reshape(1, 3), d=np.array([d])),
+            Clause(lo=lo, hi=hi, C=np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]), d=np.array([-1.0, -1.0]))])
+        r = verify_property(net, (4,), prop, timeout=20, pgd_steps=0, methods=("IBP",), input_split_max_dims=0,
+                            relu_split_kw={"quick_share": 1e-6, "pgd_steps": 0, "attack_domains": 1})
+        assert r.status == ("sat" if s % 2 else "unsat"), (s, r)
+    assert 1 <= len(calls) <= 4 and set(calls) == {"milp"}, calls

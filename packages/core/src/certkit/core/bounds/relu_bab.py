@@ -583,8 +583,8 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             ``refine_share`` of the time left, then recompute the root's CROWN / α-CROWN
             bounds from them (as α,β-CROWN's ``bab-refine``); ``None``: off.
         root_bounds: valid intermediate bounds {node: (lower, upper) (1, *shape)} for this
-            input box (e.g. ``stats["root_bounds"]`` of an earlier call on the same box,
-            refined): the root intersects its own with them and does not refine again.
+            input box (e.g. ``stats["root_bounds"]`` of an earlier call on the same box):
+            the root intersects its own with them (and ``refine`` refines them further).
 
     Returns a :class:`~certkit.core.bounds.bab.SplitResult` (``boxes``: domains bounded;
     ``stats["root_bounds"]``: the root's intermediate bounds, ``stats["refine"]`` the
@@ -679,7 +679,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
 
     new_s = torch.zeros(1, P.total, dtype=torch.int8)
     res, new_dec, new_lb = bound(new_s, alpha_iterations, None)
-    if refine is not None and root_bounds is None and not bool(res["closed"][0]) and not late():
+    if refine is not None and not bool(res["closed"][0]) and not late():
         # refine the root's intermediate bounds (LP / MILP, as alpha,beta-CROWN's bab-refine),
         # the neurons that matter most to the output first (BaBSR's score), then bound again
         from certkit.core.bounds.lp_refine import refine_bounds

@@ -77,7 +77,12 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     ``input_split_max_dims`` entries (ACAS Xu has 5; 0 switches it off), and otherwise, with
     ``relu_split``, by ReLU splitting with β-CROWN bounds
     (:func:`~certkit.core.bounds.relu_bab.relu_split`, keyword arguments
-    ``relu_split_kw``), once per group of open disjuncts that share an input box.
+    ``relu_split_kw``), once per group of open disjuncts that share an input box. On a
+    ReLU net a disjunct the search leaves open after ``quick_share`` (0.15) of the time
+    left is searched again from intermediate bounds refined by ``refine`` (``"milp"``,
+    default; ``"lp"``; ``None``: off; :mod:`~certkit.core.bounds.lp_refine`), and later
+    disjuncts over the same box start from the refined bounds (both keys of
+    ``relu_split_kw``).
     The bound passes treat disjuncts whose boxes are equal as one example whose
     specification stacks their rows (VNN-COMP's robustness properties: 9 disjuncts, one box).
 
@@ -263,17 +268,28 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
     split, how = (act_split, "act-split") if has_smooth_activation(model, input_shape) else (relu_split, "relu-split")
     proven = N - open_idx.numel()
     todo = open_idx.tolist()
-    # a root's intermediate bounds (refined with relu_split_kw={"refine": "milp"}) are reused on its box
-    root: tuple[Any, torch.Tensor, torch.Tensor] | None = None
+    # ReLU nets: the root's intermediate bounds are reused on its box by the later disjuncts;
+    # a disjunct the search does not close within quick_share of the time left is searched
+    # again after refining them by MILP (relu_split's refine; as alpha,beta-CROWN's bab-refine)
+    kw = dict(kw)
+    refine = kw.pop("refine", "milp") if split is relu_split else None
+    quick = kw.pop("quick_share", 0.15)
+    root: tuple[Any, torch.Tensor, torch.Tensor, bool] | None = None  # (bounds, lo, hi, refined)
     while todo:
         i = todo.pop(0)
         group = [i]
         g = torch.tensor(group)
         same = root is not None and torch.equal(root[1], lo[i]) and torch.equal(root[2], hi[i])
         extra = {"root_bounds": root[0]} if same and root is not None else {}
-        r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, **kw, **extra)
-        if split is relu_split and r.stats and "root_bounds" in r.stats:
-            root = (r.stats["root_bounds"], lo[i], hi[i])
+        todo_refine = refine is not None and not (same and root is not None and root[3])
+        end = deadline if not todo_refine else min(deadline, time.perf_counter() + quick * (deadline - time.perf_counter()))
+        r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=end, **kw, **extra)
+        if todo_refine and r.status == "timeout" and time.perf_counter() < deadline:
+            r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, refine=refine, **kw,
+                      **{"root_bounds": r.stats.get("root_bounds")} if r.stats else {})
+            root = None if not r.stats or "root_bounds" not in r.stats else (r.stats["root_bounds"], lo[i], hi[i], True)
+        elif split is relu_split and r.stats and "root_bounds" in r.stats:
+            root = (r.stats["root_bounds"], lo[i], hi[i], bool(same and root is not None and root[3]))
         if r.status == "sat" and r.x is not None:
             xw = torch.min(torch.max(r.x, lo[i]), hi[i]).unsqueeze(0)
             with torch.no_grad():
