@@ -246,18 +246,26 @@ def _fold(net: nn.Sequential, c: np.ndarray) -> nn.Sequential:
     return nn.Sequential(*list(net)[:-1], fold).eval()
 
 
-@pytest.mark.parametrize("refine", ["lp", "milp"])
-def test_relu_split_with_refinement_returns_the_exact_verdicts(refine: str) -> None:
+def _verdict_cases(n: int) -> list[tuple]:  # type: ignore[type-arg]
+    """(net, lo, hi, c, d): "some x in the box has c·f(x) <= d" is sat for odd cases (d is
+    0.03 above the exact minimum) and unsat for even ones (0.03 below)."""
     rng = np.random.default_rng(5)
-    wrong = []
-    solved = 0
-    for s in range(6):
+    out = []
+    for s in range(n):
         net = _net(50 + s, (4, 5, 5, 3))
         c0 = rng.uniform(-1, 1, 4)
         lo, hi = c0 - 0.5, c0 + 0.5
         c = rng.normal(size=3)
         mn, _ = _exact(("fold", s), _fold(net, c), lo, hi, 2)
-        d = float(mn[0]) + (0.03 if s % 2 else -0.03)  # sat iff d >= the exact min
+        out.append((net, lo, hi, c, float(mn[0]) + (0.03 if s % 2 else -0.03)))
+    return out
+
+
+@pytest.mark.parametrize("refine", ["lp", "milp"])
+def test_relu_split_with_refinement_returns_the_exact_verdicts(refine: str) -> None:
+    wrong = []
+    solved = 0
+    for s, (net, lo, hi, c, d) in enumerate(_verdict_cases(6)):
         r = relu_split(net, (4,), torch.tensor(lo), torch.tensor(hi), torch.tensor(c).reshape(1, 1, 3),
                        torch.tensor([[d]]), deadline=time.perf_counter() + 20, refine=refine, pgd_steps=0,
                        attack_domains=1, batch=8)
@@ -281,14 +289,7 @@ def test_verify_property_refines_open_disjuncts_and_keeps_the_exact_verdicts(mon
         return real(*a, **k)
 
     monkeypatch.setattr(lp_refine, "refine_bounds", counting)
-    rng = np.random.default_rng(5)
-    for s in range(4):
-        net = _net(50 + s, (4, 5, 5, 3))
-        c0 = rng.uniform(-1, 1, 4)
-        lo, hi = c0 - 0.5, c0 + 0.5
-        c = rng.normal(size=3)
-        mn, _ = _exact(("fold", s), _fold(net, c), lo, hi, 2)
-        d = float(mn[0]) + (0.03 if s % 2 else -0.03)
+    for s, (net, lo, hi, c, d) in enumerate(_verdict_cases(4)):
         # two disjuncts over one box: the property's row and one that never holds
         prop = Property(n_inputs=4, n_outputs=3, clauses=[
             Clause(lo=lo, hi=hi, C=c.reshape(1, 3), d=np.array([d])),
