@@ -8,6 +8,7 @@ import itertools
 import math
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +272,37 @@ def test_fused_relu_rule_equals_the_torch_rule_on_random_conv_nets(seed: int) ->
             fin = torch.isfinite(a)
             assert torch.equal(fin, torch.isfinite(b))
             assert float(torch.where(fin, a - b, 0).abs().max()) <= tol * scale, (on, nt, mode)
+
+
+# ---- α-CROWN's best intermediate bounds carry no autograd graph (model.py)
+
+MNIST = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vnncomp2021" / "mnistfc"
+
+
+@pytest.mark.shared_data
+def test_root_intermediate_bounds_carry_no_autograd_graph() -> None:
+    """The best intermediate bounds of full α-CROWN (relu_split's root bounds) took a node's
+    first bounds without ``detach``: on mnistfc 256x6 nodes 4-13 kept the α iterations'
+    autograd graph, so relu_split's MILP refinement crashed (``.numpy()`` on a tensor that
+    requires grad: a traceback from ``certkit bounds vnnlib``) and every BaB batch held the
+    root's graph."""
+    net, spec = MNIST / "mnist-net_256x6.onnx", MNIST / "prop_3_0.03.vnnlib"
+    if not (net.is_file() and spec.is_file()):
+        pytest.skip("../shared/data/vnncomp2021/mnistfc absent")
+    from certkit.core.bounds.relu_bab import _Problem
+    from certkit.core.bounds.vnnlib_verify import load_instance
+
+    om, p = load_instance(net, spec)
+    c = p.clauses[0]
+    P = _Problem(om.module, om.input_shape, torch.tensor(c.lo), torch.tensor(c.hi), torch.tensor(c.C).unsqueeze(0),
+                 torch.tensor(c.d).unsqueeze(0), torch.ones(1, len(c.d), dtype=torch.bool))
+    for left in (1.5, 3.0, 5.0):  # (with a deadline, CROWN rows go in timed chunks, as in relu_split)
+        ctx = P.ctx(1)
+        ctx.deadline = time.perf_counter() + left
+        with torch.no_grad():
+            ctx.fill_ibp()
+            ctx.fill_crown_intermediate()
+        ctx.best_interm = {}
+        with torch.enable_grad():
+            ctx.alpha_crown(P.C.unsqueeze(0), True, False, 20, 0.5, intermediate=True)
+        assert not any(t.requires_grad for b in ctx.best_interm.values() for t in b), left
