@@ -5,6 +5,8 @@ examples, a batch of rows, dense rows in both memory layouts, and whole nets."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -142,3 +144,36 @@ def test_box_concretisation_equals_torch(per_row: bool, torch_rules) -> None:
         with torch_rules:
             b_t = patches._concretize(ctx, p)
     torch.testing.assert_close(b, b_t, rtol=1e-12, atol=1e-12)
+
+
+C10 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vnncomp2021" / "cifar10_resnet"
+
+
+@pytest.mark.shared_data
+def test_resnet_2b_bounds_equal_and_hold() -> None:
+    """VNN-COMP's resnet_2b (B = 2, ε = 2/255 in [0, 1]): the compiled rules give the torch
+    rules' CROWN bounds (1e-5 float32, 1e-9 float64), and sampled points lie inside."""
+    f = C10 / "onnx" / "resnet_2b.onnx"
+    if not f.is_file():
+        pytest.skip("../shared/data/vnncomp2021/cifar10_resnet absent")
+    from certkit.core.bounds.onnx_import import load_onnx
+
+    for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-9)):
+        net = load_onnx(f).module.to(dtype).eval()
+        bm = BoundedModel(net, (3, 32, 32))
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(2, 3, 32, 32, generator=g, dtype=dtype)
+        C = margin_spec(torch.tensor([1, 7]), 10, dtype)
+        eps = 2 / 255
+        with torch.no_grad():
+            lo, up = bm.compute_bounds(x, eps, C=C, x_L=torch.zeros_like(x), x_U=torch.ones_like(x))
+            fused.ENABLED = False
+            try:
+                lo_t, up_t = bm.compute_bounds(x, eps, C=C, x_L=torch.zeros_like(x), x_U=torch.ones_like(x))
+            finally:
+                fused.ENABLED = True
+            torch.testing.assert_close(lo, lo_t, rtol=tol, atol=tol)
+            torch.testing.assert_close(up, up_t, rtol=tol, atol=tol)
+            xs = (x.unsqueeze(1) + (torch.rand(2, 64, 3, 32, 32, generator=g, dtype=dtype) * 2 - 1) * eps).clamp(0, 1)
+            ys = torch.einsum("bsk,bnk->bns", C, net(xs.reshape(-1, 3, 32, 32)).reshape(2, 64, 10))
+        assert bool((ys >= lo.unsqueeze(1) - tol).all()) and bool((ys <= up.unsqueeze(1) + tol).all())
