@@ -306,3 +306,31 @@ def test_root_intermediate_bounds_carry_no_autograd_graph() -> None:
         with torch.enable_grad():
             ctx.alpha_crown(P.C.unsqueeze(0), True, False, 20, 0.5, intermediate=True)
         assert not any(t.requires_grad for b in ctx.best_interm.values() for t in b), left
+
+
+# ---- float32 relaxation lines of the smooth activations (activations.py)
+
+def test_float32_activation_lines_hold_after_the_cast() -> None:
+    """Sigmoid / Tanh / GELU / ELU / Softplus lines on float32 intervals (centres and widths
+    from 1e-3 to 1e6), CROWN's slopes (``relax``) and arbitrary ones (``relax_slopes``, as
+    act_bab's optimised slopes): k·x + b_lo <= f(x) <= k·x + b_up at 401 points of every
+    interval, evaluated in float64. The intercepts were cast to float32 to nearest (and CROWN's
+    slopes after their intercepts were computed): lines off by half an ulp of |b|, 5e-4 at
+    |b| ~ 1e4 (the "~1e-3 on huge intervals")."""
+    from certkit.core.bounds.activations import ELU, GELU, Sigmoid, Softplus, Tanh
+
+    g = torch.Generator().manual_seed(0)
+    for op in (Sigmoid("s"), Tanh("t"), GELU("g"), ELU("e"), Softplus("p")):
+        for scale in (1e-3, 1.0, 100.0, 1e4, 1e6):
+            c = torch.randn(300, generator=g, dtype=torch.float64) * scale
+            w = torch.rand(300, generator=g, dtype=torch.float64) ** 3 * scale
+            lo = (c - w).float()
+            hi = torch.max((c + w).float(), lo)
+            x = lo.double()[:, None] + (hi.double() - lo.double())[:, None] * torch.linspace(0, 1, 401, dtype=torch.float64)
+            x = torch.min(x, hi.double()[:, None])
+            fx = op.f(x)
+            k = (torch.rand(1, 1, 300, generator=g, dtype=torch.float64) * 1.2 - 0.1).float()
+            for kl, bl, ku, bu in (op.relax(lo, hi), op.relax_slopes(lo.unsqueeze(0), hi.unsqueeze(0), k, k)):
+                kl, bl, ku, bu = (t.detach().reshape(-1, 1).double() for t in (kl, bl, ku, bu))
+                assert bool((kl * x + bl <= fx).all()), (type(op).__name__, scale)
+                assert bool((fx <= ku * x + bu).all()), (type(op).__name__, scale)

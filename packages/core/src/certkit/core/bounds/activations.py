@@ -40,6 +40,20 @@ Bounds = tuple[Tensor, Tensor]
 _INF = math.inf
 
 
+def _outward(b: Tensor, dt: torch.dtype, up: bool) -> Tensor:
+    """Intercepts b (float64) in ``dt``, rounded outward (a lower line's down, an upper line's
+    up), so the line stays valid after the cast: rounding to nearest moved it by up to half an
+    ulp of |b| (float32: 5e-4 at |b| ~ 1e4, on Tanh / GELU / ELU over wide intervals). The
+    value keeps b's gradient (straight through)."""
+    t = b.to(dt)
+    if dt == torch.float64:
+        return t
+    with torch.no_grad():
+        bad = t.double() < b if up else t.double() > b
+        fixed = torch.where(bad, torch.nextafter(t, torch.full_like(t, _INF if up else -_INF)), t)
+    return t + (fixed - t).detach()
+
+
 class Elementwise(ops.Op):
     """f applied elementwise; subclasses give f, f', kinks, monotone pieces of f' and the
     convex / concave intervals of f."""
@@ -122,11 +136,12 @@ class Elementwise(ops.Op):
         tan = self.df(mid)
         in_cvx = (l64 >= self.convex[0]) & (u64 <= self.convex[1])
         in_ccv = (l64 >= self.concave[0]) & (u64 <= self.concave[1])
-        k_lo = torch.where(in_cvx, tan, sec)
-        k_up = torch.where(in_ccv, tan, sec)
+        # the slopes as the model's dtype holds them, so that the intercepts are exact for them
+        k_lo = torch.where(in_cvx, tan, sec).to(dt).double()
+        k_up = torch.where(in_ccv, tan, sec).to(dt).double()
         b_lo = self._extremes(l64, u64, k_lo)[0]
         b_up = self._extremes(l64, u64, k_up)[1]
-        out = (k_lo.to(dt), b_lo.to(dt), k_up.to(dt), b_up.to(dt))
+        out = (k_lo.to(dt), _outward(b_lo, dt, False), k_up.to(dt), _outward(b_up, dt, True))
         cache.insert(0, (l, u, l._version, u._version, out))
         del cache[4:]
         return out
@@ -141,7 +156,7 @@ class Elementwise(ops.Op):
         U = torch.max(u.double(), l.double()).unsqueeze(1).expand_as(k_lo)
         ks = torch.stack([k_lo.double(), k_up.double()])
         mn, mx = self._extremes(torch.stack([L, L]), torch.stack([U, U]), ks)
-        return k_lo, mn[0].to(dt), k_up, mx[1].to(dt)
+        return k_lo, _outward(mn[0], dt, False), k_up, _outward(mx[1], dt, True)
 
     def ibp(self, b: Bounds) -> Bounds:
         l, u = b  # noqa: E741
