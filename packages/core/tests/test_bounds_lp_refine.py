@@ -131,7 +131,7 @@ def _exact(key: tuple, net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, layer
 @pytest.mark.parametrize("method", ["lp", "milp"])
 def test_refined_bounds_contain_the_exact_extremes(method: str, dtype: torch.dtype) -> None:
     tighter = 0
-    for seed in range(3):
+    for seed in range(3 if dtype == torch.float64 else 2):
         net = _net(seed, _SIZES, dtype)
         rng = np.random.default_rng(seed)
         c0 = rng.uniform(-1, 1, _SIZES[0])
@@ -265,7 +265,7 @@ def _verdict_cases(n: int) -> list[tuple]:  # type: ignore[type-arg]
 def test_relu_split_with_refinement_returns_the_exact_verdicts(refine: str) -> None:
     wrong = []
     solved = 0
-    for s, (net, lo, hi, c, d) in enumerate(_verdict_cases(6)):
+    for s, (net, lo, hi, c, d) in enumerate(_verdict_cases(4)):
         r = relu_split(net, (4,), torch.tensor(lo), torch.tensor(hi), torch.tensor(c).reshape(1, 1, 3),
                        torch.tensor([[d]]), deadline=time.perf_counter() + 20, refine=refine, pgd_steps=0,
                        attack_domains=1, batch=8)

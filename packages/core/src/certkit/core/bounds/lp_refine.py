@@ -265,8 +265,8 @@ class _LP:
             is_int = np.zeros(ncol, dtype=bool)
             is_int[np.concatenate(ints)] = True
             lp.integrality_ = [hc.HighsVarType.kInteger if v else hc.HighsVarType.kContinuous for v in is_int]
-            for opt, val in (("mip_heuristic_effort", 0.0), ("mip_rel_gap", 1e-2), ("mip_abs_gap", 1e-2)):
-                h.setOptionValue(opt, val)  # only the dual bound is used; 1 % gaps as alpha,beta-CROWN's
+            for opt, fval in (("mip_heuristic_effort", 0.0), ("mip_rel_gap", 1e-2), ("mip_abs_gap", 1e-2)):
+                h.setOptionValue(opt, fval)  # only the dual bound is used; 1 % gaps as alpha,beta-CROWN's
         for opt, val in SOLVER_OPTIONS.items():
             h.setOptionValue(opt, val)
         h.passModel(lp)

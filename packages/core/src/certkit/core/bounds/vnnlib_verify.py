@@ -285,8 +285,9 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
         end = deadline if not todo_refine else min(deadline, time.perf_counter() + quick * (deadline - time.perf_counter()))
         r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=end, **kw, **extra)
         if todo_refine and r.status == "timeout" and time.perf_counter() < deadline:
+            given: dict[str, Any] = {"root_bounds": r.stats.get("root_bounds")} if r.stats else {}
             r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, refine=refine, **kw,
-                      **{"root_bounds": r.stats.get("root_bounds")} if r.stats else {})
+                      **given)
             root = None if not r.stats or "root_bounds" not in r.stats else (r.stats["root_bounds"], lo[i], hi[i], True)
         elif split is relu_split and r.stats and "root_bounds" in r.stats:
             root = (r.stats["root_bounds"], lo[i], hi[i], bool(same and root is not None and root[3]))
