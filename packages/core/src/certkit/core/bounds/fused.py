@@ -61,7 +61,7 @@ def relu_patches(P: Tensor, rel: Tensor, ex: Tensor, hr: Tensor, wr: Tensor, str
     P = P.contiguous()
     A = torch.empty_like(P)
     bias = torch.empty(P.shape[0], dtype=P.dtype)
-    _kernels().relu_patches(P.numpy(), rel.numpy(), ex.contiguous().numpy(), hr.contiguous().numpy(),
+    _kernels().relu_patches(P.detach().numpy(), rel.detach().numpy(), ex.contiguous().numpy(), hr.contiguous().numpy(),
                             wr.contiguous().numpy(), A.numpy(), bias.numpy(), int(rel.shape[2]), int(rel.shape[3]),
                             int(stride[0]), int(stride[1]), int(pad[0]), int(pad[1]), torch.get_num_threads())
     return A, bias
@@ -124,7 +124,7 @@ def box_patches(P: Tensor, bx: Tensor, ex: Tensor, hr: Tensor, wr: Tensor, strid
     :func:`relu_patches` and the box ``bx`` (E, 2, H, W, C) of :func:`box`."""
     P = P.contiguous()
     bias = torch.empty(P.shape[0], dtype=P.dtype)
-    _kernels().box_patches(P.numpy(), bx.numpy(), ex.contiguous().numpy(), hr.contiguous().numpy(),
+    _kernels().box_patches(P.detach().numpy(), bx.detach().numpy(), ex.contiguous().numpy(), hr.contiguous().numpy(),
                            wr.contiguous().numpy(), bias.numpy(), int(stride[0]), int(stride[1]), int(pad[0]),
                            int(pad[1]), torch.get_num_threads())
     return bias
