@@ -23,6 +23,7 @@ from torch import nn
 from certkit.core.bounds import lp_refine
 from certkit.core.bounds.graph import Graph
 from certkit.core.bounds.lp_refine import refine_bounds, relu_chain, safe_lower
+from certkit.core.bounds.model import BoundedModel
 from certkit.core.bounds.relu_bab import relu_split
 from certkit.core.bounds.vnnlib import Clause, Property
 from certkit.core.bounds.vnnlib_verify import verify_property
@@ -232,6 +233,9 @@ def test_budget_is_kept_and_unsupported_graphs_are_left_alone() -> None:
     g3, given3 = _crown_bounds(sig, lo3, hi3)
     out3, st3 = refine_bounds(g3, lo3, hi3, given3)
     assert st3.stopped.startswith("not a chain") and all(out3[i] is given3[i] for i in given3)
+    # convolutions are not densified (a conv net is left alone)
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3), nn.ReLU(), nn.Linear(3, 2)).double()
+    assert relu_chain(BoundedModel(conv, (1, 4, 4)).graph) is None
     with pytest.raises(ValueError, match="method"):
         refine_bounds(g3, lo3, hi3, given3, method="mip")
 

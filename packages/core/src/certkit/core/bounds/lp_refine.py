@@ -53,6 +53,7 @@ from certkit.core.bounds.deadline import fits
 from certkit.core.bounds.graph import Graph
 
 _U = 2.0 ** -53  # unit roundoff of float64
+MAX_WIDTH = 4096  # widest ReLU layer refined (neurons)
 SOLVER_OPTIONS: dict[str, Any] = {}  # extra HiGHS options for every solve (tests stop the simplex early)
 MIP_TOL = 1e-6  # 10x HiGHS's dual feasibility tolerance (1e-7): the MILP bound's margin per unit width
 
@@ -85,6 +86,9 @@ def relu_chain(g: Graph) -> list[_Layer] | None:
     relu_in = {g.inputs[r][0]: r for r, op in enumerate(g.nodes) if isinstance(op, ops.ReLU)}
     if any(op.nonlinear and not isinstance(op, ops.ReLU) for op in g.nodes):
         return None
+    # fully connected layers only (convolutions would be densified: a 16x32x32 map is a 16384-row identity)
+    if any(math.prod(g.shapes[p]) > MAX_WIDTH for p in relu_in):
+        return None
     pre = sorted(relu_in)
     layers: list[_Layer] = []
     src_expected = 0
@@ -95,8 +99,8 @@ def relu_chain(g: Graph) -> list[_Layer] | None:
         i = p
         while i != 0 and not isinstance(g.nodes[i], ops.ReLU):
             op = g.nodes[i]
-            if not op.linear or len(g.inputs[i]) != 1:
-                return None
+            if not isinstance(op, (ops.Linear, ops.Affine, ops.Identity)) or len(g.inputs[i]) != 1:
+                return None  # (Identity covers Flatten / Reshape)
             path.append(i)
             i = g.inputs[i][0]
         if i != src_expected or not path:
