@@ -334,3 +334,38 @@ def test_float32_activation_lines_hold_after_the_cast() -> None:
                 kl, bl, ku, bu = (t.detach().reshape(-1, 1).double() for t in (kl, bl, ku, bu))
                 assert bool((kl * x + bl <= fx).all()), (type(op).__name__, scale)
                 assert bool((fx <= ku * x + bu).all()), (type(op).__name__, scale)
+
+
+# ---- α sets only for the neurons unstable at the start (alpha_sets.py, model.py)
+
+@pytest.mark.parametrize("seed", [0, 11])
+def test_sparse_alpha_equals_dense_alpha_on_batches(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full α-CROWN (intermediate α sets) on random conv nets with batches of 2-3 whose
+    examples have different unstable neurons (the sparse sets hold the union): bounds with
+    α stored only for the neurons unstable at the start equal the dense α maps' (float64
+    1e-9, float32 1e-5 relative; a planted dropped neuron changes them on these seeds)."""
+    from certkit.core.bounds.model import _Ctx
+
+    from test_bounds_patches_fuzz import _random_net, _settings  # isort: skip
+
+    net, shape, rng = _random_net(seed)
+    dt = rng.choice([torch.float64, torch.float32])
+    net = net.to(dt)
+    B = rng.choice([1, 2, 3])
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(B, *shape, generator=gen, dtype=dt)
+    kw = {k: (v.to(dt) if torch.is_tensor(v) else v)
+          for k, v in _settings(rng, x, gen, "inf" if rng.random() < 0.5 else "inf_per_example").items()}
+    mode = rng.choice(["matrix", "patches"])
+    C = torch.randn(B, 3, 4, generator=gen, dtype=dt)
+    out = {}
+    for sparse in (True, False):
+        monkeypatch.setattr(_Ctx, "sparse_alpha", sparse)
+        bm = BoundedModel(net, shape, use_compiled=False, conv_mode=mode)
+        with torch.enable_grad():
+            lo, up = bm.compute_bounds(x, method="alpha-CROWN", C=C, alpha_iterations=5, alpha_intermediate=True, **kw)
+        out[sparse] = (lo.detach(), up.detach())
+    scale = max(1.0, float(out[False][0].abs().max()), float(out[False][1].abs().max()))
+    tol = (1e-9 if dt == torch.float64 else 1e-5) * scale
+    assert float((out[True][0] - out[False][0]).abs().max()) <= tol
+    assert float((out[True][1] - out[False][1]).abs().max()) <= tol
