@@ -369,3 +369,22 @@ def test_sparse_alpha_equals_dense_alpha_on_batches(seed: int, monkeypatch: pyte
     tol = (1e-9 if dt == torch.float64 else 1e-5) * scale
     assert float((out[True][0] - out[False][0]).abs().max()) <= tol
     assert float((out[True][1] - out[False][1]).abs().max()) <= tol
+
+
+# ---- a float32 model's input box (vnnlib_verify.py)
+
+def test_float32_witness_lies_inside_the_property_box() -> None:
+    """verify_property rounded a float32 model's box to nearest: 0.7 became 0.69999999, and
+    y = x <= 0.7 on x in [0.7, 0.9] came back sat with that point, outside the file's box
+    (no float32 x >= 0.7 has y <= float32(0.7)). The box is now rounded inward (where it
+    stays non-empty), so a witness lies in the box and unsat covers every float32 input in it."""
+    net = nn.Sequential(nn.Linear(1, 1)).eval()
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.fill_(0.0)
+    prop = Property(n_inputs=1, n_outputs=1, clauses=[Clause(np.array([0.7]), np.array([0.9]), np.array([[1.0]]),
+                                                             np.array([0.7]))])
+    r = verify_property(net, (1,), prop, timeout=10, relu_split=False, input_split_max_dims=0)
+    if r.status == "sat":
+        assert r.x is not None and float(r.x[0]) >= 0.7, r
+    assert r.status == "unsat", r

@@ -108,8 +108,7 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         return done("unsat", "parse", 0)
     K = prop.n_outputs
     S = max(c.C.shape[0] for c in prop.clauses)
-    lo = torch.tensor(np.stack([c.lo for c in prop.clauses]), dtype=dtype)
-    hi = torch.tensor(np.stack([c.hi for c in prop.clauses]), dtype=dtype)
+    lo, hi = _box_in(np.stack([c.lo for c in prop.clauses]), np.stack([c.hi for c in prop.clauses]), dtype)
     C = torch.zeros(N, max(S, 1), K, dtype=dtype)
     d = torch.full((N, max(S, 1)), math.inf, dtype=dtype)
     valid = torch.zeros(N, max(S, 1), dtype=torch.bool)
@@ -242,6 +241,20 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         return _relu_split_open(model, tuple(input_shape), open_idx, lo, hi, C, d, valid, t0 + timeout,
                                 violation, done, N, relu_split_kw or {})
     return done("unknown", method, N - open_idx.numel())
+
+
+def _box_in(lo: np.ndarray, hi: np.ndarray, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box [lo, hi] (float64) in the model's dtype, rounded inward where it stays
+    non-empty: its points are the dtype's points of [lo, hi] (rounding to nearest put a
+    float32 witness an ulp outside the property's box: 0.7 -> 0.69999999)."""
+    lo_t, hi_t = torch.tensor(lo, dtype=dtype), torch.tensor(hi, dtype=dtype)
+    if dtype == torch.float64:
+        return lo_t, hi_t
+    l64, h64 = torch.as_tensor(lo, dtype=torch.float64), torch.as_tensor(hi, dtype=torch.float64)
+    li = torch.where(lo_t.double() < l64, torch.nextafter(lo_t, torch.full_like(lo_t, math.inf)), lo_t)
+    ui = torch.where(hi_t.double() > h64, torch.nextafter(hi_t, torch.full_like(hi_t, -math.inf)), hi_t)
+    ok = li <= ui  # (a box narrower than an ulp keeps the nearest values)
+    return torch.where(ok, li, lo_t), torch.where(ok, ui, hi_t)
 
 
 def _box_groups(lo: torch.Tensor, hi: torch.Tensor, idx: torch.Tensor) -> list[list[int]]:
