@@ -314,9 +314,9 @@ def test_float32_activation_lines_hold_after_the_cast() -> None:
     """Sigmoid / Tanh / GELU / ELU / Softplus lines on float32 intervals (centres and widths
     from 1e-3 to 1e6), CROWN's slopes (``relax``) and arbitrary ones (``relax_slopes``, as
     act_bab's optimised slopes): k·x + b_lo <= f(x) <= k·x + b_up at 401 points of every
-    interval, evaluated in float64. The intercepts were cast to float32 to nearest (and CROWN's
-    slopes after their intercepts were computed): lines off by half an ulp of |b|, 5e-4 at
-    |b| ~ 1e4 (the "~1e-3 on huge intervals")."""
+    interval, evaluated in float64, and GELU's IBP extremes. The intercepts were cast to
+    float32 to nearest (and CROWN's slopes after their intercepts were computed): lines off by
+    half an ulp of |b|, 5e-4 at |b| ~ 1e4 (the "~1e-3 on huge intervals")."""
     from certkit.core.bounds.activations import ELU, GELU, Sigmoid, Softplus, Tanh
 
     g = torch.Generator().manual_seed(0)
@@ -334,6 +334,9 @@ def test_float32_activation_lines_hold_after_the_cast() -> None:
                 kl, bl, ku, bu = (t.detach().reshape(-1, 1).double() for t in (kl, bl, ku, bu))
                 assert bool((kl * x + bl <= fx).all()), (type(op).__name__, scale)
                 assert bool((fx <= ku * x + bu).all()), (type(op).__name__, scale)
+            il, iu = (t.double().reshape(-1, 1) for t in op.ibp((lo, hi)))  # (GELU's: the extremes, cast)
+            if not op.monotone:
+                assert bool((il <= fx).all() and (fx <= iu).all()), (type(op).__name__, scale)
 
 
 # ---- α sets only for the neurons unstable at the start (alpha_sets.py, model.py)

@@ -165,7 +165,7 @@ class Elementwise(ops.Op):
                 return self.f(l) - self.jump, self.f(u) + self.jump
             return self.f(l), self.f(u)
         lo, hi = self._extremes(l.double(), u.double(), torch.zeros_like(l, dtype=torch.float64))
-        return lo.to(l.dtype), hi.to(l.dtype)
+        return _outward(lo, l.dtype, False), _outward(hi, l.dtype, True)
 
     def backward(self, A: Tensor, in_bounds: list[Bounds], alpha: Tensor | None = None
                  ) -> tuple[list[Tensor], Tensor | None]:
