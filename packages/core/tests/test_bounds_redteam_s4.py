@@ -391,3 +391,26 @@ def test_float32_witness_lies_inside_the_property_box() -> None:
     if r.status == "sat":
         assert r.x is not None and float(r.x[0]) >= 0.7, r
     assert r.status == "unsat", r
+
+
+# ---- bad input through the API: one ValueError naming the argument, no torch traceback
+
+def test_bad_api_input_names_the_argument() -> None:
+    """verify_property with an input_shape the model does not take, and relu_split /
+    act_split with C rows of the wrong output count or a NaN threshold, raised torch's
+    RuntimeError (or scipy's linprog message) instead of a ValueError naming the argument."""
+    from certkit.core.bounds.act_bab import act_split
+
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2)).double().eval()
+    prop = Property(n_inputs=5, n_outputs=2, clauses=[Clause(-np.ones(5), np.ones(5), np.array([[1.0, -1.0]]),
+                                                             np.array([0.0]))])
+    with pytest.raises(ValueError, match="input_shape"):
+        verify_property(net, (5,), prop, timeout=5)
+    lo, hi = -torch.ones(6, dtype=torch.float64), torch.ones(6, dtype=torch.float64)
+    C, d = torch.tensor([[1.0, -1.0]], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    for split in (relu_split, act_split):
+        with pytest.raises(ValueError, match=r"^C: "):
+            split(net, (6,), lo, hi, torch.ones(1, 3, dtype=torch.float64), d, deadline=time.perf_counter() + 5)
+        with pytest.raises(ValueError, match=r"^d: "):
+            split(net, (6,), lo, hi, C, torch.full((1,), math.nan, dtype=torch.float64),
+                  deadline=time.perf_counter() + 5)

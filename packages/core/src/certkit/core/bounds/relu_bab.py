@@ -91,6 +91,8 @@ class _Problem:
         self.bm = BoundedModel(model, input_shape)
         self.bm._check_params()
         self.g = g = self.bm.graph
+        if C.shape[-1] != math.prod(g.shapes[g.output]):
+            raise ValueError(f"C: rows of {C.shape[-1]} entries, the model has {math.prod(g.shapes[g.output])} outputs")
         self.input_shape = input_shape
         self.lo, self.hi = lo, hi
         N, S, K = C.shape
@@ -531,6 +533,8 @@ def _spec_args(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
         raise ValueError(f"valid: expected shape {tuple(d.shape)}, got {tuple(valid.shape)}")
     if not bool((lo <= hi).all()):
         raise ValueError("lo, hi: the input box is empty (lo > hi somewhere)")
+    if bool(torch.isnan(d).any()) or bool(torch.isnan(C).any()):
+        raise ValueError("d: NaN in the thresholds or in C's rows" if bool(torch.isnan(d).any()) else "C: NaN in its rows")
     return lo, hi, C, d, valid
 
 

@@ -118,8 +118,11 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         d[i, :s] = torch.as_tensor(c.d, dtype=dtype)
         valid[i, :s] = True
     model = model.eval()
-    with torch.no_grad():
-        out_k = model(((lo + hi) / 2)[:1].reshape(1, *input_shape)).shape[-1]
+    try:
+        with torch.no_grad():
+            out_k = model(((lo + hi) / 2)[:1].reshape(1, *input_shape)).shape[-1]
+    except RuntimeError as e:  # (a torch shape error: the shape, not a traceback)
+        raise ValueError(f"input_shape: {tuple(input_shape)} does not fit the model ({e})") from None
     if out_k != K:
         raise ValueError(f"prop: declares {K} outputs, the model returns {out_k}")
 
