@@ -195,7 +195,6 @@ def _add(a: Patches, b: Patches) -> Patches | None:
     """a + b over the same node (same rows), aligned by offset; None when the strides differ."""
     if a.stride != b.stride:
         return None
-    a, b = a.clean(), b.clean()
     if a.P is None and b.P is None and a.eye is not None and b.eye is not None and bool(torch.equal(a.eye[0], b.eye[0])):
         return a.with_eye(a.eye[0], a.eye[1] + b.eye[1])
     C = max(t.P.shape[4] if t.P is not None else 0 for t in (a, b))
@@ -208,7 +207,10 @@ def _add(a: Patches, b: Patches) -> Patches | None:
     ew = max(La - a.pad[1], Lb - b.pad[1])
     Pa, Pb = a.dense_patch(C), b.dense_patch(C)
     if Pa.shape[0] == Pb.shape[0]:
-        # one window padded to the union (a copy), the other added in place at its offset
+        # one window padded to the union (a copy), the other added in place at its offset;
+        # entries over the node's padding are summed as they are (they stand for nothing)
+        # and the sum is marked dirty instead of cleaning both terms first
+        dirty = a.dirty or b.dirty
         if b.kernel == (eh + ph, ew + pw):
             a, b, Pa, Pb = b, a, Pb, Pa
         Kh, Kw = a.kernel
@@ -218,7 +220,8 @@ def _add(a: Patches, b: Patches) -> Patches | None:
         Kh, Kw = b.kernel
         top, left = ph - b.pad[0], pw - b.pad[1]
         out[:, :, top:top + Kh, left:left + Kw] += Pb
-        return a.like(out, a.stride, (ph, pw))
+        return a.like(out, a.stride, (ph, pw), dirty)
+    a, b = a.clean(), b.clean()
     out = None
     for t in (a, b):
         P = t.dense_patch(C)
