@@ -48,6 +48,11 @@ auto_LiRPA ``fix_interm_bounds=False``); ``output``: only the output's slopes (`
 
 Threads: ``--threads N`` pins torch (both tools) and our OpenMP kernels to N threads.
 
+``cpu_ratio``: the anchor's median process (CPU) time over ours. On a shared, loaded
+machine wall times include waiting for a core (they moved by ±40 % between runs at load
+4–5); CPU times do not, so this ratio moves less (with one thread each, CPU time is the
+work done).
+
 Usage: python benchmarks/bounds.py [--quick] [--reps N] [--models mlp,cnn,cifar_cnn,resnet,resnet_2b,resnet_4b] [--methods IBP,CROWN]
        [--batches 1,32,256] [--eps 0.01,0.03,0.1] [--dtype float32|float64] [--threads N]
        [--ibp-f64] [--alpha] [--alpha-iters N] [--alpha-mode full|output]
@@ -176,24 +181,32 @@ def _peak_of(f: Callable[[], Any]) -> tuple[float, Any]:
     return max(0, _rss_kib("VmHWM:") - base) / 1024, out
 
 
+CPU_TIMES: dict[str, float] = {}  # the last _measure_pair's median process (CPU) times, ours / anchor
+
+
 def _measure_pair(fo: Callable[[], Any], fa: Callable[[], Any], reps: int, warm: bool = True
                   ) -> tuple[float, float, float, float, Any, Any]:
     """Ours and the anchor timed interleaved (o, a, o, a, ...) after one warm-up each, so
     load changes on a shared machine hit both alike; peak RSS from one extra run each.
     ``warm=False`` (the slow conv nets): the peak RSS of the first call is the memory
-    figure and there is no separate warm-up."""
+    figure and there is no separate warm-up. The median process (CPU) times go to
+    :data:`CPU_TIMES` (on a loaded machine they move less than wall times: waiting for a
+    core does not count)."""
     if warm:
         fo(), fa()
     m_o, out_o = _peak_of(fo)
     m_a, out_a = _peak_of(fa)
-    to, ta = [], []
+    to, ta, co, ca = [], [], [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out_o = fo()
         to.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        co.append(time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
         out_a = fa()
         ta.append(time.perf_counter() - t0)
+        ca.append(time.process_time() - c0)
+    CPU_TIMES.update(ours=statistics.median(co), anchor=statistics.median(ca))
     return statistics.median(to), statistics.median(ta), m_o, m_a, out_o, out_a
 
 
@@ -369,7 +382,7 @@ def main() -> None:
     rows = []
     tot_ours = tot_anchor = 0.0
     print(f"{'model':9} {'method':6} {'B':>4} {'eps':>6} {'max|d|':>9} {'rel':>9} {'ours_ms':>9} {'anchor_ms':>10} "
-          f"{'speedup':>8} {'ours_MiB':>9} {'anch_MiB':>9}")
+          f"{'speedup':>8} {'ours_MiB':>9} {'anch_MiB':>9} {'cpu_ratio':>9}")
     for mname, factory, shape, batches, epss, conv in models:
         torch.manual_seed(0)
         net = factory().to(dtype).eval()
@@ -422,11 +435,12 @@ def main() -> None:
                         print(f"#   mean lower bound: ours {float(lo.mean()):.5f}, anchor {float(alo.mean()):.5f}")
                     tot_ours += t_o
                     tot_anchor += t_a
+                    c_o, c_a = CPU_TIMES["ours"], CPU_TIMES["anchor"]
                     rows.append(dict(model=mname, method=method, batch=B, eps=eps, max_diff=d, rel_diff=rel, ours_s=t_o,
-                                     anchor_s=t_a, ours_mib=m_o, anchor_mib=m_a))
+                                     anchor_s=t_a, ours_mib=m_o, anchor_mib=m_a, ours_cpu_s=c_o, anchor_cpu_s=c_a))
                     print(f"{mname:9} {method:6} {B:>4} {eps:>6.4g} {d:9.2e} {rel:9.2e} {t_o * 1e3:9.2f} "
-                          f"{t_a * 1e3:10.2f} {t_a / t_o:8.2f} {m_o:9.1f} {m_a:9.1f}  load {os.getloadavg()[0]:.1f}",
-                          flush=True)
+                          f"{t_a * 1e3:10.2f} {t_a / t_o:8.2f} {m_o:9.1f} {m_a:9.1f} {c_a / max(c_o, 1e-9):9.2f}"
+                          f"  load {os.getloadavg()[0]:.1f}", flush=True)
     print(json.dumps({"name": "bounds", "anchor": anchor_name, "ours_s": tot_ours, "anchor_s": tot_anchor,
                       "ratio": tot_anchor / tot_ours, "loadavg": os.getloadavg()[0],
                       "rows": [dict(r, ratio=r["anchor_s"] / r["ours_s"]) for r in rows],
