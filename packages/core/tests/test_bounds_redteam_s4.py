@@ -397,8 +397,9 @@ def test_float32_witness_lies_inside_the_property_box() -> None:
 
 def test_bad_api_input_names_the_argument() -> None:
     """verify_property with an input_shape the model does not take, and relu_split /
-    act_split with C rows of the wrong output count or a NaN threshold, raised torch's
-    RuntimeError (or scipy's linprog message) instead of a ValueError naming the argument."""
+    act_split / input_split with a box of the wrong size, C rows of the wrong output count or
+    a NaN threshold, raised torch's RuntimeError (or scipy's linprog message, or ran on to
+    'unknown') instead of a ValueError naming the argument."""
     from certkit.core.bounds.act_bab import act_split
 
     net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2)).double().eval()
@@ -408,7 +409,9 @@ def test_bad_api_input_names_the_argument() -> None:
         verify_property(net, (5,), prop, timeout=5)
     lo, hi = -torch.ones(6, dtype=torch.float64), torch.ones(6, dtype=torch.float64)
     C, d = torch.tensor([[1.0, -1.0]], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
-    for split in (relu_split, act_split):
+    for split in (relu_split, act_split, input_split):
+        with pytest.raises(ValueError, match=r"^lo: "):
+            split(net, (6,), lo[:5], hi, C, d, deadline=time.perf_counter() + 5)
         with pytest.raises(ValueError, match=r"^C: "):
             split(net, (6,), lo, hi, torch.ones(1, 3, dtype=torch.float64), d, deadline=time.perf_counter() + 5)
         with pytest.raises(ValueError, match=r"^d: "):

@@ -76,8 +76,14 @@ def as_problem(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
     n = math.prod(input_shape)
     p = next(iter(model.parameters()), None)
     dtype = p.dtype if p is not None else torch.float64
-    return (torch.as_tensor(lo, dtype=dtype).reshape(n), torch.as_tensor(hi, dtype=dtype).reshape(n),
-            torch.as_tensor(C, dtype=dtype), torch.as_tensor(d, dtype=dtype))
+    lo_t, hi_t = torch.as_tensor(lo, dtype=dtype), torch.as_tensor(hi, dtype=dtype)
+    for name, t in (("lo", lo_t), ("hi", hi_t)):
+        if t.numel() != n:
+            raise ValueError(f"{name}: expected {n} entries (input_shape {tuple(input_shape)}), got {t.numel()}")
+    C_t, d_t = torch.as_tensor(C, dtype=dtype), torch.as_tensor(d, dtype=dtype)
+    if bool(torch.isnan(d_t).any()) or bool(torch.isnan(C_t).any()):
+        raise ValueError("d: NaN in the thresholds" if bool(torch.isnan(d_t).any()) else "C: NaN in its rows")
+    return lo_t.reshape(n), hi_t.reshape(n), C_t, d_t
 
 
 def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Tensor, C: Tensor,
@@ -120,6 +126,8 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
         return SplitResult("sat", 0, 0, time.perf_counter() - t0, x, y)
     model = model.eval()
     bm = BoundedModel(model, tuple(input_shape)) if split == "bound" or bound_fn is None else None
+    if bm is not None and C.shape[1] != math.prod(bm.graph.shapes[bm.graph.output]):
+        raise ValueError(f"C: rows of {C.shape[1]} entries, the model has {math.prod(bm.graph.shapes[bm.graph.output])} outputs")
     if bound_fn is None:
         assert bm is not None
 

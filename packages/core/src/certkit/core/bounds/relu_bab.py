@@ -533,8 +533,6 @@ def _spec_args(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
         raise ValueError(f"valid: expected shape {tuple(d.shape)}, got {tuple(valid.shape)}")
     if not bool((lo <= hi).all()):
         raise ValueError("lo, hi: the input box is empty (lo > hi somewhere)")
-    if bool(torch.isnan(d).any()) or bool(torch.isnan(C).any()):
-        raise ValueError("d: NaN in the thresholds or in C's rows" if bool(torch.isnan(d).any()) else "C: NaN in its rows")
     return lo, hi, C, d, valid
 
 
