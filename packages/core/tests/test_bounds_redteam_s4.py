@@ -156,6 +156,10 @@ def test_leaf_lp_never_closes_the_leaf_of_a_witness() -> None:
         verdicts[seed] = _solve_leaf(P, s)[0]  # type: ignore[arg-type]
     assert "closed" not in verdicts.values(), [k for k, v in verdicts.items() if v == "closed"]
     assert list(verdicts.values()).count("sat") > 40  # (most leaves decided by the LP's own witness)
+    P, s = _leaf_case(4)  # a row with d = +inf (always true) made linprog raise (b_ub must be finite)
+    P.d = P.d.clone()
+    P.d[-1] = math.inf
+    assert _solve_leaf(P, s)[0] != "closed"  # type: ignore[arg-type]
 
 
 def _float32_constant_neurons(seed: int) -> tuple[nn.Module, Tensor, Tensor, Tensor, Tensor]:

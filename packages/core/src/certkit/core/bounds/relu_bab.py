@@ -480,7 +480,8 @@ def _solve_leaf(P: _Problem, splits: Tensor) -> tuple[str, Tensor | None]:
     obj[-1] = -1.0
     verdict = "closed"
     for k in range(P.N):
-        rows = [r for r in range(k * P.S, (k + 1) * P.S) if bool(P.valid[r])]
+        # (a row with d = +inf holds everywhere: no LP row, which linprog would refuse)
+        rows = [r for r in range(k * P.S, (k + 1) * P.S) if bool(P.valid[r]) and bool(P.d[r] < math.inf)]
         au = torch.cat([*a_ub, torch.cat([A[rows], torch.ones(len(rows), 1, dtype=A.dtype)], 1)]).double()
         bu = torch.cat([*b_ub, P.d[rows] - c[rows]]).double()
         # every row relaxed by its rounding scale (a, c are in the model's arithmetic; 1e-6 alone
