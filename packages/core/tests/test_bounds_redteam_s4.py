@@ -421,3 +421,26 @@ def test_bad_api_input_names_the_argument() -> None:
         with pytest.raises(ValueError, match=r"^d: "):
             split(net, (6,), lo, hi, C, torch.full((1,), math.nan, dtype=torch.float64),
                   deadline=time.perf_counter() + 5)
+
+
+def test_relu_split_leaf_lp_on_a_bfloat16_model() -> None:
+    """The leaf LP took the box's numpy view, which bfloat16 has not: a TypeError out of
+    relu_split on a bfloat16 net once a leaf was reached (float16 was fine)."""
+    from test_bounds_redteam_s3 import _sampled_min  # isort: skip
+
+    rng = random.Random(11)
+    torch.manual_seed(11)
+    n, h = rng.randint(2, 5), rng.choice([4, 8])
+    net = nn.Sequential(nn.Linear(n, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 3)).eval()
+    net = net.requires_grad_(False).to(torch.bfloat16)
+    lo, hi = -torch.ones(n, dtype=torch.bfloat16), torch.ones(n, dtype=torch.bfloat16)
+    C = torch.tensor([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]], dtype=torch.bfloat16)
+
+    class AsFloat(nn.Module):
+        def forward(self, z: Tensor) -> Tensor:
+            return net(z.to(torch.bfloat16)).float()
+
+    m = _sampled_min(AsFloat(), lo.float(), hi.float(), C.float(), n=4000, steps=20, seed=11)
+    r = relu_split(net, (n,), lo, hi, C, torch.full((2,), m + 5e-2 * (1 + abs(m)), dtype=torch.bfloat16),
+                   deadline=time.perf_counter() + 3, pgd_steps=0, attack_domains=1, bound_dtype=None)
+    assert r.status != "unsat", r

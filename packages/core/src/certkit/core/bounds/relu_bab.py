@@ -474,7 +474,7 @@ def _solve_leaf(P: _Problem, splits: Tensor) -> tuple[str, Tensor | None]:
                 a_ub.append(torch.cat([-sg * a, torch.zeros(idx.numel(), 1, dtype=a.dtype)], 1))  # s·z >= 0
                 b_ub.append(sg[:, 0] * c)
         A, c = affine(P.g.output, P.C)
-    lo_b, hi_b = P.lo.numpy(), P.hi.numpy()
+    lo_b, hi_b = P.lo.double().numpy(), P.hi.double().numpy()  # (bfloat16 has no numpy view)
     bounds = [*zip(lo_b.tolist(), hi_b.tolist()), (None, 1.0)]
     obj = torch.zeros(P.lo.numel() + 1, dtype=torch.float64)
     obj[-1] = -1.0
