@@ -444,3 +444,14 @@ def test_relu_split_leaf_lp_on_a_bfloat16_model() -> None:
     r = relu_split(net, (n,), lo, hi, C, torch.full((2,), m + 5e-2 * (1 + abs(m)), dtype=torch.bfloat16),
                    deadline=time.perf_counter() + 3, pgd_steps=0, attack_domains=1, bound_dtype=None)
     assert r.status != "unsat", r
+
+
+def test_verify_property_on_a_bfloat16_model() -> None:
+    """verify_property keyed input boxes and returned witnesses through numpy views, which
+    bfloat16 tensors have not: a TypeError on any bfloat16 model."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 2)).to(torch.bfloat16).eval().requires_grad_(False)
+    for d, want in ((-1e3, "unsat"), (1e3, "sat")):
+        prop = Property(3, 2, [Clause(-np.ones(3), np.ones(3), np.array([[1.0, -1.0]]), np.array([d]))])
+        r = verify_property(net, (3,), prop, timeout=5)
+        assert r.status == want, r

@@ -140,7 +140,7 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         x = ((lo[i] + hi[i]) / 2).unsqueeze(0)
         with torch.no_grad():
             y = model(x.reshape(1, *input_shape)).reshape(1, K)
-        return done("sat", "box", 0, x[0].numpy().astype(np.float64), y[0].numpy().astype(np.float64))
+        return done("sat", "box", 0, x[0].double().numpy(), y[0].double().numpy())
 
     # ---- PGD (sign steps, projected onto each disjunct's box)
     gen = torch.Generator().manual_seed(int(seed))
@@ -163,8 +163,8 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
             hit = torch.nonzero(v.detach() <= 0).flatten()  # the iterate itself is a counterexample
             if hit.numel():
                 j = int(hit[0])
-                return done("sat", "PGD", 0, x[j].detach().numpy().astype(np.float64),
-                            y[j].detach().numpy().astype(np.float64))
+                return done("sat", "PGD", 0, x[j].detach().double().numpy(),
+                            y[j].detach().double().numpy())
             if last:
                 break
             (g,) = torch.autograd.grad(v.sum(), x)
@@ -233,7 +233,7 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
                     v, y = violation(xw, torch.tensor([i]))
                 if bool(v[0] <= 0):
                     return done("sat", "input-split", N - open_idx.numel(),
-                                xw[0].numpy().astype(np.float64), y[0].numpy().astype(np.float64))
+                                xw[0].double().numpy(), y[0].double().numpy())
                 return done("unknown", "input-split", N - open_idx.numel())
             if rs.status != "unsat":
                 return done(rs.status, "input-split", N - open_idx.numel())
@@ -265,7 +265,7 @@ def _box_groups(lo: torch.Tensor, hi: torch.Tensor, idx: torch.Tensor) -> list[l
     for bit), in first-seen order."""
     seen: dict[bytes, list[int]] = {}
     for pos, i in enumerate(idx.tolist()):
-        key = lo[i].numpy().tobytes() + hi[i].numpy().tobytes()
+        key = lo[i].double().numpy().tobytes() + hi[i].double().numpy().tobytes()  # (exact; bfloat16 has no numpy)
         seen.setdefault(key, []).append(pos)
     return list(seen.values())
 
@@ -313,8 +313,8 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
                 v, y = violation(xw.expand(len(group), -1), g)
             hit = torch.nonzero(v <= 0).flatten()
             if hit.numel():
-                return done("sat", how, proven, xw[0].numpy().astype(np.float64),
-                            y[int(hit[0])].numpy().astype(np.float64))
+                return done("sat", how, proven, xw[0].double().numpy(),
+                            y[int(hit[0])].double().numpy())
             return done("unknown", how, proven)
         if r.status != "unsat":
             return done(r.status, how, proven)
