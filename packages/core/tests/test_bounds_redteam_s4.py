@@ -455,3 +455,12 @@ def test_verify_property_on_a_bfloat16_model() -> None:
         prop = Property(3, 2, [Clause(-np.ones(3), np.ones(3), np.array([[1.0, -1.0]]), np.array([d]))])
         r = verify_property(net, (3,), prop, timeout=5)
         assert r.status == want, r
+
+
+def test_vnncomp_rows_that_select_nothing_are_an_error() -> None:
+    """``certkit bounds vnncomp DIR --rows 3:1`` ran no instance and exited 0."""
+    from certkit.core.bounds.vnncomp import _parse_rows
+
+    assert _parse_rows("1:3", 5) == [1, 2]
+    with pytest.raises(ValueError, match="selects no row"):
+        _parse_rows("3:1", 5)

@@ -334,4 +334,6 @@ def _parse_rows(spec: str | None, n: int) -> list[int]:
     bad = [i for i in out if not 0 <= i < n]
     if bad:
         raise ValueError(f"rows: {bad[0]} is outside 0..{n - 1}")
+    if not out:  # ('3:1' ran nothing and exited 0)
+        raise ValueError(f"rows: {spec!r} selects no row")
     return sorted(set(out))
