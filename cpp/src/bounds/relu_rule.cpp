@@ -33,6 +33,57 @@ inline void rule_row(const T* __restrict p, const T* __restrict ld, const T* __r
   }
 }
 
+// One run of n coefficients p against the box's centre m and radius (m + plane):
+// acc += p·mid − |p|·rad.
+template <class T>
+inline void window_box(const T* __restrict p, const T* __restrict m, int64_t plane, T* __restrict acc, int64_t n) {
+  const T* __restrict d = m + plane;
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) {
+    const T v = p[c];
+    acc[c] += v * m[c] - (v < T(0) ? -v : v) * d[c];
+  }
+}
+
+
+// Patches: P (R, Kh, Kw, C) channels last; row r of example ex[r] at window position
+// pos = r % k (hr[pos], wr[pos]) covers node rows hr·Sh - Ph + [0, Kh) and columns
+// wr·Sw - Pw + [0, Kw). rel (E, 3, H, W, C): the lower slopes, upper slopes and upper
+// intercepts, each channels last, so that one window row's slopes are one contiguous run
+// of (columns inside the node)·C values. Entries outside [0, H) x [0, W) give 0 (the
+// window stands for nothing there). Out: A (R, Kh, Kw, C), bias (R,).
+// The rows' common frame: row r (example ex[r], window position r % k) sits at node row
+// h0 = hr·Sh - Ph and column w0 = wr·Sw - Pw; columns [x0, x1) of its window lie inside
+// the node's W columns. fn(r, h0, w0, x0, x1, acc) accumulates the row's bias terms into
+// acc (Kw·C values, zeroed here), whose sum becomes bias[r]. Rows in parallel (OpenMP).
+template <class T, class F>
+void each_row(int64_t R, int64_t Kw, int64_t C, int64_t W, const int64_t* hr, const int64_t* wr, int64_t k,
+              int64_t Sh, int64_t Sw, int64_t Ph, int64_t Pw, int64_t work, T* bias, int nthreads, F&& fn) {
+  (void)nthreads;
+  (void)work;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads > 0 ? nthreads : 1) if (nthreads > 1 && work > (1 << 16))
+#endif
+  {
+    std::vector<T> acc(static_cast<size_t>(Kw * C));
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t pos = r % k;
+      const int64_t h0 = hr[pos] * Sh - Ph, w0 = wr[pos] * Sw - Pw;
+      const int64_t x0 = w0 < 0 ? -w0 : 0;                                // first column inside
+      const int64_t x1 = W - w0 < Kw ? (W - w0 > x0 ? W - w0 : x0) : Kw;  // one past the last
+      T* ac = acc.data();
+      for (int64_t c = 0; c < Kw * C; ++c) ac[c] = T(0);
+      fn(r, h0, w0, x0, x1, ac);
+      T b = T(0);
+      for (int64_t c = 0; c < Kw * C; ++c) b += ac[c];
+      bias[r] = b;
+    }
+  }
+}
+
 }  // namespace
 
 // Patches: P (R, Kh, Kw, C) channels last; row r of example ex[r] at window position
@@ -46,43 +97,24 @@ void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, cons
                   int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh,
                   int64_t Sw, int64_t Ph, int64_t Pw, T* A, T* bias, int nthreads) {
   const int64_t row = Kh * Kw * C, plane = H * W * C;
-  (void)nthreads;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads > 0 ? nthreads : 1) if (nthreads > 1 && R * row > (1 << 16))
-#endif
-  {
-    std::vector<T> acc(static_cast<size_t>(Kw * C));
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t pos = r % k;
-      const int64_t h0 = hr[pos] * Sh - Ph, w0 = wr[pos] * Sw - Pw;
-      const int64_t x0 = w0 < 0 ? -w0 : 0;                      // first column inside the node
-      const int64_t x1 = W - w0 < Kw ? (W - w0 > x0 ? W - w0 : x0) : Kw;  // one past the last
-      const T* node = rel + ex[r] * 3 * plane;
-      const T* p = P + r * row;
-      T* a = A + r * row;
-      T* ac = acc.data();
-      for (int64_t c = 0; c < Kw * C; ++c) ac[c] = T(0);
-      for (int64_t dy = 0; dy < Kh; ++dy) {
-        const int64_t h = h0 + dy;
-        const T* pp = p + dy * Kw * C;
-        T* aa = a + dy * Kw * C;
-        if (h < 0 || h >= H || x1 <= x0) {
-          for (int64_t c = 0; c < Kw * C; ++c) aa[c] = T(0);
-          continue;
-        }
-        for (int64_t c = 0; c < x0 * C; ++c) aa[c] = T(0);
-        for (int64_t c = x1 * C; c < Kw * C; ++c) aa[c] = T(0);
-        const T* s = node + (h * W + w0 + x0) * C;
-        rule_row(pp + x0 * C, s, s + plane, s + 2 * plane, aa + x0 * C, ac, (x1 - x0) * C);
-      }
-      T b = T(0);
-      for (int64_t c = 0; c < Kw * C; ++c) b += ac[c];
-      bias[r] = b;
-    }
-  }
+  each_row<T>(R, Kw, C, W, hr, wr, k, Sh, Sw, Ph, Pw, R * row, bias, nthreads,
+              [&](int64_t r, int64_t h0, int64_t w0, int64_t x0, int64_t x1, T* ac) {
+                const T* node = rel + ex[r] * 3 * plane;
+                const T* p = P + r * row;
+                T* a = A + r * row;
+                for (int64_t dy = 0; dy < Kh; ++dy) {
+                  const int64_t h = h0 + dy;
+                  T* aa = a + dy * Kw * C;
+                  if (h < 0 || h >= H || x1 <= x0) {
+                    for (int64_t c = 0; c < Kw * C; ++c) aa[c] = T(0);
+                    continue;
+                  }
+                  for (int64_t c = 0; c < x0 * C; ++c) aa[c] = T(0);
+                  for (int64_t c = x1 * C; c < Kw * C; ++c) aa[c] = T(0);
+                  const T* sl = node + (h * W + w0 + x0) * C;
+                  rule_row(p + dy * Kw * C + x0 * C, sl, sl + plane, sl + 2 * plane, aa + x0 * C, ac, (x1 - x0) * C);
+                }
+              });
 }
 
 // The ℓ∞ concretisation of patches: bias[r] = Σ P·mid − |P|·rad over row r's window
@@ -93,42 +125,16 @@ void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const
                  int64_t W, const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh,
                  int64_t Sw, int64_t Ph, int64_t Pw, T* bias, int nthreads) {
   const int64_t row = Kh * Kw * C, plane = H * W * C;
-  (void)nthreads;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads > 0 ? nthreads : 1) if (nthreads > 1 && R * row > (1 << 16))
-#endif
-  {
-    std::vector<T> acc(static_cast<size_t>(Kw * C));
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t pos = r % k;
-      const int64_t h0 = hr[pos] * Sh - Ph, w0 = wr[pos] * Sw - Pw;
-      const int64_t x0 = w0 < 0 ? -w0 : 0;
-      const int64_t x1 = W - w0 < Kw ? (W - w0 > x0 ? W - w0 : x0) : Kw;
-      const T* node = box + ex[r] * 2 * plane;
-      const T* p = P + r * row;
-      T* ac = acc.data();
-      for (int64_t c = 0; c < Kw * C; ++c) ac[c] = T(0);
-      for (int64_t dy = 0; dy < Kh && x1 > x0; ++dy) {
-        const int64_t h = h0 + dy;
-        if (h < 0 || h >= H) continue;
-        const T* __restrict pp = p + dy * Kw * C + x0 * C;
-        const T* __restrict mid = node + (h * W + w0 + x0) * C;
-        const T* __restrict rad = mid + plane;
-        const int64_t n = (x1 - x0) * C;
-#pragma omp simd
-        for (int64_t c = 0; c < n; ++c) {
-          const T v = pp[c];
-          ac[c] += v * mid[c] - (v < T(0) ? -v : v) * rad[c];
-        }
-      }
-      T b = T(0);
-      for (int64_t c = 0; c < Kw * C; ++c) b += ac[c];
-      bias[r] = b;
-    }
-  }
+  each_row<T>(R, Kw, C, W, hr, wr, k, Sh, Sw, Ph, Pw, R * row, bias, nthreads,
+              [&](int64_t r, int64_t h0, int64_t w0, int64_t x0, int64_t x1, T* ac) {
+                const T* node = box + ex[r] * 2 * plane;
+                const T* p = P + r * row;
+                for (int64_t dy = 0; dy < Kh && x1 > x0; ++dy) {
+                  const int64_t h = h0 + dy;
+                  if (h < 0 || h >= H) continue;
+                  window_box(p + dy * Kw * C + x0 * C, node + (h * W + w0 + x0) * C, plane, ac, (x1 - x0) * C);
+                }
+              });
 }
 
 template void relu_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
