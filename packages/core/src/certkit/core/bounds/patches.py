@@ -403,17 +403,20 @@ def _maxpool(op: ops.MaxPool2d, p: Patches, bounds: tuple[Tensor, Tensor], in_sh
     sh, sw = op.st
     _, jstar, dom, umax = op.relaxation(l, u)
     Ho, Wo = op.out_shape[1:]
-    onehot = F.one_hot(jstar, sh * sw).to(l.dtype).view(B, C, Ho, Wo, sh * sw)
-    node = torch.cat([onehot.permute(0, 1, 4, 2, 3).reshape(B, C * sh * sw, Ho, Wo),
-                      dom.to(l.dtype).view(B, C, Ho, Wo), (~dom).to(l.dtype).mul_(umax).view(B, C, Ho, Wo)], 1)
+    # one gather of three maps: j* (as a value), the dominance mask, the constant upper bound
+    node = torch.cat([jstar.to(l.dtype).view(B, C, Ho, Wo), dom.to(l.dtype).view(B, C, Ho, Wo),
+                      (~dom).to(l.dtype).mul_(umax).view(B, C, Ho, Wo)], 1)
     P = p.dense_patch(C)
     Kh, Kw = p.kernel
-    w = windows(node, p, (Kh, Kw))  # (B, k, Kh, Kw, C·(s·s + 2))
-    oh = w[..., :C * sh * sw].reshape(*w.shape[:4], C, sh, sw)
+    w = windows(node, p, (Kh, Kw))  # (B, k, Kh, Kw, 3C)
     An = P.clamp(max=0)
-    bias = (An * w[..., C * sh * sw + C:]).sum((2, 3, 4))
-    coef = P.clamp(min=0) + An * w[..., C * sh * sw:C * sh * sw + C]  # (B, k, Kh, Kw, C)
-    Ain = (coef.unsqueeze(-1).unsqueeze(-1) * oh).permute(0, 1, 2, 5, 3, 6, 4)  # (B, k, Kh, sh, Kw, sw, C)
+    bias = _dot(An, w[..., 2 * C:].contiguous())
+    coef = P.clamp(min=0) + An * w[..., C:2 * C]  # (B, k, Kh, Kw, C)
+    # each window entry's coefficient goes to its j* of the s×s block (entries outside the
+    # node: P is clean there, so coef is 0 and j* reads 0)
+    Ain = coef.new_zeros(*coef.shape[:4], sh * sw, C)
+    Ain.scatter_(4, w[..., :C].to(torch.long).unsqueeze(4), coef.unsqueeze(4))
+    Ain = Ain.view(*coef.shape[:4], sh, sw, C).permute(0, 1, 2, 4, 3, 5, 6)  # (B, k, Kh, sh, Kw, sw, C)
     Ain = Ain.reshape(*Ain.shape[:2], Kh * sh, Kw * sw, C)
     return p.like(Ain, (p.stride[0] * sh, p.stride[1] * sw), (p.pad[0] * sh, p.pad[1] * sw)), bias
 
