@@ -628,7 +628,10 @@ class _Ctx:
         (start node, ReLU) pair, shaped (B, P_s, *relu_shape) with P_s the rows bounded from
         start node s (2·#unstable neurons for a pre-activation node: lower and upper rows;
         the stacked [C, -C] rows for the output), so every bound picks its own relaxation.
-        ``shared=True`` uses one α per ReLU neuron and example, (B, 1, *relu_shape), for all
+        An intermediate start node's sets are stored only for the neurons unstable at the
+        start (:class:`~certkit.core.bounds.alpha_sets.SparseAlpha`, (B, P_s, m_r); the
+        same bounds and optimisation path, see there); ``_Ctx.sparse_alpha = False`` keeps
+        dense maps. ``shared=True`` uses one α per ReLU neuron and example, (B, 1, *relu_shape), for all
         start nodes (less memory, looser). With ``intermediate=True`` (full α-CROWN, the
         paper's algorithm; auto_LiRPA's ``fix_interm_bounds=False``) every pre-activation
         bound is recomputed from its α set at each step, and the objective (sum of the
