@@ -299,6 +299,19 @@ def test_verify_property_refines_open_disjuncts_and_keeps_the_exact_verdicts(mon
             Clause(lo=lo, hi=hi, C=c.reshape(1, 3), d=np.array([d])),
             Clause(lo=lo, hi=hi, C=np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]), d=np.array([-1.0, -1.0]))])
         r = verify_property(net, (4,), prop, timeout=20, pgd_steps=0, methods=("IBP",), input_split_max_dims=0,
-                            relu_split_kw={"quick_share": 1e-6, "pgd_steps": 0, "attack_domains": 1})
+                            relu_split_kw={"refine": "milp", "quick_share": 1e-6, "pgd_steps": 0, "attack_domains": 1})
         assert r.status == ("sat" if s % 2 else "unsat"), (s, r)
     assert 1 <= len(calls) <= 4 and set(calls) == {"milp"}, calls
+
+
+def test_verify_property_does_not_refine_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # refinement is opt-in (its MILP bounds rest on HiGHS's dual bound): a default run must
+    # never call it, however long the search stays open
+    calls = []
+    monkeypatch.setattr(lp_refine, "refine_bounds", lambda *a, **k: calls.append(k) or (_ for _ in ()).throw(
+        AssertionError("refine_bounds called")))
+    net, lo, hi, c, d = _verdict_cases(1)[0]
+    prop = Property(n_inputs=4, n_outputs=3, clauses=[Clause(lo=lo, hi=hi, C=c.reshape(1, 3), d=np.array([d]))])
+    r = verify_property(net, (4,), prop, timeout=20, pgd_steps=0, methods=("IBP",), input_split_max_dims=0,
+                        relu_split_kw={"quick_share": 1e-6, "pgd_steps": 0, "attack_domains": 1})
+    assert r.status == "unsat" and not calls, (r, calls)

@@ -148,3 +148,20 @@ def test_relu_split_flag_is_a_setting_of_the_run(category: Path, tmp_path: Path,
     assert main(["-q", "bounds", "vnncomp", str(category), "--out", str(out), "--rows", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("certkit: error:") and "verify" in err
+
+
+def test_refine_flag_is_a_setting_of_the_run(category: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``--refine milp`` reaches the verifier as ``relu_split_kw`` and is recorded in the log's
+    settings (a resumed run without it is refused); a bad value is one line, exit 2."""
+    out = tmp_path / "r.csv"
+    assert main(["-q", "bounds", "vnncomp", str(category), "--out", str(out), "--rows", "0",
+                 "--refine", "milp"]) == 0
+    settings = json.dumps(ResultLog.read_settings(Path(str(out) + ".jsonl")))
+    assert "relu_split_kw" in settings and "milp" in settings
+    capsys.readouterr()
+    assert main(["-q", "bounds", "vnncomp", str(category), "--out", str(out), "--rows", "0"]) == 2
+    assert main(["-q", "bounds", "vnncomp", str(category), "--out", str(tmp_path / "b.csv"), "--rows", "0",
+                 "--refine", "mip"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("certkit: error: refine:"), err

@@ -227,14 +227,18 @@ def vnnlib(onnx: Annotated[Path, typer.Option("--onnx", help="ONNX model (.onnx 
            relu_split: Annotated[bool, typer.Option(
                "--relu-split/--no-relu-split",
                help="ReLU splitting (beta-CROWN bounds) on inputs > 16 dims until the timeout")] = True,
+           refine: Annotated[str, typer.Option(
+               "--refine", help="ReLU MLPs: refine the BaB root's intermediate bounds of a disjunct left "
+                                "open: none | lp (rigorous dual bounds) | milp (HiGHS's dual bound)")] = "none",
            ) -> None:
     """VNN-COMP style: sat (with counterexample) / unsat / unknown / timeout for an ONNX model
     and a VNN-LIB property (PGD first, then sound bounds). Needs the onnx extra of certkit-core."""
-    from certkit.core.bounds.vnnlib_verify import verify_onnx_vnnlib
+    from certkit.core.bounds.vnnlib_verify import refine_kw, verify_onnx_vnnlib
 
     meths = parse_methods(methods)
     r = verify_onnx_vnnlib(onnx, prop, timeout=timeout, methods=meths, pgd_steps=pgd_steps,
-                           pgd_restarts=pgd_restarts, seed=seed, relu_split=relu_split)
+                           pgd_restarts=pgd_restarts, seed=seed, relu_split=relu_split,
+                           **refine_kw(refine))
     if out is not None:
         out.write_text(r.to_vnncomp())
     res: dict[str, Any] = {"status": r.status, "method": r.method, "time_s": round(r.time_s, 4),

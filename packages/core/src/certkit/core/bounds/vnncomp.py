@@ -271,6 +271,9 @@ def vnncomp_command(
         "--relu-split/--no-relu-split",
         help="ReLU splitting (beta-CROWN bounds) on inputs > 16 dims until the timeout; off: "
              "'unknown' as soon as PGD and the bound passes leave a property open.")] = True,
+    refine: Annotated[str, typer.Option(
+        "--refine", help="ReLU MLPs: refine the BaB root's intermediate bounds of a disjunct left open: "
+                         "none | lp (rigorous dual bounds) | milp (HiGHS's dual bound)")] = "none",
 ) -> None:
     """Run a category's instances (PGD, bounds, input / ReLU splitting) and write a results CSV.
 
@@ -280,6 +283,7 @@ def vnncomp_command(
     import random
 
     from certkit.core import progress
+    from certkit.core.bounds.vnnlib_verify import refine_kw
     from certkit.core.cli import STATE, echo_json
 
     instances = read_instances(category_dir)
@@ -298,7 +302,8 @@ def vnncomp_command(
 
         done = run_category(category_dir, out=out, timeout_scale=timeout_scale, rows=chosen, new=new,
                             backend=backend, workers=workers, on_result=seen, seed=seed,
-                            **({} if relu_split else {"relu_split": False}))  # recorded in the log's settings
+                            **({} if relu_split else {"relu_split": False}),  # recorded in the log's settings
+                            **refine_kw(refine))
     summary: dict[str, Any] = {"category": Path(category_dir).resolve().name, "out": str(out),
                                **{k: sum(r["result"] == k for r in done) for k in RESULTS},
                                "mean_run_time": round(sum(float(r["run_time"]) for r in done) / max(len(done), 1), 3)}

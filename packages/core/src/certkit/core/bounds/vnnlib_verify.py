@@ -78,11 +78,14 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     ``relu_split``, by ReLU splitting with β-CROWN bounds
     (:func:`~certkit.core.bounds.relu_bab.relu_split`, keyword arguments
     ``relu_split_kw``), once per group of open disjuncts that share an input box. On a
-    ReLU net a disjunct the search leaves open after ``quick_share`` (0.15) of the time
-    left is searched again from intermediate bounds refined by ``refine`` (``"milp"``,
-    default; ``"lp"``; ``None``: off; :mod:`~certkit.core.bounds.lp_refine`), and later
-    disjuncts over the same box start from the refined bounds (both keys of
-    ``relu_split_kw``).
+    ReLU net, with ``refine`` set (a key of ``relu_split_kw``: ``None``, the default, is
+    off; ``"lp"``; ``"milp"``; :mod:`~certkit.core.bounds.lp_refine`), a disjunct the
+    search leaves open after ``quick_share`` (0.15) of the time left is searched again from
+    refined intermediate bounds, and later disjuncts over the same box start from them.
+    Refinement is off by default: ``"lp"`` bounds are rigorous (weak duality, computed
+    here) but barely tighter than α-CROWN's on the VNN-COMP nets, and ``"milp"`` bounds rest
+    on HiGHS's dual bound less a tolerance margin, not on a certificate of ours; neither
+    decided a missed instance in our measurements (docs/bounds.md).
     The bound passes treat disjuncts whose boxes are equal as one example whose
     specification stacks their rows (VNN-COMP's robustness properties: 9 disjuncts, one box).
 
@@ -270,6 +273,14 @@ def _box_groups(lo: torch.Tensor, hi: torch.Tensor, idx: torch.Tensor) -> list[l
     return list(seen.values())
 
 
+def refine_kw(refine: str) -> dict[str, Any]:
+    """``--refine none|lp|milp`` as :func:`verify_property` keyword arguments (none: no
+    keyword, so a default run's settings stay as before)."""
+    if refine not in ("none", "lp", "milp"):
+        raise ValueError(f"refine: expected none, lp or milp, got {refine!r}")
+    return {} if refine == "none" else {"relu_split_kw": {"refine": refine}}
+
+
 def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: torch.Tensor, lo: torch.Tensor,
                      hi: torch.Tensor, C: torch.Tensor, d: torch.Tensor, valid: torch.Tensor, deadline: float,
                      violation: Any, done: Any, N: int, kw: dict[str, Any]) -> VnnResult:
@@ -286,9 +297,9 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
     todo = open_idx.tolist()
     # ReLU nets: the root's intermediate bounds are reused on its box by the later disjuncts;
     # a disjunct the search does not close within quick_share of the time left is searched
-    # again after refining them by MILP (relu_split's refine; as alpha,beta-CROWN's bab-refine)
+    # again after refining them (relu_split's refine, opt-in; as alpha,beta-CROWN's bab-refine)
     kw = dict(kw)
-    refine = kw.pop("refine", "milp") if split is relu_split else None
+    refine = kw.pop("refine", None) if split is relu_split else None
     quick = kw.pop("quick_share", 0.15)
     root: tuple[Any, torch.Tensor, torch.Tensor, bool] | None = None  # (bounds, lo, hi, refined)
     while todo:
