@@ -2,6 +2,7 @@
 // runs (common/dispatch.h). Variants agree to float rounding (FMA contraction, summation
 // order of the vector kernels).
 #include "certkit/bounds.h"
+#include "bounds/patch_kernels_inst.h"
 #include "common/dispatch.h"
 
 namespace certkit {
@@ -40,12 +41,6 @@ void relu_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, cons
   CERTKIT_DISPATCH(relu_patches<T>, P, R, Kh, Kw, C, rel, H, W, ex, hr, wr, k, Sh, Sw, Ph, Pw, A, bias, nthreads)
 }
 
-template void relu_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                                  const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
-                                  int64_t, int64_t, float*, float*, int);
-template void relu_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                                   int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
-                                   int64_t, int64_t, int64_t, double*, double*, int);
 template <class T>
 void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const T* box, int64_t H, int64_t W,
                  const int64_t* ex, const int64_t* hr, const int64_t* wr, int64_t k, int64_t Sh, int64_t Sw,
@@ -53,12 +48,8 @@ void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const
   CERTKIT_DISPATCH(box_patches<T>, P, R, Kh, Kw, C, box, H, W, ex, hr, wr, k, Sh, Sw, Ph, Pw, bias, nthreads)
 }
 
-template void box_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                                 const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
-                                 int64_t, int64_t, float*, int);
-template void box_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                                  int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
-                                  int64_t, int64_t, int64_t, double*, int);
+CERTKIT_PATCH_KERNELS(float)
+CERTKIT_PATCH_KERNELS(double)
 
 }  // namespace bounds
 }  // namespace certkit

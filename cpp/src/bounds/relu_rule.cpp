@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "certkit/bounds.h"
+#include "bounds/patch_kernels_inst.h"
 #include "common/dispatch.h"
 
 #ifdef _OPENMP
@@ -137,18 +138,8 @@ void box_patches(const T* P, int64_t R, int64_t Kh, int64_t Kw, int64_t C, const
               });
 }
 
-template void relu_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                                  const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
-                                  int64_t, int64_t, float*, float*, int);
-template void relu_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                                   int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
-                                   int64_t, int64_t, int64_t, double*, double*, int);
-template void box_patches<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                                 const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t, int64_t,
-                                 int64_t, int64_t, float*, int);
-template void box_patches<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                                  int64_t, const int64_t*, const int64_t*, const int64_t*, int64_t, int64_t,
-                                  int64_t, int64_t, int64_t, double*, int);
+CERTKIT_PATCH_KERNELS(float)
+CERTKIT_PATCH_KERNELS(double)
 
 }  // namespace CERTKIT_ISA
 }  // namespace bounds
