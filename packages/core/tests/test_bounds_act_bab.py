@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from _bab_ref import crown_root
 from torch import nn
 
 from certkit.core.bounds import act_bab, activations
@@ -99,13 +100,7 @@ def _sample_children(seed: int, net: nn.Module, n: int, depth: int
     and for every domain its intended constraints (neuron, point, side: 0 z <= point, 1 z >= point)."""
     lo, hi = -torch.ones(n, dtype=F64), torch.ones(n, dtype=F64)
     P = _ActProblem(net, (n,), lo, hi, C2.unsqueeze(0), torch.zeros(1, 2, dtype=F64), torch.ones(1, 2, dtype=torch.bool))
-    ctx = P.ctx(1)
-    with torch.no_grad():
-        ctx.fill_ibp()
-        ctx.fill_crown_intermediate()
-    P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
-    rl = torch.cat([P.root[p][0].reshape(-1) for p in P.pre])
-    ru = torch.cat([P.root[p][1].reshape(-1) for p in P.pre])
+    rl, ru = crown_root(P)
     g = torch.Generator().manual_seed(seed)
     box = torch.stack([torch.full((P.total,), -math.inf, dtype=F64), torch.full((P.total,), math.inf, dtype=F64)])[None]
     cons: list[list[tuple[int, float, int]]] = [[]]

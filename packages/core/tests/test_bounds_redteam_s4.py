@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _bab_ref import crown_root
 from torch import Tensor, nn
 
 from certkit.core.bounds import BoundedModel
@@ -130,13 +131,7 @@ def _leaf_case(seed: int) -> tuple[nn.Module, Tensor, Tensor, Tensor, Tensor, Te
     y = h[0]
     d = (C[0] @ y + rng.choice([0.0, 1e-12, 1e-9]) * (C[0].abs() @ y.abs())).reshape(1, S)
     P = _Problem(net, (n,), lo, hi, C, d, torch.ones(1, S, dtype=torch.bool))
-    ctx = P.ctx(1)
-    with torch.no_grad():
-        ctx.fill_ibp()
-        ctx.fill_crown_intermediate()
-    P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
-    rl = torch.cat([P.root[p][0].reshape(-1) for p in P.pre])
-    ru = torch.cat([P.root[p][1].reshape(-1) for p in P.pre])
+    rl, ru = crown_root(P)
     s = torch.where(torch.cat(pre[:-1]) >= 0, 1, -1)
     s = torch.where(rl >= 0, 1, torch.where(ru <= 0, -1, s)).to(torch.int8).unsqueeze(0)
     return P, s  # type: ignore[return-value]
