@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from _bab_ref import random_mlp
 from torch import nn
 
 from certkit.core.bounds import lp_refine
@@ -35,17 +36,7 @@ if lp_refine._highs() is None:
 
 
 def _net(seed: int, sizes: tuple[int, ...], dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    g = torch.Generator().manual_seed(seed)
-    layers: list[nn.Module] = []
-    for a, b in itertools.pairwise(sizes):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    net = nn.Sequential(*layers[:-1]).to(dtype)
-    with torch.no_grad():
-        for m in net:
-            if isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) / m.in_features ** 0.5)
-                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=g, dtype=torch.float64))
-    return net.eval()
+    return random_mlp(seed, sizes, 0.3, dtype)
 
 
 def _crown_bounds(net: nn.Module, lo: torch.Tensor, hi: torch.Tensor) -> tuple[Graph, dict]:  # type: ignore[type-arg]

@@ -11,13 +11,13 @@ wrong sign; one child's bound raised, the unsound direction) must turn a sat int
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 
 import numpy as np
 import pytest
 import torch
+from _bab_ref import random_mlp
 from torch import nn
 
 from certkit.core.bounds import relu_bab
@@ -31,18 +31,7 @@ _FAST = {"pgd_steps": 0, "attack_domains": 1, "batch": 16}  # a weak search: the
 
 
 def _net(seed: int, n_in: int, hidden: tuple[int, ...] = (8, 8), k: int = 3) -> nn.Sequential:
-    g = torch.Generator().manual_seed(seed)
-    layers: list[nn.Module] = []
-    sizes = (n_in, *hidden, k)
-    for a, b in itertools.pairwise(sizes):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    net = nn.Sequential(*layers[:-1]).double()
-    with torch.no_grad():
-        for m in net:
-            if isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) / m.in_features ** 0.5)
-                m.bias.copy_(0.5 * torch.randn(m.bias.shape, generator=g, dtype=torch.float64))
-    return net.eval()
+    return random_mlp(seed, (n_in, *hidden, k), 0.5)
 
 
 def _best_slack(net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: np.ndarray) -> float:
