@@ -61,6 +61,7 @@ from certkit.core.bounds import ops
 from certkit.core.bounds.activations import Sigmoid
 from certkit.core.bounds.bab import SplitResult
 from certkit.core.bounds.deadline import fits
+from certkit.core.bounds.half import half_dtype, split_in_float64
 from certkit.core.bounds.model import BoundedModel, _Ctx, projected_adam_step
 from certkit.core.bounds.relu_bab import (
     _attack,
@@ -337,6 +338,8 @@ def act_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: Te
 
     Returns a :class:`~certkit.core.bounds.bab.SplitResult` (``boxes``: domains bounded).
     """
+    if half_dtype(model) is not None:  # searched on a float64 copy, a witness re-checked in half (bounds/half.py)
+        return split_in_float64(act_split, dict(locals()))
     _check_args(batch, max_domains, alpha_iterations, bab_iterations, pgd_steps, fsb_candidates, branching, interm,
                 attack_domains)
     if not (isinstance(min_width, (int, float)) and min_width > 0):

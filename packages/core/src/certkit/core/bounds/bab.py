@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from certkit.core.bounds.deadline import fits
+from certkit.core.bounds.half import half_dtype, split_in_float64
 from certkit.core.bounds.model import BoundedModel
 
 BoundFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -109,6 +110,8 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
             needs about 4x fewer boxes), or ``"smear"``: ``|∂(c·f)/∂x_i| · width_i`` at the
             centre (ReluVal's smear with the gradient at one point, cheaper per box).
     """
+    if half_dtype(model) is not None:  # searched on a float64 copy, a witness re-checked in half (bounds/half.py)
+        return split_in_float64(input_split, dict(locals()))
     _check(batch, max_boxes, pgd_steps)
     if split not in ("bound", "smear"):
         raise ValueError(f"split: expected 'bound' or 'smear', got {split!r}")

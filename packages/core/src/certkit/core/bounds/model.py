@@ -228,6 +228,12 @@ class BoundedModel(nn.Module):
         # only when the sum is not finite (it may also overflow on finite input)
         if not math.isfinite(float(x.detach().sum())) and not bool(torch.isfinite(x).all()):
             raise ValueError("x: contains NaN or inf")
+        if x.dtype in (torch.float16, torch.bfloat16):  # bounded in float64, rounded outward (bounds/half.py)
+            from certkit.core.bounds.half import wide_bounds
+            return wide_bounds(self, x, eps, norm, method, C, x_L, x_U, y=y, bound_lower=bound_lower,
+                               bound_upper=bound_upper, tighten_with_ibp=tighten_with_ibp,
+                               alpha_iterations=alpha_iterations, alpha_lr=alpha_lr, alpha_lr_decay=alpha_lr_decay,
+                               alpha_intermediate=alpha_intermediate, alpha_shared=alpha_shared, deadline=deadline)
         B = x.shape[0]
         eps_t = _check_eps(eps, B, x)
         for nm, t in (("x_L", x_L), ("x_U", x_U)):
@@ -296,6 +302,9 @@ class BoundedModel(nn.Module):
         """Bounds of every ReLU's pre-activation, keyed by the ReLU's name (IBP or CROWN)."""
         norm_v = _check_norm(norm)
         self._check_x(x)
+        if x.dtype in (torch.float16, torch.bfloat16):  # bounded in float64, rounded outward (bounds/half.py)
+            from certkit.core.bounds.half import wide_intermediate
+            return wide_intermediate(self, x, eps, norm, method, x_L, x_U)
         self._check_params()
         eps_t = _check_eps(eps, x.shape[0], x)
         lo_box, hi_box = self._input_box(x, eps_t, norm_v, x_L, x_U)

@@ -67,6 +67,7 @@ from torch import Tensor, nn
 from certkit.core.bounds import ops
 from certkit.core.bounds.bab import SplitResult, as_problem
 from certkit.core.bounds.deadline import fits
+from certkit.core.bounds.half import half_dtype, split_in_float64
 from certkit.core.bounds.model import BoundedModel, _Ctx
 
 _BRANCHING = ("babsr", "fsb")
@@ -593,6 +594,8 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
     ``stats["root_bounds"]``: the root's intermediate bounds, ``stats["refine"]`` the
     refinement's :class:`~certkit.core.bounds.lp_refine.RefineStats`).
     """
+    if half_dtype(model) is not None:  # searched on a float64 copy, a witness re-checked in half (bounds/half.py)
+        return split_in_float64(relu_split, dict(locals()))
     if refine not in (None, "lp", "milp"):
         raise ValueError(f"refine: expected None, 'lp' or 'milp', got {refine!r}")
     if not (isinstance(refine_share, (int, float)) and 0 < refine_share <= 1):

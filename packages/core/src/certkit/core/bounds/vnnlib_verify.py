@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from certkit.core.bounds.deadline import fits
+from certkit.core.bounds.half import half_dtype, verify_in_float64
 from certkit.core.bounds.model import BoundedModel
 from certkit.core.bounds.vnnlib import Property, parse_vnnlib
 
@@ -96,6 +97,11 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     _check_params(timeout, pgd_steps, pgd_restarts)
     if not (isinstance(pgd_share, (int, float)) and 0 < pgd_share <= 1):
         raise ValueError(f"pgd_share: expected a fraction in (0, 1], got {pgd_share!r}")
+    if half_dtype(model) is not None:  # decided on a float64 copy, a witness re-checked in half (bounds/half.py)
+        return verify_in_float64(verify_property, model, input_shape, prop, timeout, methods=methods,
+                                 pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, seed=seed,
+                                 alpha_iterations=alpha_iterations, input_split_max_dims=input_split_max_dims,
+                                 relu_split=relu_split, relu_split_kw=relu_split_kw, pgd_share=pgd_share)
     t0 = time.perf_counter()
     p = next(iter(model.parameters()), None)
     dtype = p.dtype if p is not None else torch.float32

@@ -1,0 +1,142 @@
+"""Red-team tests (#18, session 5) of the bound and branch-and-bound code: half-precision
+models against the same weights in float64, and the cases that broke a verifier (each such
+test fails on the code before its fix)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import random
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from certkit.core.bounds import BoundedModel
+from certkit.core.bounds.act_bab import act_split
+from certkit.core.bounds.bab import input_split
+from certkit.core.bounds.relu_bab import relu_split
+from certkit.core.bounds.vnnlib import Clause, Property
+from certkit.core.bounds.vnnlib_verify import verify_property
+
+_ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def _net(seed: int, dt: torch.dtype, act: str = "relu", k: int = 3) -> tuple[nn.Module, nn.Module, int]:
+    """A seeded random MLP in ``dt`` (weights up to 10x, biases up to 10) and the same weights
+    in float64; returns (net, net64, inputs)."""
+    rng = random.Random(seed)
+    g = torch.Generator().manual_seed(seed)
+    n = rng.randint(2, 6 if k == 3 else 5)
+    widths, depths = ([4, 8, 16, 32], [1, 2, 3]) if k == 3 else ([4, 8, 16], [1, 2])
+    sizes = [n, *(rng.choice(widths) for _ in range(rng.choice(depths))), k]
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), _ACTS[act]()]
+    net = nn.Sequential(*layers[:-1]).double()
+    wsc = rng.choice([1.0, 3.0, 10.0])
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) * wsc / m.in_features ** 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g, dtype=torch.float64) * rng.choice([0.0, 1.0, 10.0]))
+    net = net.to(dt).eval().requires_grad_(False)
+    return net, copy.deepcopy(net).double(), n
+
+
+def _points(lo: Tensor, hi: Tensor, dt: torch.dtype, n: int, g: torch.Generator) -> Tensor:
+    """n points of the box [lo, hi] (float64) representable in dt, a quarter of them vertices."""
+    x = lo + (hi - lo) * torch.rand(n, lo.shape[-1], generator=g, dtype=torch.float64)
+    x[: n // 4] = torch.where(torch.rand(n // 4, lo.shape[-1], generator=g) < 0.5, lo, hi)
+    return x.to(dt).double().clamp(lo, hi)
+
+
+# ---- half-precision models are bounded in float64 (half.py, model.py)
+
+@pytest.mark.parametrize("dt", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("method", ["IBP", "CROWN", "alpha-CROWN"])
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_half_model_bounds_hold_for_its_weights_in_float64(dt: torch.dtype, method: str, act: str) -> None:
+    """A half model was bounded in its own arithmetic, rounded to nearest at every op: on these
+    nets sampled points of the same weights evaluated in float64 lay outside the certified
+    bounds by up to 0.56 (bfloat16 CROWN, seed 19; float16 0.125). Now bounded on a float64
+    copy and rounded outward to the half dtype."""
+    for seed in (1, 15, 19):
+        net, net64, n = _net(seed, dt, act)
+        g = torch.Generator().manual_seed(seed)
+        x = (torch.rand(1, n, generator=g, dtype=torch.float64) * 2 - 1).to(dt)
+        eps = (0.0, 0.01, 0.1)[seed % 3]
+        with torch.enable_grad():
+            lb, ub = BoundedModel(net, (n,)).compute_bounds(x, eps, method=method, alpha_iterations=5)
+        assert lb.dtype == dt and ub.dtype == dt
+        y = net64(_points(x.double() - eps, x.double() + eps, dt, 2000, g))
+        assert bool((y >= lb.double()).all() and (y <= ub.double()).all()), (seed, (lb.double() - y).amax(),
+                                                                          (y - ub.double()).amax())
+
+
+def test_half_model_intermediate_bounds_hold_in_float64() -> None:
+    """``intermediate_bounds`` of a bfloat16 model, against the float64 pre-activations."""
+    net, net64, n = _net(19, torch.bfloat16)
+    x = torch.zeros(1, n, dtype=torch.bfloat16)
+    b = BoundedModel(net, (n,)).intermediate_bounds(x, 0.1, method="CROWN")
+    z = _points(x.double() - 0.1, x.double() + 0.1, torch.bfloat16, 2000, torch.Generator().manual_seed(0))
+    for i, m in enumerate(net64):
+        if isinstance(m, nn.ReLU):
+            lo, hi = b[str(i)]
+            assert lo.dtype == torch.bfloat16
+            assert bool((z >= lo.double()).all() and (z <= hi.double()).all()), i
+        z = m(z)
+
+
+def _half_case(seed: int, dt: torch.dtype, act: str = "relu") -> tuple[nn.Module, int, Tensor, Tensor, Tensor, Tensor]:
+    """A 2-output half net, a box of half points and one row ``y0 - y1 <= d`` with d a hair
+    above the float64 value at the best of 20,000 sampled half points of the box: a
+    counterexample in real arithmetic on the model's weights, so ``unsat`` is wrong."""
+    net, net64, n = _net(seed, dt, act, k=2)
+    g = torch.Generator().manual_seed(seed)
+    c0 = torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1
+    lo, hi = (c0 - 0.1).to(dt).double(), (c0 + 0.1).to(dt).double()
+    C = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    v = float((net64(_points(lo, hi, dt, 20000, g)) @ C.T).min())
+    return net, n, lo, hi, C, torch.tensor([v + 1e-9 * (1 + abs(v))], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("split", "seed", "act"), [(relu_split, 18, "relu"), (input_split, 29, "relu"),
+                                                    (act_split, 6, "relu"), (act_split, 8, "relu")])
+def test_half_model_split_is_never_unsat_with_a_float64_counterexample(split, seed: int, act: str) -> None:  # type: ignore[no-untyped-def]
+    """relu_split / input_split / act_split on a bfloat16 net cast the threshold to bfloat16
+    and bounded in bfloat16: ``unsat`` where a sampled point of the box meets the row in
+    float64 (each case was unsat before the fix)."""
+    net, n, lo, hi, C, d = _half_case(seed, torch.bfloat16, act)
+    r = split(net, (n,), lo.to(torch.bfloat16), hi.to(torch.bfloat16), C.to(torch.bfloat16), d,
+              deadline=time.perf_counter() + 3, pgd_steps=2)
+    assert r.status != "unsat", r
+    if r.status == "sat":  # a witness of the model's dtype, checked in its own arithmetic
+        assert r.x.dtype == torch.bfloat16 and bool(((r.x >= lo) & (r.x <= hi)).all())
+        assert float(C[0] @ net(r.x.reshape(1, n)).double().reshape(-1)) <= float(d)
+
+
+def test_half_model_verify_property_is_never_unsat_with_a_float64_counterexample() -> None:
+    """verify_property on a bfloat16 net answered ``unsat`` (by input splitting) where a
+    sampled point of the box meets the disjunct in float64 (seed 18 of 30)."""
+    net, n, lo, hi, C, d = _half_case(18, torch.bfloat16)
+    prop = Property(n, 2, [Clause(lo.numpy(), hi.numpy(), C.numpy(), d.numpy())])
+    r = verify_property(net, (n,), prop, timeout=5, pgd_steps=20)
+    assert r.status != "unsat", r
+
+
+@pytest.mark.parametrize("dt", [torch.float16, torch.bfloat16])
+def test_half_model_witness_holds_in_its_own_arithmetic(dt: torch.dtype) -> None:
+    """A sat witness of a half model is a point of its dtype inside the box whose own output
+    meets the rows (the search runs on a float64 copy)."""
+    net, n, lo, hi, C, d = _half_case(3, dt)
+    prop = Property(n, 2, [Clause(lo.numpy(), hi.numpy(), C.numpy(), d.numpy() + 1.0)])
+    r = verify_property(net, (n,), prop, timeout=5)
+    assert r.status == "sat", r
+    x = torch.as_tensor(r.x)
+    assert torch.equal(x.to(dt).double(), x) and bool(((x >= lo) & (x <= hi)).all())
+    y = net(x.to(dt).reshape(1, n)).double().reshape(-1)
+    assert torch.equal(y, torch.as_tensor(r.y)) and float(C[0] @ y) <= float(d) + 1.0
+    np.testing.assert_array_equal(r.y, y.numpy())
