@@ -7,7 +7,9 @@ from __future__ import annotations
 import copy
 import itertools
 import random
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +142,35 @@ def test_half_model_witness_holds_in_its_own_arithmetic(dt: torch.dtype) -> None
     y = net(x.to(dt).reshape(1, n)).double().reshape(-1)
     assert torch.equal(y, torch.as_tensor(r.y)) and float(C[0] @ y) <= float(d) + 1.0
     np.testing.assert_array_equal(r.y, y.numpy())
+
+
+# ---- `certkit bounds vnncomp` result logs (vnncomp.py)
+
+_VNNCOMP = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vnncomp2021"
+
+
+@pytest.mark.shared_data
+def test_vnncomp_log_is_not_resumed_after_an_input_file_changed(tmp_path: Path) -> None:
+    """The run's settings fingerprinted the instances CSV only: after a network (or a
+    property, which VNN-COMP regenerates from a seed under the same names) changed, a
+    resumed run kept the old verdicts. Here ``test_unsat.onnx`` is replaced by a net with a
+    counterexample: the resumed run reported the stale ``unsat``; now it is refused (a fresh
+    run finds ``sat``)."""
+    pytest.importorskip("onnx")
+    from certkit.core.bounds.vnncomp import run_category
+    from certkit.core.results import SettingsMismatchError
+
+    if not (_VNNCOMP / "test").is_dir():
+        pytest.skip("../shared/data/vnncomp2021 absent")
+    d = tmp_path / "cat"
+    d.mkdir()
+    for f in ("test_sat.onnx", "test_unsat.onnx", "test_prop.vnnlib"):
+        shutil.copy(_VNNCOMP / "test" / f, d / f)
+    (d / "cat_instances.csv").write_text("test_unsat.onnx,test_prop.vnnlib,20\n")
+    out = tmp_path / "r.csv"
+    assert [r["result"] for r in run_category(d, out=out)] == ["unsat"]
+    assert [r["result"] for r in run_category(d, out=out)] == ["unsat"]  # (a plain resume)
+    shutil.copy(d / "test_sat.onnx", d / "test_unsat.onnx")
+    with pytest.raises(SettingsMismatchError, match="files"):
+        run_category(d, out=out)
+    assert [r["result"] for r in run_category(d, out=out, new=True)] == ["sat"]

@@ -192,13 +192,22 @@ def run_category(category_dir: str | os.PathLike[str], *, out: str | os.PathLike
             raise ValueError(f"rows: {i} is outside 0..{len(instances) - 1}")
     out = Path(out)
     settings = run_settings(category=category, instances=fingerprint(find_instances_csv(category_dir)),
-                            timeout_scale=float(timeout_scale),
+                            files=_files_fingerprint(instances), timeout_scale=float(timeout_scale),
                             verify={k: repr(v) for k, v in sorted(verify_kw.items())})
     factory = TaskFactory(_make_task, (category, instances, float(timeout_scale), dict(verify_kw)))
     with ResultLog(log if log is not None else Path(str(out) + ".jsonl"), settings=settings, new=new) as rl:
         done = run(factory, idx, backend=backend, workers=workers, log=rl, on_result=on_result)
         write_results_csv(rl.rows(), out)
     return done
+
+
+def _files_fingerprint(instances: list[Instance]) -> str:
+    """One content hash of every network and property file the instances name (a missing
+    one as missing): a log written before a file changed (VNN-COMP regenerates its
+    properties from a seed under the same names) is refused, not resumed with stale
+    verdicts."""
+    named = {n: p for inst in instances for n, p in ((inst.onnx, inst.onnx_path), (inst.vnnlib, inst.vnnlib_path))}
+    return fingerprint({n: fingerprint(p) if p.is_file() else None for n, p in sorted(named.items())})
 
 
 def write_results_csv(rows: list[dict[str, Any]], out: str | os.PathLike[str]) -> None:
