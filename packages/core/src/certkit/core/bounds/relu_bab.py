@@ -279,7 +279,7 @@ def _bound_domains(P: _Problem, splits: Tensor, *, iters: int, lr: float, beta_l
     if iters > 0:
         with torch.enable_grad():
             lb, _ = ctx.alpha_crown(Cb, True, False, iters, lr, intermediate=False, splits=betas or None,
-                                    beta_lr=beta_lr, warm=w_in)
+                                    beta_lr=beta_lr, warm=w_in, keep_best=True)
         al, be = ctx.opt_out.get("alphas", {}), ctx.opt_out.get("beta", {})
         w_out = (torch.cat([al[P.relu_of[p]].detach().reshape(D, R_, -1) if P.relu_of[p] in al else
                             torch.zeros(D, R_, P.sizes[k], dtype=P.C.dtype) for k, p in enumerate(P.pre)], 2).half(),
@@ -666,8 +666,10 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             t2 = time.perf_counter()
             idx = torch.nonzero(res["closed"]).flatten()
             out = res["ctx"].opt_out
-            ok, lb_p = _confirm(P, splits[idx], {r: a[idx] for r, a in (out.get("alphas") or {}).items()},
-                                {q: b[idx] for q, b in (out.get("beta") or {}).items()}, interm)
+            # (each row's best iterate: the last one's bound can be well below the search's)
+            al_b, be_b = out.get("best_alphas", out.get("alphas")), out.get("best_beta", out.get("beta"))
+            ok, lb_p = _confirm(P, splits[idx], {r: a[idx] for r, a in (al_b or {}).items()},
+                                {q: b[idx] for q, b in (be_b or {}).items()}, interm)
             bad = idx[~ok]
             res["closed"][bad] = False
             res["lb"][bad] = lb_p[~ok].to(res["lb"].dtype)  # its own bound in the model's arithmetic
