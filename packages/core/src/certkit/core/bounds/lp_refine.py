@@ -33,6 +33,18 @@ package the network itself is taken in its own arithmetic (no directed rounding 
 ``W a + b``); float32 results are rounded outward. Refined bounds are intersected with
 the given ones, so they are never looser.
 
+Between layers CROWN runs again from every bound refined so far (intersected), so the next
+layer's LP starts from tighter bounds and fewer unstable neurons. The first layer's rows
+of never-active neurons are left out of every LP (its bounds hold for every input of the
+box, so those rows cut nothing). The MILP solve of a neuron stops as soon as it proves the
+neuron stable: HiGHS gets the value that makes it stable (past the margin below) as its
+objective cutoff and, once every node is pruned, the bound is that value.
+
+Time: a solve or the building of a layer's LP starts only when twice its measured cost
+fits before the deadline, and each solve's time limit is the time left divided by twice
+the worst ratio of a solve's duration to its limit assumed (:data:`OVERRUN`) or seen:
+HiGHS looks at its clock only between cut rounds and LPs.
+
 Shapes: ``bounds`` maps graph node → (lower, upper), each (1, *node_shape) (one example);
 ``lo``, ``hi``: (n,) the input box.
 """
@@ -55,6 +67,9 @@ from certkit.core.bounds.graph import Graph
 _U = 2.0 ** -53  # unit roundoff of float64
 MAX_WIDTH = 4096  # widest ReLU layer refined (neurons)
 SOLVER_OPTIONS: dict[str, Any] = {}  # extra HiGHS options for every solve (tests stop the simplex early)
+OVERRUN = 4.0  # assumed ratio of a HiGHS solve's duration to its time limit until a worse one is seen
+# (HiGHS checks its clock between cut rounds and LPs: 3-10x overruns under load, issue 18)
+BUILD_S_PER_NNZ = 2e-6  # seconds per matrix entry of building an LP, until measured (eran's 157k: 0.09-0.25 s)
 MIP_TOL = 1e-6  # 10x HiGHS's dual feasibility tolerance (1e-7): the MILP bound's margin per unit width
 
 
@@ -119,7 +134,19 @@ def relu_chain(g: Graph) -> list[_Layer] | None:
 
 
 def _highs() -> Any:
-    """scipy's bundled HiGHS object (warm starts between objectives), or None."""
+    """The HiGHS bindings: the public ``highspy`` package (the ``refine`` extra) when it is
+    installed, else the copy bundled in scipy >= 1.15 (a private module, same API), else
+    None (also without scipy, whose sparse matrices build the LP). Both keep one model whose
+    objective is changed between solves (warm starts)."""
+    try:
+        import scipy.sparse  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        import highspy
+        return highspy._core
+    except ImportError:
+        pass
     try:
         from scipy.optimize._highspy import _core  # scipy >= 1.15
         return _core
@@ -177,19 +204,25 @@ class _LP:
         for i in range(k):
             W, b = layers[i].W, layers[i].b
             n = b.size
-            z = ncol + np.arange(n)
-            ncol += n
-            cols_l.append(lb[i])
-            cols_u.append(ub[i])
+            # the first layer is affine in the input box, where its bounds hold for every x: the
+            # rows of its neurons that are never active (u <= 0) feed nothing and cut nothing
+            # (dropped; eran's 784-input first layer: 157k -> 36k matrix entries)
+            rows = np.nonzero(ub[i] > 0)[0] if i == 0 else np.arange(n)
+            nr = rows.size
+            z = np.full(n, -1)
+            z[rows] = ncol + np.arange(nr)
+            ncol += nr
+            cols_l.append(lb[i][rows])
+            cols_u.append(ub[i][rows])
             keep = a_cols >= 0
-            Wk = W[:, keep]
+            Wk = W[rows][:, keep]
             rr, cc = np.nonzero(Wk)
-            ri += [nrow + np.arange(n), nrow + rr]
-            ci += [z, a_cols[keep][cc]]
-            vals += [np.ones(n), -Wk[rr, cc]]
-            rL.append(b)
-            rU.append(b)
-            nrow += n
+            ri += [nrow + np.arange(nr), nrow + rr]
+            ci += [z[rows], a_cols[keep][cc]]
+            vals += [np.ones(nr), -Wk[rr, cc]]
+            rL.append(b[rows])
+            rU.append(b[rows])
+            nrow += nr
             l, u = lb[i], ub[i]  # noqa: E741
             act, unst = l >= 0, (l < 0) & (u > 0)
             nxt = np.full(n, -1)
@@ -271,31 +304,49 @@ class _LP:
             lp.integrality_ = [hc.HighsVarType.kInteger if v else hc.HighsVarType.kContinuous for v in is_int]
             for opt, fval in (("mip_heuristic_effort", 0.0), ("mip_rel_gap", 1e-2), ("mip_abs_gap", 1e-2)):
                 h.setOptionValue(opt, fval)  # only the dual bound is used; 1 % gaps as alpha,beta-CROWN's
+            for opt in ("mip_heuristic_run_rins", "mip_heuristic_run_rens", "mip_heuristic_run_root_reduced_cost",
+                        "mip_heuristic_run_feasibility_jump"):  # (these run even at effort 0; unknown to older HiGHS)
+                h.setOptionValue(opt, False)
         for opt, val in SOLVER_OPTIONS.items():
             h.setOptionValue(opt, val)
         h.passModel(lp)
         self.h, self.hc = h, hc
         self.idx = np.arange(ncol, dtype=np.int32)
 
-    def lower(self, w: np.ndarray, time_limit: float) -> float:
+    def margin(self, v: float) -> float:
+        """What a MILP bound ``v`` loses to HiGHS's tolerances: :data:`MIP_TOL` times (the
+        column widths + the row activity widths + |v| + 1)."""
+        return MIP_TOL * (self.width_sum + abs(v) + 1.0)
+
+    def lower(self, w: np.ndarray, time_limit: float, stop_at: float | None = None) -> float:
         """A lower bound of ``w · a_{k-1}`` over the relaxation (-inf if none): for the LP
         the weak-duality bound :func:`safe_lower` of HiGHS's row duals; for the MILP
-        HiGHS's proven dual bound less :data:`MIP_TOL` times (the column widths + the row
-        activity widths + |bound|) (the error its tolerances allow, see the module docstring)."""
+        HiGHS's proven dual bound less :meth:`margin` (the error its tolerances allow, see
+        the module docstring). ``stop_at`` (MILP only): a value past which the bound is
+        not needed (the neuron is stable once its bound clears it); given to HiGHS as
+        its objective cutoff, so it prunes every node whose bound reaches it and stops,
+        reporting the problem infeasible, once all are: then the bound is ``stop_at``."""
         keep = self.a_cols >= 0
         c = np.zeros(self.ncol)
         np.add.at(c, self.a_cols[keep], w[keep])
         self.h.changeColsCost(self.ncol, self.idx, c)
         self.h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+        cut = math.inf if stop_at is None or not math.isfinite(stop_at) else float(stop_at)
+        if self.milp:
+            self.h.setOptionValue("objective_bound", cut)
         self.h.run()
         if self.milp:
             st = self.h.getModelStatus()
-            if st not in (self.hc.HighsModelStatus.kOptimal, self.hc.HighsModelStatus.kTimeLimit):
+            S = self.hc.HighsModelStatus
+            if st == S.kInfeasible and math.isfinite(cut):
+                v = cut  # every node pruned by the cutoff: no point of the relaxation is below it
+            elif st in (S.kOptimal, S.kTimeLimit, S.kObjectiveBound):
+                v = min(float(self.h.getInfo().mip_dual_bound), cut)  # (nodes pruned by the cutoff lie above it)
+            else:
                 return -math.inf
-            v = float(self.h.getInfo().mip_dual_bound)
             if not math.isfinite(v):
                 return -math.inf
-            return v - MIP_TOL * (self.width_sum + abs(v) + 1.0)
+            return v - self.margin(v)
         sol = self.h.getSolution()
         if not sol.dual_valid:
             return -math.inf
@@ -317,7 +368,7 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
                   method: str = "lp", deadline: float | None = None, budget: float | None = None,
                   first: int = 1, n_layers: int | None = None, max_neurons: int | None = None,
                   solve_time: float | None = None, scores: dict[int, np.ndarray] | None = None,
-                  ) -> tuple[dict[int, tuple[Tensor, Tensor]], RefineStats]:
+                  crown: bool = True) -> tuple[dict[int, tuple[Tensor, Tensor]], RefineStats]:
     """Refine the pre-activation bounds of a chain of affine ops and ReLUs over the triangle
     relaxation (module docstring), layer by layer from layer ``first`` (layer 0 is affine
     in the input box, where CROWN is exact already).
@@ -328,9 +379,12 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
         method: ``"lp"`` (the triangle LP; its bound is the weak-duality bound computed
             here) or ``"milp"`` (one binary per unstable ReLU of the earlier layers, big-M
             with the bounds so far; HiGHS's proven dual bound after at most ``solve_time``
-            seconds, less the tolerance margin of :meth:`_LP.lower`).
-        deadline: ``time.perf_counter()`` value; a solve starts only if twice its measured
-            cost fits before it (:func:`~certkit.core.bounds.deadline.fits`).
+            seconds, less the tolerance margin of :meth:`_LP.lower`; a solve stops as soon
+            as it proves the neuron stable, as α,β-CROWN's Gurobi ``BestBdStop``).
+        deadline: ``time.perf_counter()`` value; a solve (or building a layer's LP) starts
+            only if twice its measured cost fits before it
+            (:func:`~certkit.core.bounds.deadline.fits`), and a solve's time limit is cut
+            to what fits even when HiGHS overruns its limits as much as it did so far.
         budget: seconds this call may spend (``None``: until the deadline).
         n_layers: refine at most this many layers; max_neurons: at most this many unstable
             neurons per layer, by ``scores`` (pre node → (n,), larger first, neurons with a
@@ -338,6 +392,9 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
             loosest first).
         solve_time: HiGHS time limit of one solve (default 1.5 s for the MILP, none for
             the LP); a stopped solve still gives a valid bound.
+        crown: after each refined layer, CROWN again from all the bounds so far (cheap:
+            one backward pass per later layer's unstable neurons; intersected, so never
+            looser): the next layer's LP starts from those, with fewer unstable neurons.
 
     Returns the bounds with every refined neuron's interval intersected with its given one
     (never looser) and a :class:`RefineStats`. An unsupported graph or a missing scipy
@@ -350,23 +407,27 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
     hc = _highs()
     layers = relu_chain(g)
     if hc is None or layers is None:
-        stats.stopped = "no scipy HiGHS" if hc is None else "not a chain of affine layers and ReLUs"
+        stats.stopped = "no scipy / HiGHS" if hc is None else "not a chain of affine layers and ReLUs"
         return out, stats
     stop = t0 + budget if budget is not None else None
     end = stop if deadline is None else (deadline if stop is None else min(stop, deadline))
-    per_solve = solve_time if solve_time is not None else (1.5 if method == "milp" else 1e9)
+    milp = method == "milp"
+    per_solve = solve_time if solve_time is not None else (1.5 if milp else 1e9)
     dtype = bounds[layers[0].node][0].dtype
     lb = [bounds[ly.node][0].reshape(-1).double().numpy().copy() for ly in layers]
     ub = [bounds[ly.node][1].reshape(-1).double().numpy().copy() for ly in layers]
     x_lo, x_hi = lo.reshape(-1).double().numpy(), hi.reshape(-1).double().numpy()
     solve_s: float | None = None
+    over = OVERRUN  # the worst ratio of a solve's duration to its time limit so far (at least OVERRUN)
+    build_nnz_s = BUILD_S_PER_NNZ  # seconds per matrix entry of building and passing an LP (measured after the first)
     last = len(layers) if n_layers is None else min(len(layers), max(first, 1) + n_layers)
     for k in range(max(first, 1), last):
         l, u = lb[k], ub[k]  # noqa: E741
         unst = np.nonzero((l < 0) & (u > 0))[0]
         if unst.size == 0:
             continue
-        if not fits(end, solve_s):
+        nnz = sum(int(np.count_nonzero(layers[i].W)) for i in range(k)) + 10 * sum(b.size for b in lb[:k])
+        if not fits(end, solve_s) or not fits(end, build_nnz_s * nnz):
             stats.stopped = "budget"
             break
         sc = scores.get(layers[k].node) if scores is not None else None
@@ -376,7 +437,8 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
         if sc is not None:
             unst = unst[np.sort(-score)[:unst.size] < 0]  # no influence on the output: left alone
         t1 = time.perf_counter()
-        lp = _LP(layers, k, x_lo, x_hi, lb, ub, hc, method == "milp")
+        lp = _LP(layers, k, x_lo, x_hi, lb, ub, hc, milp)
+        build_nnz_s = max(build_nnz_s, (time.perf_counter() - t1) / max(nnz, 1))
         W, b = layers[k].W, layers[k].b
         rec = {"unstable": float(unst.size), "improved": 0.0, "stabilised": 0.0}
         for j in unst.tolist():
@@ -385,10 +447,16 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
                     stats.stopped = "budget"
                     break
                 t2 = time.perf_counter()
-                left = per_solve if end is None else min(per_solve, (end - t2) / 2)
-                v = lp.lower(W[j] if low else -W[j], left)
+                left = per_solve if end is None else min(per_solve, (end - t2) / (2.0 * over))
+                # the objective value that makes neuron j stable (l_j >= 0 / u_j <= 0), past the margins
+                thr = -b[j] if low else b[j]
+                cut = None
+                if lp.milp:
+                    cut = thr + 2.0 * lp.margin(thr) + 8 * _U * (abs(thr) + abs(b[j])) + 1e-12
+                v = lp.lower(W[j] if low else -W[j], left, cut)
                 stats.lps += 1
                 dt = time.perf_counter() - t2
+                over = max(over, dt / max(left, 1e-3))
                 solve_s = dt if solve_s is None else max(0.8 * solve_s + 0.2 * dt, dt if method == "lp" else 0.0)
                 if not math.isfinite(v):
                     continue
@@ -410,6 +478,10 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
         stats.stabilised += int(rec["stabilised"])
         if stats.stopped:
             break
+        if crown and rec["improved"] and k + 1 < last:
+            t3 = time.perf_counter()
+            _crown_again(g, lo, hi, bounds, layers, lb, ub, end)
+            rec["crown_s"] = time.perf_counter() - t3
     for k, ly in enumerate(layers):
         ol, ou = bounds[ly.node]
         nl = _round_out(lb[k], dtype, False).reshape(ol.shape)
@@ -417,3 +489,30 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
         out[ly.node] = (torch.max(ol, nl), torch.min(ou, nu))
     stats.seconds = time.perf_counter() - t0
     return out, stats
+
+
+def _crown_again(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tensor, Tensor]], layers: list[_Layer],
+                 lb: list[np.ndarray], ub: list[np.ndarray], deadline: float | None) -> None:
+    """CROWN intermediate bounds of every layer from the refined ones so far (IBP ∩ the given
+    ∩ the refined, then CROWN on the unstable neurons, in the graph's dtype), intersected
+    into ``lb`` / ``ub`` in place. Past ``deadline`` the remaining layers keep theirs."""
+    from certkit.core.bounds.model import _Ctx
+
+    dt = bounds[layers[0].node][0].dtype
+    shp = (1, *g.shapes[0])
+    lo_, hi_ = lo.reshape(shp).to(dt), hi.reshape(shp).to(dt)
+    ctx = _Ctx(g, (lo_ + hi_) / 2, lo_, hi_, ((hi_ - lo_) / 2).amax().reshape([1] * len(shp)), math.inf)
+    ctx.deadline = deadline
+    given = dict(bounds)
+    for k, ly in enumerate(layers):
+        ol, ou = bounds[ly.node]
+        given[ly.node] = (torch.max(ol, _round_out(lb[k], dt, False).reshape(ol.shape)),
+                          torch.min(ou, _round_out(ub[k], dt, True).reshape(ou.shape)))
+    with torch.no_grad():
+        ctx.fill_ibp()
+        ctx.bounds = {i: ctx._intersect(b, given[i]) if i in given else b for i, b in ctx.bounds.items()}
+        ctx.fill_crown_intermediate()
+    for k, ly in enumerate(layers):
+        nl, nu = ctx.bounds[ly.node]
+        np.maximum(lb[k], nl.reshape(-1).double().numpy(), out=lb[k])
+        np.minimum(ub[k], nu.reshape(-1).double().numpy(), out=ub[k])
