@@ -174,3 +174,72 @@ def test_vnncomp_log_is_not_resumed_after_an_input_file_changed(tmp_path: Path) 
     with pytest.raises(SettingsMismatchError, match="files"):
         run_category(d, out=out)
     assert [r["result"] for r in run_category(d, out=out, new=True)] == ["sat"]
+
+
+# ---- a BoundedModel follows changes to its model between calls (graph.py, model.py)
+
+class _Flagged(nn.Module):
+    """An MLP whose forward reads a plain flag (a skip of the middle block)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.act = nn.LeakyReLU(0.1)
+        self.soft = nn.Softplus(beta=2.0)
+        self.skip = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.act(self.a(x))
+        if not self.skip:
+            h = self.soft(self.b(h))
+        return self.c(h)
+
+
+def _mutate(net: _Flagged, how: str) -> None:
+    if how == "slope":
+        net.act.negative_slope = 0.5
+    elif how == "beta":
+        net.soft.beta = 0.5
+    elif how == "module":
+        net.b = nn.Linear(8, 8).to(net.a.weight.dtype)
+    elif how == "activation":
+        net.act = nn.Tanh()
+    elif how == "flag":
+        net.skip = True
+
+
+@pytest.mark.parametrize("how", ["slope", "beta", "module", "activation", "flag"])
+@pytest.mark.parametrize("method", ["IBP", "CROWN", "alpha-CROWN"])
+def test_bounded_model_follows_attribute_and_module_changes(how: str, method: str) -> None:
+    """The graph copied module attributes (LeakyReLU's slope, Softplus's β), submodules and
+    the path ``forward`` took at capture: after ``net.act.negative_slope = 0.5``,
+    ``net.b = nn.Linear(...)`` or a flag read in ``forward`` changed, the same BoundedModel
+    kept bounding the old model (sampled outputs of the new one 0.04-2 outside). Parameter
+    changes were followed already; now the rest is too (bounds equal a fresh wrapper's)."""
+    torch.manual_seed(0)
+    net = _Flagged().double().eval()
+    bm = BoundedModel(net, (4,))
+    x = torch.randn(2, 4, dtype=torch.float64)
+    with torch.enable_grad():
+        bm.compute_bounds(x, 0.3, method=method, alpha_iterations=3)
+        _mutate(net, how)
+        lb, ub = bm.compute_bounds(x, 0.3, method=method, alpha_iterations=3)
+        lb2, ub2 = BoundedModel(net, (4,)).compute_bounds(x, 0.3, method=method, alpha_iterations=3)
+    assert torch.equal(lb, lb2) and torch.equal(ub, ub2)
+    with torch.no_grad():
+        y = net(x.unsqueeze(1) + 0.3 * (2 * torch.rand(2, 500, 4, dtype=torch.float64) - 1))
+    assert bool((y >= lb.unsqueeze(1) - 1e-9).all() and (y <= ub.unsqueeze(1) + 1e-9).all())
+
+
+def test_bounded_model_refuses_dropout_switched_to_training() -> None:
+    """A model with Dropout wrapped in eval mode and then put in train mode was bounded as if
+    Dropout were the identity; it is refused as it is at construction."""
+    from certkit.core.bounds.graph import UnsupportedLayerError
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.ReLU(), nn.Linear(4, 2)).double().eval()
+    bm = BoundedModel(net, (3,))
+    x = torch.zeros(1, 3, dtype=torch.float64)
+    bm.compute_bounds(x, 0.1)
+    net.train()
+    with pytest.raises(UnsupportedLayerError, match="Dropout"):
+        bm.compute_bounds(x, 0.1)

@@ -620,6 +620,21 @@ def _is_shape_query(n: fx.Node) -> bool:
     return n.target in ("size", "dim") or n.target is getattr
 
 
+def _plain(v: Any) -> bool:
+    return isinstance(v, (bool, int, float, str, type(None))) or (isinstance(v, tuple) and all(map(_plain, v)))
+
+
+def structure_key(model: nn.Module) -> tuple[Any, ...]:
+    """What a capture depends on besides the values of parameters and buffers (which ops
+    read at every call): every submodule (name, identity, class) and its plain attributes
+    (numbers, strings, tuples of them, the train / eval flag): LeakyReLU's slope, Softplus's
+    β, a conv's stride, a flag read in ``forward``. ``BoundedModel`` captures the model
+    again when it changes."""
+    return tuple((name, id(m), type(m), tuple(sorted((k, v) for k, v in vars(m).items()
+                                                       if not k.startswith("_") and _plain(v))))
+                 for name, m in model.named_modules())
+
+
 def capture(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
     """Trace ``model`` and map every node to a bounded op. ``input_shape`` excludes the
     batch dimension. Raises :class:`UnsupportedLayerError` naming the first unsupported
