@@ -243,3 +243,36 @@ def test_bounded_model_refuses_dropout_switched_to_training() -> None:
     net.train()
     with pytest.raises(UnsupportedLayerError, match="Dropout"):
         bm.compute_bounds(x, 0.1)
+
+
+# ---- bad output paths are refused before the run (cli.py, vnncomp.py)
+
+@pytest.mark.shared_data
+def test_bad_out_and_compare_paths_fail_before_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``certkit bounds vnncomp DIR --out <a folder>`` ran every instance and then exited 1
+    with IsADirectoryError; ``--compare <missing file>`` ran every instance before its error;
+    ``certkit bounds vnnlib --out <folder> / <missing folder>/x`` ran the verification first.
+    Now each is one line, exit 2, before anything runs (no results log is written)."""
+    pytest.importorskip("onnx")
+    from certkit.core.cli import main
+
+    test = _VNNCOMP / "test"
+    if not test.is_dir():
+        pytest.skip("../shared/data/vnncomp2021 absent")
+    d = tmp_path / "cat"
+    d.mkdir()
+    for f in ("test_nano.onnx", "test_nano.vnnlib"):
+        shutil.copy(test / f, d / f)
+    (d / "cat_instances.csv").write_text("test_nano.onnx,test_nano.vnnlib,20\n")
+    runs = [["bounds", "vnncomp", str(d), "--out", str(tmp_path)],
+            ["bounds", "vnncomp", str(d), "--out", str(tmp_path / "r.csv"), "--compare", str(tmp_path / "none.csv")],
+            ["bounds", "vnnlib", "--onnx", str(d / "test_nano.onnx"), "--vnnlib", str(d / "test_nano.vnnlib"),
+             "--out", str(tmp_path)],
+            ["bounds", "vnnlib", "--onnx", str(d / "test_nano.onnx"), "--vnnlib", str(d / "test_nano.vnnlib"),
+             "--out", str(tmp_path / "no" / "r.txt")]]
+    for argv in runs:
+        capsys.readouterr()
+        assert main(["-q", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(("certkit: error: out:", "certkit: error: compare:")), err
+    assert not list(tmp_path.glob("*.jsonl"))

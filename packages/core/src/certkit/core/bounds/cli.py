@@ -236,6 +236,8 @@ def vnnlib(onnx: Annotated[Path, typer.Option("--onnx", help="ONNX model (.onnx 
     from certkit.core.bounds.vnnlib_verify import refine_kw, verify_onnx_vnnlib
 
     meths = parse_methods(methods)
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):  # (before the run, not after it)
+        raise ValueError(f"out: {out} is a folder" if out.is_dir() else f"out: no folder {out.parent}")
     r = verify_onnx_vnnlib(onnx, prop, timeout=timeout, methods=meths, pgd_steps=pgd_steps,
                            pgd_restarts=pgd_restarts, seed=seed, relu_split=relu_split,
                            **refine_kw(refine))

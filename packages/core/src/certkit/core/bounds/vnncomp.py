@@ -297,6 +297,10 @@ def vnncomp_command(
 
     instances = read_instances(category_dir)
     chosen = _parse_rows(rows, len(instances))
+    if out.is_dir():  # (checked before the run: these failed only after every instance had run)
+        raise ValueError(f"out: {out} is a folder")
+    if compare_with is not None and not compare_with.is_file():
+        raise FileNotFoundError(f"compare: no such file: {compare_with}")
     if sample is not None:
         if sample < 1:
             raise ValueError(f"sample: expected an integer >= 1, got {sample}")
