@@ -276,3 +276,31 @@ def test_bad_out_and_compare_paths_fail_before_the_run(tmp_path: Path, capsys: p
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(("certkit: error: out:", "certkit: error: compare:")), err
     assert not list(tmp_path.glob("*.jsonl"))
+
+
+def test_result_log_on_a_folder_is_one_line(tmp_path: Path) -> None:
+    """``--log <a folder>`` (``certkit bounds verify``, and every command writing a
+    ResultLog) raised IsADirectoryError: exit 1 with 'rerun with --debug'. Now a ValueError
+    naming the path: one line, exit 2."""
+    from certkit.core.results import ResultLog
+
+    with pytest.raises(ValueError, match="is a folder"):
+        ResultLog(tmp_path, settings={"a": 1})
+
+
+def test_bounds_attack_refuses_negative_n_and_steps(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``certkit bounds attack --n -5`` attacked all but the last 5 digits (a negative
+    slice) and ``--steps -1`` ran, both exit 0; now one line, exit 2, before loading."""
+    from certkit.core.bounds import cli as bcli
+    from certkit.core.cli import main
+
+    def no_model(*a: object) -> None:
+        raise AssertionError("loaded the model before checking the arguments")
+
+    monkeypatch.setattr(bcli, "load_bounds_model", no_model)
+    for argv, opt in ((["--n", "-5"], "--n"), (["--steps", "-1"], "--steps")):
+        capsys.readouterr()
+        assert main(["-q", "bounds", "attack", "--eps", "0.1", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"certkit: error: {opt}:"), err

@@ -200,6 +200,8 @@ class ResultLog:
     def __init__(self, path: str | os.PathLike[str], key: str = "idx",
                  settings: Mapping[str, Any] | None = None, new: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():  # (was an IsADirectoryError traceback, exit 1, from the commands' --log)
+            raise ValueError(f"path: {self.path} is a folder; expected a results file (.jsonl)")
         self.key = key
         self.moved_to: Path | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)

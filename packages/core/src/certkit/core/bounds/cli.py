@@ -257,6 +257,10 @@ def attack(model: ModelOpt = None, weights: WeightsOpt = None, eps: EpsOpt = 0.1
     import torch
 
     check_eps(eps)
+    if n < 1:  # (a negative n sliced the data: --n -5 attacked all but the last 5 inputs)
+        raise UsageError(f"--n: expected >= 1, got {n}")
+    if steps < 0:
+        raise UsageError(f"--steps: expected >= 0, got {steps}")
     m = load_bounds_model(model, weights)
     _, te = vision_module("digits").load_digits()
     x, y = te.x[:n], te.y[:n]
