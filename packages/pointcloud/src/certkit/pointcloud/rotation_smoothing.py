@@ -11,8 +11,13 @@ noise parameter): with ``p_A`` a Clopper-Pearson lower bound on the top-class pr
 g predicts the same class for every rotation ``|phi| < r`` with
 
 - Gaussian: ``r = sigma * Phi^{-1}(p_A)``;
-- uniform: ``r = b (2 p_A - 1)`` (the shifted interval overlaps in ``2b - |phi|``), and every
-  angle when ``b >= pi`` (the smoothed classifier is then exactly z-invariant).
+- uniform: ``r = b (2 p_A - 1)`` (the shifted interval overlaps in ``2b - |phi|``, and
+  wrapping the angle onto the circle cannot increase the total variation), every angle when
+  ``r > pi``; and every angle when ``b`` is a whole multiple of ``pi``: the angle is then
+  uniform on the circle and the smoothed classifier exactly z-invariant. (For other
+  ``b >= pi`` it is not: with ``b = 1.5 pi`` the wrapped angle covers half the circle twice,
+  and a classifier of the cloud's heading flips between ``phi = 0`` and ``phi = pi``; the
+  red-team test ``test_rotation_redteam_s5.py`` certified "every angle" there before.)
 
 No interpolation (sampling) error arises for z-rotations, unlike TPC's general rotations;
 the only sampling error is the Monte-Carlo estimate of ``p_A``, covered by Clopper-Pearson
@@ -101,9 +106,11 @@ def certified_angle(p_lower: float, noise: Noise, scale: float) -> float:
         return 0.0
     if noise == "gaussian":
         return float(scale * norm_ppf(p_lower))
-    if scale >= np.pi:
+    k = round(scale / np.pi)
+    if k >= 1 and abs(scale - k * np.pi) <= 1e-12 * scale:  # U[-k pi, k pi]: uniform on the circle
         return float("inf")
-    return float(scale * (2 * p_lower - 1))
+    r = float(scale * (2 * p_lower - 1))
+    return float("inf") if r > np.pi else r
 
 
 def certify_rotation(
