@@ -354,3 +354,17 @@ def test_relu_split_on_a_conv_net_agrees_with_the_exact_reference(seed: int) -> 
     res = relu_split(cnet, (1, H, H), torch.tensor(c0 - r), torch.tensor(c0 + r), torch.tensor(C), torch.tensor(d),
                      deadline=time.perf_counter() + 10, pgd_steps=0, attack_domains=1)
     assert res.status == want, (res, want)
+
+
+@pytest.mark.parametrize("method", ["IBP", "CROWN", "CROWN-IBP", "alpha-CROWN"])
+def test_overflowing_bounds_are_infinite_not_nan(method: str) -> None:
+    """A float32 box so wide that the bound passes overflow (eps = 3e38) gave NaN bounds
+    (0 * inf, inf - inf): no bound at all, and ``lb <= y <= ub`` false for every y. Now
+    -inf / +inf, which are sound."""
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    with torch.no_grad():
+        net[2].weight[0, 0] = 0.0
+    with torch.enable_grad():
+        lb, ub = BoundedModel(net, (3,)).compute_bounds(torch.zeros(1, 3), 3e38, method=method)
+    assert not bool(torch.isnan(lb).any() or torch.isnan(ub).any()), (lb, ub)
+    assert bool((lb <= ub).all())

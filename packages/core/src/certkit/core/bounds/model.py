@@ -278,7 +278,7 @@ class BoundedModel(nn.Module):
             from certkit.core.bounds import compiled
             res = compiled.compute(self, lo_box, hi_box, Cb, m, key=pkey)
             if res is not None:
-                lo, up = res
+                lo, up = _no_nan(*res)
                 return (lo if bound_lower else None), (up if bound_upper else None)  # type: ignore[return-value]
 
         ctx = _Ctx(self.graph, x, lo_box, hi_box, eps_t, norm_v)
@@ -310,6 +310,7 @@ class BoundedModel(nn.Module):
                 il, iu = ctx.ibp_output(Cb)
                 lo = torch.max(lo, il) if lo is not None else None
                 up = torch.min(up, iu) if up is not None else None
+        lo, up = _no_nan(lo, up)
         return (lo if bound_lower else None), (up if bound_upper else None)  # type: ignore[return-value]
 
     def intermediate_bounds(self, x: Tensor, eps: float, norm: float | str = math.inf, method: str = "IBP",
@@ -366,6 +367,16 @@ class BoundedModel(nn.Module):
             return False
         from certkit.core.bounds import compiled
         return compiled.supported(self)
+
+
+def _no_nan(lo: Tensor | None, up: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    """A NaN bound (inf - inf or 0 * inf after an overflow, e.g. eps = 3e38 in float32)
+    bounds nothing: -inf / +inf instead, which are sound."""
+    if lo is not None and bool(torch.isnan(lo).any()):
+        lo = torch.where(torch.isnan(lo), torch.full_like(lo, -math.inf), lo)
+    if up is not None and bool(torch.isnan(up).any()):
+        up = torch.where(torch.isnan(up), torch.full_like(up, math.inf), up)
+    return lo, up
 
 
 def _check_norm(norm: float | str) -> float:
