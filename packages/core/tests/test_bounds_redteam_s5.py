@@ -223,6 +223,7 @@ def test_bounded_model_follows_attribute_and_module_changes(how: str, method: st
     with torch.enable_grad():
         bm.compute_bounds(x, 0.3, method=method, alpha_iterations=3)
         _mutate(net, how)
+        assert torch.equal(bm(x), net(x))  # the captured graph's forward follows too
         lb, ub = bm.compute_bounds(x, 0.3, method=method, alpha_iterations=3)
         lb2, ub2 = BoundedModel(net, (4,)).compute_bounds(x, 0.3, method=method, alpha_iterations=3)
     assert torch.equal(lb, lb2) and torch.equal(ub, ub2)

@@ -103,6 +103,7 @@ class BoundedModel(nn.Module):
     # ------------------------------------------------------------------ helpers
     def forward(self, x: Tensor) -> Tensor:
         """The model's output through the captured graph. (B, *input_shape) → (B, K)."""
+        self._follow_structure()
         return self.graph.forward(x)[self.graph.output]
 
     def _param_key(self) -> tuple[int, tuple[tuple[int, int], ...]]:
