@@ -369,3 +369,13 @@ def test_overflowing_bounds_are_infinite_not_nan(method: str) -> None:
         lb, ub = BoundedModel(net, (3,)).compute_bounds(torch.zeros(1, 3), 3e38, method=method)
     assert not bool(torch.isnan(lb).any() or torch.isnan(ub).any()), (lb, ub)
     assert bool((lb <= ub).all())
+
+
+def test_verify_property_seed_out_of_range_names_the_argument() -> None:
+    """``certkit bounds vnnlib --seed 99999999999999999999`` failed with torch's
+    'Overflow when unpacking long long' (exit 2, but naming no argument)."""
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).double().eval()
+    prop = Property(2, 2, [Clause(-np.ones(2), np.ones(2), np.array([[1.0, -1.0]]), np.array([0.0]))])
+    for bad in (2**70, -1):
+        with pytest.raises(ValueError, match=r"^seed: "):
+            verify_property(net, (2,), prop, timeout=5, seed=bad)

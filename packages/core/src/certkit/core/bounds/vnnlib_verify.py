@@ -29,6 +29,7 @@ from certkit.core.bounds.deadline import fits
 from certkit.core.bounds.half import half_dtype, verify_in_float64
 from certkit.core.bounds.model import BoundedModel
 from certkit.core.bounds.vnnlib import Property, parse_vnnlib
+from certkit.core.validation import check_seed
 
 _STATUSES = ("sat", "unsat", "unknown", "timeout")
 
@@ -95,6 +96,7 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     nets 50 steps take far less; on nn4sys's 42 M-parameter nets a step over 50 disjuncts ×
     6 starts took 1.4 s, so PGD alone used the whole 60 s."""
     _check_params(timeout, pgd_steps, pgd_restarts)
+    seed = check_seed(seed)  # (2**70 was torch's "Overflow when unpacking long long", naming nothing)
     if not (isinstance(pgd_share, (int, float)) and 0 < pgd_share <= 1):
         raise ValueError(f"pgd_share: expected a fraction in (0, 1], got {pgd_share!r}")
     if half_dtype(model) is not None:  # decided on a float64 copy, a witness re-checked in half (bounds/half.py)
