@@ -340,6 +340,30 @@ def test_verify_property_refines_open_disjuncts_and_keeps_the_exact_verdicts(mon
     assert 1 <= len(calls) <= 4 and set(calls) == {"milp"}, calls
 
 
+def test_a_later_disjunct_resumes_a_refinement_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the first disjunct's refinement ran out of time in layer 2: a later disjunct over the
+    # same box that the quick search leaves open too refines again from layer 2 (before, the
+    # box counted as refined and the layers after it never were); once a refinement got
+    # through every layer, no later disjunct refines again
+    firsts = []
+    real = lp_refine.refine_bounds
+
+    def cut_short(*a, **k):  # type: ignore[no-untyped-def]
+        firsts.append(k.get("first", 1))
+        out, st = real(*a, **k)
+        if len(firsts) == 1:
+            st.stopped, st.resume = "budget", 2
+        return out, st
+
+    monkeypatch.setattr(lp_refine, "refine_bounds", cut_short)
+    net, lo, hi, c, d = _verdict_cases(1)[0]  # an unsat case
+    prop = Property(n_inputs=4, n_outputs=3, clauses=[Clause(lo=lo, hi=hi, C=c.reshape(1, 3), d=np.array([d]))] * 3)
+    r = verify_property(net, (4,), prop, timeout=20, pgd_steps=0, methods=("IBP",), input_split_max_dims=0,
+                        relu_split_kw={"refine": "milp", "quick_share": 1e-6, "pgd_steps": 0, "attack_domains": 1})
+    assert r.status == "unsat"
+    assert firsts == [1, 2], firsts
+
+
 def test_verify_property_does_not_refine_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     # refinement is opt-in (its MILP bounds rest on HiGHS's dual bound): a default run must
     # never call it, however long the search stays open

@@ -76,7 +76,9 @@ MIP_TOL = 1e-6  # 10x HiGHS's dual feasibility tolerance (1e-7): the MILP bound'
 @dataclass
 class RefineStats:
     """What :func:`refine_bounds` did: LPs solved, neurons tightened / made stable, seconds,
-    per layer (pre-activation node → counts) and why it stopped or skipped."""
+    per layer (pre-activation node → counts), why it stopped or skipped, and ``resume``: the
+    layer (``first`` of a later call) it stopped in for lack of time, ``None`` when it got
+    through every layer it was asked for."""
 
     lps: int = 0
     improved: int = 0
@@ -84,6 +86,7 @@ class RefineStats:
     seconds: float = 0.0
     layers: dict[int, dict[str, float]] = field(default_factory=dict)
     stopped: str = ""
+    resume: int | None = None
 
 
 @dataclass
@@ -428,7 +431,7 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
             continue
         nnz = sum(int(np.count_nonzero(layers[i].W)) for i in range(k)) + 10 * sum(b.size for b in lb[:k])
         if not fits(end, solve_s) or not fits(end, build_nnz_s * nnz):
-            stats.stopped = "budget"
+            stats.stopped, stats.resume = "budget", k
             break
         sc = scores.get(layers[k].node) if scores is not None else None
         score = np.asarray(sc, dtype=np.float64).reshape(-1)[unst] if sc is not None else \
@@ -477,6 +480,7 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
         stats.improved += int(rec["improved"])
         stats.stabilised += int(rec["stabilised"])
         if stats.stopped:
+            stats.resume = k
             break
         if crown and rec["improved"] and k + 1 < last:
             t3 = time.perf_counter()

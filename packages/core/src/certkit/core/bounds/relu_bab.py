@@ -544,7 +544,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
                lr: float = 0.5, bab_lr: float = 0.1, beta_lr: float = 0.05, branching: str = "fsb", fsb_candidates: int = 4,
                interm: str = "ibp", pgd_steps: int = 5, attack_domains: int = 8,
                warm_bytes: int = 256 << 20, bound_dtype: torch.dtype | None = torch.float32,
-               refine: str | None = None, refine_share: float = 0.4,
+               refine: str | None = None, refine_share: float = 0.4, refine_first: int = 1,
                root_bounds: dict[int, tuple[Tensor, Tensor]] | None = None) -> SplitResult:
     """Decide ``∃ x ∈ [lo, hi], ∃ k: C_k @ model(x) <= d_k`` by ReLU splitting (β-CROWN).
 
@@ -586,6 +586,9 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             (:func:`~certkit.core.bounds.lp_refine.refine_bounds`) for at most
             ``refine_share`` of the time left, then recompute the root's CROWN / α-CROWN
             bounds from them (as α,β-CROWN's ``bab-refine``); ``None``: off.
+            ``refine_first``: the first ReLU layer refined (1, the second one: the first is
+            exact already; a later call on the same box resumes at the layer an earlier
+            one's time ran out in, ``stats["refine"].resume``).
         root_bounds: valid intermediate bounds {node: (lower, upper) (1, *shape)} for this
             input box (e.g. ``stats["root_bounds"]`` of an earlier call on the same box):
             the root intersects its own with them (and ``refine`` refines them further).
@@ -600,6 +603,8 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
         raise ValueError(f"refine: expected None, 'lp' or 'milp', got {refine!r}")
     if not (isinstance(refine_share, (int, float)) and 0 < refine_share <= 1):
         raise ValueError(f"refine_share: expected a fraction in (0, 1], got {refine_share!r}")
+    if isinstance(refine_first, bool) or not isinstance(refine_first, int) or refine_first < 1:
+        raise ValueError(f"refine_first: expected an integer >= 1, got {refine_first!r}")
     _check_args(batch, max_domains, alpha_iterations, bab_iterations, pgd_steps, fsb_candidates, branching, interm,
                 attack_domains)
     t0 = time.perf_counter()
@@ -695,7 +700,8 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
         sc = _babsr_scores(PB, res["ctx"], res["lam"])[0].double()
         scores = {p: sc[P.offsets[k]:P.offsets[k] + P.sizes[k]].numpy() for k, p in enumerate(P.pre)}
         left = None if deadline is None else refine_share * (deadline - time.perf_counter())
-        refined, rs = refine_bounds(P.g, lo, hi, P.root, method=refine, deadline=deadline, budget=left, scores=scores)
+        refined, rs = refine_bounds(P.g, lo, hi, P.root, method=refine, deadline=deadline, budget=left, scores=scores,
+                                    first=refine_first)
         stats["refine"] = rs
         if rs.improved and not late():
             root_pass(refined)  # later layers' CROWN / α-CROWN bounds from the refined ones

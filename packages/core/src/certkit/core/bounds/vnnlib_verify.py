@@ -83,11 +83,12 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     ReLU net, with ``refine`` set (a key of ``relu_split_kw``: ``None``, the default, is
     off; ``"lp"``; ``"milp"``; :mod:`~certkit.core.bounds.lp_refine`), a disjunct the
     search leaves open after ``quick_share`` (0.15) of the time left is searched again from
-    refined intermediate bounds, and later disjuncts over the same box start from them.
+    refined intermediate bounds, and later disjuncts over the same box start from them (and
+    resume the refinement at the layer where its time ran out, when they are left open too).
     Refinement is off by default: ``"lp"`` bounds are rigorous (weak duality, computed
     here) but barely tighter than α-CROWN's on the VNN-COMP nets, and ``"milp"`` bounds rest
-    on HiGHS's dual bound less a tolerance margin, not on a certificate of ours; neither
-    decided a missed instance in our measurements (docs/bounds.md).
+    on HiGHS's dual bound less a tolerance margin, not on a certificate of ours (they decide
+    hard eran instances: docs/bounds.md).
     The bound passes treat disjuncts whose boxes are equal as one example whose
     specification stacks their rows (VNN-COMP's robustness properties: 9 disjuncts, one box).
 
@@ -309,23 +310,27 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
     kw = dict(kw)
     refine = kw.pop("refine", None) if split is relu_split else None
     quick = kw.pop("quick_share", 0.15)
-    root: tuple[Any, torch.Tensor, torch.Tensor, bool] | None = None  # (bounds, lo, hi, refined)
+    # (bounds, lo, hi, the layer to resume refining from: 0 never refined, -1 refined through)
+    root: tuple[Any, torch.Tensor, torch.Tensor, int] | None = None
     while todo:
         i = todo.pop(0)
         group = [i]
         g = torch.tensor(group)
         same = root is not None and torch.equal(root[1], lo[i]) and torch.equal(root[2], hi[i])
         extra = {"root_bounds": root[0]} if same and root is not None else {}
-        todo_refine = refine is not None and not (same and root is not None and root[3])
+        nxt = root[3] if same and root is not None else 0
+        todo_refine = refine is not None and nxt >= 0  # (a refinement cut short resumes where it stopped)
         end = deadline if not todo_refine else min(deadline, time.perf_counter() + quick * (deadline - time.perf_counter()))
         r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=end, **kw, **extra)
         if todo_refine and r.status == "timeout" and time.perf_counter() < deadline:
             given: dict[str, Any] = {"root_bounds": r.stats.get("root_bounds")} if r.stats else {}
             r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, refine=refine, **kw,
-                      **given)
-            root = None if not r.stats or "root_bounds" not in r.stats else (r.stats["root_bounds"], lo[i], hi[i], True)
+                      refine_first=max(nxt, 1), **given)
+            rs = r.stats.get("refine") if r.stats else None
+            nxt = nxt if rs is None else (-1 if rs.resume is None else rs.resume)
+            root = None if not r.stats or "root_bounds" not in r.stats else (r.stats["root_bounds"], lo[i], hi[i], nxt)
         elif split is relu_split and r.stats and "root_bounds" in r.stats:
-            root = (r.stats["root_bounds"], lo[i], hi[i], bool(same and root is not None and root[3]))
+            root = (r.stats["root_bounds"], lo[i], hi[i], nxt)
         if r.status == "sat" and r.x is not None:
             xw = torch.min(torch.max(r.x, lo[i]), hi[i]).unsqueeze(0)
             with torch.no_grad():
