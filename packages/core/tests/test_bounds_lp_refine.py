@@ -362,6 +362,9 @@ def test_a_later_disjunct_resumes_a_refinement_cut_short(monkeypatch: pytest.Mon
                         relu_split_kw={"refine": "milp", "quick_share": 1e-6, "pgd_steps": 0, "attack_domains": 1})
     assert r.status == "unsat"
     assert firsts == [1, 2], firsts
+    with pytest.raises(ValueError, match="refine_first"):
+        relu_split(net, (4,), torch.tensor(lo), torch.tensor(hi), torch.tensor(c).reshape(1, 3),
+                   torch.tensor([d]), refine="milp", refine_first=0)
 
 
 def test_verify_property_does_not_refine_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
