@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from certkit.core.bounds.deadline import fits
+from certkit.core.bounds.fused import centre_radius
 from certkit.core.bounds.half import half_dtype, split_in_float64
 from certkit.core.bounds.model import BoundedModel
 
@@ -136,8 +137,8 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
 
         def bound_fn(blo: Tensor, bhi: Tensor, bC: Tensor) -> Tensor:
             shp = (blo.shape[0], *input_shape)
-            mid = ((blo + bhi) / 2).reshape(shp)
-            eps = ((bhi - blo) / 2).amax(1)
+            mid, eps = centre_radius(blo, bhi)
+            mid, eps = mid.reshape(shp), eps.amax(1)
             grad = torch.enable_grad() if method.lower() == "alpha-crown" else torch.no_grad()
             with grad:
                 lb, _ = bm.compute_bounds(mid, eps, method=method, C=bC, x_L=blo.reshape(shp),
@@ -175,7 +176,7 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
         max_depth = max(max_depth, int(bdep.max()))
 
         # counterexample search: the centre, then a few signed-gradient steps on the worst row
-        x = ((blo + bhi) / 2).clone()
+        x = centre_radius(blo, bhi)[0]
         width = bhi - blo
         for step in range(pgd_steps + 1):
             with torch.no_grad():
@@ -212,7 +213,8 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
             blo_g, bhi_g = olo.clone().requires_grad_(True), ohi.clone().requires_grad_(True)
             shp = (olo.shape[0], *input_shape)
             with torch.enable_grad():
-                lbg, _ = bm.compute_bounds(((blo_g + bhi_g) / 2).reshape(shp), ((bhi_g - blo_g) / 2).amax(1),
+                mid_g, rad_g = centre_radius(blo_g, bhi_g)
+                lbg, _ = bm.compute_bounds(mid_g.reshape(shp), rad_g.amax(1),
                                            method="CROWN", C=C.unsqueeze(0).expand(olo.shape[0], -1, -1),
                                            x_L=blo_g.reshape(shp), x_U=bhi_g.reshape(shp), bound_upper=False,
                                            deadline=deadline)
@@ -220,7 +222,7 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
             score = (g_lo - g_hi).clamp(min=0) * (ohi - olo)
         else:
             # split dimension: |gradient of the row closest to proven| x width, at the centre
-            xc = ((olo + ohi) / 2).detach().requires_grad_(True)
+            xc = centre_radius(olo, ohi)[0].detach().requires_grad_(True)
             with torch.enable_grad():
                 vv, _ = objective(xc)
                 sel = vv.gather(1, row.unsqueeze(1)).sum()
@@ -233,7 +235,7 @@ def input_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: 
             score[flat] = (ohi - olo)[flat]
         dim = score.argmax(1)
         ar = torch.arange(open_.numel())
-        mid = (olo[ar, dim] + ohi[ar, dim]) / 2
+        mid = centre_radius(olo[ar, dim], ohi[ar, dim])[0]
         if bool(((mid <= olo[ar, dim]) | (mid >= ohi[ar, dim])).any()):
             # a box as narrow as the float grid cannot be split further: give up honestly
             return SplitResult("unknown", boxes, max_depth, time.perf_counter() - t0, stats={"bound_s": t_bound})

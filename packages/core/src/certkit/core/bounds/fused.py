@@ -104,17 +104,28 @@ def relu_dense(A: Tensor, l: Tensor, u: Tensor, ex: Tensor | None = None) -> tup
     return Ain.view(A.shape), bias.view(E_A, S)
 
 
+def centre_radius(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+    """The box's centre and half-widths: ``(lo + hi) / 2`` and
+    ``(hi - lo) / 2`` bit for bit where those are finite, else ``lo / 2 ± hi / 2``. On a box
+    wider than the dtype's range (±1e308 in float64, ±3e38 in float32) the plain forms were
+    inf: IBP's next bounds ±inf on the wrong side (an upper bound -inf: a wrong unsat), an attack's
+    start outside the box, and an ``eps: expected a finite value`` error."""
+    s, w = lo + hi, hi - lo
+    return (torch.where(torch.isfinite(s), s / 2, lo / 2 + hi / 2),
+            torch.where(torch.isfinite(w), w / 2, hi / 2 - lo / 2))
+
+
 def box_rows(A: Tensor, lo: Tensor, hi: Tensor, ex: Tensor) -> Tensor:
     """min over the box [lo, hi] (E, *in) of each dense row of A (E_A, S, *in), row r of
     example ex[r]: ``Σ a·mid − |a|·rad`` (E_A, S)."""
     A0, cl = _flat(A)
-    bx = _rows_of(torch.stack([(hi + lo) / 2, (hi - lo) / 2], 1), cl)
+    bx = _rows_of(torch.stack(centre_radius(lo, hi), 1), cl)
     return box_patches(A0.view(A0.shape[0], 1, 1, -1), bx, ex, _ZERO, _ZERO, (1, 1), (0, 0)).view(A.shape[:2])
 
 
 def box(lo: Tensor, hi: Tensor) -> Tensor:
     """The centre and radius of the box [lo, hi] (E, C, H, W) as (E, 2, H, W, C)."""
-    return torch.stack([(hi + lo) / 2, (hi - lo) / 2], 1).permute(0, 1, 3, 4, 2).contiguous()
+    return torch.stack(centre_radius(lo, hi), 1).permute(0, 1, 3, 4, 2).contiguous()
 
 
 def box_patches(P: Tensor, bx: Tensor, ex: Tensor, hr: Tensor, wr: Tensor, stride: tuple[int, int],

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from certkit.core.bounds import alpha_sets, ops, patches
+from certkit.core.bounds import alpha_sets, fused, ops, patches
 from certkit.core.bounds.deadline import fits as deadline_fits
 from certkit.core.bounds.deadline import how_many
 from certkit.core.bounds.graph import Graph, UnsupportedLayerError, capture, structure_key
@@ -372,11 +372,12 @@ class BoundedModel(nn.Module):
 
 def _no_nan(lo: Tensor | None, up: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
     """A NaN bound (inf - inf or 0 * inf after an overflow, e.g. eps = 3e38 in float32)
-    bounds nothing: -inf / +inf instead, which are sound."""
-    if lo is not None and bool(torch.isnan(lo).any()):
-        lo = torch.where(torch.isnan(lo), torch.full_like(lo, -math.inf), lo)
-    if up is not None and bool(torch.isnan(up).any()):
-        up = torch.where(torch.isnan(up), torch.full_like(up, math.inf), up)
+    bounds nothing: -inf / +inf instead, which are sound. So is a lower bound of +inf or an
+    upper bound of -inf (an overflowing centre W·mid + b on a finite set: red team s6)."""
+    if lo is not None and not bool((lo < math.inf).all()):
+        lo = torch.where(lo < math.inf, lo, torch.full_like(lo, -math.inf))
+    if up is not None and not bool((up > -math.inf).all()):
+        up = torch.where(up > -math.inf, up, torch.full_like(up, math.inf))
     return lo, up
 
 
@@ -477,7 +478,9 @@ class _Ctx:
         ins = g.inputs[i]
         if self.norm == 2.0 and ins == [0] and isinstance(op, (ops.Linear, ops.Conv)):
             return op.l2_first(self.x, self.eps.reshape(-1, *([1] * (len(op.out_shape)))))
-        return op.ibp(*[self.bounds[j] for j in ins])
+        lo, up = _no_nan(*op.ibp(*[self.bounds[j] for j in ins]))  # (an overflow: never a bound on the wrong side)
+        assert lo is not None and up is not None
+        return lo, up
 
     def fill_ibp(self, upto: int | None = None) -> None:
         n = len(self.g.nodes) if upto is None else upto + 1
@@ -506,8 +509,8 @@ class _Ctx:
         B, S = A.shape[:2]
         a = A.reshape(B, S, -1)
         if self.norm == math.inf:
-            mid = ((self.hi + self.lo) / 2).reshape(B, -1, 1)
-            rad = ((self.hi - self.lo) / 2).reshape(B, -1, 1)
+            mid, rad = fused.centre_radius(self.lo, self.hi)
+            mid, rad = mid.reshape(B, -1, 1), rad.reshape(B, -1, 1)
             return torch.bmm(a, mid).squeeze(-1) - torch.bmm(a.abs(), rad).squeeze(-1)
         x0 = self.x.reshape(B, -1, 1)
         return torch.bmm(a, x0).squeeze(-1) - self.eps.reshape(B, 1) * a.norm(dim=-1)
@@ -615,6 +618,7 @@ class _Ctx:
                     C = torch.zeros(B, k, n, dtype=il.dtype, device=il.device)
                     C[:, torch.arange(k), r] = 1.0
                     cl, cu = self.crown(i, C)
+                cl, cu = _no_nan(cl, cu)
                 assert cl is not None and cu is not None
                 # per-example policy: only neurons unstable for that example take CROWN
                 u_r = unst_b[:, r]

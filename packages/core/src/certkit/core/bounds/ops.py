@@ -164,7 +164,7 @@ class Linear(Op):
         return F.linear(x, self.m.weight, self.m.bias)
 
     def ibp(self, b: Bounds) -> Bounds:
-        mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+        mid, rad = fused.centre_radius(b[0], b[1])
         c = F.linear(mid, self.m.weight, self.m.bias)
         d = F.linear(rad, self.m.weight.abs())
         return c - d, c + d
@@ -172,7 +172,7 @@ class Linear(Op):
     def ibp_with_spec(self, b: Bounds, C: Tensor) -> Bounds:
         """IBP of C @ (W x + b) with C merged into W (tighter); C: (B, S, out)."""
         W = torch.matmul(C, self.m.weight)  # (B, S, in)
-        mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+        mid, rad = fused.centre_radius(b[0], b[1])
         c = torch.einsum("bsi,bi->bs", W, mid)
         if self.m.bias is not None:
             c = c + torch.matmul(C, self.m.bias)
@@ -210,7 +210,7 @@ class Conv(Op):
         return self._conv(x, self.m.weight, self.m.bias, **self._kw())
 
     def ibp(self, b: Bounds) -> Bounds:
-        mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+        mid, rad = fused.centre_radius(b[0], b[1])
         c = self._conv(mid, self.m.weight, self.m.bias, **self._kw())
         d = self._conv(rad, self.m.weight.abs(), None, **self._kw())
         return c - d, c + d
@@ -286,7 +286,7 @@ class BatchNorm(Op):
         s, b = self._affine(None)
         nd = bd[0].dim() - 1
         s, b = self._view(s, nd), self._view(b, nd)
-        mid, rad = (bd[1] + bd[0]) / 2, (bd[1] - bd[0]) / 2
+        mid, rad = fused.centre_radius(bd[0], bd[1])
         c = mid * s + b
         d = rad * s.abs()
         return c - d, c + d
@@ -456,7 +456,7 @@ class Affine(Op):
         if s is None:
             lo, hi = b
         else:
-            mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+            mid, rad = fused.centre_radius(b[0], b[1])
             c, d = mid * s, rad * s.abs()
             lo, hi = c - d, c + d
         return (lo + t, hi + t) if t is not None else (lo, hi)
@@ -584,7 +584,7 @@ class MatMulConst(Op):
 
     def ibp(self, b: Bounds) -> Bounds:
         W = self._W(b[0])
-        mid, rad = (b[1] + b[0]) / 2, (b[1] - b[0]) / 2
+        mid, rad = fused.centre_radius(b[0], b[1])
         c, d = self._mm(mid, W), self._mm(rad, W.abs())
         return c - d, c + d
 

@@ -492,8 +492,8 @@ def _concretize(ctx: Any, p: Patches) -> Tensor:
                                      p.stride, p.pad)
             return bias.view(P.shape[:2])
     if ctx.norm == math.inf:
-        mid = _dot(P, windows((ctx.hi + ctx.lo) / 2, p, K))
-        return mid - _dot(P.abs(), windows((ctx.hi - ctx.lo) / 2, p, K))
+        mid, rad = fused.centre_radius(ctx.lo, ctx.hi)
+        return _dot(P, windows(mid, p, K)) - _dot(P.abs(), windows(rad, p, K))
     P = p.clean().dense_patch(ctx.lo.shape[1])
     x0 = windows(ctx.x, p, K)
     B = ctx.x.shape[0]
@@ -512,8 +512,8 @@ def _concretize_rows(ctx: Any, A: Tensor, br: Tensor) -> Tensor:
     a = A.reshape(k, -1)
     col = br.view(k, 1)
     if ctx.norm == math.inf:
-        mid = ((ctx.hi + ctx.lo) / 2).reshape(B, -1)
-        rad = ((ctx.hi - ctx.lo) / 2).reshape(B, -1)
+        mid, rad = fused.centre_radius(ctx.lo, ctx.hi)
+        mid, rad = mid.reshape(B, -1), rad.reshape(B, -1)
         v = (a @ mid.t()).gather(1, col) - (a.abs() @ rad.t()).gather(1, col)
     else:
         x0 = ctx.x.reshape(B, -1)

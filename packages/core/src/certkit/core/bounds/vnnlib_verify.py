@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from certkit.core.bounds.deadline import fits
+from certkit.core.bounds.fused import centre_radius
 from certkit.core.bounds.half import half_dtype, verify_in_float64
 from certkit.core.bounds.model import BoundedModel
 from certkit.core.bounds.vnnlib import Property, parse_vnnlib
@@ -146,11 +147,14 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
         raise ValueError(f"prop: declares {K} outputs, the model returns {out_k}")
 
     def violation(x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """max over a disjunct's rows of c·Y - d (<= 0: a counterexample); Y."""
+        """max over a disjunct's rows of c·Y - d (<= 0: a counterexample); Y. A point outside
+        the disjunct's box (or NaN) gets +inf: on a box whose width overflows (1e308 in float64,
+        3e38 in float32) PGD's starts lo + u·(hi − lo) were ±inf, and Y(inf) gave sat."""
         y = model(x.reshape(-1, *input_shape)).reshape(x.shape[0], K)
         v = torch.einsum("nsk,nk->ns", C[idx], y) - d[idx]
-        v = torch.where(valid[idx], v, torch.full_like(v, -math.inf))
-        return v.amax(1), y
+        v = torch.where(valid[idx], v, torch.full_like(v, -math.inf)).amax(1)
+        inside = ((x >= lo[idx]) & (x <= hi[idx])).all(1)
+        return torch.where(inside, v, torch.full_like(v, math.inf)), y
 
     # disjuncts without output rows: any point of the box is a counterexample
     empty = torch.nonzero(~valid.any(1)).flatten()
@@ -213,8 +217,8 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
             rg = C[sel[g]][rows_of[gi]]  # the group's rows, disjunct by disjunct
             Cg[gi, :rg.shape[0]] = rg
         lo_i, hi_i = lo[rep].reshape(-1, *input_shape), hi[rep].reshape(-1, *input_shape)
-        mid = (lo_i + hi_i) / 2
-        eps = ((hi_i - lo_i) / 2).reshape(rep.numel(), -1).amax(1)
+        mid, eps = centre_radius(lo_i, hi_i)
+        eps = eps.reshape(rep.numel(), -1).amax(1)
         kw: dict[str, Any] = {"alpha_iterations": alpha_iterations} if method == "alpha-CROWN" else {}
         with torch.no_grad() if method != "alpha-CROWN" else torch.enable_grad():
             lbg, _ = bm.compute_bounds(mid, eps, method=method, C=Cg, x_L=lo_i, x_U=hi_i, bound_upper=False,

@@ -1,0 +1,84 @@
+"""Red-team tests (#18, session 6) of the verifier's attacks, refinement and caches: each
+case that broke something fails on the code before its fix; the fuzz cases are seeded
+checks against exact references (activation enumeration / sampling)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from certkit.core.bounds import BoundedModel
+from certkit.core.bounds.bab import input_split
+from certkit.core.bounds.vnnlib import Clause, Property
+from certkit.core.bounds.vnnlib_verify import verify_property
+
+
+def _tiny_slope(dt: torch.dtype) -> nn.Module:
+    """Y = -s·X with s tiny: over a box of width ~1e308 (float64) / 3e38 (float32) Y stays
+    near ±1e8, but Y(+inf) = -inf."""
+    net = nn.Sequential(nn.Linear(1, 1)).to(dt)
+    with torch.no_grad():
+        net[0].weight.fill_(-1e-300 if dt == torch.float64 else -1e-30)
+        net[0].bias.zero_()
+    return net.eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize("dt", [torch.float64, torch.float32])
+def test_verify_property_never_returns_a_witness_outside_an_overflowing_box(dt: torch.dtype) -> None:
+    """PGD's random starts lo + u·(hi − lo) were +inf on a box whose width overflows: the
+    model's output there met the row and verify_property answered sat with x = inf on an
+    unsat property (Y >= -1.7e8 on the box, row Y <= -1e9)."""
+    big = 1e308 if dt == torch.float64 else 3e38
+    prop = Property(1, 1, [Clause(np.array([-big]), np.array([big]), np.array([[1.0]]), np.array([-1e9]))])
+    r = verify_property(_tiny_slope(dt), (1,), prop, timeout=5)
+    assert r.status == "unsat", (r.status, r.method, r.x)
+
+
+def test_input_split_centre_of_an_overflowing_box_is_inside() -> None:
+    """input_split's first candidate, the centre (lo + hi) / 2, was inf on [1e308, 1.7e308]:
+    sat with x = inf (Y = -inf) on a box where Y ∈ [-1.7e8, -1e8] never meets Y <= -1e9."""
+    lo, hi = torch.tensor([1e308], dtype=torch.float64), torch.tensor([1.7e308], dtype=torch.float64)
+    r = input_split(_tiny_slope(torch.float64), (1,), lo, hi, torch.ones(1, 1, dtype=torch.float64),
+                    torch.tensor([-1e9], dtype=torch.float64), deadline=None, max_boxes=64)
+    assert r.status != "sat", (r.status, r.x)  # (unknown: the compiled kernels' bounds there are ±inf)
+
+
+def _overflowing_net(dt: torch.dtype, act: type[nn.Module]) -> nn.Sequential:
+    """x ∈ [0.6, 0.9] → big·x → act → -h + big → ReLU → identity: finite outputs (3e37 …
+    1.2e38 in float32 with ReLU) whose interval centres (l + u) / 2 overflow."""
+    big = 3e38 if dt == torch.float32 else 1e308
+    net = nn.Sequential(nn.Linear(1, 1), act(), nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1)).to(dt)
+    with torch.no_grad():
+        for m, w, b in ((net[0], big, 0.0), (net[2], -1.0, big), (net[4], 1.0, 0.0)):
+            m.weight.fill_(w)
+            m.bias.fill_(b)
+    return net.eval()
+
+
+@pytest.mark.parametrize("dt", [torch.float32, torch.float64])
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Identity, nn.Tanh])
+@pytest.mark.parametrize("method", ["IBP", "CROWN", "alpha-CROWN"])
+def test_bounds_hold_where_interval_centres_overflow(dt: torch.dtype, act: type[nn.Module], method: str) -> None:
+    """IBP's centre (l + u) / 2 overflowed to inf on finite bounds: float32 ReLU nets got
+    [0, 0] for outputs in [3e37, 1.2e38] (the hidden upper bound -inf made a live ReLU
+    dead), Tanh nets a lower bound of +inf. Now the centre is l / 2 + u / 2 where l + u
+    overflows, and a lower bound +inf / upper -inf is returned as -inf / +inf."""
+    net = _overflowing_net(dt, act)
+    with torch.no_grad():
+        y = net(torch.linspace(0.6, 0.9, 201, dtype=dt).reshape(-1, 1))
+    x = torch.tensor([[0.75]], dtype=dt)
+    with torch.enable_grad():  # (the torch path: parameters require grad)
+        lb, ub = BoundedModel(net, (1,)).compute_bounds(x, 0.15, method=method, alpha_iterations=3)
+    assert bool((y >= lb.detach()).all() and (y <= ub.detach()).all()), (lb, ub, y.min(), y.max())
+
+
+def test_no_unsat_where_the_input_box_centre_overflows() -> None:
+    """x ∈ [1e308, 1.7e308], Y = -1e-300·x ∈ [-1.7e8, -1e8]: every point meets Y >= -1e9,
+    but IBP's centre (lo + hi) / 2 = inf gave the upper bound -inf and verify_property
+    (attacks off) answered unsat."""
+    prop = Property(1, 1, [Clause(np.array([1e308]), np.array([1.7e308]), np.array([[-1.0]]), np.array([1e9]))])
+    r = verify_property(_tiny_slope(torch.float64), (1,), prop, timeout=5, pgd_steps=0, pgd_restarts=0)
+    assert r.status == "sat" and r.x is not None and 1e308 <= r.x[0] <= 1.7e308, (r.status, r.x)
+
