@@ -82,3 +82,21 @@ def test_no_unsat_where_the_input_box_centre_overflows() -> None:
     r = verify_property(_tiny_slope(torch.float64), (1,), prop, timeout=5, pgd_steps=0, pgd_restarts=0)
     assert r.status == "sat" and r.x is not None and 1e308 <= r.x[0] <= 1.7e308, (r.status, r.x)
 
+
+@pytest.mark.parametrize("method", ["CROWN", "CROWN-IBP"])
+def test_batchnorm_with_tracking_switched_off_after_training_uses_running_stats(method: str) -> None:
+    """torch's eval-mode BatchNorm uses the running statistics whenever they exist, also after
+    ``track_running_stats = False``; the bound op then used the clean batch's statistics:
+    a different function (sampled outputs up to 3.3 below the CROWN lower bound)."""
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3))
+    with torch.no_grad():
+        net[1].running_mean.copy_(torch.randn(4, generator=g) * 3)
+        net[1].running_var.copy_(torch.rand(4, generator=g) * 5 + 0.1)
+    net = net.eval().requires_grad_(False)
+    net[1].track_running_stats = False
+    x = torch.rand(1, 1, 8, 8, generator=g)
+    with torch.no_grad():
+        lb, ub = BoundedModel(net, (1, 8, 8)).compute_bounds(x, 0.05, method=method)
+        y = net(x + 0.05 * (2 * torch.rand(500, 1, 8, 8, generator=g) - 1))
+    assert bool((y >= lb - 1e-5).all() and (y <= ub + 1e-5).all()), ((lb - y).amax(), (y - ub).amax())

@@ -256,7 +256,9 @@ class BatchNorm(Op):
 
     def _affine(self, x: Tensor | None) -> tuple[Tensor, Tensor]:
         m = self.m
-        if m.training or not m.track_running_stats or m.running_mean is None:
+        # (as torch: in eval mode the running statistics whenever they exist, even with
+        # track_running_stats switched off after construction; red team s6)
+        if m.training or (m.running_mean is None and m.running_var is None):
             if x is None:
                 if self._scale is None or self._shift is None:
                     raise RuntimeError(f"BatchNorm '{self.name}': train mode needs a clean forward first")
