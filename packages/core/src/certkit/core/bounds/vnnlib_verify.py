@@ -305,7 +305,7 @@ def _wide_attack(violation: Any, lo: torch.Tensor, hi: torch.Tensor, idx: torch.
         w = hi_r - lo_r
         x = lo_r + torch.rand(lo_r.shape, generator=gen, dtype=lo.dtype) * w
         m1, m2 = torch.zeros_like(x), torch.zeros_like(x)
-        for s in range(1 if phase == 0 else steps):
+        for s in range(2 if phase == 0 else steps):  # (the probe: two steps, the faster one counts)
             if not fits(end, step_s):
                 return None
             t1 = time.perf_counter()
@@ -321,7 +321,8 @@ def _wide_attack(violation: Any, lo: torch.Tensor, hi: torch.Tensor, idx: torch.
                 m1.mul_(0.9).add_(g, alpha=0.1)
                 m2.mul_(0.999).addcmul_(g, g, value=0.001)
                 x = torch.max(torch.min(x - 2 * (0.97 ** s) * w * torch.sign(m1 / (m2.sqrt() + 1e-30)), hi_r), lo_r)
-            step_s = time.perf_counter() - t1
+            dt = time.perf_counter() - t1
+            step_s = dt if phase or step_s is None else min(step_s, dt)
         if phase == 0:  # starts per disjunct so that `steps` steps fit the time left
             assert step_s is not None
             fit = (end - time.perf_counter()) / (steps * max(step_s, 1e-9) / per)
