@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ import torch
 from _bab_ref import random_mlp
 from torch import nn
 
-from certkit.core.bounds import lp_refine
+from certkit.core.bounds import lp_refine, lp_workers
 from certkit.core.bounds.graph import Graph
 from certkit.core.bounds.lp_refine import refine_bounds, relu_chain, safe_lower
 from certkit.core.bounds.model import BoundedModel
@@ -119,9 +120,34 @@ def _exact(key: tuple, net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, layer
     return _REF[key]
 
 
+class _CountingPool(lp_workers.Pool):
+    """lp_workers.Pool that records its instances (were workers used? are they gone?)."""
+
+    made: ClassVar[list[lp_workers.Pool]] = []
+
+    def __init__(self, *a: object) -> None:
+        super().__init__(*a)  # type: ignore[arg-type]
+        _CountingPool.made.append(self)
+
+
+def _pool_always(monkeypatch: pytest.MonkeyPatch) -> list[lp_workers.Pool]:
+    """Worker processes for every layer, however small; the pools made."""
+    monkeypatch.setattr(lp_refine, "POOL_MIN_NNZ", 0)
+    monkeypatch.setattr(lp_refine, "Pool", _CountingPool)
+    monkeypatch.setattr(_CountingPool, "made", [])
+    return _CountingPool.made
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("method", ["lp", "milp"])
-def test_refined_bounds_contain_the_exact_extremes(method: str, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("method,mode", [("lp", "one"), ("milp", "one"), ("lp", "workers"), ("milp", "workers"),
+                                         ("milp", "partial")])
+def test_refined_bounds_contain_the_exact_extremes(method: str, mode: str, dtype: torch.dtype,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # mode: one process; two worker processes (every layer); a partial MILP (binaries in the last layer only)
+    made: ClassVar[list[lp_workers.Pool]] = []
+    if mode == "workers":
+        made = _pool_always(monkeypatch)
+    kw = {"workers": 2 if mode == "workers" else 1, "milp_layers": 1 if mode == "partial" else None}
     tighter = 0
     for seed in range(3 if dtype == torch.float64 else 2):
         net = _net(seed, _SIZES, dtype)
@@ -130,7 +156,7 @@ def test_refined_bounds_contain_the_exact_extremes(method: str, dtype: torch.dty
         lo_np, hi_np = c0 - 0.6, c0 + 0.6
         lo, hi = torch.tensor(lo_np, dtype=dtype), torch.tensor(hi_np, dtype=dtype)
         g, given = _crown_bounds(net, lo, hi)
-        out, st = refine_bounds(g, lo, hi, given, method=method)
+        out, st = refine_bounds(g, lo, hi, given, method=method, **kw)  # type: ignore[arg-type]
         layers = relu_chain(g)
         assert layers is not None and st.lps > 0
         for k, ly in enumerate(layers):
@@ -145,6 +171,8 @@ def test_refined_bounds_contain_the_exact_extremes(method: str, dtype: torch.dty
             assert np.all(u >= mx - tol * (1 + np.abs(mx))), (k, mx - u)
             tighter += int(np.sum(l > gl + 1e-9) + np.sum(u < gu - 1e-9))
     assert tighter >= 5  # the refinement did something (CROWN is looser than the LP here)
+    assert (len(made) > 0) == (mode == "workers")
+    assert all(p.procs and all(q.poll() is not None for q in p.procs) for p in made)  # the workers ended
 
 
 def test_safe_lower_holds_for_any_multipliers() -> None:
@@ -254,6 +282,79 @@ def test_a_solve_that_overruns_its_time_limit_does_not_overrun_the_budget(monkey
         _, st = refine_bounds(g, lo, hi, given, method=method, **kw)  # type: ignore[arg-type]
         assert time.perf_counter() - t0 < 1.5 + 0.3, method
         assert st.stopped == "budget" and st.lps > 0
+
+
+def test_worker_processes_keep_the_deadline_when_their_solves_overrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every worker's solve takes 30 s (HiGHS past its limit, simulated): the refinement
+    # still returns at its budget with the bounds it has, and the workers are killed
+    made = _pool_always(monkeypatch)
+    monkeypatch.setattr(lp_refine, "SOLVER_OPTIONS", {"certkit_delay_s": 30.0})
+    net = _net(7, (40, 60, 60, 60, 3))
+    lo, hi = -torch.ones(40, dtype=torch.float64), torch.ones(40, dtype=torch.float64)
+    g, given = _crown_bounds(net, lo, hi)
+    for method, key in (("milp", "budget"), ("lp", "deadline")):
+        t0 = time.perf_counter()
+        kw = {"budget": 3.0} if key == "budget" else {"deadline": t0 + 3.0}
+        out, st = refine_bounds(g, lo, hi, given, method=method, workers=2, **kw)  # type: ignore[arg-type]
+        assert time.perf_counter() - t0 < 3.0 + 0.5, method
+        assert st.stopped == "budget" and st.lps == 0 and st.resume == 1
+        assert all(torch.equal(out[i][0], given[i][0]) and torch.equal(out[i][1], given[i][1]) for i in given)
+    assert len(made) == 2 and all(q.poll() is not None for p in made for q in p.procs)
+
+
+def test_crashed_workers_leave_the_solves_to_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _pool_always(monkeypatch)
+    monkeypatch.setattr(lp_refine, "SOLVER_OPTIONS", {"certkit_exit": True})  # every worker dies at the build
+    net = _net(7, (40, 60, 60, 3))
+    lo, hi = -torch.ones(40, dtype=torch.float64), torch.ones(40, dtype=torch.float64)
+    g, given = _crown_bounds(net, lo, hi)
+    ref, st1 = refine_bounds(g, lo, hi, given, method="lp", workers=1)
+    out, st = refine_bounds(g, lo, hi, given, method="lp", workers=2)
+    assert len(made) == 1 and st.lps == st1.lps > 0 and st.stopped == ""
+    assert all(torch.allclose(out[i][j], ref[i][j], atol=1e-9) for i in given for j in (0, 1))
+
+
+def test_a_partial_milp_has_binaries_only_in_its_last_layers() -> None:
+    net = _net(2, (6, 12, 12, 12, 12, 2))
+    lo, hi = -torch.ones(6, dtype=torch.float64), torch.ones(6, dtype=torch.float64)
+    g, given = _crown_bounds(net, lo, hi)
+    layers = relu_chain(g)
+    assert layers is not None
+    lb = [given[ly.node][0].reshape(-1).numpy() for ly in layers]
+    ub = [given[ly.node][1].reshape(-1).numpy() for ly in layers]
+    unst = [int(((a < 0) & (b > 0)).sum()) for a, b in zip(lb, ub)]
+    x = lo.numpy(), hi.numpy()
+    for frm in (0, 2, 3):
+        lp = lp_refine._LP(layers, 4, *x, lb, ub, lp_refine._highs(), True, frm)
+        n_int = sum(int(t == lp.hc.HighsVarType.kInteger) for t in lp.h.getLp().integrality_)
+        assert n_int == sum(unst[frm:4]) > 0, (frm, n_int, unst)
+
+
+def test_vnncomp_with_several_instance_workers_refines_in_one_process(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: object) -> None:
+    from certkit.core.bounds import vnncomp
+
+    seen: list[dict] = []  # type: ignore[type-arg]
+
+    def fake_run(factory: object, idx: object, **k: object) -> list[dict]:  # type: ignore[type-arg]
+        seen.append(factory.args[3])  # type: ignore[attr-defined]
+        return []
+
+    monkeypatch.setattr(vnncomp, "read_instances", lambda d: [])
+    monkeypatch.setattr(vnncomp, "find_instances_csv", lambda d: __file__)
+    monkeypatch.setattr(vnncomp, "run", fake_run)
+    for workers, kw, want in ((2, {"refine": "milp"}, 1), (None, {"refine": "milp"}, None),
+                              (2, {"refine": "milp", "refine_workers": 3}, 3)):
+        vnncomp.run_category(".", out=f"{tmp_path}/r{len(seen)}.csv", rows=[], workers=workers, relu_split_kw=kw)
+        assert seen[-1]["relu_split_kw"].get("refine_workers") == want
+    assert vnncomp._refine_kw("milp", 2) == {"relu_split_kw": {"refine": "milp", "refine_workers": 2}}
+    with pytest.raises(ValueError, match="refine_workers"):
+        vnncomp._refine_kw("milp", 0)
+    lo, hi = -torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    g, given = _crown_bounds(_net(0, (3, 4, 4, 2)), lo, hi)
+    for bad in ({"workers": 0}, {"milp_layers": 0}, {"workers": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            refine_bounds(g, lo, hi, given, **bad)  # type: ignore[arg-type]
 
 
 def test_a_layer_lp_whose_building_cannot_end_in_time_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -230,17 +230,21 @@ def vnnlib(onnx: Annotated[Path, typer.Option("--onnx", help="ONNX model (.onnx 
            refine: Annotated[str, typer.Option(
                "--refine", help="ReLU MLPs: refine the BaB root's intermediate bounds of a disjunct left "
                                 "open: none | lp (rigorous dual bounds) | milp (HiGHS's dual bound)")] = "none",
+           refine_workers: Annotated[int | None, typer.Option(
+               "--refine-workers", help="processes solving a layer's refinement LPs/MILPs in parallel "
+                                        "(default: the CPUs this process may use, at most 8)")] = None,
            ) -> None:
     """VNN-COMP style: sat (with counterexample) / unsat / unknown / timeout for an ONNX model
     and a VNN-LIB property (PGD first, then sound bounds). Needs the onnx extra of certkit-core."""
-    from certkit.core.bounds.vnnlib_verify import refine_kw, verify_onnx_vnnlib
+    from certkit.core.bounds.vnncomp import _refine_kw
+    from certkit.core.bounds.vnnlib_verify import verify_onnx_vnnlib
 
     meths = parse_methods(methods)
     if out is not None and (out.is_dir() or not out.parent.is_dir()):  # (before the run, not after it)
         raise ValueError(f"out: {out} is a folder" if out.is_dir() else f"out: no folder {out.parent}")
     r = verify_onnx_vnnlib(onnx, prop, timeout=timeout, methods=meths, pgd_steps=pgd_steps,
                            pgd_restarts=pgd_restarts, seed=seed, relu_split=relu_split,
-                           **refine_kw(refine))
+                           **_refine_kw(refine, refine_workers))
     if out is not None:
         out.write_text(r.to_vnncomp())
     res: dict[str, Any] = {"status": r.status, "method": r.method, "time_s": round(r.time_s, 4),

@@ -40,6 +40,11 @@ box, so those rows cut nothing). The MILP solve of a neuron stops as soon as it 
 neuron stable: HiGHS gets the value that makes it stable (past the margin below) as its
 objective cutoff and, once every node is pruned, the bound is that value.
 
+The neurons of a layer are independent given the earlier layers' bounds: worker processes
+(:mod:`~certkit.core.bounds.lp_workers`, one HiGHS model each) solve them in parallel, as
+α,β-CROWN's 8–32 Gurobi processes. A *partial* MILP (``milp_layers``) keeps binaries only
+for the last layers before the refined one.
+
 Time: a solve or the building of a layer's LP starts only when twice its measured cost
 fits before the deadline, and each solve's time limit is the time left divided by twice
 the worst ratio of a solve's duration to its limit assumed (:data:`OVERRUN`) or seen:
@@ -53,6 +58,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,14 +69,23 @@ from torch import Tensor
 from certkit.core.bounds import ops
 from certkit.core.bounds.deadline import fits
 from certkit.core.bounds.graph import Graph
+from certkit.core.bounds.lp_model import (  # noqa: F401
+    _LP,
+    _U,
+    _highs,
+    _Layer,
+    _residual,
+    neuron_lower,
+    safe_lower,
+)
+from certkit.core.bounds.lp_workers import POOL_START_S, Pool, default_workers
 
-_U = 2.0 ** -53  # unit roundoff of float64
 MAX_WIDTH = 4096  # widest ReLU layer refined (neurons)
 SOLVER_OPTIONS: dict[str, Any] = {}  # extra HiGHS options for every solve (tests stop the simplex early)
 OVERRUN = 4.0  # assumed ratio of a HiGHS solve's duration to its time limit until a worse one is seen
 # (HiGHS checks its clock between cut rounds and LPs: 3-10x overruns under load, issue 18)
+POOL_MIN_NNZ = 20_000  # worker processes only for layers whose model has this many matrix entries (eran: 36k+)
 BUILD_S_PER_NNZ = 2e-6  # seconds per matrix entry of building an LP, until measured (eran's 157k: 0.09-0.25 s)
-MIP_TOL = 1e-6  # 10x HiGHS's dual feasibility tolerance (1e-7): the MILP bound's margin per unit width
 
 
 @dataclass
@@ -87,13 +102,6 @@ class RefineStats:
     layers: dict[int, dict[str, float]] = field(default_factory=dict)
     stopped: str = ""
     resume: int | None = None
-
-
-@dataclass
-class _Layer:
-    node: int  # pre-activation node z_k
-    W: np.ndarray  # (n_k, n_{k-1}) float64, on a_{k-1} (flattened)
-    b: np.ndarray  # (n_k,)
 
 
 def relu_chain(g: Graph) -> list[_Layer] | None:
@@ -136,226 +144,6 @@ def relu_chain(g: Graph) -> list[_Layer] | None:
     return layers
 
 
-def _highs() -> Any:
-    """The HiGHS bindings: the public ``highspy`` package (the ``refine`` extra) when it is
-    installed, else the copy bundled in scipy >= 1.15 (a private module, same API), else
-    None (also without scipy, whose sparse matrices build the LP). Both keep one model whose
-    objective is changed between solves (warm starts)."""
-    try:
-        import scipy.sparse  # noqa: F401
-    except ImportError:
-        return None
-    try:
-        import highspy
-        return highspy._core
-    except ImportError:
-        pass
-    try:
-        from scipy.optimize._highspy import _core  # scipy >= 1.15
-        return _core
-    except ImportError:
-        return None
-
-
-def _residual(c: np.ndarray, AT: Any, lam: np.ndarray) -> np.ndarray:
-    """``c - Aᵀλ`` (a test plants a sign error here)."""
-    return c - AT @ lam
-
-
-def safe_lower(c: np.ndarray, A: Any, L: np.ndarray, U: np.ndarray, vl: np.ndarray, vu: np.ndarray,
-               lam: np.ndarray) -> float:
-    """A valid lower bound of ``min c·v`` over ``{v in [vl, vu] : L <= A v <= U}`` from any
-    row multipliers ``lam`` (weak duality, evaluated with a priori rounding-error bounds):
-    see the module docstring. ``A`` is a scipy sparse (m, n) matrix; ``vl``, ``vu`` finite.
-    Returns -inf if the inputs are not finite."""
-    lam = np.where(np.isfinite(lam), lam, 0.0)
-    lam = np.where((lam > 0) & ~np.isfinite(L), 0.0, lam)
-    lam = np.where((lam < 0) & ~np.isfinite(U), 0.0, lam)
-    AT = A.T.tocsr()
-    r = _residual(c, AT, lam)
-    absA = abs(AT)
-    k = int(np.diff(AT.indptr).max(initial=0)) + 2
-    err = 2.0 * k * _U * (np.abs(c) + absA @ np.abs(lam))  # |fl(r) - r|, with the error of this estimate
-    rl, ru = r - err, r + err
-    terms = np.minimum(np.minimum(rl * vl, rl * vu), np.minimum(ru * vl, ru * vu))
-    row = np.where(lam > 0, lam * np.where(np.isfinite(L), L, 0.0), lam * np.where(np.isfinite(U), U, 0.0))
-    allt = np.concatenate([terms, row])
-    if not np.isfinite(allt).all():
-        return -math.inf
-    s = float(np.sum(allt))
-    return s - 2.0 * (allt.size + 4) * _U * float(np.sum(np.abs(allt))) - 1e-300
-
-
-class _LP:
-    """The Planet relaxation of layers 0..k-1 as one HiGHS LP: columns x, z_i, and a_i of
-    the unstable neurons; rows ``z_i - W_i a_{i-1} = b_i`` and the triangles."""
-
-    def __init__(self, layers: list[_Layer], k: int, x_lo: np.ndarray, x_hi: np.ndarray,
-                 lb: list[np.ndarray], ub: list[np.ndarray], hc: Any, milp: bool = False) -> None:
-        from scipy import sparse
-        cols_l: list[np.ndarray] = [x_lo]
-        cols_u: list[np.ndarray] = [x_hi]
-        ncol = x_lo.size
-        a_cols = np.arange(ncol)  # columns of a_{i-1} (-1: the constant 0)
-        ri: list[np.ndarray] = []
-        ci: list[np.ndarray] = []
-        vals: list[np.ndarray] = []
-        rL: list[np.ndarray] = []
-        rU: list[np.ndarray] = []
-        nrow = 0
-        ints: list[np.ndarray] = []
-        for i in range(k):
-            W, b = layers[i].W, layers[i].b
-            n = b.size
-            # the first layer is affine in the input box, where its bounds hold for every x: the
-            # rows of its neurons that are never active (u <= 0) feed nothing and cut nothing
-            # (dropped; eran's 784-input first layer: 157k -> 36k matrix entries)
-            rows = np.nonzero(ub[i] > 0)[0] if i == 0 else np.arange(n)
-            nr = rows.size
-            z = np.full(n, -1)
-            z[rows] = ncol + np.arange(nr)
-            ncol += nr
-            cols_l.append(lb[i][rows])
-            cols_u.append(ub[i][rows])
-            keep = a_cols >= 0
-            Wk = W[rows][:, keep]
-            rr, cc = np.nonzero(Wk)
-            ri += [nrow + np.arange(nr), nrow + rr]
-            ci += [z[rows], a_cols[keep][cc]]
-            vals += [np.ones(nr), -Wk[rr, cc]]
-            rL.append(b[rows])
-            rU.append(b[rows])
-            nrow += nr
-            l, u = lb[i], ub[i]  # noqa: E741
-            act, unst = l >= 0, (l < 0) & (u > 0)
-            nxt = np.full(n, -1)
-            nxt[act] = z[act]
-            m = int(unst.sum())
-            if m:
-                a = ncol + np.arange(m)
-                ncol += m
-                cols_l.append(np.zeros(m))
-                cols_u.append(u[unst])
-                nxt[unst] = a
-                lu, uu = l[unst], u[unst]
-                s = uu / (uu - lu)
-                zr = z[unst]
-                # z - a <= 0
-                ri += [nrow + np.arange(m)] * 2
-                ci += [zr, a]
-                vals += [np.ones(m), -np.ones(m)]
-                rL.append(np.full(m, -np.inf))
-                rU.append(np.zeros(m))
-                nrow += m
-                # a - s z <= -s l, loosened by its rounding (s and s*l are rounded)
-                ri += [nrow + np.arange(m)] * 2
-                ci += [a, zr]
-                vals += [np.ones(m), -s]
-                rL.append(np.full(m, -np.inf))
-                rU.append(-s * lu + 2.0 ** -48 * (np.abs(uu) + np.abs(lu)))
-                nrow += m
-                if milp:  # big-M: a <= z - l (1 - d) and a <= u d, with d binary (its LP relaxation is the triangle)
-                    dcol = ncol + np.arange(m)
-                    ncol += m
-                    cols_l.append(np.zeros(m))
-                    cols_u.append(np.ones(m))
-                    ints.append(dcol)
-                    ri += [nrow + np.arange(m)] * 3
-                    ci += [a, zr, dcol]
-                    vals += [np.ones(m), -np.ones(m), -lu]
-                    rL.append(np.full(m, -np.inf))
-                    rU.append(-lu)
-                    nrow += m
-                    ri += [nrow + np.arange(m)] * 2
-                    ci += [a, dcol]
-                    vals += [np.ones(m), -uu]
-                    rL.append(np.full(m, -np.inf))
-                    rU.append(np.zeros(m))
-                    nrow += m
-            a_cols = nxt
-        self.A = sparse.csc_matrix((np.concatenate(vals), (np.concatenate(ri), np.concatenate(ci))),
-                                   shape=(nrow, ncol))
-        self.A.sum_duplicates()
-        self.L, self.U = np.concatenate(rL), np.concatenate(rU)
-        self.vl, self.vu = np.concatenate(cols_l), np.concatenate(cols_u)
-        self.a_cols = a_cols  # the columns of a_{k-1} (-1: the constant 0)
-        self.ncol = ncol
-        self.milp = milp and bool(ints)
-        if self.milp:  # the widths HiGHS's tolerances act on: columns, and row activities
-            w = self.vu - self.vl
-            act = abs(self.A) @ w
-            rw = np.where(np.isfinite(self.U - self.L), np.minimum(self.U - self.L, act), act)
-            self.width_sum = float(w.sum() + rw.sum())
-        h = hc._Highs()
-        for opt, val in (("output_flag", False), ("presolve", "off"), ("threads", 1)):
-            h.setOptionValue(opt, val)
-        lp = hc.HighsLp()
-        lp.num_col_, lp.num_row_ = ncol, nrow
-        lp.col_cost_ = np.zeros(ncol)
-        lp.col_lower_, lp.col_upper_ = self.vl, self.vu
-        inf = hc.kHighsInf
-        lp.row_lower_ = np.where(np.isfinite(self.L), self.L, -inf)
-        lp.row_upper_ = np.where(np.isfinite(self.U), self.U, inf)
-        lp.a_matrix_.format_ = hc.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = self.A.indptr
-        lp.a_matrix_.index_ = self.A.indices
-        lp.a_matrix_.value_ = self.A.data
-        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = ncol, nrow
-        if self.milp:
-            is_int = np.zeros(ncol, dtype=bool)
-            is_int[np.concatenate(ints)] = True
-            lp.integrality_ = [hc.HighsVarType.kInteger if v else hc.HighsVarType.kContinuous for v in is_int]
-            for opt, fval in (("mip_heuristic_effort", 0.0), ("mip_rel_gap", 1e-2), ("mip_abs_gap", 1e-2)):
-                h.setOptionValue(opt, fval)  # only the dual bound is used; 1 % gaps as alpha,beta-CROWN's
-            for opt in ("mip_heuristic_run_rins", "mip_heuristic_run_rens", "mip_heuristic_run_root_reduced_cost",
-                        "mip_heuristic_run_feasibility_jump"):  # (these run even at effort 0; unknown to older HiGHS)
-                h.setOptionValue(opt, False)
-        for opt, val in SOLVER_OPTIONS.items():
-            h.setOptionValue(opt, val)
-        h.passModel(lp)
-        self.h, self.hc = h, hc
-        self.idx = np.arange(ncol, dtype=np.int32)
-
-    def margin(self, v: float) -> float:
-        """What a MILP bound ``v`` loses to HiGHS's tolerances: :data:`MIP_TOL` times (the
-        column widths + the row activity widths + |v| + 1)."""
-        return MIP_TOL * (self.width_sum + abs(v) + 1.0)
-
-    def lower(self, w: np.ndarray, time_limit: float, stop_at: float | None = None) -> float:
-        """A lower bound of ``w · a_{k-1}`` over the relaxation (-inf if none): for the LP
-        the weak-duality bound :func:`safe_lower` of HiGHS's row duals; for the MILP
-        HiGHS's proven dual bound less :meth:`margin` (the error its tolerances allow, see
-        the module docstring). ``stop_at`` (MILP only): a value past which the bound is
-        not needed (the neuron is stable once its bound clears it); given to HiGHS as
-        its objective cutoff, so it prunes every node whose bound reaches it and stops,
-        reporting the problem infeasible, once all are: then the bound is ``stop_at``."""
-        keep = self.a_cols >= 0
-        c = np.zeros(self.ncol)
-        np.add.at(c, self.a_cols[keep], w[keep])
-        self.h.changeColsCost(self.ncol, self.idx, c)
-        self.h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
-        cut = math.inf if stop_at is None or not math.isfinite(stop_at) else float(stop_at)
-        if self.milp:
-            self.h.setOptionValue("objective_bound", cut)
-        self.h.run()
-        if self.milp:
-            st = self.h.getModelStatus()
-            S = self.hc.HighsModelStatus
-            if st == S.kInfeasible and math.isfinite(cut):
-                v = cut  # every node pruned by the cutoff: no point of the relaxation is below it
-            elif st in (S.kOptimal, S.kTimeLimit, S.kObjectiveBound):
-                v = min(float(self.h.getInfo().mip_dual_bound), cut)  # (nodes pruned by the cutoff lie above it)
-            else:
-                return -math.inf
-            if not math.isfinite(v):
-                return -math.inf
-            return v - self.margin(v)
-        sol = self.h.getSolution()
-        if not sol.dual_valid:
-            return -math.inf
-        return safe_lower(c, self.A, self.L, self.U, self.vl, self.vu, np.asarray(sol.row_dual))
-
-
 def _round_out(v: np.ndarray, dtype: torch.dtype, up: bool) -> Tensor:
     """float64 values as ``dtype`` numbers no tighter than them (lower bounds rounded down,
     upper bounds up)."""
@@ -371,7 +159,8 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
                   method: str = "lp", deadline: float | None = None, budget: float | None = None,
                   first: int = 1, n_layers: int | None = None, max_neurons: int | None = None,
                   solve_time: float | None = None, scores: dict[int, np.ndarray] | None = None,
-                  crown: bool = True) -> tuple[dict[int, tuple[Tensor, Tensor]], RefineStats]:
+                  crown: bool = True, workers: int | None = None,
+                  milp_layers: int | None = None) -> tuple[dict[int, tuple[Tensor, Tensor]], RefineStats]:
     """Refine the pre-activation bounds of a chain of affine ops and ReLUs over the triangle
     relaxation (module docstring), layer by layer from layer ``first`` (layer 0 is affine
     in the input box, where CROWN is exact already).
@@ -395,6 +184,16 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
             loosest first).
         solve_time: HiGHS time limit of one solve (default 1.5 s for the MILP, none for
             the LP); a stopped solve still gives a valid bound.
+        workers: processes that solve a layer's neurons in parallel
+            (:mod:`~certkit.core.bounds.lp_workers`; ``None``: the CPUs this process may use,
+            at most 8; 1: in this process). Used for layers whose model has at least
+            :data:`POOL_MIN_NNZ` matrix entries and twice as many neurons as workers, once
+            starting them fits before the deadline; workers that fail leave their layer to
+            this process. The deadline holds: past it, solves still running are abandoned
+            and their workers killed.
+        milp_layers: ``"milp"`` only: binaries for the unstable ReLUs of the last
+            ``milp_layers`` layers before the refined one, the earlier ones triangle-relaxed
+            (a partial MILP: a valid relaxation, weaker, cheaper per solve); ``None``: all.
         crown: after each refined layer, CROWN again from all the bounds so far (cheap:
             one backward pass per later layer's unstable neurons; intersected, so never
             looser): the next layer's LP starts from those, with fewer unstable neurons.
@@ -404,6 +203,11 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
     returns ``bounds`` unchanged (``stats.stopped`` says why)."""
     if method not in ("lp", "milp"):
         raise ValueError(f"method: expected 'lp' or 'milp', got {method!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers: expected an integer >= 1 or None, got {workers!r}")
+    if milp_layers is not None and (isinstance(milp_layers, bool) or not isinstance(milp_layers, int)
+                                    or milp_layers < 1):
+        raise ValueError(f"milp_layers: expected an integer >= 1 or None, got {milp_layers!r}")
     t0 = time.perf_counter()
     stats = RefineStats()
     out = dict(bounds)
@@ -424,68 +228,106 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
     over = OVERRUN  # the worst ratio of a solve's duration to its time limit so far (at least OVERRUN)
     build_nnz_s = BUILD_S_PER_NNZ  # seconds per matrix entry of building and passing an LP (measured after the first)
     last = len(layers) if n_layers is None else min(len(layers), max(first, 1) + n_layers)
-    for k in range(max(first, 1), last):
-        l, u = lb[k], ub[k]  # noqa: E741
-        unst = np.nonzero((l < 0) & (u > 0))[0]
-        if unst.size == 0:
-            continue
-        nnz = sum(int(np.count_nonzero(layers[i].W)) for i in range(k)) + 10 * sum(b.size for b in lb[:k])
-        if not fits(end, solve_s) or not fits(end, build_nnz_s * nnz):
-            stats.stopped, stats.resume = "budget", k
-            break
-        sc = scores.get(layers[k].node) if scores is not None else None
-        score = np.asarray(sc, dtype=np.float64).reshape(-1)[unst] if sc is not None else \
-            -l[unst] * u[unst] / (u[unst] - l[unst])
-        unst = unst[np.argsort(-score, kind="stable")][:max_neurons]
-        if sc is not None:
-            unst = unst[np.sort(-score)[:unst.size] < 0]  # no influence on the output: left alone
-        t1 = time.perf_counter()
-        lp = _LP(layers, k, x_lo, x_hi, lb, ub, hc, milp)
-        build_nnz_s = max(build_nnz_s, (time.perf_counter() - t1) / max(nnz, 1))
-        W, b = layers[k].W, layers[k].b
-        rec = {"unstable": float(unst.size), "improved": 0.0, "stabilised": 0.0}
-        for j in unst.tolist():
-            for low in ([True, False] if -l[j] <= u[j] else [False, True]):  # the side nearer 0 first
-                if not fits(end, solve_s):
-                    stats.stopped = "budget"
-                    break
-                t2 = time.perf_counter()
-                left = per_solve if end is None else min(per_solve, (end - t2) / (2.0 * over))
-                # the objective value that makes neuron j stable (l_j >= 0 / u_j <= 0), past the margins
-                thr = -b[j] if low else b[j]
-                cut = None
-                if lp.milp:
-                    cut = thr + 2.0 * lp.margin(thr) + 8 * _U * (abs(thr) + abs(b[j])) + 1e-12
-                v = lp.lower(W[j] if low else -W[j], left, cut)
-                stats.lps += 1
-                dt = time.perf_counter() - t2
-                over = max(over, dt / max(left, 1e-3))
-                solve_s = dt if solve_s is None else max(0.8 * solve_s + 0.2 * dt, dt if method == "lp" else 0.0)
-                if not math.isfinite(v):
-                    continue
-                err = 4 * _U * (abs(v) + abs(b[j]))  # the rounding of adding the bias
-                if low and v + b[j] - err > l[j]:
-                    l[j] = v + b[j] - err
-                    rec["improved"] += 1
-                elif not low and -v + b[j] + err < u[j]:
-                    u[j] = -v + b[j] + err
-                    rec["improved"] += 1
-                if l[j] >= 0 or u[j] <= 0:
-                    rec["stabilised"] += 1
-                    break  # stable now: the other side does not change its relaxation
-            if stats.stopped:
+    pool: Pool | None = None
+    n_work = default_workers() if workers is None else workers
+    try:
+        for k in range(max(first, 1), last):
+            l, u = lb[k], ub[k]  # noqa: E741
+            unst = np.nonzero((l < 0) & (u > 0))[0]
+            if unst.size == 0:
+                continue
+            nnz = sum(int(np.count_nonzero(layers[i].W)) for i in range(k)) + 10 * sum(b.size for b in lb[:k])
+            if not fits(end, solve_s) or not fits(end, build_nnz_s * nnz):
+                stats.stopped, stats.resume = "budget", k
                 break
-        rec["seconds"] = time.perf_counter() - t1
-        stats.layers[layers[k].node] = rec
-        stats.improved += int(rec["improved"])
-        stats.stabilised += int(rec["stabilised"])
-        if stats.stopped:
-            stats.resume = k
-            break
-        if crown and rec["improved"] and k + 1 < last:
-            t3 = time.perf_counter()
-            _crown_again(g, lo, hi, bounds, layers, lb, ub, end)
-            rec["crown_s"] = time.perf_counter() - t3
+            sc = scores.get(layers[k].node) if scores is not None else None
+            score = np.asarray(sc, dtype=np.float64).reshape(-1)[unst] if sc is not None else \
+                -l[unst] * u[unst] / (u[unst] - l[unst])
+            unst = unst[np.argsort(-score, kind="stable")][:max_neurons]
+            if sc is not None:
+                unst = unst[np.sort(-score)[:unst.size] < 0]  # no influence on the output: left alone
+            t1 = time.perf_counter()
+            rec = {"unstable": float(unst.size), "improved": 0.0, "stabilised": 0.0}
+            # the from-layer of the binaries (partial MILP: the last milp_layers layers before k)
+            mf = 0 if milp_layers is None else max(0, k - milp_layers)
+            if pool is None and n_work > 1 and unst.size >= 2 * n_work and nnz >= POOL_MIN_NNZ and fits(end, POOL_START_S):
+                try:
+                    pool = Pool(n_work, [(ly.W, ly.b) for ly in layers[:last]], x_lo, x_hi)
+                except OSError:  # no processes to be had: solved here
+                    n_work = 1
+            lp: _LP | None = None
+            if pool is not None and unst.size >= 2 and pool.alive:
+                if not pool.build(k, lb[:k], ub[:k], milp, mf, dict(SOLVER_OPTIONS), end) and \
+                        not fits(end, build_nnz_s * nnz):
+                    stats.stopped, stats.resume = "budget", k
+                    break
+            if pool is None or not pool.alive or unst.size < 2:  # (workers that failed: solved here)
+                lp = _LP(layers, k, x_lo, x_hi, lb, ub, hc, milp, mf, SOLVER_OPTIONS)
+            build_nnz_s = max(build_nnz_s, (time.perf_counter() - t1) / max(nnz, 1))
+            W, b = layers[k].W, layers[k].b
+            # the side nearer 0 first; the other side next, unless the first made the neuron stable
+            jobs = deque((j, bool(-l[j] <= u[j]), True) for j in unst.tolist())
+            waiting: list[tuple[int, bool, bool, float]] = []  # solves handed out, not answered: (j, low, first, limit)
+            while jobs or waiting:
+                # idle workers; in this process one solve at a time
+                for i in (pool.idle() if lp is None and pool is not None else [] if waiting else [0]):
+                    if not jobs:
+                        break
+                    if not fits(end, solve_s):
+                        jobs.clear()  # no new solve (those running finish)
+                        stats.stopped = "budget"
+                        break
+                    j, low, first_side = jobs.popleft()
+                    left = per_solve if end is None else min(per_solve, (end - time.perf_counter()) / (2.0 * over))
+                    waiting.append((j, low, first_side, left))
+                    if lp is None and pool is not None:
+                        pool.submit(i, waiting[-1], j, low, left)
+                if not waiting:
+                    stats.stopped = stats.stopped or "workers failed"
+                    break
+                if lp is not None:  # in this process
+                    tag = waiting.pop()
+                    t2 = time.perf_counter()
+                    v = neuron_lower(lp, W, b, tag[0], tag[1], tag[3])
+                    done = [(tag, v, time.perf_counter() - t2)]
+                else:
+                    got = pool.collect(end) if pool is not None else None
+                    if got is None:  # the deadline passed with solves running: the workers were killed
+                        stats.stopped = "budget"
+                        break
+                    done = got
+                    for tag, _, _ in done:
+                        waiting.remove(tag)
+                for (j, low, first_side, left), v, dt in done:
+                    stats.lps += 1
+                    over = max(over, dt / max(left, 1e-3))
+                    solve_s = dt if solve_s is None else max(0.8 * solve_s + 0.2 * dt, dt if method == "lp" else 0.0)
+                    if math.isfinite(v):
+                        err = 4 * _U * (abs(v) + abs(b[j]))  # the rounding of adding the bias
+                        if low and v + b[j] - err > l[j]:
+                            l[j] = v + b[j] - err
+                            rec["improved"] += 1
+                        elif not low and -v + b[j] + err < u[j]:
+                            u[j] = -v + b[j] + err
+                            rec["improved"] += 1
+                    if l[j] >= 0 or u[j] <= 0:
+                        rec["stabilised"] += 1  # stable now: the other side does not change its relaxation
+                    elif first_side:
+                        jobs.appendleft((j, not low, False))
+            rec["seconds"] = time.perf_counter() - t1
+            stats.layers[layers[k].node] = rec
+            stats.improved += int(rec["improved"])
+            stats.stabilised += int(rec["stabilised"])
+            if stats.stopped:
+                stats.resume = k
+                break
+            if crown and rec["improved"] and k + 1 < last:
+                t3 = time.perf_counter()
+                _crown_again(g, lo, hi, bounds, layers, lb, ub, end)
+                rec["crown_s"] = time.perf_counter() - t3
+    finally:
+        if pool is not None:
+            pool.close()
     for k, ly in enumerate(layers):
         ol, ou = bounds[ly.node]
         nl = _round_out(lb[k], dtype, False).reshape(ol.shape)

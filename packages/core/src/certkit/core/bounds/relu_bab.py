@@ -624,6 +624,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
                interm: str = "ibp", pgd_steps: int = 5, attack_domains: int = 8,
                warm_bytes: int = 256 << 20, bound_dtype: torch.dtype | None = torch.float32,
                refine: str | None = None, refine_share: float = 0.4, refine_first: int = 1,
+               refine_workers: int | None = None, refine_milp_layers: int | None = None,
                root_bounds: dict[int, tuple[Tensor, Tensor]] | None = None, prune_dead: bool = True) -> SplitResult:
     """Decide ``∃ x ∈ [lo, hi], ∃ k: C_k @ model(x) <= d_k`` by ReLU splitting (β-CROWN).
 
@@ -667,7 +668,10 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             bounds from them (as α,β-CROWN's ``bab-refine``); ``None``: off.
             ``refine_first``: the first ReLU layer refined (1, the second one: the first is
             exact already; a later call on the same box resumes at the layer an earlier
-            one's time ran out in, ``stats["refine"].resume``).
+            one's time ran out in, ``stats["refine"].resume``). ``refine_workers``: processes
+            solving a layer's neurons in parallel (``None``: the CPUs this process may use);
+            ``refine_milp_layers``: binaries only for the unstable ReLUs of this many layers
+            before the refined one (a partial MILP; ``None``: all).
         root_bounds: valid intermediate bounds {node: (lower, upper) (1, *shape)} for this
             input box (e.g. ``stats["root_bounds"]`` of an earlier call on the same box):
             the root intersects its own with them (and ``refine`` refines them further).
@@ -677,7 +681,8 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
 
     Returns a :class:`~certkit.core.bounds.bab.SplitResult` (``boxes``: domains bounded;
     ``stats["root_bounds"]``: the root's intermediate bounds, ``stats["refine"]`` the
-    refinement's :class:`~certkit.core.bounds.lp_refine.RefineStats`).
+    refinement's :class:`~certkit.core.bounds.lp_refine.RefineStats`, ``stats["root_lb"]`` /
+    ``stats["refined_lb"]`` the root's margin bound before / after it).
     """
     if half_dtype(model) is not None:  # searched on a float64 copy, a witness re-checked in half (bounds/half.py)
         return split_in_float64(relu_split, dict(locals()))
@@ -796,8 +801,9 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
         scores = {p: sc[P.offsets[k]:P.offsets[k] + P.sizes[k]].numpy() for k, p in enumerate(P.pre)}
         left = None if deadline is None else refine_share * (deadline - time.perf_counter())
         refined, rs = refine_bounds(P.g, lo, hi, P.root, method=refine, deadline=deadline, budget=left, scores=scores,
-                                    first=refine_first)
+                                    first=refine_first, workers=refine_workers, milp_layers=refine_milp_layers)
         stats["refine"] = rs
+        stats["root_lb"] = float(new_lb.min())  # the root's margin bound before / after the refinement
         if rs.improved and not late():
             root_pass(refined)  # later layers' CROWN / α-CROWN bounds from the refined ones
             stats["root_bounds"] = P.root
@@ -805,6 +811,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             stats["search_neurons"] = PR.total
             new_s = torch.zeros(1, PR.total, dtype=torch.int8)
             res, new_dec, new_lb = bound(new_s, alpha_iterations, None)
+            stats["refined_lb"] = float(new_lb.min())
     new_depth = torch.zeros(1, dtype=torch.long)
     pool = _Pool()
     # α / β of every open domain (float16, children start from their parent's) while they fit

@@ -171,6 +171,18 @@ def _make_task(category: str, instances: list[Instance], timeout_scale: float,
     return _InstanceTask(category, instances, timeout_scale, kw)
 
 
+def _refine_kw(refine: str, refine_workers: int | None) -> dict[str, Any]:
+    """``--refine`` / ``--refine-workers`` as :func:`verify_property` keyword arguments."""
+    from certkit.core.bounds.vnnlib_verify import refine_kw
+
+    if refine_workers is not None and refine_workers < 1:
+        raise ValueError(f"refine_workers: expected an integer >= 1, got {refine_workers}")
+    kw = refine_kw(refine)
+    if kw and refine_workers is not None:
+        kw["relu_split_kw"]["refine_workers"] = refine_workers
+    return kw
+
+
 def run_category(category_dir: str | os.PathLike[str], *, out: str | os.PathLike[str],
                  timeout_scale: float = 1.0, log: str | os.PathLike[str] | None = None,
                  new: bool = False, rows: list[int] | None = None, backend: str | None = None,
@@ -191,6 +203,10 @@ def run_category(category_dir: str | os.PathLike[str], *, out: str | os.PathLike
         if not 0 <= i < len(instances):
             raise ValueError(f"rows: {i} is outside 0..{len(instances) - 1}")
     out = Path(out)
+    rk = verify_kw.get("relu_split_kw")
+    if workers is not None and workers > 1 and isinstance(rk, dict) and rk.get("refine") \
+            and rk.get("refine_workers") is None:  # instances in parallel already: each refines in its own process
+        verify_kw = {**verify_kw, "relu_split_kw": {**rk, "refine_workers": 1}}
     settings = run_settings(category=category, instances=fingerprint(find_instances_csv(category_dir)),
                             files=_files_fingerprint(instances), timeout_scale=float(timeout_scale),
                             verify={k: repr(v) for k, v in sorted(verify_kw.items())})
@@ -283,6 +299,9 @@ def vnncomp_command(
     refine: Annotated[str, typer.Option(
         "--refine", help="ReLU MLPs: refine the BaB root's intermediate bounds of a disjunct left open: "
                          "none | lp (rigorous dual bounds) | milp (HiGHS's dual bound)")] = "none",
+    refine_workers: Annotated[int | None, typer.Option(
+        "--refine-workers", help="Processes solving a layer's refinement LPs/MILPs in parallel (default: the "
+                                 "CPUs this process may use, at most 8; 1 with --workers > 1).")] = None,
 ) -> None:
     """Run a category's instances (PGD, bounds, input / ReLU splitting) and write a results CSV.
 
@@ -292,7 +311,6 @@ def vnncomp_command(
     import random
 
     from certkit.core import progress
-    from certkit.core.bounds.vnnlib_verify import refine_kw
     from certkit.core.cli import STATE, echo_json
 
     instances = read_instances(category_dir)
@@ -316,7 +334,7 @@ def vnncomp_command(
         done = run_category(category_dir, out=out, timeout_scale=timeout_scale, rows=chosen, new=new,
                             backend=backend, workers=workers, on_result=seen, seed=seed,
                             **({} if relu_split else {"relu_split": False}),  # recorded in the log's settings
-                            **refine_kw(refine))
+                            **_refine_kw(refine, refine_workers))
     summary: dict[str, Any] = {"category": Path(category_dir).resolve().name, "out": str(out),
                                **{k: sum(r["result"] == k for r in done) for k in RESULTS},
                                "mean_run_time": round(sum(float(r["run_time"]) for r in done) / max(len(done), 1), 3)}
