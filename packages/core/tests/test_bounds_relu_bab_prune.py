@@ -125,3 +125,30 @@ def test_relu_split_searches_the_pruned_net_with_the_same_verdicts(monkeypatch: 
             assert a.stats["search_neurons"] < full and b.stats["search_neurons"] == full
             statuses.add(a.status)
     assert statuses == {"sat", "unsat"} and widths and all(w == 0 for w in widths)
+
+
+def test_one_box_for_every_domain_is_concretised_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The domains of a batch share one input box (an expanded view): its centre / radius
+    are computed once per pass, not per domain, with the same bounds as per-domain boxes."""
+    from certkit.core.bounds import fused
+
+    P = _problem(0)
+    R = relu_bab._without_dead(P)
+    s = _splits(R, 16, 0)
+    sizes: list[int] = []
+    real = fused.centre_radius
+
+    def counted(lo, hi):  # type: ignore[no-untyped-def]
+        sizes.append(lo.numel())
+        return real(lo, hi)
+
+    monkeypatch.setattr(fused, "centre_radius", counted)
+    ctx, _ = relu_bab._domain_ctx(R, s, "ibp", None)
+    sizes.clear()  # (IBP's intervals: one per domain)
+    Cb = R.C.unsqueeze(0).expand(16, -1, -1).reshape(16, 2, 3)
+    with torch.no_grad():
+        shared = ctx.backward(R.g.output, Cb)
+        assert sizes and all(n == 8 for n in sizes)  # (the box, once; not 16 x 8)
+        ctx.lo, ctx.hi = ctx.lo.clone(), ctx.hi.clone()  # the same box, one copy per domain
+        own = ctx.backward(R.g.output, Cb)
+    assert torch.allclose(shared, own, rtol=0, atol=1e-12)

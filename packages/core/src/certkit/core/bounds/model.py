@@ -509,6 +509,11 @@ class _Ctx:
         B, S = A.shape[:2]
         a = A.reshape(B, S, -1)
         if self.norm == math.inf:
+            if B > 1 and self.lo.stride(0) == 0 and self.hi.stride(0) == 0:
+                # one box for every example (an expanded view: branch and bound's domains):
+                # its centre / radius once, not per example (was ~20 % of a ReLU-split search)
+                mid, rad = fused.centre_radius(self.lo[0].reshape(-1), self.hi[0].reshape(-1))
+                return torch.matmul(a, mid) - torch.matmul(a.abs(), rad)
             mid, rad = fused.centre_radius(self.lo, self.hi)
             mid, rad = mid.reshape(B, -1, 1), rad.reshape(B, -1, 1)
             return torch.bmm(a, mid).squeeze(-1) - torch.bmm(a.abs(), rad).squeeze(-1)
