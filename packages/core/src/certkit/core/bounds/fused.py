@@ -22,6 +22,7 @@ rules (tests compare both).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -111,6 +112,9 @@ def centre_radius(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
     inf: IBP's next bounds ±inf on the wrong side (an upper bound -inf: a wrong unsat), an attack's
     start outside the box, and an ``eps: expected a finite value`` error."""
     s, w = lo + hi, hi - lo
+    # (finite sums: every entry finite, the usual case, one pass each; else the entrywise choice)
+    if math.isfinite(float(s.detach().sum())) and math.isfinite(float(w.detach().sum())):
+        return s / 2, w / 2
     return (torch.where(torch.isfinite(s), s / 2, lo / 2 + hi / 2),
             torch.where(torch.isfinite(w), w / 2, hi / 2 - lo / 2))
 

@@ -374,9 +374,10 @@ def _no_nan(lo: Tensor | None, up: Tensor | None) -> tuple[Tensor | None, Tensor
     """A NaN bound (inf - inf or 0 * inf after an overflow, e.g. eps = 3e38 in float32)
     bounds nothing: -inf / +inf instead, which are sound. So is a lower bound of +inf or an
     upper bound of -inf (an overflowing centre W·mid + b on a finite set: red team s6)."""
-    if lo is not None and not bool((lo < math.inf).all()):
+    # (a finite sum: every entry finite, the usual case, one pass; else the entrywise check)
+    if lo is not None and not math.isfinite(float(lo.detach().sum())) and not bool((lo < math.inf).all()):
         lo = torch.where(lo < math.inf, lo, torch.full_like(lo, -math.inf))
-    if up is not None and not bool((up > -math.inf).all()):
+    if up is not None and not math.isfinite(float(up.detach().sum())) and not bool((up > -math.inf).all()):
         up = torch.where(up > -math.inf, up, torch.full_like(up, math.inf))
     return lo, up
 
