@@ -419,6 +419,35 @@ def test_relu_split_with_refinement_returns_the_exact_verdicts(refine: str) -> N
     assert solved > 0  # the refinement ran (on the cases the root bound did not close)
 
 
+def test_a_deep_root_margin_gets_the_deep_refinement_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a root margin bound below -REFINE_DEEP refines for REFINE_SHARE_DEEP (0.8) of the time
+    # left, a shallower one for refine_share (0.4); the margins are read as deep / shallow by
+    # moving the threshold (old code: 0.4 whatever the margin)
+    from certkit.core.bounds import relu_bab
+
+    seen: list[float] = []
+
+    def capture(g: object, lo: object, hi: object, bounds: dict, **k: float) -> tuple:  # type: ignore[type-arg]
+        seen.append(k["budget"] / (k["deadline"] - time.perf_counter()))
+        return bounds, lp_refine.RefineStats()
+
+    monkeypatch.setattr(lp_refine, "refine_bounds", capture)
+    shares = []
+    for deep in (-1e9, 1e9):  # every margin deep / none deep
+        monkeypatch.setattr(relu_bab, "REFINE_DEEP", deep)
+        seen.clear()
+        for net, lo, hi, c, d in _verdict_cases(4)[::2]:  # (the unsat ones)
+            r = relu_split(net, (4,), torch.tensor(lo), torch.tensor(hi), torch.tensor(c).reshape(1, 1, 3),
+                           torch.tensor([[d]]), deadline=time.perf_counter() + 20, refine="milp", pgd_steps=0,
+                           attack_domains=1, batch=8, max_domains=2)
+            if seen:
+                assert "root_lb" in r.stats
+                break
+        assert seen
+        shares.append(seen[0])
+    assert 0.79 <= shares[0] <= 0.81 and 0.39 <= shares[1] <= 0.41, shares
+
+
 def test_verify_property_refines_open_disjuncts_and_keeps_the_exact_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
     # a disjunct left open after the quick search is searched again from MILP-refined
     # bounds; the later disjuncts over the same box reuse them (refinement runs once)
@@ -439,6 +468,36 @@ def test_verify_property_refines_open_disjuncts_and_keeps_the_exact_verdicts(mon
                             relu_split_kw={"refine": "milp", "quick_share": 1e-6, "pgd_steps": 0, "attack_domains": 1})
         assert r.status == ("sat" if s % 2 else "unsat"), (s, r)
     assert 1 <= len(calls) <= 4 and set(calls) == {"milp"}, calls
+
+
+def test_a_root_too_deep_for_the_search_goes_to_the_refinement_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # relu_split(give_up_below=) returns unknown right after a root bound below it; the
+    # quick search of verify_property passes -REFINE_DEEP, so a deep root is refined without
+    # spending quick_share on a search (every open root read as deep here: same verdicts)
+    from certkit.core.bounds import relu_bab
+
+    net, lo, hi, c, d = _verdict_cases(4)[0]
+    args = (net, (4,), torch.tensor(lo), torch.tensor(hi), torch.tensor(c).reshape(1, 1, 3), torch.tensor([[d]]))
+    r = relu_split(*args, deadline=time.perf_counter() + 20, give_up_below=1e9, pgd_steps=0)
+    assert r.status == "unknown" and r.boxes == 1 and "root_lb" in r.stats and "root_bounds" in r.stats
+    quick: list[tuple[str, int]] = []
+    real = relu_bab.relu_split
+
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        r = real(*a, **k)
+        if "refine" not in k:
+            quick.append((r.status, r.boxes))
+        return r
+
+    monkeypatch.setattr(relu_bab, "relu_split", spy)
+    monkeypatch.setattr(relu_bab, "REFINE_DEEP", -1e9)
+    for s, (net, lo, hi, c, d) in enumerate(_verdict_cases(4)):
+        prop = Property(n_inputs=4, n_outputs=3, clauses=[Clause(lo=lo, hi=hi, C=c.reshape(1, 3), d=np.array([d]))])
+        r = verify_property(net, (4,), prop, timeout=20, pgd_steps=0, methods=("IBP",), input_split_max_dims=0,
+                            relu_split_kw={"refine": "milp", "pgd_steps": 0, "attack_domains": 1})
+        assert r.status == ("sat" if s % 2 else "unsat"), (s, r)
+    assert quick and all(q == ("unknown", 1) for q in quick if q[0] != "unsat"), quick
+    assert any(q == ("unknown", 1) for q in quick), quick
 
 
 def test_a_later_disjunct_resumes_a_refinement_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:

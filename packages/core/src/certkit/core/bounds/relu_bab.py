@@ -73,6 +73,11 @@ from certkit.core.bounds.model import BoundedModel, _Ctx
 
 _BRANCHING = ("babsr", "fsb")
 _INTERM = ("ibp", "crown")
+# a root margin bound below -REFINE_DEEP after alpha-CROWN is beyond what the search closes
+# (eran 9x200: BaB moved refined roots by 2-5 in 150 s): the refinement then gets at least
+# REFINE_SHARE_DEEP of the time left instead of refine_share
+REFINE_DEEP = 5.0
+REFINE_SHARE_DEEP = 0.8
 
 
 def _beta_signs(s: Tensor) -> Tensor:
@@ -625,6 +630,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
                warm_bytes: int = 256 << 20, bound_dtype: torch.dtype | None = torch.float32,
                refine: str | None = None, refine_share: float = 0.4, refine_first: int = 1,
                refine_workers: int | None = None, refine_milp_layers: int | None = None,
+               give_up_below: float | None = None,
                root_bounds: dict[int, tuple[Tensor, Tensor]] | None = None, prune_dead: bool = True) -> SplitResult:
     """Decide ``∃ x ∈ [lo, hi], ∃ k: C_k @ model(x) <= d_k`` by ReLU splitting (β-CROWN).
 
@@ -665,13 +671,17 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             bounds of a chain of affine layers and ReLUs by MILP / LP
             (:func:`~certkit.core.bounds.lp_refine.refine_bounds`) for at most
             ``refine_share`` of the time left, then recompute the root's CROWN / α-CROWN
-            bounds from them (as α,β-CROWN's ``bab-refine``); ``None``: off.
+            bounds from them (as α,β-CROWN's ``bab-refine``); ``None``: off. A root whose
+            margin bound is below ``-REFINE_DEEP`` (5) refines for at least
+            ``REFINE_SHARE_DEEP`` (0.8) of the time left: the search cannot close it.
             ``refine_first``: the first ReLU layer refined (1, the second one: the first is
             exact already; a later call on the same box resumes at the layer an earlier
             one's time ran out in, ``stats["refine"].resume``). ``refine_workers``: processes
             solving a layer's neurons in parallel (``None``: the CPUs this process may use);
             ``refine_milp_layers``: binaries only for the unstable ReLUs of this many layers
-            before the refined one (a partial MILP; ``None``: all).
+            before the refined one (a partial MILP; ``None``: all). ``give_up_below``: return
+            ``unknown`` right after the root bound when its margin bound is below this
+            (a search that cannot close it: the caller refines instead; ``None``: never).
         root_bounds: valid intermediate bounds {node: (lower, upper) (1, *shape)} for this
             input box (e.g. ``stats["root_bounds"]`` of an earlier call on the same box):
             the root intersects its own with them (and ``refine`` refines them further).
@@ -792,6 +802,9 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
 
     new_s = torch.zeros(1, PR.total, dtype=torch.int8)
     res, new_dec, new_lb = bound(new_s, alpha_iterations, None)
+    if give_up_below is not None and not bool(res["closed"][0]) and float(new_lb.min()) < give_up_below:
+        stats["root_lb"] = float(new_lb.min())
+        return result("unknown")  # (the search cannot close this root: the caller refines it)
     if refine is not None and not bool(res["closed"][0]) and not late():
         # refine the root's intermediate bounds (LP / MILP, as alpha,beta-CROWN's bab-refine),
         # the neurons that matter most to the output first (BaBSR's score), then bound again
@@ -799,7 +812,8 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
 
         sc = PB.expand(_babsr_scores(PB, res["ctx"], res["lam"]))[0].double()
         scores = {p: sc[P.offsets[k]:P.offsets[k] + P.sizes[k]].numpy() for k, p in enumerate(P.pre)}
-        left = None if deadline is None else refine_share * (deadline - time.perf_counter())
+        share = refine_share if float(new_lb.min()) >= -REFINE_DEEP else max(refine_share, REFINE_SHARE_DEEP)
+        left = None if deadline is None else share * (deadline - time.perf_counter())
         refined, rs = refine_bounds(P.g, lo, hi, P.root, method=refine, deadline=deadline, budget=left, scores=scores,
                                     first=refine_first, workers=refine_workers, milp_layers=refine_milp_layers)
         stats["refine"] = rs

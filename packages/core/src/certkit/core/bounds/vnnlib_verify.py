@@ -84,7 +84,8 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     ``relu_split_kw``), once per group of open disjuncts that share an input box. On a
     ReLU net, with ``refine`` set (a key of ``relu_split_kw``: ``None``, the default, is
     off; ``"lp"``; ``"milp"``; :mod:`~certkit.core.bounds.lp_refine`), a disjunct the
-    search leaves open after ``quick_share`` (0.15) of the time left is searched again from
+    search leaves open after ``quick_share`` (0.15) of the time left (or whose root margin
+    bound is below ``-relu_bab.REFINE_DEEP``, at once) is searched again from
     refined intermediate bounds, and later disjuncts over the same box start from them (and
     resume the refinement at the layer where its time ran out, when they are left open too).
     Refinement is off by default: ``"lp"`` bounds are rigorous (weak duality, computed
@@ -371,7 +372,7 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
     α,β-CROWN runs one target label at a time); a sat witness is re-checked in the model's
     arithmetic inside its disjunct's box."""
     from certkit.core.bounds.act_bab import act_split, has_smooth_activation
-    from certkit.core.bounds.relu_bab import relu_split
+    from certkit.core.bounds.relu_bab import REFINE_DEEP, relu_split
 
     # a net with Sigmoid / Tanh splits those (and its ReLUs) at general points (GenBaB)
     split, how = (act_split, "act-split") if has_smooth_activation(model, input_shape) else (relu_split, "relu-split")
@@ -394,8 +395,10 @@ def _relu_split_open(model: nn.Module, input_shape: tuple[int, ...], open_idx: t
         nxt = root[3] if same and root is not None else 0
         todo_refine = refine is not None and nxt >= 0  # (a refinement cut short resumes where it stopped)
         end = deadline if not todo_refine else min(deadline, time.perf_counter() + quick * (deadline - time.perf_counter()))
-        r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=end, **kw, **extra)
-        if todo_refine and r.status == "timeout" and time.perf_counter() < deadline:
+        # (a root margin too deep for the search to close goes to the refinement at once)
+        deep = {"give_up_below": -REFINE_DEEP} if todo_refine else {}
+        r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=end, **kw, **extra, **deep)
+        if todo_refine and r.status in ("timeout", "unknown") and time.perf_counter() < deadline:
             given: dict[str, Any] = {"root_bounds": r.stats.get("root_bounds")} if r.stats else {}
             r = split(model, input_shape, lo[i], hi[i], C[g], d[g], valid[g], deadline=deadline, refine=refine, **kw,
                       refine_first=max(nxt, 1), **given)
