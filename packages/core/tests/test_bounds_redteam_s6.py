@@ -100,3 +100,23 @@ def test_batchnorm_with_tracking_switched_off_after_training_uses_running_stats(
         lb, ub = BoundedModel(net, (1, 8, 8)).compute_bounds(x, 0.05, method=method)
         y = net(x + 0.05 * (2 * torch.rand(500, 1, 8, 8, generator=g) - 1))
     assert bool((y >= lb - 1e-5).all() and (y <= ub + 1e-5).all()), ((lb - y).amax(), (y - ub).amax())
+
+
+@pytest.mark.parametrize("where", ["module", "pre", "top", "after"])
+def test_forward_hooks_are_refused_not_ignored(where: str) -> None:
+    """torch.fx does not trace forward hooks: a hook scaling a layer's output (or a pre-hook
+    negating its input) was silently left out, and sampled outputs lay 0.2-1.0 outside the
+    CROWN bounds. Now a hook at capture, or registered after wrapping, is refused."""
+    from certkit.core.bounds.graph import UnsupportedLayerError
+
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval().requires_grad_(False)
+    x = torch.rand(1, 4, generator=torch.Generator().manual_seed(0))
+    bm = BoundedModel(net, (4,)) if where == "after" else None
+    if where in ("module", "after"):
+        net[0].register_forward_hook(lambda m, i, o: o * 3 + 1)
+    elif where == "pre":
+        net[2].register_forward_pre_hook(lambda m, i: (-2 * i[0],))
+    else:
+        net.register_forward_hook(lambda m, i, o: -o)
+    with pytest.raises(UnsupportedLayerError, match="hooks"), torch.no_grad():
+        (bm or BoundedModel(net, (4,))).compute_bounds(x, 0.1, method="CROWN")

@@ -629,10 +629,26 @@ def structure_key(model: nn.Module) -> tuple[Any, ...]:
     read at every call): every submodule (name, identity, class) and its plain attributes
     (numbers, strings, tuples of them, the train / eval flag): LeakyReLU's slope, Softplus's
     β, a conv's stride, a flag read in ``forward``. ``BoundedModel`` captures the model
-    again when it changes."""
+    again when it changes (and refuses a forward hook registered since: :func:`_refuse_hooks`)."""
     return tuple((name, id(m), type(m), tuple(sorted((k, v) for k, v in vars(m).items()
-                                                       if not k.startswith("_") and _plain(v))))
+                                                       if not k.startswith("_") and _plain(v))),
+                  tuple(m._forward_hooks), tuple(m._forward_pre_hooks))
                  for name, m in model.named_modules())
+
+
+def _refuse_hooks(model: nn.Module) -> None:
+    """torch.fx does not trace forward hooks / pre-hooks (nor torch's global ones), which may
+    change a module's input or output: bounding the model without them bounded another
+    function (red team s6: sampled outputs 0.2-1.0 outside the CROWN bounds), so refuse."""
+    from torch.nn.modules import module as _m
+
+    if _m._global_forward_hooks or _m._global_forward_pre_hooks:
+        raise UnsupportedLayerError("model: global forward hooks are registered (torch.nn.modules.module."
+                                    "register_module_forward_hook); they are not modelled: remove them to bound")
+    for name, m in model.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            raise UnsupportedLayerError(f"module '{name or type(m).__name__}': forward hooks / pre-hooks are not "
+                                        "modelled (they may change its input or output): remove them to bound")
 
 
 def capture(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
@@ -640,6 +656,7 @@ def capture(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
     batch dimension. Raises :class:`UnsupportedLayerError` naming the first unsupported
     node (module, function or argument) and ``ValueError`` when ``input_shape`` does not
     fit the model."""
+    _refuse_hooks(model)
     try:  # an fx GraphModule (the ONNX importer's, a user's) is taken as it is, not re-traced
         gm = model if isinstance(model, fx.GraphModule) else fx.GraphModule(model, _Tracer().trace(model))
     except Exception as exc:
