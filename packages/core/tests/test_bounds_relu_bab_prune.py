@@ -152,3 +152,52 @@ def test_one_box_for_every_domain_is_concretised_once(monkeypatch: pytest.Monkey
         ctx.lo, ctx.hi = ctx.lo.clone(), ctx.hi.clone()  # the same box, one copy per domain
         own = ctx.backward(R.g.output, Cb)
     assert torch.allclose(shared, own, rtol=0, atol=1e-12)
+
+
+def test_the_root_alpha_crown_runs_on_the_pruned_net(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root's full α-CROWN runs on the net without the neurons CROWN proved dead, and
+    gives the whole net's margins and bounds (the dropped neurons keep CROWN's, all <= 0)."""
+    from certkit.core.bounds.model import _Ctx
+
+    net = random_mlp(1, _SIZES, 0.5)
+    P = _problem(1)
+    d = torch.full((2, 1), -2.0, dtype=torch.float64)  # (open at the root: the search runs)
+    widths: list[int] = []
+    real = _Ctx.alpha_crown
+
+    def recorded(self, *a, **k):  # type: ignore[no-untyped-def]
+        if k.get("intermediate"):
+            widths.append(sum(self.g.shapes[p][0] for p in P.pre))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(_Ctx, "alpha_crown", recorded)
+    runs = [relu_bab.relu_split(net, (8,), P.lo, P.hi, P.C.reshape(2, 1, 3), d, max_domains=1, prune_dead=pr)
+            for pr in (True, False)]
+    assert widths[0] < widths[1] == P.total
+    a, b = runs[0].stats, runs[1].stats
+    assert abs(a["root_margins"][0] - b["root_margins"][0]) < 1e-9
+    for i, (bl, bu) in b["root_bounds"].items():
+        al, au = a["root_bounds"][i]
+        assert torch.equal(au <= 0, bu <= 0)
+        live = bu > 0
+        assert torch.allclose(al[live], bl[live], rtol=0, atol=1e-9) and torch.allclose(au[live], bu[live], rtol=0,
+                                                                                      atol=1e-9)
+
+
+def test_the_attack_returns_only_points_the_model_confirms() -> None:
+    """The attack's steps follow the search net's gradient (PA), but a point is returned only
+    if the model's own arithmetic (P) puts it inside a disjunct."""
+    P = _problem(0)
+    R = relu_bab._without_dead(P)
+    liar = relu_bab._Problem.__new__(relu_bab._Problem)
+    liar.__dict__.update(R.__dict__)
+    liar.violation = lambda x: (-(x.sum(1) ** 2) - 1.0, x)  # type: ignore[method-assign]  # "violated" everywhere
+    gen = torch.Generator().manual_seed(0)
+    x0 = P.lo + torch.rand(8, P.lo.numel(), generator=gen, dtype=torch.float64) * (P.hi - P.lo)
+    lb = relu_bab._bound_domains(P, torch.zeros(1, P.total, dtype=torch.int8), iters=0, lr=0.5, beta_lr=0.5,
+                                 interm="ibp", deadline=None)["lb"][0]
+    P.d = lb - 0.1  # below CROWN's lower bound on the box: no point meets a disjunct
+    assert relu_bab._attack(P, x0, 3, liar) is None
+    P.d = P.d + 10.0  # every point meets one
+    hit = relu_bab._attack(P, x0, 3, liar)
+    assert hit is not None and bool(P.violation(hit[0].unsqueeze(0))[0][0] <= 0)

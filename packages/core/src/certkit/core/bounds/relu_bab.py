@@ -274,7 +274,24 @@ def _without_dead(P: _Problem) -> _Problem:
     R.full_total = P.total
     R.index = torch.cat([P.offsets[k] + (keep[p] if p in keep else torch.arange(P.sizes[k]))
                          for k, p in enumerate(P.pre)])
+    R.kept = {**keep, **cut}
     return R
+
+
+def _widen(R: _Problem, full: dict[int, tuple[Tensor, Tensor]], bounds: dict[int, tuple[Tensor, Tensor]]
+           ) -> dict[int, tuple[Tensor, Tensor]]:
+    """Bounds of :func:`_without_dead`'s problem ``R`` on the whole net: ``full``'s, with the
+    kept neurons' replaced by ``bounds`` (the dropped ones keep theirs, all ``u <= 0``)."""
+    out = dict(full)
+    for i, (bl, bu) in bounds.items():
+        k = R.kept.get(i)
+        if k is None or i not in full:
+            out[i] = (bl, bu)
+            continue
+        fl, fu = full[i][0].clone(), full[i][1].clone()
+        fl[:, k], fu[:, k] = bl, bu
+        out[i] = (fl, fu)
+    return out
 
 
 def _bounds_with_splits(P: _Problem, ctx: _Ctx, splits: Tensor, interm: str, chunk: int = 1024) -> Tensor:
@@ -484,9 +501,12 @@ def _fsb_choose(P: _Problem, res: dict[str, Tensor], scores: Tensor, k: int) -> 
     return torch.where(best >= 0, chosen, best)
 
 
-def _attack(P: _Problem, x0: Tensor, steps: int) -> tuple[Tensor, Tensor] | None:
+def _attack(P: _Problem, x0: Tensor, steps: int, PA: _Problem | None = None) -> tuple[Tensor, Tensor] | None:
     """Signed-gradient descent on the violation from x0 (M, n) inside the box; the first
-    point with violation <= 0 and its output, else None."""
+    point with violation <= 0 in ``P`` (the model's arithmetic) and its output, else None.
+    ``PA``: the problem whose violation gives the steps' gradient signs (the same function
+    on the box, e.g. the search's float32 net without dead neurons; default ``P``)."""
+    PA = P if PA is None else PA
     lo, hi = P.lo, P.hi
     x = torch.min(torch.max(x0.detach().to(lo.dtype), lo), hi)  # (a vertex rounded in another dtype)
     width = hi - lo
@@ -499,11 +519,11 @@ def _attack(P: _Problem, x0: Tensor, steps: int) -> tuple[Tensor, Tensor] | None
             return x[j].clone(), y[j].clone()
         if step == steps:
             return None
-        xg = x.requires_grad_(True)
+        xg = x.detach().to(PA.lo.dtype).requires_grad_(True)
         with torch.enable_grad():
-            vv, _ = P.violation(xg)
+            vv, _ = PA.violation(xg)
             (gr,) = torch.autograd.grad(vv.sum(), xg)
-        x = torch.min(torch.max(x.detach() - 0.1 * 0.7 ** step * width * gr.sign(), lo), hi)
+        x = torch.min(torch.max(x.detach() - 0.1 * 0.7 ** step * width * gr.sign().to(x.dtype), lo), hi)
     return None
 
 
@@ -735,10 +755,17 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
                 ctx.bounds = {i: ctx._intersect(b, given[i]) if i in given else b for i, b in ctx.bounds.items()}
             ctx.fill_crown_intermediate()
         if alpha_iterations > 0:  # full α-CROWN: the tightest intermediate bounds of its iterates
-            ctx.best_interm = {}
+            # (on the net without the neurons CROWN proved dead: the same bounds, fewer neurons)
+            P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
+            Q = _without_dead(P) if prune_dead else P
+            cq = ctx if Q is P else Q.ctx(1)
+            if cq is not ctx:
+                cq.deadline, cq.bounds = deadline, {0: ctx.bounds[0], **Q.root}
+            cq.best_interm = {}
             with torch.enable_grad():
-                lb0, _ = ctx.alpha_crown(P.C.unsqueeze(0), True, False, alpha_iterations, lr, intermediate=True)
-            ctx.bounds = {**ctx.bounds, **ctx.best_interm}
+                lb0, _ = cq.alpha_crown(P.C.unsqueeze(0), True, False, alpha_iterations, lr, intermediate=True)
+            new = {**cq.bounds, **cq.best_interm}
+            ctx.bounds = new if cq is ctx else _widen(Q, ctx.bounds, new)
             if lb0 is not None:  # the property's margin bound after each root pass
                 stats.setdefault("root_margins", []).append(float(P.key(lb0.detach())[0]))
         P.root = {i: b for i, b in ctx.bounds.items() if 0 < i < P.g.output}
@@ -841,7 +868,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
         if bool(open_.any()):
             cand = torch.nonzero(open_).flatten()
             cand = cand[torch.argsort(new_key[cand])[:attack_domains]]  # the most promising ones
-            hit = _attack(P, res["xstar"][cand].to(P.C.dtype), pgd_steps)
+            hit = _attack(P, res["xstar"][cand].to(P.C.dtype), pgd_steps, PB)
             if late():
                 return result("timeout")
             if hit is not None:
