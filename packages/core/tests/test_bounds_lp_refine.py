@@ -357,6 +357,28 @@ def test_vnncomp_with_several_instance_workers_refines_in_one_process(monkeypatc
             refine_bounds(g, lo, hi, given, **bad)  # type: ignore[arg-type]
 
 
+def test_milp_solves_that_get_little_cpu_get_longer_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # HiGHS's time limit is wall time: on a loaded machine a solve got a fraction of a CPU
+    # (simulated: 0.15 s asleep after each solve) and stopped before its root cuts; the
+    # limits of later solves are stretched by the CPU share seen (old code: all 0.05 s)
+    limits: list[float] = []
+    orig = lp_refine._LP.lower
+
+    def starved(self: lp_refine._LP, w: np.ndarray, time_limit: float, *a: float | None) -> float:
+        limits.append(time_limit)
+        v = orig(self, w, time_limit, *a)
+        time.sleep(0.15)
+        return v
+
+    monkeypatch.setattr(lp_refine._LP, "lower", starved)
+    net = _net(7, (20, 30, 30, 3))
+    lo, hi = -torch.ones(20, dtype=torch.float64), torch.ones(20, dtype=torch.float64)
+    g, given = _crown_bounds(net, lo, hi)
+    _, st = refine_bounds(g, lo, hi, given, method="milp", workers=1, solve_time=0.05, max_neurons=6, budget=20)
+    assert st.lps >= 6 and limits[0] == pytest.approx(0.05)
+    assert max(limits) > 2.5 * 0.05 and max(limits) <= 0.05 / lp_refine.MIN_CPU_SHARE + 1e-9, limits
+
+
 def test_a_layer_lp_whose_building_cannot_end_in_time_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
     # building a layer's LP (its matrix grows with the layers before it) was not deadline-checked:
     # simulated slow builds (time per matrix entry); the first layer's build is measured, the

@@ -84,6 +84,7 @@ MAX_WIDTH = 4096  # widest ReLU layer refined (neurons)
 SOLVER_OPTIONS: dict[str, Any] = {}  # extra HiGHS options for every solve (tests stop the simplex early)
 OVERRUN = 4.0  # assumed ratio of a HiGHS solve's duration to its time limit until a worse one is seen
 # (HiGHS checks its clock between cut rounds and LPs: 3-10x overruns under load, issue 18)
+MIN_CPU_SHARE = 0.25  # a MILP solve's limit is solve_time / (its share of a CPU), at most 4x solve_time
 POOL_MIN_NNZ = 20_000  # worker processes only for layers whose model has this many matrix entries (eran: 36k+)
 BUILD_S_PER_NNZ = 2e-6  # seconds per matrix entry of building an LP, until measured (eran's 157k: 0.09-0.25 s)
 
@@ -183,7 +184,10 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
             score <= 0 skipped; default the triangle's intercept ``-l u / (u - l)``, the
             loosest first).
         solve_time: HiGHS time limit of one solve (default 1.5 s for the MILP, none for
-            the LP); a stopped solve still gives a valid bound.
+            the LP); a stopped solve still gives a valid bound. On a loaded machine a MILP
+            solve's limit is stretched to about ``solve_time`` seconds of CPU (divided by the
+            CPU share the solves got so far, at least :data:`MIN_CPU_SHARE`): HiGHS's limit
+            is wall time, and a solve cut short before its root cuts improves nothing.
         workers: processes that solve a layer's neurons in parallel
             (:mod:`~certkit.core.bounds.lp_workers`; ``None``: the CPUs this process may use,
             at most 8; 1: in this process). Used for layers whose model has at least
@@ -225,6 +229,7 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
     ub = [bounds[ly.node][1].reshape(-1).double().numpy().copy() for ly in layers]
     x_lo, x_hi = lo.reshape(-1).double().numpy(), hi.reshape(-1).double().numpy()
     solve_s: float | None = None
+    cpu_share = 1.0  # the CPU time / wall time of the MILP solves so far (running average)
     over = OVERRUN  # the worst ratio of a solve's duration to its time limit so far (at least OVERRUN)
     build_nnz_s = BUILD_S_PER_NNZ  # seconds per matrix entry of building and passing an LP (measured after the first)
     last = len(layers) if n_layers is None else min(len(layers), max(first, 1) + n_layers)
@@ -278,7 +283,9 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
                         stats.stopped = "budget"
                         break
                     j, low, first_side = jobs.popleft()
-                    left = per_solve if end is None else min(per_solve, (end - time.perf_counter()) / (2.0 * over))
+                    # (a MILP solve's limit in seconds of CPU: stretched by the share of a CPU solves got)
+                    lim = per_solve / cpu_share
+                    left = lim if end is None else min(lim, (end - time.perf_counter()) / (2.0 * over))
                     waiting.append((j, low, first_side, left))
                     if lp is None and pool is not None:
                         pool.submit(i, waiting[-1], j, low, left)
@@ -287,19 +294,21 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
                     break
                 if lp is not None:  # in this process
                     tag = waiting.pop()
-                    t2 = time.perf_counter()
+                    t2, c2 = time.perf_counter(), time.process_time()
                     v = neuron_lower(lp, W, b, tag[0], tag[1], tag[3])
-                    done = [(tag, v, time.perf_counter() - t2)]
+                    done = [(tag, v, time.perf_counter() - t2, time.process_time() - c2)]
                 else:
                     got = pool.collect(end) if pool is not None else None
                     if got is None:  # the deadline passed with solves running: the workers were killed
                         stats.stopped = "budget"
                         break
                     done = got
-                    for tag, _, _ in done:
+                    for tag, *_ in done:
                         waiting.remove(tag)
-                for (j, low, first_side, left), v, dt in done:
+                for (j, low, first_side, left), v, dt, cpu in done:
                     stats.lps += 1
+                    if milp and dt > 0.05:
+                        cpu_share = 0.7 * cpu_share + 0.3 * min(1.0, max(MIN_CPU_SHARE, cpu / dt))
                     over = max(over, dt / max(left, 1e-3))
                     solve_s = dt if solve_s is None else max(0.8 * solve_s + 0.2 * dt, dt if method == "lp" else 0.0)
                     if math.isfinite(v):

@@ -8,7 +8,7 @@ HiGHS and loads :mod:`~certkit.core.bounds.lp_model` by its file path (no torch,
 package: it starts in a fraction of a second, and nothing is forked from a torch process).
 It receives the layers' weights once, a layer's bounds once per layer (it builds its own
 copy of the layer's model), then ``(job, row, sign, time limit, cutoff)`` messages, and
-answers ``(job, bound, seconds)``; the bound is computed in the worker exactly as in the
+answers ``(job, bound, seconds, CPU seconds)``; the bound is computed in the worker exactly as in the
 parent (weak duality for the LP, the dual bound less its margin for the MILP).
 
 :class:`Pool` never waits past the deadline it is given: if a solve has not answered by
@@ -50,7 +50,7 @@ class Pool:
     :meth:`build` sends a layer's model data to every worker; :meth:`submit` gives an idle
     worker one solve; :meth:`collect` returns the answers of the solves that finished
     (waiting until one does, but not past ``end``: ``None`` then, and the pool is closed).
-    Answers are ``(tag, bound, seconds)`` with ``bound = -inf`` for a failed solve."""
+    Answers are ``(tag, bound, seconds, CPU seconds)``, ``bound = -inf`` for a failed solve."""
 
     def __init__(self, n: int, layers: list[tuple[np.ndarray, np.ndarray]], x_lo: np.ndarray,
                  x_hi: np.ndarray) -> None:
@@ -110,7 +110,7 @@ class Pool:
         if self._post(i, ("solve", row, low, time_limit)):
             self.busy[i] = tag
 
-    def collect(self, end: float | None) -> list[tuple[Any, float, float]] | None:
+    def collect(self, end: float | None) -> list[tuple[Any, float, float, float]] | None:
         """The answers of finished solves (``[]`` if a worker died with its solve); waits
         for at least one, until ``end`` (``time.perf_counter()``; ``None``: no limit)."""
         conns = {self.recv[i]: i for i in self.busy}
@@ -121,7 +121,7 @@ class Pool:
         if not ready:
             self.close()
             return None
-        out: list[tuple[Any, float, float]] = []
+        out: list[tuple[Any, float, float, float]] = []
         for c in ready:
             i = conns[c]  # type: ignore[index]
             tag = self.busy.pop(i)
@@ -129,9 +129,9 @@ class Pool:
                 msg = self.recv[i].recv()
             except (EOFError, OSError):
                 self.dead.add(i)
-                msg = ("error", float("-inf"), 0.0)
+                msg = ("error", float("-inf"), 0.0, 0.0)
             if tag != "build":
-                out.append((tag, float(msg[1]), float(msg[2])))
+                out.append((tag, float(msg[1]), float(msg[2]), float(msg[3])))
         return out
 
     def close(self) -> None:
@@ -178,7 +178,7 @@ def _serve(r_fd: int, w_fd: int) -> None:
             msg = inp.recv()
         except (EOFError, OSError):
             return
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             if msg[0] == "layers":
                 layers = [mod._Layer(i, W_, b_) for i, (W_, b_) in enumerate(msg[1])]
@@ -192,7 +192,7 @@ def _serve(r_fd: int, w_fd: int) -> None:
                 lp = None
                 lp = mod._LP(layers, k, x_lo, x_hi, lb, ub, hc, milp, milp_from, options)
                 W, b = layers[k].W, layers[k].b
-                out.send(("built", 0.0, time.perf_counter() - t0))
+                out.send(("built", 0.0, time.perf_counter() - t0, 0.0))
                 continue
             _, row, low, limit = msg
             time.sleep(delay)
@@ -201,7 +201,7 @@ def _serve(r_fd: int, w_fd: int) -> None:
             raise
         except Exception:  # a failed build / solve: no bound (the parent keeps the one it has)
             v = float("-inf")
-        out.send(("done", v, time.perf_counter() - t0))
+        out.send(("done", v, time.perf_counter() - t0, time.process_time() - c0))
 
 
 if __name__ == "__main__":
