@@ -120,3 +120,12 @@ def test_forward_hooks_are_refused_not_ignored(where: str) -> None:
         net.register_forward_hook(lambda m, i, o: -o)
     with pytest.raises(UnsupportedLayerError, match="hooks"), torch.no_grad():
         (bm or BoundedModel(net, (4,))).compute_bounds(x, 0.1, method="CROWN")
+
+
+@pytest.mark.parametrize("restarts", [10**20, 2**28])
+def test_huge_pgd_restarts_is_one_line_naming_the_argument(restarts: int) -> None:
+    """--pgd-restarts 99999999999999999999 printed torch's multi-line C++ traceback
+    ("Overflow when unpacking long long", naming nothing); 2**28 allocated GiBs."""
+    prop = Property(1, 1, [Clause(np.array([0.0]), np.array([1.0]), np.array([[1.0]]), np.array([-5.0]))])
+    with pytest.raises(ValueError, match="pgd_restarts"):
+        verify_property(_tiny_slope(torch.float64), (1,), prop, timeout=5, pgd_restarts=restarts)

@@ -33,6 +33,7 @@ from certkit.core.bounds.vnnlib import Property, parse_vnnlib
 from certkit.core.validation import check_seed
 
 _STATUSES = ("sat", "unsat", "unknown", "timeout")
+_MAX_PGD_ENTRIES = 1 << 28  # PGD's iterates ((pgd_restarts + 1) x disjuncts x inputs): 2 GiB in float64
 
 
 @dataclass
@@ -121,6 +122,10 @@ def verify_property(model: nn.Module, input_shape: tuple[int, ...], prop: Proper
     if prop.n_inputs != n:
         raise ValueError(f"prop: declares {prop.n_inputs} inputs, the model takes {n}")
     N = len(prop.clauses)
+    # (2**70 restarts gave torch's multi-line C++ "Overflow when unpacking long long"; 1e8 a huge allocation)
+    if (pgd_restarts + 1) * max(N, 1) * n > _MAX_PGD_ENTRIES:
+        raise ValueError(f"pgd_restarts: {pgd_restarts} starts x {N} disjuncts x {n} inputs is more than "
+                         f"{_MAX_PGD_ENTRIES} PGD entries")
 
     def done(status: str, method: str, proven: int, x: Any = None, y: Any = None) -> VnnResult:
         return VnnResult(status, method, time.perf_counter() - t0, N, proven, x, y)
