@@ -4,6 +4,8 @@ checks against exact references (activation enumeration / sampling)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,27 @@ def test_huge_pgd_restarts_is_one_line_naming_the_argument(restarts: int) -> Non
     prop = Property(1, 1, [Clause(np.array([0.0]), np.array([1.0]), np.array([[1.0]]), np.array([-5.0]))])
     with pytest.raises(ValueError, match="pgd_restarts"):
         verify_property(_tiny_slope(torch.float64), (1,), prop, timeout=5, pgd_restarts=restarts)
+
+
+def test_onnxruntime_recheck_feeds_a_float16_graph_its_own_type(tmp_path: Path) -> None:
+    """The sat re-check fed float32 to every non-double ONNX graph: on a float16 graph
+    onnxruntime raised InvalidArgument (certkit bounds vnnlib: exit 1, the verdict lost)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from certkit.core.bounds.vnnlib_verify import verify_onnx_vnnlib
+
+    W = numpy_helper.from_array(np.array([[1.0, -1.0], [0.5, 2.0]], dtype=np.float16), "W")
+    b = numpy_helper.from_array(np.array([0.1, -0.2], dtype=np.float16), "b")
+    g = helper.make_graph([helper.make_node("Gemm", ["X", "W", "b"], ["Y"], transB=1)], "g",
+                          [helper.make_tensor_value_info("X", TensorProto.FLOAT16, [1, 2])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT16, [1, 2])], [W, b])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, tmp_path / "lin16.onnx")
+    decl = "".join(f"(declare-const {v} Real)\n" for v in ("X_0", "X_1", "Y_0", "Y_1"))
+    box = "".join(f"(assert (>= X_{i} 0.0))\n(assert (<= X_{i} 1.0))\n" for i in range(2))
+    (tmp_path / "p.vnnlib").write_text(decl + box + "(assert (>= Y_0 Y_1))\n")
+    r = verify_onnx_vnnlib(tmp_path / "lin16.onnx", tmp_path / "p.vnnlib", timeout=5)
+    assert (r.status, r.method) == ("sat", "PGD+onnxruntime"), (r.status, r.method)
