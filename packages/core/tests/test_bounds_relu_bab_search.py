@@ -96,3 +96,26 @@ def test_the_search_confirms_with_the_best_iterate(monkeypatch: pytest.MonkeyPat
     r = relu_bab.relu_split(net, (8,), lo, hi, C, d, batch=8, max_domains=4000, pgd_steps=2)
     assert r.status == "unsat"
     assert seen["calls"] > 0
+
+
+@pytest.mark.parametrize(("sizes", "k"), [((8, 16, 16, 3), 4), ((8, 12, 12, 12, 12, 3), 2)])
+def test_fsb_candidates_default_by_depth(monkeypatch: pytest.MonkeyPatch, sizes: tuple[int, ...], k: int) -> None:
+    """FSB bounds 4 candidates per domain on shallow nets and 2 on nets of 4 or more ReLU
+    layers (fewer domains there); an explicit fsb_candidates wins."""
+    net = random_mlp(3, sizes, 0.3)
+    lo = torch.full((8,), -0.5, dtype=torch.float64)
+    C = torch.tensor([[[1.0, -1.0, 0.0]]], dtype=torch.float64)
+    seen: list[int] = []
+    real = relu_bab._fsb_choose
+
+    def spy(P: Any, res: Any, scores: torch.Tensor, kk: int) -> torch.Tensor:
+        seen.append(kk)
+        return real(P, res, scores, kk)
+
+    monkeypatch.setattr(relu_bab, "_fsb_choose", spy)
+    d = torch.full((1, 1), -50.0, dtype=torch.float64)  # (far below: the search splits, then stops)
+    r = relu_bab.relu_split(net, (8,), lo, -lo, C, d, max_domains=3, pgd_steps=0)
+    assert seen and set(seen) == {k} and r.stats["fsb_candidates"] == k
+    seen.clear()
+    relu_bab.relu_split(net, (8,), lo, -lo, C, d, max_domains=3, pgd_steps=0, fsb_candidates=3)
+    assert set(seen) == {3}
