@@ -379,6 +379,24 @@ def test_milp_solves_that_get_little_cpu_get_longer_limits(monkeypatch: pytest.M
     assert max(limits) > 2.5 * 0.05 and max(limits) <= 0.05 / lp_refine.MIN_CPU_SHARE + 1e-9, limits
 
 
+def test_a_budget_too_short_to_start_returns_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # eran 2954 at --timeout 25: the refinement got 0.28 s and took 0.8 s, most of it the first
+    # import of HiGHS (simulated: 1 s); now nothing starts unless 2 x SETUP_S fits
+    def slow_import() -> object:
+        time.sleep(1.0)
+        return None
+
+    monkeypatch.setattr(lp_refine, "_highs", slow_import)
+    monkeypatch.setattr(lp_refine, "_highs_loaded", lambda: False)
+    net = _net(7, (10, 20, 20, 3))
+    lo, hi = -torch.ones(10, dtype=torch.float64), torch.ones(10, dtype=torch.float64)
+    g, given = _crown_bounds(net, lo, hi)
+    for kw in ({"budget": 0.4}, {"deadline": time.perf_counter() + 0.4}):
+        t0 = time.perf_counter()
+        out, st = refine_bounds(g, lo, hi, given, method="milp", **kw)  # type: ignore[arg-type]
+        assert time.perf_counter() - t0 < 0.2 and st.stopped == "budget" and st.resume == 1 and out == given
+
+
 def test_a_layer_lp_whose_building_cannot_end_in_time_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
     # building a layer's LP (its matrix grows with the layers before it) was not deadline-checked:
     # simulated slow builds (time per matrix entry); the first layer's build is measured, the

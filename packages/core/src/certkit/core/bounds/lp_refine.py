@@ -57,6 +57,7 @@ Shapes: ``bounds`` maps graph node → (lower, upper), each (1, *node_shape) (on
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ MAX_WIDTH = 4096  # widest ReLU layer refined (neurons)
 SOLVER_OPTIONS: dict[str, Any] = {}  # extra HiGHS options for every solve (tests stop the simplex early)
 OVERRUN = 4.0  # assumed ratio of a HiGHS solve's duration to its time limit until a worse one is seen
 # (HiGHS checks its clock between cut rounds and LPs: 3-10x overruns under load, issue 18)
+SETUP_S = 0.5  # seconds assumed for the first import of HiGHS: a first refinement starts only if twice this fits
 MIN_CPU_SHARE = 0.25  # a MILP solve's limit is solve_time / (its share of a CPU), at most 4x solve_time
 POOL_MIN_NNZ = 20_000  # worker processes only for layers whose model has this many matrix entries (eran: 36k+)
 BUILD_S_PER_NNZ = 2e-6  # seconds per matrix entry of building an LP, until measured (eran's 157k: 0.09-0.25 s)
@@ -143,6 +145,11 @@ def relu_chain(g: Graph) -> list[_Layer] | None:
         layers.append(_Layer(p, A.reshape(n, -1).double().numpy().copy(), bias.reshape(n).double().numpy().copy()))
         src_expected = relu_in[p]
     return layers
+
+
+def _highs_loaded() -> bool:
+    """Whether HiGHS and scipy.sparse are imported already (refining costs no import)."""
+    return "scipy.sparse" in sys.modules and ("highspy" in sys.modules or "scipy.optimize._highspy" in sys.modules)
 
 
 def _round_out(v: np.ndarray, dtype: torch.dtype, up: bool) -> Tensor:
@@ -215,6 +222,10 @@ def refine_bounds(g: Graph, lo: Tensor, hi: Tensor, bounds: dict[int, tuple[Tens
     t0 = time.perf_counter()
     stats = RefineStats()
     out = dict(bounds)
+    end0 = deadline if budget is None else (t0 + budget if deadline is None else min(deadline, t0 + budget))
+    if not fits(end0, 0.01 if _highs_loaded() else SETUP_S):  # (HiGHS's first import took 0.5 s at load 6)
+        stats.stopped, stats.resume = "budget", max(first, 1)
+        return out, stats
     hc = _highs()
     layers = relu_chain(g)
     if hc is None or layers is None:
