@@ -138,9 +138,10 @@ def _pool_always(monkeypatch: pytest.MonkeyPatch) -> list[lp_workers.Pool]:
     return _CountingPool.made
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("method,mode", [("lp", "one"), ("milp", "one"), ("lp", "workers"), ("milp", "workers"),
-                                         ("milp", "partial")])
+@pytest.mark.parametrize("method,mode,dtype", [
+    (m, mode, dt) for m, mode in (("lp", "one"), ("milp", "one"), ("lp", "workers"), ("milp", "workers"),
+                                  ("milp", "partial"))
+    for dt in (torch.float64, torch.float32) if mode != "workers" or dt == torch.float64])  # (same rounding code)
 def test_refined_bounds_contain_the_exact_extremes(method: str, mode: str, dtype: torch.dtype,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # mode: one process; two worker processes (every layer); a partial MILP (binaries in the last layer only)
@@ -286,20 +287,18 @@ def test_a_solve_that_overruns_its_time_limit_does_not_overrun_the_budget(monkey
 
 def test_worker_processes_keep_the_deadline_when_their_solves_overrun(monkeypatch: pytest.MonkeyPatch) -> None:
     # every worker's solve takes 30 s (HiGHS past its limit, simulated): the refinement
-    # still returns at its budget with the bounds it has, and the workers are killed
+    # still returns at its deadline with the bounds it has, and the workers are killed
     made = _pool_always(monkeypatch)
     monkeypatch.setattr(lp_refine, "SOLVER_OPTIONS", {"certkit_delay_s": 30.0})
     net = _net(7, (40, 60, 60, 60, 3))
     lo, hi = -torch.ones(40, dtype=torch.float64), torch.ones(40, dtype=torch.float64)
     g, given = _crown_bounds(net, lo, hi)
-    for method, key in (("milp", "budget"), ("lp", "deadline")):
-        t0 = time.perf_counter()
-        kw = {"budget": 3.0} if key == "budget" else {"deadline": t0 + 3.0}
-        out, st = refine_bounds(g, lo, hi, given, method=method, workers=2, **kw)  # type: ignore[arg-type]
-        assert time.perf_counter() - t0 < 3.0 + 0.5, method
-        assert st.stopped == "budget" and st.lps == 0 and st.resume == 1
-        assert all(torch.equal(out[i][0], given[i][0]) and torch.equal(out[i][1], given[i][1]) for i in given)
-    assert len(made) == 2 and all(q.poll() is not None for p in made for q in p.procs)
+    t0 = time.perf_counter()
+    out, st = refine_bounds(g, lo, hi, given, method="milp", workers=2, deadline=t0 + 2.5)
+    assert time.perf_counter() - t0 < 2.5 + 0.5
+    assert st.stopped == "budget" and st.lps == 0 and st.resume == 1
+    assert all(torch.equal(out[i][0], given[i][0]) and torch.equal(out[i][1], given[i][1]) for i in given)
+    assert len(made) == 1 and all(q.poll() is not None for q in made[0].procs)
 
 
 def test_crashed_workers_leave_the_solves_to_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -374,8 +373,8 @@ def test_milp_solves_that_get_little_cpu_get_longer_limits(monkeypatch: pytest.M
     net = _net(7, (20, 30, 30, 3))
     lo, hi = -torch.ones(20, dtype=torch.float64), torch.ones(20, dtype=torch.float64)
     g, given = _crown_bounds(net, lo, hi)
-    _, st = refine_bounds(g, lo, hi, given, method="milp", workers=1, solve_time=0.05, max_neurons=6, budget=20)
-    assert st.lps >= 6 and limits[0] == pytest.approx(0.05)
+    _, st = refine_bounds(g, lo, hi, given, method="milp", workers=1, solve_time=0.05, max_neurons=4, budget=20)
+    assert st.lps >= 4 and limits[0] == pytest.approx(0.05)
     assert max(limits) > 2.5 * 0.05 and max(limits) <= 0.05 / lp_refine.MIN_CPU_SHARE + 1e-9, limits
 
 
