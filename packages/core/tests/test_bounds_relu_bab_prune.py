@@ -201,3 +201,6 @@ def test_the_attack_returns_only_points_the_model_confirms() -> None:
     P.d = P.d + 10.0  # every point meets one
     hit = relu_bab._attack(P, x0, 3, liar)
     assert hit is not None and bool(P.violation(hit[0].unsqueeze(0))[0][0] <= 0)
+    R.d = P.d  # the honest pruned net: its near-violations are re-checked, and hold
+    hit = relu_bab._attack(P, x0, 3, R)
+    assert hit is not None and bool(P.violation(hit[0].unsqueeze(0))[0][0] <= 0)
