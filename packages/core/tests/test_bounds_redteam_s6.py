@@ -255,3 +255,19 @@ def test_refined_bounds_contain_the_exact_extremes_at_wide_value_ranges(seed: in
         assert np.all(rl >= cl) and np.all(ru <= cu), layer
         gain = max(gain, float((rl - cl).max()), float((cu - ru).max()))
     assert gain > 1e3  # (the refinement did something)
+
+
+def test_vnncomp_seed_out_of_range_is_refused_before_the_run(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``certkit bounds vnncomp DIR --seed 99999999999999999999`` ran the category and made
+    every row an ``error`` (one line each, a log written with them); now one line, exit 2,
+    before anything runs."""
+    from certkit.core.cli import main
+
+    d = tmp_path / "cat"
+    d.mkdir()
+    (d / "cat_instances.csv").write_text("a.onnx,a.vnnlib,5\nb.onnx,b.vnnlib,5\n")
+    assert main(["-q", "bounds", "vnncomp", str(d), "--out", str(tmp_path / "r.csv"), "--seed", str(10**20)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("certkit: error: seed:"), err
+    assert not list(tmp_path.glob("*.jsonl"))

@@ -312,7 +312,9 @@ def vnncomp_command(
 
     from certkit.core import progress
     from certkit.core.cli import STATE, echo_json
+    from certkit.core.validation import check_seed
 
+    seed = check_seed(seed)  # (before the run: 2**70 made every row an error, one line each)
     instances = read_instances(category_dir)
     chosen = _parse_rows(rows, len(instances))
     if out.is_dir():  # (checked before the run: these failed only after every instance had run)
