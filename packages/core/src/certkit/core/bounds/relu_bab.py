@@ -687,9 +687,10 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
             more ReLU layers, 4 on others (conv nets not measured; FSB's child bounds clamp one neuron and keep every
             later layer's bounds, an estimate that misleads more the deeper the net: with
             2 instead of 4, mnistfc 256x4 / eran 9x200 needed 8-34 % fewer domains on 3 of
-            4 decided instances (+9 % on one) and the hard prop_3_0.03 disjunct reached
-            -0.50 instead of -0.57 after 32k domains, with 8 candidates -0.83 after 20k;
-            on 256x2 2 took +26-51 % domains).
+            4 decided instances (+9 % on one), each domain costs ~15 % less, and after 20k
+            domains the hardest disjuncts of 256x4 prop_3_0.03 / prop_10_0.05 / prop_9_0.03
+            reached -0.579 / -0.444 / -1.174 against -0.662 / -0.406 / -1.183 (8
+            candidates: -0.832 on the first); on 256x2 2 took +26-51 % domains).
         interm: the later layers' bounds after a split: ``"ibp"`` (IBP from the clamped
             bounds ∩ the root's; cheap) or ``"crown"`` (CROWN on their unstable neurons).
         warm_bytes: memory for the open domains' α and β (float16; children start from their
