@@ -237,7 +237,7 @@ def _without_dead(P: _Problem) -> _Problem:
     leaves the function on the box unchanged, and every bound too (the ReLU relaxation of
     a neuron with ``u <= 0`` is the zero line; IBP gives [0, 0]): the same arithmetic on
     fewer neurons. Deep MLPs have most of them (mnistfc 256x4 prop_0_0.03: 833 of 1024;
-    eran 9x200 idx 6998: 1036 of 1610), and the first layer's 784-wide product is half of
+    eran 9x200 idx 6998: 934 of 1610), and the first layer's 784-wide product is half of
     each pass. Returns ``P`` itself when nothing can be dropped; otherwise a problem whose
     neurons are the kept ones (``index``: their full positions, :meth:`_Problem.expand`)."""
     g = P.g
