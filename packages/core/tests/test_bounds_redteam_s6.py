@@ -271,3 +271,15 @@ def test_vnncomp_seed_out_of_range_is_refused_before_the_run(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("certkit: error: seed:"), err
     assert not list(tmp_path.glob("*.jsonl"))
+
+
+@pytest.mark.parametrize("bad", [["--pgd-steps", "-1"], ["--seed", str(10**20)], ["--eps", "1e400"]])
+def test_bounds_verify_bad_input_is_one_line(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """``certkit bounds verify``: --pgd-steps -1 silently skipped the attack, --eps 1e400
+    (inf) ran, --seed 99999999999999999999 failed with torch's "Overflow when unpacking long
+    long" naming nothing; now one line naming the option, exit 2, before the model loads."""
+    from certkit.core.cli import main
+
+    assert main(["-q", "bounds", "verify", "--n", "1", "--timeout", "1", *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and bad[0].lstrip("-").replace("-", "_") in err[0].replace("-", "_"), err

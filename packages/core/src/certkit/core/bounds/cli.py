@@ -157,8 +157,8 @@ def make_verify_task(model_spec: str | None, weights: str | None, eps: float, ti
 
 def check_eps(eps: float) -> float:
     """``--eps`` must be a finite value >= 0 (one-line error otherwise)."""
-    if not eps >= 0 or eps != eps:
-        raise UsageError(f"--eps: expected a value >= 0, got {eps}")
+    if not (eps >= 0 and eps < float("inf")):  # (NaN and inf, e.g. 1e400, fail too)
+        raise UsageError(f"--eps: expected a finite value >= 0, got {eps}")
     return eps
 
 
@@ -190,6 +190,11 @@ def verify(model: ModelOpt = None, weights: WeightsOpt = None, eps: EpsOpt = 0.1
         raise UsageError(f"--n: expected >= 1, got {n}")
     if not timeout > 0:
         raise UsageError(f"--timeout: expected seconds > 0, got {timeout}")
+    if pgd_steps < 0:  # (-1 silently skipped the attack)
+        raise UsageError(f"--pgd-steps: expected an integer >= 0, got {pgd_steps}")
+    from certkit.core.validation import check_seed
+
+    seed = check_seed(seed)  # (99999999999999999999: torch's "Overflow when unpacking long long", naming nothing)
     meths = parse_methods(methods)
     m = load_bounds_model(model, weights)  # fail fast (one line, exit 2) before starting workers
     _, te = vision_module("digits").load_digits()

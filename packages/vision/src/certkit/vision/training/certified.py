@@ -263,10 +263,15 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, eps: float,
 
 
 def pgd_attack(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 20, restarts: int = 1,
-               seed: int = 0) -> Tensor:
+               seed: int = 0, deadline: float | None = None) -> Tensor:
     """ℓ∞ PGD (Madry et al. 2018, arXiv:1706.06083) within the ball ∩ [0, 1], maximising
-    the CE loss. Returns adversarial inputs (B, *). Step size 2.5·ε/steps."""
+    the CE loss. Returns adversarial inputs (B, *). Step size 2.5·ε/steps. ``deadline`` (a
+    ``time.perf_counter()`` value): a step starts only when its measured cost fits before it
+    (:func:`~certkit.core.bounds.deadline.fits`)."""
+    from certkit.core.bounds.deadline import fits
+
     g = torch.Generator().manual_seed(seed)
+    step_s: float | None = None
     best = x.clone()
     found = torch.zeros(x.shape[0], dtype=torch.bool)
     alpha = 2.5 * eps / max(1, steps)
@@ -274,6 +279,9 @@ def pgd_attack(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 
         delta = (torch.rand(x.shape, generator=g) * 2 - 1) * eps
         xa = (x + delta).clamp(0, 1).detach()
         for _ in range(steps):
+            if not fits(deadline, step_s):
+                return best
+            t1 = time.perf_counter()
             xa.requires_grad_(True)
             with torch.enable_grad():
                 loss = F.cross_entropy(model(xa), y)
@@ -284,6 +292,7 @@ def pgd_attack(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int = 
             new = wrong & ~found
             best[new] = xa[new]
             found |= wrong
+            step_s = time.perf_counter() - t1
     return best
 
 
@@ -319,7 +328,8 @@ def verify(model: nn.Module, x: Tensor, y: Tensor, eps: float,
             out.append(VerificationResult(i, "falsified", "clean", -math.inf, time.perf_counter() - t0,
                                           xb.flatten().tolist()))
             continue
-        adv = pgd_attack(model, xb, yb, eps, steps=pgd_steps, seed=seed + i)
+        # (deadline-checked: --pgd-steps 20000 --timeout 2 took 13.9 s; red team s6)
+        adv = pgd_attack(model, xb, yb, eps, steps=pgd_steps, seed=seed + i, deadline=t0 + timeout)
         with torch.no_grad():
             if bool(model(adv).argmax(1) != yb):
                 out.append(VerificationResult(i, "falsified", "PGD", -math.inf, time.perf_counter() - t0,
@@ -332,7 +342,7 @@ def verify(model: nn.Module, x: Tensor, y: Tensor, eps: float,
                 break
             with torch.no_grad():
                 lo, _ = bm.compute_bounds(xb, eps, method=m, y=yb, x_L=torch.zeros_like(xb),
-                                          x_U=torch.ones_like(xb), bound_upper=False)
+                                          x_U=torch.ones_like(xb), bound_upper=False, deadline=t0 + timeout)
             mn = float(lo.min())
             best = max(best, mn)
             used = m
