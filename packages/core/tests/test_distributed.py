@@ -37,6 +37,13 @@ def test_serial_process_and_shards_agree_bit_for_bit(tmp_path: Path) -> None:
     assert _strip(ResultLog(tmp_path / "merged.jsonl").rows()) == serial
 
 
+@pytest.mark.parametrize("workers", [0, -2, 1.5, True])
+def test_workers_must_be_a_positive_integer(workers: object) -> None:
+    # 0 was read as "the CPU count" (red team s6)
+    with pytest.raises(ValueError, match="workers"):
+        run(FACTORY, range(2), backend="serial", workers=workers)  # type: ignore[arg-type]
+
+
 def test_ray_agrees() -> None:
     pytest.importorskip("ray", reason="Ray not installed (pip install 'certkit[ray]')")
     serial = _strip(run(FACTORY, range(6), backend="serial"))

@@ -19,6 +19,7 @@ variable (``serial`` by default). Ray is imported lazily (``pip install certkit[
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -189,9 +190,9 @@ def run(factory: TaskFactory, indices: Iterable[int], *, backend: str | None = N
     todo = shard_indices(indices, shard)
     if log is not None:
         todo = log.todo(todo)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
+        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")  # (0 read as 'default' before)
     n_workers = workers or os.cpu_count() or 1
-    if n_workers < 1:
-        raise ValueError(f"workers: expected >= 1, got {workers}")
     if name == "serial" or not todo:
         stream: Iterator[dict[str, Any]] = _serial(factory, todo)
     elif name == "process":
