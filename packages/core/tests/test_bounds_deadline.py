@@ -220,8 +220,8 @@ def test_cli_and_category_run_end_within_the_timeout(slow_crown: float, mlp_file
     res_cli = json.loads(out[out.index("{"):])
     assert code == 0 and res_cli["status"] == "timeout", res_cli
     # the decision within T + 1 s (loading the model is not counted, as in VNN-COMP); the whole
-    # command, with its start-up and loading, within T + 2 s
-    assert res_cli["time_s"] < T + 1.0 and dt < T + 2.0, (res_cli, dt)
+    # command, with its start-up and loading, within T + 4 s (T + 2 failed once at load 7.7: 4.6 s)
+    assert res_cli["time_s"] < T + 1.0 and dt < T + 4.0, (res_cli, dt)
     cat = tmp_path / "slow"
     cat.mkdir()
     (cat / "slow_instances.csv").write_text(f"{net},{prop},{2 * T}\n")
