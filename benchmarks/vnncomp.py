@@ -8,8 +8,13 @@ published tables are ``results_2021/a-b-CROWN.csv`` and ``nnenum.csv`` under
 ``../shared/data/vnncomp2021`` (outside the project); a category folder that is absent is
 skipped. Report ``uptime``'s load average with the numbers: the development machine is shared.
 
+With ``--refine milp`` (or ``lp``) the root's intermediate bounds of ReLU MLPs are refined
+before ReLU splitting (``certkit bounds vnncomp --refine``; the MILP's bounds trust HiGHS, as
+α,β-CROWN's 2021 ``bab-refine`` trusted Gurobi; the LP's are rigorous); the JSON line records it.
+
 Usage: python benchmarks/vnncomp.py [--categories mnistfc,eran,verivital] [--sample 10]
        [--seed 0] [--timeout-scale 0.5] [--out-dir /tmp/vnncomp] [--workers 1]
+       [--refine none|lp|milp]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from certkit.core.bounds.vnncomp import (
     result_key,
     run_category,
 )
+from certkit.core.bounds.vnnlib_verify import refine_kw
 
 ROOT = Path(__file__).resolve().parents[1]
 VNN = ROOT.parent / "shared" / "data" / "vnncomp2021"
@@ -45,7 +51,7 @@ def _load() -> str:
 
 
 def run(categories: list[str], sample: int | None, seed: int, scale: float, out_dir: Path,
-        workers: int) -> list[dict[str, Any]]:
+        workers: int, refine: str = "none") -> list[dict[str, Any]]:
     published = {k: read_published(VNN / "results_2021" / f) for k, f in TOOLS.items()
                  if (VNN / "results_2021" / f).is_file()}
     rows = []
@@ -64,8 +70,10 @@ def run(categories: list[str], sample: int | None, seed: int, scale: float, out_
             chosen = sorted(random.Random(seed).sample(chosen, min(sample, len(chosen))))
         load0 = _load()
         done = run_category(d, out=out_dir / f"{cat}.csv", timeout_scale=scale, rows=chosen, new=True,
-                            backend="process" if workers > 1 else None, workers=workers, seed=seed)
-        rec: dict[str, Any] = {"category": cat, "instances": len(done), "load_start": load0, "load_end": _load()}
+                            backend="process" if workers > 1 else None, workers=workers, seed=seed,
+                            **refine_kw(refine))
+        rec: dict[str, Any] = {"category": cat, "instances": len(done), "refine": refine, "load_start": load0,
+                               "load_end": _load()}
         for tool, pub in published.items():
             c = compare(done, pub)
             rec["ours_solved"] = c["solved"]
@@ -97,9 +105,11 @@ def main() -> None:
     ap.add_argument("--timeout-scale", type=float, default=0.5)
     ap.add_argument("--out-dir", type=Path, default=Path("/tmp/vnncomp"))
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--refine", choices=["none", "lp", "milp"], default="none",
+                    help="refine the root's intermediate bounds of ReLU MLPs before splitting")
     a = ap.parse_args()
     a.out_dir.mkdir(parents=True, exist_ok=True)
-    run([c for c in a.categories.split(",") if c], a.sample or None, a.seed, a.timeout_scale, a.out_dir, a.workers)
+    run([c for c in a.categories.split(",") if c], a.sample or None, a.seed, a.timeout_scale, a.out_dir, a.workers, a.refine)
 
 
 if __name__ == "__main__":
