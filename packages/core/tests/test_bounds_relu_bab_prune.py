@@ -127,6 +127,26 @@ def test_relu_split_searches_the_pruned_net_with_the_same_verdicts(monkeypatch: 
     assert statuses == {"sat", "unsat"} and widths and all(w == 0 for w in widths)
 
 
+def test_the_float32_search_keeps_the_neurons_the_float64_root_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A neuron whose float64 root upper bound is in (0, 1e-45] (here constant 1e-50) is 0 in
+    float32: the float32 search net must still keep it, as the float64 one that confirms its
+    domains does (the old code dropped it there only: split vectors of two lengths)."""
+    monkeypatch.setattr(relu_bab, "_attack", lambda *a: None)
+    net, lo, hi, C = _cases()[0]
+    with torch.no_grad():
+        net[0].weight[0].zero_()
+        net[0].bias[0] = 1e-50
+    x = lo + torch.rand(4000, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (hi - lo)
+    with torch.no_grad():
+        m = float((net(x) @ C[:, 0].T).min())
+    kw = {"deadline": time.perf_counter() + 30, "pgd_steps": 0, "attack_domains": 1, "batch": 8}
+    for d0 in (m - 0.15, m + 0.01):
+        d = torch.full((2, 1), d0, dtype=torch.float64)
+        a = relu_bab.relu_split(net, (8,), lo, hi, C, d, **kw)
+        b = relu_bab.relu_split(net, (8,), lo, hi, C, d, prune_dead=False, **kw)
+        assert a.status == b.status and a.status in ("sat", "unsat"), (a.status, b.status)
+
+
 def test_one_box_for_every_domain_is_concretised_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The domains of a batch share one input box (an expanded view): its centre / radius
     are computed once per pass, not per domain, with the same bounds as per-domain boxes."""

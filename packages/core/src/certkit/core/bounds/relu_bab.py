@@ -230,7 +230,7 @@ def _sliced_linear(op: ops.Linear, rows: Tensor | None, cols: Tensor | None) -> 
     return new
 
 
-def _without_dead(P: _Problem) -> _Problem:
+def _without_dead(P: _Problem, live_from: _Problem | None = None) -> _Problem:
     """``P`` without the neurons that are dead on the whole box (root upper bound ``u <= 0``)
     in the layers ``Linear -> ReLU -> Linear`` of a flat shape: their ReLU output is 0 on
     every point of the box, so dropping the Linear's row and the next Linears' columns
@@ -239,7 +239,10 @@ def _without_dead(P: _Problem) -> _Problem:
     fewer neurons. Deep MLPs have most of them (mnistfc 256x4 prop_0_0.03: 833 of 1024;
     eran 9x200 idx 6998: 934 of 1610), and the first layer's 784-wide product is half of
     each pass. Returns ``P`` itself when nothing can be dropped; otherwise a problem whose
-    neurons are the kept ones (``index``: their full positions, :meth:`_Problem.expand`)."""
+    neurons are the kept ones (``index``: their full positions, :meth:`_Problem.expand`).
+    ``live_from``: the problem whose root bounds say which neurons are dead (default ``P``;
+    the search's float32 copy takes the float64 model's, so both keep the same neurons: a
+    float64 upper bound in (0, 1e-45] is 0 in float32)."""
     g = P.g
     cons = g.consumers()
     keep: dict[int, Tensor] = {}  # pre node -> kept neuron indices
@@ -248,7 +251,7 @@ def _without_dead(P: _Problem) -> _Problem:
         if not (isinstance(g.nodes[p], ops.Linear) and cons[p] == [r] and len(g.shapes[p]) == 1 and r != g.output
                 and cons[r] and all(isinstance(g.nodes[c], ops.Linear) for c in cons[r])):
             continue
-        live = torch.nonzero(P.root[p][1].reshape(-1) > 0).flatten()
+        live = torch.nonzero((live_from or P).root[p][1].reshape(-1) > 0).flatten()
         if live.numel() == g.shapes[p][0]:
             continue
         keep[p] = live if live.numel() else torch.zeros(1, dtype=torch.long)  # (no empty layer)
@@ -809,7 +812,7 @@ def relu_split(model: nn.Module, input_shape: tuple[int, ...], lo: Tensor, hi: T
         if not prune_dead:
             return P, PB0
         PR = _without_dead(P)
-        return PR, PR if PB0 is P else _without_dead(PB0)
+        return PR, PR if PB0 is P else _without_dead(PB0, live_from=P)
 
     PR, PB = search_problems()
     stats["search_neurons"] = PR.total
